@@ -16,7 +16,15 @@ __all__ = ["ConfigError", "AccelConfig", "parse_pe"]
 
 
 class ConfigError(ValueError):
-    """A configuration value is out of range or malformed. The message is one line."""
+    """A configuration value is out of range or malformed. The message is one line.
+
+    ``field`` names the parameter at fault (None when it is not one field), so that a command
+    line can name its own flag instead.
+    """
+
+    def __init__(self, message, field=None):
+        super().__init__(message)
+        self.field = field
 
 
 # Limits that keep elaboration and simulation within reason. Larger arrays are refused, not
@@ -32,9 +40,9 @@ _TOP_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 def _check_int(name, value, lo, hi):
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{name} must be an integer, not {value!r}")
+        raise ConfigError(f"{name} must be an integer, not {value!r}", name)
     if not lo <= value <= hi:
-        raise ConfigError(f"{name} must be between {lo} and {hi}, not {value}")
+        raise ConfigError(f"{name} must be between {lo} and {hi}, not {value}", name)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,7 +98,8 @@ class AccelConfig:
         _check_int("topk_lanes", self.topk_lanes, 1, MAX_TOPK_LANES)
         _check_int("max_tensor_len", self.max_tensor_len, 1, MAX_TENSOR_LEN_LIMIT)
         if not isinstance(self.top_name, str) or not _TOP_NAME_RE.match(self.top_name):
-            raise ConfigError(f"top_name must be a Verilog identifier, not {self.top_name!r}")
+            raise ConfigError(f"top_name must be a Verilog identifier, not {self.top_name!r}",
+                              "top_name")
 
     @property
     def acc_width(self):

@@ -1,0 +1,38 @@
+"""The hardware blocks the generator emits, each built from the one configuration object.
+
+Until the accelerator top exists (the top issue), the generator emits every block that exists
+on its own; the list grows as blocks are added.
+"""
+
+import dataclasses
+
+from hw.skid_buffer import SkidBuffer
+
+__all__ = ["Block", "available_blocks", "port_table"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Block:
+    name: str
+    description: str
+    build: object  # callable(config) -> wiring.Component
+
+
+def available_blocks():
+    return [
+        Block("skid_buffer",
+              "stream register slice for one operand stream (payload: one operand)",
+              lambda config: SkidBuffer(config.width)),
+    ]
+
+
+def port_table(component):
+    """``[(verilog_name, direction, width)]`` of a component's ports, clock and reset first."""
+    from amaranth.hdl import Value
+    from amaranth.lib.wiring import Flow
+
+    ports = [("clk", "input", 1), ("rst", "input", 1)]
+    for path, member, value in component.signature.flatten(component):
+        direction = "input" if member.flow == Flow.In else "output"
+        ports.append(("__".join(str(p) for p in path), direction, len(Value.cast(value))))
+    return ports

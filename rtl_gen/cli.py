@@ -1,0 +1,113 @@
+"""``python -m rtl_gen``: emit the accelerator's Verilog for one configuration."""
+
+import argparse
+import os
+import sys
+import time
+
+from golden.config import AccelConfig, ConfigError, parse_pe
+
+from .generate import MANIFEST_NAME, generate
+
+__all__ = ["main", "build_parser", "config_from_args"]
+
+DEFAULTS = AccelConfig()
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr and exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message}\n")
+
+
+def build_parser():
+    p = _OneLineParser(
+        prog="python -m rtl_gen",
+        description="Generate the Verilog of a SWAT training accelerator from one configuration.",
+)
+    p.add_argument("--pe", default=DEFAULTS.pe, metavar="RxC",
+                   help="PE array size, rows x columns (default: %(default)s)")
+    p.add_argument("--width", type=int, default=DEFAULTS.width,
+                   help="operand width in bits (signed), 2 to 16 (default: %(default)s)")
+    p.add_argument("--tile-depth", type=int, default=DEFAULTS.tile_depth,
+                   help="longest reduction one tile accumulates; sets the accumulator width (default: %(default)s)")
+    p.add_argument("--topk-lanes", type=int, default=DEFAULTS.topk_lanes,
+                   help="elements per cycle of the top-K selector (default: %(default)s)")
+    p.add_argument("--max-tensor-len", type=int, default=DEFAULTS.max_tensor_len,
+                   help="longest tensor (elements) the top-K selector handles (default: %(default)s)")
+    p.add_argument("--top-name", default=DEFAULTS.top_name,
+                   help="name of the top-level Verilog module (prefix of every module) (default: %(default)s)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="output folder (default: rtl_out/<top-name>_<R>x<C>_w<width>)")
+    return p
+
+
+
+def config_from_args(args):
+    """The :class:`AccelConfig` the parsed arguments describe (raises :class:`ConfigError`)."""
+    rows, cols = parse_pe(args.pe)
+    return AccelConfig(pe_rows=rows, pe_cols=cols, width=args.width, tile_depth=args.tile_depth,
+                       topk_lanes=args.topk_lanes, max_tensor_len=args.max_tensor_len,
+                       top_name=args.top_name)
+
+
+def _summary(config, manifest, out, seconds):
+    lines = [
+        f"swat-accel rtl_gen: {config.pe} PE array, {config.width}-bit operands",
+        f"  tile depth {config.tile_depth} -> accumulator {config.acc_width} bits; "
+        f"top-K lanes {config.topk_lanes}",
+        f"  output folder: {out}",
+    ]
+    if not manifest["top_available"]:
+        lines.append("  note: the accelerator top does not exist yet; emitting the blocks "
+                     "that do:")
+    for block in manifest["blocks"]:
+        lines.append(f"    {block['file']}: {block['description']} "
+                     f"({len(block['ports'])} ports)")
+    lines.append(f"  {MANIFEST_NAME}: parameters, derived widths and ports")
+    lines.append(f"  done in {seconds:.1f} s")
+    return "\n".join(lines)
+
+
+def _flag_message(error):
+    """A :class:`ConfigError` message that names the command-line flag, not the field."""
+    message = str(error)
+    if error.field and message.startswith(error.field):
+        message = "--" + error.field.replace("_", "-") + message[len(error.field):]
+    return message
+
+
+def _join_negative_values(argv):
+    # argparse takes "--pe -2x2" for two options; join it so the value gets a proper message.
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i].startswith("--") and "=" not in argv[i] and i + 1 < len(argv) \
+                and argv[i + 1].startswith("-") and argv[i + 1][1:2].isdigit():
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(_join_negative_values(sys.argv[1:] if argv is None else argv))
+    try:
+        config = config_from_args(args)
+    except ConfigError as e:
+        parser.error(_flag_message(e))
+    out = args.out or os.path.join("rtl_out", f"{config.top_name}_{config.pe}_w{config.width}")
+    start = time.perf_counter()
+    try:
+        manifest = generate(config, out)
+    except OSError as e:
+        parser.exit(1, f"error: cannot write to {out}: {e.strerror}\n")
+    print(_summary(config, manifest, out, time.perf_counter() - start))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+import pytest
+
+from golden.config import AccelConfig, ConfigError, parse_pe
+
+
+def test_defaults_and_derived():
+    c = AccelConfig()
+    assert (c.pe_rows, c.pe_cols, c.width, c.tile_depth) == (16, 16, 8, 256)
+    assert c.acc_width == 24 and c.product_width == 16 and c.magnitude_width == 8
+    assert c.pe == "16x16"
+
+
+def test_json_round_trip():
+    c = AccelConfig(pe_rows=3, pe_cols=5, width=16, tile_depth=100, top_name="acc")
+    assert AccelConfig.from_json(c.to_json()) == c
+    with pytest.raises(ConfigError, match="unknown configuration keys: bogus"):
+        AccelConfig.from_dict({"bogus": 1})
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("width", 0, "width must be between 2 and 16, not 0"),
+    ("width", 99, "width must be between 2 and 16, not 99"),
+    ("width", 8.0, "width must be an integer, not 8.0"),
+    ("pe_rows", 0, "pe_rows must be between 1 and 64, not 0"),
+    ("tile_depth", True, "tile_depth must be an integer, not True"),
+    ("top_name", "a-b", "top_name must be a Verilog identifier, not 'a-b'"),
+])
+def test_validation_messages(field, value, message):
+    with pytest.raises(ConfigError) as info:
+        AccelConfig(**{field: value})
+    assert str(info.value) == message
+    assert info.value.field == field
+
+
+@pytest.mark.parametrize("text, expected", [("16x16", (16, 16)), ("3X5", (3, 5)), ("1x64", (1, 64))])
+def test_parse_pe(text, expected):
+    assert parse_pe(text) == expected
+
+
+@pytest.mark.parametrize("text", ["0x4", "16", "axb", "-2x2", "4x65", "4x4x4", ""])
+def test_parse_pe_rejects(text):
+    with pytest.raises(ConfigError, match="^--pe "):
+        parse_pe(text)
