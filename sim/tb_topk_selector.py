@@ -1,0 +1,154 @@
+"""cocotb testbench of :class:`hw.topk_selector.TopKSelector` against ``golden/``.
+
+Parameters (``SWAT_TB_PARAMS``): ``selector`` (the constructor's arguments), ``random_cases``
+(how many random tensors), ``large_n`` (length of the long tensor; 0 skips it).
+"""
+
+import cocotb
+import numpy as np
+from cocotb.triggers import RisingEdge
+
+from golden import topk
+
+from .tb_util import start_clock_and_reset, tb_params, tb_rng
+from .topk_driver import TopKSelectorDriver, golden_apply, golden_threshold
+
+
+def _check_applied(got, want, label):
+    assert got.error == 0, f"{label}: error flag set"
+    assert got.n == want.n, f"{label}: n {got.n} != {want.n}"
+    assert got.kept == want.kept, f"{label}: kept {got.kept} != {want.kept}"
+    assert got.bitmap == want.bitmap, f"{label}: bitmap differs"
+    assert got.indices == want.indices, f"{label}: indices differ"
+    assert got.values == want.values, f"{label}: packed values differ"
+    assert len(got.values) == got.kept, f"{label}: emitted {len(got.values)}, reported {got.kept}"
+
+
+async def _select_and_apply(drv, x, k, label):
+    result = await drv.threshold(x, k)
+    want_thr = golden_threshold(x, k)
+    assert result["error"] == 0, f"{label}: error flag on a valid k"
+    assert (result["threshold"], result["keep_none"]) == want_thr, \
+        f"{label}: threshold {result['threshold']}/{result['keep_none']} != {want_thr} (k={k})"
+    assert result["n"] == x.size, f"{label}: n {result['n']} != {x.size}"
+    got = await drv.apply(x)
+    _check_applied(got, golden_apply(x, want_thr[0], want_thr[1], drv.width), label)
+
+
+def _edge_tensors(width, lanes, rng):
+    lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
+    lengths = sorted({1, max(1, lanes - 1), lanes, lanes + 1, 2 * lanes + 1, 37})
+    for n in lengths:
+        yield f"random n={n}", rng.integers(lo, hi + 1, size=n)
+        yield f"zeros n={n}", np.zeros(n, dtype=np.int64)
+        yield f"all equal n={n}", np.full(n, rng.integers(lo, hi + 1))
+        yield f"ties n={n}", rng.integers(-2, 3, size=n)
+        yield f"extremes n={n}", rng.choice([lo, hi, 0, lo + 1, -hi], size=n)
+        yield f"most negative first n={n}", np.concatenate([[lo], rng.integers(lo, hi, n - 1)])
+
+
+@cocotb.test()
+async def edge_tensors_all_k(dut):
+    """Every edge tensor with k = 0, 1, a middle k and k = n: threshold, then apply."""
+    params = tb_params()
+    rng = tb_rng("edge")
+    await start_clock_and_reset(dut)
+    drv = TopKSelectorDriver(dut, params["selector"], rng)
+    np_rng = np.random.default_rng(rng.getrandbits(32))
+    for label, x in _edge_tensors(drv.width, drv.lanes, np_rng):
+        n = x.size
+        for k in sorted({0, 1, (n + 1) // 2, n}):
+            await _select_and_apply(drv, x, k, f"{label} k={k}")
+
+
+@cocotb.test()
+async def random_tensors_random_density(dut):
+    params = tb_params()
+    rng = tb_rng("random")
+    await start_clock_and_reset(dut)
+    drv = TopKSelectorDriver(dut, params["selector"], rng)
+    np_rng = np.random.default_rng(rng.getrandbits(32))
+    lo, hi = -(1 << (drv.width - 1)), (1 << (drv.width - 1)) - 1
+    for case in range(params["random_cases"]):
+        n = int(np_rng.integers(1, 400))
+        spread = int(np_rng.choice([4, 64, hi + 1]))
+        x = np.clip(np_rng.integers(-spread, spread + 1, size=n), lo, hi)
+        density = float(np_rng.choice([0.05, 0.1, 0.2, 0.5, 0.8, np_rng.random()]))
+        await _select_and_apply(drv, x, topk.topk_k(n, density), f"case {case} n={n} d={density}")
+
+
+@cocotb.test()
+async def stored_and_given_thresholds(dut):
+    """SWAT's top-K period: a stored threshold cuts later tensors; a given one works too."""
+    params = tb_params()
+    rng = tb_rng("period")
+    await start_clock_and_reset(dut)
+    drv = TopKSelectorDriver(dut, params["selector"], rng)
+    np_rng = np.random.default_rng(rng.getrandbits(32))
+    lo, hi = -(1 << (drv.width - 1)), (1 << (drv.width - 1)) - 1
+    first = np_rng.integers(lo, hi + 1, size=101)
+    result = await drv.threshold(first, topk.topk_k(101, 0.2))
+    stored = (result["threshold"], result["keep_none"])
+    for i in range(3):
+        later = np_rng.integers(lo, hi + 1, size=int(np_rng.integers(1, 150)))
+        got = await drv.apply(later)
+        _check_applied(got, golden_apply(later, *stored, drv.width), f"reuse {i}")
+    for threshold, keep_none in [(0, 0), (0, 1), (hi + 1, 0), (hi, 0), (1, 0)]:
+        x = np_rng.integers(lo, hi + 1, size=50)
+        got = await drv.apply(x, threshold=threshold, keep_none=keep_none)
+        _check_applied(got, golden_apply(x, threshold, keep_none, drv.width),
+                       f"given {threshold}/{keep_none}")
+    # The stored threshold survived the given ones.
+    x = np_rng.integers(lo, hi + 1, size=77)
+    _check_applied(await drv.apply(x), golden_apply(x, *stored, drv.width), "stored again")
+
+
+@cocotb.test()
+async def errors_are_flagged(dut):
+    params = tb_params()
+    rng = tb_rng("errors")
+    await start_clock_and_reset(dut)
+    drv = TopKSelectorDriver(dut, params["selector"], rng)
+    x = np.arange(10)
+    got = await drv.apply(x)  # nothing stored since reset
+    assert got.error == 1, "use_stored before any THRESHOLD is not flagged"
+    result = await drv.threshold(x, 11)
+    assert result["error"] == 1, "k > n is not flagged"
+    result = await drv.threshold(x, 10)
+    assert result["error"] == 0 and result["threshold"] == 0
+
+
+@cocotb.test()
+async def long_tensor_full_rate(dut):
+    """A long tensor with no stalls: each pass runs at ``lanes`` elements per cycle."""
+    params = tb_params()
+    n = params["large_n"]
+    if not n:
+        return
+    rng = tb_rng("large")
+    await start_clock_and_reset(dut)
+    drv = TopKSelectorDriver(dut, params["selector"], rng, stall=0.0)
+    drv.short = 0.0
+    np_rng = np.random.default_rng(rng.getrandbits(32))
+    lo, hi = -(1 << (drv.width - 1)), (1 << (drv.width - 1)) - 1
+    x = np.clip(np.rint(np_rng.standard_normal(n) * hi / 4), lo, hi).astype(np.int64)
+    k = topk.topk_k(n, 0.1)
+
+    cycles = 0
+
+    async def count_cycles():
+        nonlocal cycles
+        while True:
+            await RisingEdge(dut.clk)
+            cycles += 1
+
+    counter = cocotb.start_soon(count_cycles())
+    start = cycles
+    await _select_and_apply(drv, x, k, f"long n={n}")
+    counter.cancel()
+    beats = -(-n // drv.lanes)
+    ideal = beats * (drv.model.passes + 1)
+    overhead = (cycles - start) - ideal
+    dut._log.info(f"long tensor: n={n}, {cycles - start} cycles, ideal {ideal}")
+    # Fixed costs only: per pass a histogram scan, plus a few cycles per command.
+    assert overhead <= drv.model.passes * ((1 << 8) + 16) + 64, f"overhead {overhead} cycles"

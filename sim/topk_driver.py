@@ -1,0 +1,140 @@
+"""A cocotb driver for :class:`hw.topk_selector.TopKSelector`, and the golden view of its output.
+
+:class:`TopKSelectorDriver` sends commands and tensors through the selector's four streams (with
+random stalls on every port) and returns decoded results; :func:`golden_apply` and
+:func:`golden_threshold` say what ``golden/`` expects, in the same form.
+"""
+
+import dataclasses
+import math
+
+import numpy as np
+
+from golden import encodings, topk
+from hw.topk_selector import TopKOp, TopKSelector
+
+from .payload import pack, unpack
+from .streams import StreamSink, StreamSource
+
+__all__ = ["TopKSelectorDriver", "Applied", "tensor_beats", "golden_threshold", "golden_apply"]
+
+
+@dataclasses.dataclass
+class Applied:
+    """A compressed tensor: its bitmap, packed entries, and what the result reported."""
+    bitmap: list
+    indices: list
+    values: list
+    n: int
+    kept: int
+    error: int = 0
+    threshold: object = None
+    beats: int = 0
+
+
+def tensor_beats(values, lanes, rng, *, short=0.0):
+    """Split a flat tensor into ``(lane values, count, last)`` beats.
+
+    With probability ``short`` a beat carries fewer than ``lanes`` elements (possibly none), as a
+    producer that sometimes has less to send would. Unused lanes hold random values, which the
+    design must ignore.
+    """
+    values = [int(v) for v in np.asarray(values).reshape(-1)]
+    beats, pos = [], 0
+    while True:
+        remaining = len(values) - pos
+        count = min(lanes, remaining)
+        if remaining > lanes and rng.random() < short:
+            count = rng.randrange(0, lanes)
+        last = pos + count == len(values)
+        beats.append((values[pos:pos + count], count, last))
+        pos += count
+        if last:
+            return beats
+
+
+def golden_threshold(x, k):
+    """``(threshold, keep_none)`` as the selector reports golden's k-th largest magnitude."""
+    thr = topk.kth_largest_magnitude(x, k)
+    return (0, 1) if thr == math.inf else (int(thr), 0)
+
+
+def golden_apply(x, threshold, keep_none, width):
+    """The :class:`Applied` that golden's encodings give for ``x`` cut at ``threshold``."""
+    x = np.asarray(x).reshape(-1)
+    mask = np.zeros(x.shape, bool) if keep_none else topk.apply_threshold(x, threshold)
+    bm = encodings.encode_bitmap(x, mask, width)
+    iv = encodings.encode_index_value(x, mask, width)
+    assert np.array_equal(bm.values, iv.values)
+    return Applied(bitmap=bm.bitmap.astype(int).tolist(), indices=iv.indices.tolist(),
+                   values=iv.values.tolist(), n=int(x.size), kept=int(mask.sum()))
+
+
+class TopKSelectorDriver:
+    """Drive a ``TopKSelector`` DUT built from ``params`` (its constructor's arguments)."""
+
+    def __init__(self, dut, params, rng, *, stall=0.3):
+        self.model = TopKSelector(**params)
+        self.lanes = self.model.lanes
+        self.width = self.model.width
+        self.rng = rng
+        self.cmd = StreamSource(dut, "cmd", dut.clk, rng=rng, stall=stall)
+        self.data = StreamSource(dut, "data", dut.clk, rng=rng, stall=stall)
+        self.out = StreamSink(dut, "out", dut.clk, rng=rng, stall=stall)
+        self.result = StreamSink(dut, "result", dut.clk, rng=rng, stall=stall)
+        self.short = 0.1
+
+    def _send_tensor(self, x):
+        payloads = []
+        for lane_values, count, last in tensor_beats(x, self.lanes, self.rng, short=self.short):
+            lo, hi = -(1 << (self.width - 1)), (1 << (self.width - 1)) - 1
+            padded = lane_values + [self.rng.randint(lo, hi) for _ in range(self.lanes - count)]
+            payloads.append(pack(self.model.data_layout,
+                                 {"values": padded, "count": count, "last": int(last)}))
+        self.data.send(payloads)
+        return len(payloads)
+
+    def _timeout(self, beats):
+        return 50 * beats + 20 * (1 << 8) * self.model.passes + 1000
+
+    async def _result(self, beats):
+        await self.result.wait_for(len(self.result.received) + 1,
+                                   timeout_cycles=self._timeout(beats))
+        self.out.check()
+        self.result.check()
+        return unpack(self.model.result_layout, self.result.received[-1])
+
+    def _command(self, op, **fields):
+        payload = {"op": op.value, "k": 0, "threshold": 0, "keep_none": 0, "use_stored": 0}
+        payload.update(fields)
+        self.cmd.send([pack(self.model.cmd_layout, payload)])
+
+    async def threshold(self, x, k):
+        """Run ``THRESHOLD`` on ``x``; return the result as a dict."""
+        self._command(TopKOp.THRESHOLD, k=k)
+        beats = sum(self._send_tensor(x) for _ in range(self.model.passes))
+        return await self._result(beats)
+
+    async def apply(self, x, threshold=None, keep_none=0):
+        """Run ``APPLY`` on ``x`` with the stored threshold (``threshold=None``) or a given one."""
+        if threshold is None:
+            self._command(TopKOp.APPLY, use_stored=1)
+        else:
+            self._command(TopKOp.APPLY, threshold=threshold, keep_none=keep_none)
+        first = len(self.out.received)
+        beats = self._send_tensor(x)
+        result = await self._result(beats)
+        applied = Applied(bitmap=[], indices=[], values=[], n=result["n"], kept=result["kept"],
+                          error=result["error"], threshold=(result["threshold"],
+                                                            result["keep_none"]))
+        received = [unpack(self.model.out_layout, p) for p in self.out.received[first:]]
+        applied.beats = len(received)
+        for i, beat in enumerate(received):
+            assert beat["last"] == (i == len(received) - 1), f"last on beat {i} of {len(received)}"
+            applied.bitmap += [(beat["bitmap"] >> lane) & 1 for lane in range(beat["bitmap_count"])]
+            for entry in beat["entries"][:beat["count"]]:
+                applied.indices.append(entry["index"])
+                applied.values.append(entry["value"])
+            if i < len(received) - 1:
+                assert beat["count"] in (0, self.lanes), "a word before the last is not full"
+        return applied

@@ -1,0 +1,35 @@
+import pytest
+
+from hw.topk_selector import TopKSelector
+
+
+def test_passes_follow_width():
+    assert TopKSelector(width=8, lanes=1, max_len=100).passes == 1
+    assert TopKSelector(width=16, lanes=4, max_len=1 << 24).passes == 2
+    assert TopKSelector(width=12, lanes=2, max_len=100).passes == 2
+
+
+def test_from_config():
+    from golden.config import AccelConfig
+
+    sel = TopKSelector.from_config(AccelConfig(width=16, topk_lanes=2, max_tensor_len=1000))
+    assert (sel.width, sel.lanes, sel.max_len) == (16, 2, 1000)
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"width": 1, "lanes": 1, "max_len": 8}, ValueError, "width must be at least 2, not 1"),
+    ({"width": 8, "lanes": 0, "max_len": 8}, ValueError, "lanes must be at least 1, not 0"),
+    ({"width": 8, "lanes": 1, "max_len": "x"}, TypeError, "max_len must be an integer, not 'x'"),
+])
+def test_parameters_are_validated(kwargs, error, message):
+    with pytest.raises(error) as info:
+        TopKSelector(**kwargs)
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize("width, lanes", [(8, 1), (8, 4), (16, 1), (16, 4)])
+def test_cocotb_against_golden(run_cocotb, width, lanes):
+    params = {"width": width, "lanes": lanes, "max_len": 1 << 20}
+    run_cocotb(TopKSelector(**params), toplevel="topk_selector",
+               test_module="sim.tb_topk_selector",
+               params={"selector": params, "random_cases": 12, "large_n": 0})
