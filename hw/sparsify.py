@@ -82,6 +82,7 @@ class Sparsify(wiring.Component):
         # Internal state, created here so formal harnesses can state invariants about it.
         self.leftover = Signal(range(lanes + 1))
         self.kept = Signal(len_width + 1)
+        self.running = Signal()  # between a command and the tensor's last output beat
         super().__init__({
             "cmd": In(stream.Signature(self.cmd_layout)),
             "data": In(stream.Signature(self.data_layout)),
@@ -168,7 +169,8 @@ class Sparsify(wiring.Component):
             for lane in range(lanes):
                 m.d.sync += Value.cast(out_payload.entries[lane]).eq(words[lane])
 
-        with m.FSM():
+        with m.FSM() as fsm:
+            m.d.comb += self.running.eq(fsm.ongoing("RUN"))
             with m.State("IDLE"):
                 m.d.comb += self.cmd.ready.eq(1)
                 with m.If(self.cmd.valid):

@@ -14,6 +14,7 @@ unchanged, until ``ready``.
 import hashlib
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -87,6 +88,16 @@ def assert_stream_rules(m, port, name="out"):
     _stream_rules(m, port, Assert, name)
 
 
+def _failed_messages(il, output):
+    """The messages of the assertions SymbiYosys reports as failed (``_witness_.check_N``)."""
+    messages = dict(re.findall(r'cell \$check \$(\d+)\n\s*parameter \\FORMAT "([^"]*)"', il))
+    failed = []
+    for number in dict.fromkeys(re.findall(r"Assert failed in \S+: _witness_\.check_(\d+)",
+                                           output)):
+        failed.append(messages.get(number) or f"check_{number}")
+    return failed
+
+
 def prove(spec, *, name, depth=16, mode="prove"):
     """Prove the properties of ``spec`` with SymbiYosys, or raise :class:`FormalFailed`.
 
@@ -138,6 +149,9 @@ def prove(spec, *, name, depth=16, mode="prove"):
     status_file = workdir / "run" / "status"
     status = status_file.read_text().strip() if status_file.exists() else "ERROR"
     if result.returncode != 0 or not status.startswith("PASS"):
-        log = "\n".join((result.stdout + result.stderr).splitlines()[-40:])
-        raise FormalFailed(f"{mode} of {name} ended {status!r} (work folder {workdir}):\n{log}")
+        output = result.stdout + result.stderr
+        failed = _failed_messages(il, output)
+        log = "\n".join(output.splitlines()[-40:])
+        raise FormalFailed(f"{mode} of {name} ended {status!r}; failed: {', '.join(failed) or '?'}"
+                           f" (work folder {workdir}):\n{log}")
     return pathlib.Path(workdir)
