@@ -1,21 +1,24 @@
 """The streaming top-K selector: exact per-tensor threshold, then sparsify-and-compress."""
 
-from amaranth.hdl import Module, Signal, unsigned
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .arith import magnitude
+from .mask_packer import MaskPacker
+from .nm_window import NMWindow
 from .radix_select import RadixSelect, _check_int
-from .sparsify import Sparsify
 
 __all__ = ["TopKOp", "TopKSelector"]
 
 
-class TopKOp(enum.Enum, shape=1):
+class TopKOp(enum.Enum, shape=2):
     #: Find the exact top-K threshold of the next tensor (streamed ``passes`` times) and store it.
     THRESHOLD = 0
     #: Sparsify the next tensor (streamed once) with the stored or a given threshold.
     APPLY = 1
+    #: Keep the N largest magnitudes of every M consecutive elements of the next tensor.
+    NM = 2
 
 
 class TopKSelector(wiring.Component):
@@ -31,6 +34,9 @@ class TopKSelector(wiring.Component):
       :class:`hw.sparsify.Sparsify`). The threshold is the stored one (``use_stored``, SWAT's
       top-K period reuses it between recomputations) or the command's ``threshold`` and
       ``keep_none``. The result carries the count kept.
+    * ``NM`` with ``nm_n`` and ``nm_m``: the tensor is streamed once, in full beats but the last;
+      ``out`` carries the elements that are among the ``nm_n`` largest magnitudes of their group
+      of ``nm_m`` (see :class:`hw.nm_window.NMWindow`), in the same form as ``APPLY``.
 
     ``k`` is given, not the density: the host computes ``k = ceil(density * n)`` exactly
     (``golden.topk.topk_k``), which a fixed-point density could not do for densities like 0.3.
@@ -43,33 +49,38 @@ class TopKSelector(wiring.Component):
         Elements per beat, at least 1.
     max_len : int
         Longest tensor in elements.
+    max_nm_m : int
+        Largest M of the N:M mode.
     radix_bits : int
         Magnitude bits ranked per threshold pass (the histogram has ``2**radix_bits`` bins).
 
     Attributes
     ----------
     cmd : In(stream.Signature(cmd_layout))
-        ``op`` (:class:`TopKOp`), ``k``, ``threshold``, ``keep_none``, ``use_stored``.
+        ``op`` (:class:`TopKOp`), ``k``, ``threshold``, ``keep_none``, ``use_stored``,
+        ``nm_n``, ``nm_m``.
     data : In(stream.Signature(data_layout))
         ``values`` (``lanes`` operands), ``count`` (valid lanes ``0..count-1``), ``last``.
     out : Out(stream.Signature(out_layout))
         The compressed tensor of an ``APPLY``.
     result : Out(stream.Signature(result_layout))
         ``op``, ``threshold``, ``keep_none``, ``n``, ``kept`` (``APPLY`` only), ``error``
-        (``k > n``, a tensor over ``max_len``, passes of different lengths, or ``use_stored``
-        before any ``THRESHOLD``).
+        (``k > n``, a tensor over ``max_len``, passes of different lengths, ``use_stored``
+        before any ``THRESHOLD``, or in N:M mode a short beat before the last or ``nm_m == 0``).
     passes : int
         Times a tensor is streamed for ``THRESHOLD``.
     """
 
-    def __init__(self, *, width, lanes, max_len, radix_bits=8):
+    def __init__(self, *, width, lanes, max_len, max_nm_m=8, radix_bits=8):
         _check_int("width", width, 2)
         self.width = width
         self.lanes = lanes
         self.max_len = max_len
+        self.max_nm_m = max_nm_m
         self._radix = RadixSelect(key_width=width, lanes=lanes, max_len=max_len,
                                   radix_bits=radix_bits)
-        self._sparsify = Sparsify(width=width, lanes=lanes, max_len=max_len)
+        self._packer = MaskPacker(width=width, lanes=lanes, max_len=max_len)
+        self._nm = NMWindow(width=width, lanes=lanes, max_m=max_nm_m)
         self.passes = self._radix.passes
         len_width = max_len.bit_length()
         self.cmd_layout = data.StructLayout({
@@ -78,9 +89,15 @@ class TopKSelector(wiring.Component):
             "threshold": unsigned(width),
             "keep_none": 1,
             "use_stored": 1,
+            "nm_n": range(max_nm_m + 1),
+            "nm_m": range(max_nm_m + 1),
         })
-        self.data_layout = self._sparsify.data_layout
-        self.out_layout = self._sparsify.out_layout
+        self.data_layout = data.StructLayout({
+            "values": data.ArrayLayout(signed(width), lanes),
+            "count": range(lanes + 1),
+            "last": 1,
+        })
+        self.out_layout = self._packer.out_layout
         self.result_layout = data.StructLayout({
             "op": TopKOp,
             "threshold": unsigned(width),
@@ -99,41 +116,82 @@ class TopKSelector(wiring.Component):
     @classmethod
     def from_config(cls, config):
         """The selector of an :class:`golden.config.AccelConfig`."""
-        return cls(width=config.width, lanes=config.topk_lanes, max_len=config.max_tensor_len)
+        return cls(width=config.width, lanes=config.topk_lanes, max_len=config.max_tensor_len,
+                   max_nm_m=config.nm_max_m)
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.radix = radix = self._radix
-        m.submodules.sparsify = sparsify = self._sparsify
+        m.submodules.packer = packer = self._packer
+        m.submodules.nm = nm = self._nm
 
         stored_threshold = Signal(self.width)
         stored_keep_none = Signal()
         stored_valid = Signal()
         cmd = Signal(self.cmd_layout)
         result = Signal(self.result_layout)
+        threshold = Signal(self.width)  # of the APPLY under way
+        keep_none = Signal()
         m.d.comb += self.result.payload.eq(result)
 
-        # The tensor goes to the radix select as magnitudes, or to the sparsifier as is.
+        # The tensor goes to the radix select as magnitudes, to the packer with a keep mask from
+        # the threshold, or through the N:M window to the packer.
         beat = self.data.payload
+        keep = Signal(self.lanes)
         for lane in range(self.lanes):
-            m.d.comb += radix.keys.payload.keys[lane].eq(magnitude(beat.values[lane]))
+            mag = magnitude(beat.values[lane])
+            m.d.comb += [
+                radix.keys.payload.keys[lane].eq(mag),
+                keep[lane].eq(~keep_none & (mag >= threshold)),
+            ]
         m.d.comb += [
             radix.keys.payload.count.eq(beat.count),
             radix.keys.payload.last.eq(beat.last),
-            sparsify.data.payload.eq(beat),
             radix.cmd.payload.k.eq(cmd.k),
+            nm.i.payload.eq(beat),
+            nm.n.eq(cmd.nm_n),
+            nm.m.eq(cmd.nm_m),
         ]
-        wiring.connect(m, sparsify.out, wiring.flipped(self.out))
+        wiring.connect(m, packer.out, wiring.flipped(self.out))
+
+        def finish_from_packer(extra_error):
+            m.d.comb += packer.result.ready.eq(1)
+            with m.If(packer.result.valid):
+                m.d.sync += [
+                    result.n.eq(packer.result.payload.n),
+                    result.kept.eq(packer.result.payload.kept),
+                    result.error.eq(packer.result.payload.error | extra_error),
+                ]
+                m.next = "RESULT"
 
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += self.cmd.ready.eq(1)
                 with m.If(self.cmd.valid):
-                    m.d.sync += cmd.eq(self.cmd.payload)
-                    with m.If(self.cmd.payload.op == TopKOp.THRESHOLD):
+                    op = self.cmd.payload.op
+                    m.d.sync += [
+                        cmd.eq(self.cmd.payload),
+                        result.op.eq(op),
+                        result.threshold.eq(0),
+                        result.keep_none.eq(0),
+                        result.kept.eq(0),
+                    ]
+                    with m.If(op == TopKOp.THRESHOLD):
                         m.next = "THRESHOLD_CMD"
+                    with m.Elif(op == TopKOp.APPLY):
+                        chosen_threshold = Mux(self.cmd.payload.use_stored, stored_threshold,
+                                               self.cmd.payload.threshold)
+                        chosen_keep_none = Mux(self.cmd.payload.use_stored, stored_keep_none,
+                                               self.cmd.payload.keep_none)
+                        m.d.sync += [
+                            threshold.eq(chosen_threshold),
+                            keep_none.eq(chosen_keep_none),
+                            result.threshold.eq(chosen_threshold),
+                            result.keep_none.eq(chosen_keep_none),
+                        ]
+                        m.next = "APPLY_RUN"
                     with m.Else():
-                        m.next = "APPLY_CMD"
+                        m.next = "NM_RUN"
 
             with m.State("THRESHOLD_CMD"):
                 m.d.comb += radix.cmd.valid.eq(1)
@@ -149,11 +207,9 @@ class TopKSelector(wiring.Component):
                 with m.If(radix.result.valid):
                     found = radix.result.payload
                     m.d.sync += [
-                        result.op.eq(TopKOp.THRESHOLD),
                         result.threshold.eq(found.threshold),
                         result.keep_none.eq(found.keep_none),
                         result.n.eq(found.n),
-                        result.kept.eq(0),
                         result.error.eq(found.error),
                         stored_threshold.eq(found.threshold),
                         stored_keep_none.eq(found.keep_none),
@@ -161,41 +217,24 @@ class TopKSelector(wiring.Component):
                     ]
                     m.next = "RESULT"
 
-            with m.State("APPLY_CMD"):
-                threshold = Signal(self.width)
-                keep_none = Signal()
-                with m.If(cmd.use_stored):
-                    m.d.comb += [threshold.eq(stored_threshold),
-                                 keep_none.eq(stored_keep_none)]
-                with m.Else():
-                    m.d.comb += [threshold.eq(cmd.threshold), keep_none.eq(cmd.keep_none)]
-                m.d.comb += [
-                    sparsify.cmd.valid.eq(1),
-                    sparsify.cmd.payload.threshold.eq(threshold),
-                    sparsify.cmd.payload.keep_none.eq(keep_none),
-                ]
-                with m.If(sparsify.cmd.ready):
-                    m.d.sync += [
-                        result.op.eq(TopKOp.APPLY),
-                        result.threshold.eq(threshold),
-                        result.keep_none.eq(keep_none),
-                    ]
-                    m.next = "APPLY_RUN"
-
             with m.State("APPLY_RUN"):
                 m.d.comb += [
-                    sparsify.data.valid.eq(self.data.valid),
-                    self.data.ready.eq(sparsify.data.ready),
-                    sparsify.result.ready.eq(1),
+                    packer.i.valid.eq(self.data.valid),
+                    packer.i.payload.values.eq(beat.values),
+                    packer.i.payload.keep.eq(keep),
+                    packer.i.payload.count.eq(beat.count),
+                    packer.i.payload.last.eq(beat.last),
+                    self.data.ready.eq(packer.i.ready),
                 ]
-                with m.If(sparsify.result.valid):
-                    m.d.sync += [
-                        result.n.eq(sparsify.result.payload.n),
-                        result.kept.eq(sparsify.result.payload.kept),
-                        result.error.eq(sparsify.result.payload.error
-                                        | (cmd.use_stored & ~stored_valid)),
-                    ]
-                    m.next = "RESULT"
+                finish_from_packer(cmd.use_stored & ~stored_valid)
+
+            with m.State("NM_RUN"):
+                m.d.comb += [
+                    nm.i.valid.eq(self.data.valid),
+                    self.data.ready.eq(nm.i.ready),
+                ]
+                wiring.connect(m, nm.o, packer.i)
+                finish_from_packer(nm.error | (cmd.nm_m == 0) | (cmd.nm_n > cmd.nm_m))
 
             with m.State("RESULT"):
                 m.d.comb += self.result.valid.eq(1)

@@ -1,8 +1,8 @@
 """Formal harnesses of the top-K selector's blocks.
 
-* :class:`SparsifySpec` proves, by k-induction, the stream rules on ``out`` and ``result`` and
-  that the ``kept`` count the result reports equals the number of entries ``out`` emitted for
-  that tensor, under any input and any backpressure.
+* :class:`MaskPackerSpec` proves, by k-induction, the stream rules on ``out`` and ``result``
+  and that the ``kept`` count the result reports equals the number of entries ``out`` emitted
+  for that tensor, under any input and any backpressure.
 * :class:`TopKSelectorSpec` proves the stream rules on the selector's ``out`` and ``result``
   ports with both blocks (and the histogram memories) in place.
 """
@@ -10,38 +10,38 @@
 from amaranth.asserts import AnySeq
 from amaranth.hdl import Assert, Elaboratable, Module, Signal, Value
 
-from hw.sparsify import Sparsify
+from hw.mask_packer import MaskPacker
 from hw.topk_selector import TopKSelector
 
 from .formal import assert_stream_rules, assume_reset_first_cycle, assume_stream_rules
 
 
-def _drive_inputs(m, dut):
-    """The command and data streams are arbitrary within the stream rules; the consumers
-    apply arbitrary backpressure."""
-    for port, name in ((dut.cmd, "cmd"), (dut.data, "data")):
+def _drive_inputs(m, inputs, outputs):
+    """Input streams are arbitrary within the stream rules; outputs see arbitrary backpressure;
+    outputs must keep the stream rules."""
+    for name, port in inputs.items():
         payload = Value.cast(port.payload)
         m.d.comb += [port.valid.eq(AnySeq(1)), payload.eq(AnySeq(len(payload)))]
         assume_stream_rules(m, port, name=name)
-    m.d.comb += [dut.out.ready.eq(AnySeq(1)), dut.result.ready.eq(AnySeq(1))]
+    for name, port in outputs.items():
+        m.d.comb += port.ready.eq(AnySeq(1))
+        assert_stream_rules(m, port, name=name)
 
 
-class SparsifySpec(Elaboratable):
+class MaskPackerSpec(Elaboratable):
     def __init__(self, *, width=3, lanes=2, max_len=15):
         self.params = dict(width=width, lanes=lanes, max_len=max_len)
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.dut = dut = Sparsify(**self.params)
+        m.submodules.dut = dut = MaskPacker(**self.params)
         assume_reset_first_cycle(m)
-        _drive_inputs(m, dut)
-        assert_stream_rules(m, dut.out, name="out")
-        assert_stream_rules(m, dut.result, name="result")
+        _drive_inputs(m, {"in": dut.i}, {"out": dut.out, "result": dut.result})
 
         lanes = self.params["lanes"]
         emitted = Signal(len(dut.kept))
         out_fire = dut.out.valid & dut.out.ready
-        with m.If(dut.cmd.valid & dut.cmd.ready):
+        with m.If(dut.result.valid & dut.result.ready):
             m.d.sync += emitted.eq(0)
         with m.Elif(out_fire):
             m.d.sync += emitted.eq(emitted + dut.out.payload.count)
@@ -59,7 +59,6 @@ class SparsifySpec(Elaboratable):
                    "kept_is_emitted_pending_packed"),
             Assert(dut.leftover <= lanes, "leftover_bound"),
             Assert(dut.out.payload.count <= lanes, "count_bound"),
-            Assert(~dut.cmd.ready | ~dut.out.valid, "idle_means_drained"),
             Assert(~dut.result.valid | ~dut.out.valid, "result_after_last_beat"),
             Assert(dut.running | (dut.leftover == 0), "packing_empty_outside_run"),
         ]
@@ -67,14 +66,13 @@ class SparsifySpec(Elaboratable):
 
 
 class TopKSelectorSpec(Elaboratable):
-    def __init__(self, *, width=4, lanes=2, max_len=15):
-        self.params = dict(width=width, lanes=lanes, max_len=max_len)
+    def __init__(self, *, width=4, lanes=2, max_len=15, max_nm_m=3):
+        self.params = dict(width=width, lanes=lanes, max_len=max_len, max_nm_m=max_nm_m)
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.dut = dut = TopKSelector(**self.params)
         assume_reset_first_cycle(m)
-        _drive_inputs(m, dut)
-        assert_stream_rules(m, dut.out, name="out")
-        assert_stream_rules(m, dut.result, name="result")
+        _drive_inputs(m, {"cmd": dut.cmd, "data": dut.data},
+                      {"out": dut.out, "result": dut.result})
         return m

@@ -11,7 +11,7 @@ from cocotb.triggers import RisingEdge
 from golden import topk
 
 from .tb_util import start_clock_and_reset, tb_params, tb_rng
-from .topk_driver import TopKSelectorDriver, golden_apply, golden_threshold
+from .topk_driver import TopKSelectorDriver, golden_apply, golden_nm, golden_threshold
 
 
 def _check_applied(got, want, label):
@@ -116,6 +116,38 @@ async def errors_are_flagged(dut):
     assert result["error"] == 1, "k > n is not flagged"
     result = await drv.threshold(x, 10)
     assert result["error"] == 0 and result["threshold"] == 0
+
+
+@cocotb.test()
+async def nm_groups(dut):
+    """N:M on edge and random tensors, every N for several M (dividing the lanes or not)."""
+    params = tb_params()
+    rng = tb_rng("nm")
+    await start_clock_and_reset(dut)
+    drv = TopKSelectorDriver(dut, params["selector"], rng)
+    np_rng = np.random.default_rng(rng.getrandbits(32))
+    max_m = drv.model.max_nm_m
+    lo, hi = -(1 << (drv.width - 1)), (1 << (drv.width - 1)) - 1
+    for m in sorted({1, 2, 3, 4, max_m}):
+        if m > max_m:
+            continue
+        for n in range(0, m + 1):
+            length = int(np_rng.integers(0, 6 * m + 2 * drv.lanes))
+            x = np_rng.choice([lo, hi, -2, -1, 0, 1, 2, 3], size=length) \
+                if n % 2 else np_rng.integers(lo, hi + 1, size=length)
+            got = await drv.nm(x, n, m)
+            _check_applied(got, golden_nm(x, n, m, drv.width), f"{n}:{m} n={length}")
+    for label, x in _edge_tensors(drv.width, drv.lanes, np_rng):
+        got = await drv.nm(x, 2, 4 if max_m >= 4 else max_m)
+        _check_applied(got, golden_nm(x, 2, 4 if max_m >= 4 else max_m, drv.width), label)
+    if drv.lanes > 1:
+        # A short beat before the last breaks the grouping: it is flagged.
+        x = np_rng.integers(lo, hi + 1, size=8 * drv.lanes)
+        drv.short = 1.0
+        got = await drv.nm(x, 1, 2, short=1.0)
+        assert got.error == 1, "short beat in N:M mode not flagged"
+    got = await drv.nm(np.arange(5), 1, 0)
+    assert got.error == 1, "M = 0 not flagged"
 
 
 @cocotb.test()

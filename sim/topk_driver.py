@@ -16,7 +16,8 @@ from hw.topk_selector import TopKOp, TopKSelector
 from .payload import pack, unpack
 from .streams import StreamSink, StreamSource
 
-__all__ = ["TopKSelectorDriver", "Applied", "tensor_beats", "golden_threshold", "golden_apply"]
+__all__ = ["TopKSelectorDriver", "Applied", "tensor_beats", "golden_threshold", "golden_apply",
+           "golden_nm", "golden_encoded"]
 
 
 @dataclasses.dataclass
@@ -59,15 +60,29 @@ def golden_threshold(x, k):
     return (0, 1) if thr == math.inf else (int(thr), 0)
 
 
-def golden_apply(x, threshold, keep_none, width):
-    """The :class:`Applied` that golden's encodings give for ``x`` cut at ``threshold``."""
+def golden_encoded(x, mask, width):
+    """The :class:`Applied` that golden's encodings give for the elements of ``x`` in ``mask``."""
     x = np.asarray(x).reshape(-1)
-    mask = np.zeros(x.shape, bool) if keep_none else topk.apply_threshold(x, threshold)
+    mask = np.asarray(mask, bool).reshape(-1)
     bm = encodings.encode_bitmap(x, mask, width)
     iv = encodings.encode_index_value(x, mask, width)
     assert np.array_equal(bm.values, iv.values)
     return Applied(bitmap=bm.bitmap.astype(int).tolist(), indices=iv.indices.tolist(),
                    values=iv.values.tolist(), n=int(x.size), kept=int(mask.sum()))
+
+
+def golden_apply(x, threshold, keep_none, width):
+    """What golden expects of ``APPLY``: ``x`` cut at ``threshold`` (nothing if keep_none)."""
+    x = np.asarray(x).reshape(-1)
+    mask = np.zeros(x.shape, bool) if keep_none else topk.apply_threshold(x, threshold)
+    return golden_encoded(x, mask, width)
+
+
+def golden_nm(x, n, m, width):
+    """What golden expects of ``NM``: ``golden.topk.nm_mask`` over the flat tensor."""
+    x = np.asarray(x).reshape(-1)
+    mask = topk.nm_mask(x, n, m) if x.size else np.zeros(0, bool)
+    return golden_encoded(x, mask, width)
 
 
 class TopKSelectorDriver:
@@ -105,8 +120,8 @@ class TopKSelectorDriver:
         return unpack(self.model.result_layout, self.result.received[-1])
 
     def _command(self, op, **fields):
-        payload = {"op": op.value, "k": 0, "threshold": 0, "keep_none": 0, "use_stored": 0}
-        payload.update(fields)
+        payload = {name: 0 for name, _ in self.model.cmd_layout}
+        payload.update(op=op.value, **fields)
         self.cmd.send([pack(self.model.cmd_layout, payload)])
 
     async def threshold(self, x, k):
@@ -121,8 +136,18 @@ class TopKSelectorDriver:
             self._command(TopKOp.APPLY, use_stored=1)
         else:
             self._command(TopKOp.APPLY, threshold=threshold, keep_none=keep_none)
+        return await self._compressed(x)
+
+    async def nm(self, x, n, m, *, short=None):
+        """Run ``NM`` on ``x``: keep the ``n`` largest of every ``m`` (beats full but the last)."""
+        self._command(TopKOp.NM, nm_n=n, nm_m=m)
+        return await self._compressed(x, short=0.0 if short is None else short)
+
+    async def _compressed(self, x, short=None):
         first = len(self.out.received)
+        saved, self.short = self.short, (self.short if short is None else short)
         beats = self._send_tensor(x)
+        self.short = saved
         result = await self._result(beats)
         applied = Applied(bitmap=[], indices=[], values=[], n=result["n"], kept=result["kept"],
                           error=result["error"], threshold=(result["threshold"],

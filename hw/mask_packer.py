@@ -1,28 +1,29 @@
-"""Apply a magnitude threshold to a streamed tensor and emit it compressed."""
+"""Pack the kept elements of a masked stream: the bitmap and the packed (index, value) entries."""
 
 from amaranth.hdl import Module, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .arith import magnitude
 from .radix_select import _check_int
 
-__all__ = ["Sparsify"]
+__all__ = ["MaskPacker"]
 
 
-class Sparsify(wiring.Component):
-    """Keep the elements whose magnitude reaches a threshold; emit a bitmap and packed entries.
+class MaskPacker(wiring.Component):
+    """Turn a stream of (values, keep mask) beats into SWAT's compressed encodings.
 
-    Every input beat gives exactly one output beat, which carries the beat's bitmap (one bit per
-    lane, 1 = kept) and, when ``lanes`` kept elements have gathered, one full word of packed
-    ``(index, value)`` entries. Kept elements are packed across beats, so every word but the
+    Every input beat gives exactly one output beat, which carries the beat's bitmap (its keep
+    mask) and, when ``lanes`` kept elements have gathered, one full word of packed
+    ``(index, value)`` entries; kept elements are packed across beats, so every word but a
     tensor's last is full. If the last input beat leaves more than ``lanes`` entries, one extra
     beat (with an empty bitmap) carries the rest. The output register is a plain pipeline
-    stage: the block takes one beat per cycle while the output is not stalled.
+    stage: the packer takes one beat per cycle while the output is not stalled. After the
+    tensor's last output beat has been taken, ``result`` reports the tensor's length and the
+    number of entries emitted; counting restarts with the next beat.
 
-    Both compressed encodings of ``golden.encodings`` come out of one stream: concatenating the
-    ``bitmap_count`` low bits of every ``bitmap`` gives the bitmap, the entries' values the
-    packed values, and the entries themselves the index-value encoding.
+    Both encodings of ``golden.encodings`` come out of one stream: the ``bitmap_count`` low bits
+    of every ``bitmap``, concatenated, are the bitmap; the entries' values are the packed
+    values; the entries themselves are the index-value encoding.
 
     Parameters
     ----------
@@ -35,17 +36,17 @@ class Sparsify(wiring.Component):
 
     Attributes
     ----------
-    cmd : In(stream.Signature(cmd_layout))
-        ``threshold`` (a magnitude) and ``keep_none``; one command per tensor.
-    data : In(stream.Signature(data_layout))
-        ``values`` (``lanes`` signed operands), ``count`` (valid lanes ``0..count-1``) and
-        ``last``.
+    i : In(stream.Signature(in_layout))
+        ``values`` (``lanes`` operands), ``keep`` (one bit per lane), ``count`` (valid lanes
+        ``0..count-1``; ``keep`` is ignored beyond them) and ``last``.
     out : Out(stream.Signature(out_layout))
         ``bitmap``, ``bitmap_count`` (bitmap bits in this beat), ``entries`` (``lanes``
         ``(index, value)`` pairs), ``count`` (valid entries ``0..count-1``) and ``last``.
     result : Out(stream.Signature(result_layout))
-        ``n`` (elements seen), ``kept`` (entries emitted) and ``error``; sent after the
-        tensor's last output beat has been taken.
+        ``n`` (elements), ``kept`` (entries emitted) and ``error`` (more than ``max_len``).
+    leftover, kept, running : Signal
+        Packed entries waiting for a full word, entries counted so far, and whether a tensor is
+        under way (internal; read by the formal harness).
     """
 
     def __init__(self, *, width, lanes, max_len):
@@ -61,9 +62,9 @@ class Sparsify(wiring.Component):
             "index": unsigned(self.index_width),
             "value": signed(width),
         })
-        self.cmd_layout = data.StructLayout({"threshold": unsigned(width), "keep_none": 1})
-        self.data_layout = data.StructLayout({
+        self.in_layout = data.StructLayout({
             "values": data.ArrayLayout(signed(width), lanes),
+            "keep": unsigned(lanes),
             "count": range(lanes + 1),
             "last": 1,
         })
@@ -79,13 +80,11 @@ class Sparsify(wiring.Component):
             "kept": unsigned(len_width),
             "error": 1,
         })
-        # Internal state, created here so formal harnesses can state invariants about it.
         self.leftover = Signal(range(lanes + 1))
         self.kept = Signal(len_width + 1)
-        self.running = Signal()  # between a command and the tensor's last output beat
+        self.running = Signal()
         super().__init__({
-            "cmd": In(stream.Signature(self.cmd_layout)),
-            "data": In(stream.Signature(self.data_layout)),
+            "i": In(stream.Signature(self.in_layout)),
             "out": Out(stream.Signature(self.out_layout)),
             "result": Out(stream.Signature(self.result_layout)),
         })
@@ -95,8 +94,6 @@ class Sparsify(wiring.Component):
         lanes = self.lanes
         entry_bits = self.entry_layout.size
 
-        threshold = Signal(self.width)
-        keep_none = Signal()
         n = Signal(self.max_len.bit_length() + 1)
         error = Signal()
         leftover = self.leftover
@@ -117,13 +114,11 @@ class Sparsify(wiring.Component):
             self.result.payload.error.eq(error),
         ]
 
-        # -- one input beat: which lanes are kept, and where each lands in the packing -------
-        beat = self.data.payload
+        # -- one input beat: where each kept lane lands among the gathered entries ----------
+        beat = self.i.payload
         kept = Signal(lanes)
         for lane in range(lanes):
-            value = beat.values[lane]
-            m.d.comb += kept[lane].eq((lane < beat.count) & ~keep_none
-                                      & (magnitude(value) >= threshold))
+            m.d.comb += kept[lane].eq(beat.keep[lane] & (lane < beat.count))
         entries = []
         for lane in range(lanes):
             entry = Signal(self.entry_layout, name=f"entry{lane}")
@@ -171,20 +166,6 @@ class Sparsify(wiring.Component):
 
         with m.FSM() as fsm:
             m.d.comb += self.running.eq(fsm.ongoing("RUN"))
-            with m.State("IDLE"):
-                m.d.comb += self.cmd.ready.eq(1)
-                with m.If(self.cmd.valid):
-                    m.d.sync += [
-                        threshold.eq(self.cmd.payload.threshold),
-                        keep_none.eq(self.cmd.payload.keep_none),
-                        n.eq(0),
-                        kept_total.eq(0),
-                        leftover.eq(0),
-                        error.eq(0),
-                        flush.eq(0),
-                    ]
-                    m.next = "RUN"
-
             with m.State("RUN"):
                 with m.If(flush):
                     # The last beat left more than one word: send the rest.
@@ -193,8 +174,8 @@ class Sparsify(wiring.Component):
                         m.d.sync += [flush.eq(0), leftover.eq(0)]
                         m.next = "DRAIN"
                 with m.Else():
-                    m.d.comb += self.data.ready.eq(can_load)
-                    with m.If(self.data.valid & can_load):
+                    m.d.comb += self.i.ready.eq(can_load)
+                    with m.If(self.i.valid & can_load):
                         m.d.sync += [
                             n.eq(n + beat.count),
                             kept_total.eq(kept_total + nkept),
@@ -226,6 +207,7 @@ class Sparsify(wiring.Component):
             with m.State("RESULT"):
                 m.d.comb += self.result.valid.eq(1)
                 with m.If(self.result.ready):
-                    m.next = "IDLE"
+                    m.d.sync += [n.eq(0), kept_total.eq(0), error.eq(0)]
+                    m.next = "RUN"
 
         return m
