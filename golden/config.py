@@ -35,6 +35,7 @@ MAX_TILE_DEPTH = 1 << 16
 MAX_TOPK_LANES = 16
 MAX_TENSOR_LEN_LIMIT = 1 << 30
 MAX_NM_M = 16
+MAX_KERNEL_SLICE = 49
 
 _TOP_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -67,6 +68,8 @@ class AccelConfig:
         Longest tensor, in elements, the top-K selector counts (1 to 2**30).
     nm_max_m : int
         Largest group size M of the top-K selector's N:M mode (1 to 16).
+    max_kernel_slice : int
+        Longest kernel slice (kh*kw) of structured top-K (1 to 49).
     top_name : str
         Name of the generated top-level Verilog module.
 
@@ -92,6 +95,7 @@ class AccelConfig:
     topk_lanes: int = 4
     max_tensor_len: int = 1 << 24
     nm_max_m: int = 8
+    max_kernel_slice: int = 9
     top_name: str = "swat_accel"
 
     def __post_init__(self):
@@ -102,6 +106,7 @@ class AccelConfig:
         _check_int("topk_lanes", self.topk_lanes, 1, MAX_TOPK_LANES)
         _check_int("max_tensor_len", self.max_tensor_len, 1, MAX_TENSOR_LEN_LIMIT)
         _check_int("nm_max_m", self.nm_max_m, 1, MAX_NM_M)
+        _check_int("max_kernel_slice", self.max_kernel_slice, 1, MAX_KERNEL_SLICE)
         if not isinstance(self.top_name, str) or not _TOP_NAME_RE.match(self.top_name):
             raise ConfigError(f"top_name must be a Verilog identifier, not {self.top_name!r}",
                               "top_name")

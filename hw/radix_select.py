@@ -63,11 +63,14 @@ class RadixSelect(wiring.Component):
     Attributes
     ----------
     cmd : In(stream.Signature(cmd_layout))
-        ``k``: how many of the largest keys to keep. One command per selection.
+        ``k``: how many of the largest keys to keep; ``first_pass``: the first digit to rank.
+        Keys known to fit in fewer bits skip the passes over their zero top digits, so a
+        selector whose keys are sometimes narrow (magnitudes) and sometimes wide (kernel-slice
+        norms) shares one radix select. One command per selection.
     keys : In(stream.Signature(keys_layout))
-        ``keys``: an array of ``lanes`` keys; ``count``: how many lanes are valid (lanes
-        ``0..count-1``; 0 is allowed); ``last``: the last beat of the tensor. The tensor is
-        sent ``passes`` times per command.
+        ``keys``: an array of ``lanes`` keys; ``valid``: one bit per lane (any lanes, none
+        allowed); ``last``: the last beat of the tensor. The tensor is sent
+        ``passes - first_pass`` times per command.
     result : Out(stream.Signature(result_layout))
         ``threshold``: the k-th largest key (0 when ``keep_none``); ``keep_none``: ``k == 0``
         (keep nothing);
@@ -92,10 +95,13 @@ class RadixSelect(wiring.Component):
         self.bins = 1 << self.digit_bits
         # Counts up to max_len need this many bits; one more catches a longer tensor.
         self.count_width = max_len.bit_length() + 1
-        self.cmd_layout = data.StructLayout({"k": unsigned(max_len.bit_length())})
+        self.cmd_layout = data.StructLayout({
+            "k": unsigned(max_len.bit_length()),
+            "first_pass": range(self.passes),
+        })
         self.keys_layout = data.StructLayout({
             "keys": data.ArrayLayout(unsigned(key_width), lanes),
-            "count": range(lanes + 1),
+            "valid": unsigned(lanes),
             "last": 1,
         })
         self.result_layout = data.StructLayout({
@@ -127,6 +133,7 @@ class RadixSelect(wiring.Component):
         k_rem = Signal(cw)  # rank still to find among the keys matching the prefix
         prefix = Signal(self.key_width)  # digits found so far, in place
         pass_index = Signal(range(max(self.passes, 2)))
+        first_pass = Signal.like(pass_index)
         n = Signal(cw)
         n_pass = Signal(cw)
         error = Signal()  # a tensor longer than max_len, or passes of different lengths
@@ -154,7 +161,7 @@ class RadixSelect(wiring.Component):
                                              else key[hi:] == prefix[hi:])
             m.d.comb += rp.addr.eq(digit)
             m.d.sync += [
-                hist_valid[lane].eq(keys_fire & (lane < self.keys.payload.count) & match),
+                hist_valid[lane].eq(keys_fire & self.keys.payload.valid[lane] & match),
                 hist_addr[lane].eq(digit),
             ]
 
@@ -209,7 +216,8 @@ class RadixSelect(wiring.Component):
                         k_rem.eq(self.cmd.payload.k),
                         k_zero.eq(self.cmd.payload.k == 0),
                         prefix.eq(0),
-                        pass_index.eq(0),
+                        pass_index.eq(self.cmd.payload.first_pass),
+                        first_pass.eq(self.cmd.payload.first_pass),
                         n.eq(0),
                         n_pass.eq(0),
                         error.eq(0),
@@ -220,7 +228,7 @@ class RadixSelect(wiring.Component):
             with m.State("PASS"):
                 m.d.comb += self.keys.ready.eq(1)
                 with m.If(self.keys.valid):
-                    count = self.keys.payload.count
+                    count = sum(self.keys.payload.valid[lane] for lane in range(self.lanes))
                     m.d.sync += n_pass.eq(n_pass + count)
                     with m.If(n_pass + count > self.max_len):
                         m.d.sync += error.eq(1)
@@ -235,7 +243,7 @@ class RadixSelect(wiring.Component):
                     found.eq(0),
                     n_pass.eq(0),
                 ]
-                with m.If(pass_index == 0):
+                with m.If(pass_index == first_pass):
                     m.d.sync += n.eq(n_pass)
                 with m.Elif(n_pass != n):
                     m.d.sync += error.eq(1)

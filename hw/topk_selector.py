@@ -5,20 +5,24 @@ from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .arith import magnitude
+from .group_window import GroupMode, GroupWindow
 from .mask_packer import MaskPacker
-from .nm_window import NMWindow
 from .radix_select import RadixSelect, _check_int
 
 __all__ = ["TopKOp", "TopKSelector"]
 
 
-class TopKOp(enum.Enum, shape=2):
-    #: Find the exact top-K threshold of the next tensor (streamed ``passes`` times) and store it.
+class TopKOp(enum.Enum, shape=3):
+    #: Find the exact top-K magnitude threshold of the next tensor and store it.
     THRESHOLD = 0
     #: Sparsify the next tensor (streamed once) with the stored or a given threshold.
     APPLY = 1
     #: Keep the N largest magnitudes of every M consecutive elements of the next tensor.
     NM = 2
+    #: Find the exact top-K threshold of the next weight's kernel-slice L1 norms and store it.
+    SLICE_THRESHOLD = 3
+    #: Keep the kernel slices of the next weight whose L1 norm reaches the stored or given one.
+    SLICE_APPLY = 4
 
 
 class TopKSelector(wiring.Component):
@@ -31,12 +35,18 @@ class TopKSelector(wiring.Component):
       ``keep_none`` when ``k == 0``. The threshold is stored.
     * ``APPLY``: the tensor is streamed once; every element with ``|x| >= threshold`` is kept
       and ``out`` carries the bitmap and the packed ``(index, value)`` entries (see
-      :class:`hw.sparsify.Sparsify`). The threshold is the stored one (``use_stored``, SWAT's
-      top-K period reuses it between recomputations) or the command's ``threshold`` and
+      :class:`hw.mask_packer.MaskPacker`). The threshold is the stored one (``use_stored``:
+      SWAT's top-K period reuses it between recomputations) or the command's ``threshold`` and
       ``keep_none``. The result carries the count kept.
-    * ``NM`` with ``nm_n`` and ``nm_m``: the tensor is streamed once, in full beats but the last;
-      ``out`` carries the elements that are among the ``nm_n`` largest magnitudes of their group
-      of ``nm_m`` (see :class:`hw.nm_window.NMWindow`), in the same form as ``APPLY``.
+    * ``NM`` with ``nm_n`` and ``nm_m``: the tensor is streamed once, in full beats but the
+      last; ``out`` carries the elements among the ``nm_n`` largest magnitudes of their group of
+      ``nm_m`` (see :class:`hw.group_window.GroupWindow`), in the same form as ``APPLY``.
+    * ``SLICE_THRESHOLD`` with ``k`` and ``slice_len`` (kh*kw): structured SWAT. The weight,
+      in (Cout, Cin, kh, kw) order, is streamed ``slice_passes`` times; the L1 norm of every
+      kernel slice is ranked by the same radix select, and the result carries the k-th largest
+      norm (``n`` counts slices). It is stored apart from the element threshold.
+    * ``SLICE_APPLY`` with ``slice_len``: every slice whose norm reaches the stored (or given)
+      norm threshold is kept whole.
 
     ``k`` is given, not the density: the host computes ``k = ceil(density * n)`` exactly
     (``golden.topk.topk_k``), which a fixed-point density could not do for densities like 0.3.
@@ -51,46 +61,58 @@ class TopKSelector(wiring.Component):
         Longest tensor in elements.
     max_nm_m : int
         Largest M of the N:M mode.
+    max_slice : int
+        Longest kernel slice (kh*kw) of the structured mode.
     radix_bits : int
-        Magnitude bits ranked per threshold pass (the histogram has ``2**radix_bits`` bins).
+        Key bits ranked per threshold pass (the histogram has ``2**radix_bits`` bins).
 
     Attributes
     ----------
     cmd : In(stream.Signature(cmd_layout))
         ``op`` (:class:`TopKOp`), ``k``, ``threshold``, ``keep_none``, ``use_stored``,
-        ``nm_n``, ``nm_m``.
+        ``nm_n``, ``nm_m``, ``slice_len``.
     data : In(stream.Signature(data_layout))
         ``values`` (``lanes`` operands), ``count`` (valid lanes ``0..count-1``), ``last``.
     out : Out(stream.Signature(out_layout))
-        The compressed tensor of an ``APPLY``.
+        The compressed tensor of an ``APPLY``, ``NM`` or ``SLICE_APPLY``.
     result : Out(stream.Signature(result_layout))
-        ``op``, ``threshold``, ``keep_none``, ``n``, ``kept`` (``APPLY`` only), ``error``
-        (``k > n``, a tensor over ``max_len``, passes of different lengths, ``use_stored``
-        before any ``THRESHOLD``, or in N:M mode a short beat before the last or ``nm_m == 0``).
-    passes : int
-        Times a tensor is streamed for ``THRESHOLD``.
+        ``op``, ``threshold``, ``keep_none``, ``n``, ``kept``, ``error`` (``k > n``, a tensor
+        over ``max_len``, passes of different lengths, ``use_stored`` with nothing stored, or,
+        in the group modes, a short beat before the last or a group size of 0).
+    passes, slice_passes : int
+        Times a tensor is streamed for ``THRESHOLD`` and for ``SLICE_THRESHOLD``.
+    key_width : int
+        Width of the thresholds (the widest key: a kernel-slice norm).
     """
 
-    def __init__(self, *, width, lanes, max_len, max_nm_m=8, radix_bits=8):
+    def __init__(self, *, width, lanes, max_len, max_nm_m=8, max_slice=9, radix_bits=8):
         _check_int("width", width, 2)
         self.width = width
         self.lanes = lanes
         self.max_len = max_len
         self.max_nm_m = max_nm_m
-        self._radix = RadixSelect(key_width=width, lanes=lanes, max_len=max_len,
+        self.max_slice = max_slice
+        self._window = GroupWindow(width=width, lanes=lanes, max_nm_m=max_nm_m,
+                                   max_slice=max_slice)
+        self.key_width = self._window.norm_width
+        self._radix = RadixSelect(key_width=self.key_width, lanes=lanes, max_len=max_len,
                                   radix_bits=radix_bits)
         self._packer = MaskPacker(width=width, lanes=lanes, max_len=max_len)
-        self._nm = NMWindow(width=width, lanes=lanes, max_m=max_nm_m)
-        self.passes = self._radix.passes
+        # Magnitudes fit in `width` bits: their threshold skips the digits above them.
+        self.element_first_pass = min(p for p, (lo, hi) in enumerate(self._radix.digits)
+                                      if lo < width)
+        self.slice_passes = self._radix.passes
+        self.passes = self.slice_passes - self.element_first_pass
         len_width = max_len.bit_length()
         self.cmd_layout = data.StructLayout({
             "op": TopKOp,
             "k": unsigned(len_width),
-            "threshold": unsigned(width),
+            "threshold": unsigned(self.key_width),
             "keep_none": 1,
             "use_stored": 1,
             "nm_n": range(max_nm_m + 1),
             "nm_m": range(max_nm_m + 1),
+            "slice_len": range(max_slice + 1),
         })
         self.data_layout = data.StructLayout({
             "values": data.ArrayLayout(signed(width), lanes),
@@ -100,7 +122,7 @@ class TopKSelector(wiring.Component):
         self.out_layout = self._packer.out_layout
         self.result_layout = data.StructLayout({
             "op": TopKOp,
-            "threshold": unsigned(width),
+            "threshold": unsigned(self.key_width),
             "keep_none": 1,
             "n": unsigned(len_width),
             "kept": unsigned(len_width),
@@ -117,42 +139,65 @@ class TopKSelector(wiring.Component):
     def from_config(cls, config):
         """The selector of an :class:`golden.config.AccelConfig`."""
         return cls(width=config.width, lanes=config.topk_lanes, max_len=config.max_tensor_len,
-                   max_nm_m=config.nm_max_m)
+                   max_nm_m=config.nm_max_m, max_slice=config.max_kernel_slice)
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.radix = radix = self._radix
         m.submodules.packer = packer = self._packer
-        m.submodules.nm = nm = self._nm
+        m.submodules.window = window = self._window
 
-        stored_threshold = Signal(self.width)
-        stored_keep_none = Signal()
-        stored_valid = Signal()
+        # Stored thresholds, one for elements and one for kernel-slice norms.
+        stored = {
+            kind: (Signal(self.key_width, name=f"stored_{kind}_threshold"),
+                   Signal(name=f"stored_{kind}_keep_none"),
+                   Signal(name=f"stored_{kind}_valid"))
+            for kind in ("element", "slice")
+        }
         cmd = Signal(self.cmd_layout)
         result = Signal(self.result_layout)
-        threshold = Signal(self.width)  # of the APPLY under way
+        threshold = Signal(self.key_width)  # of the APPLY or SLICE_APPLY under way
         keep_none = Signal()
+        missing_stored = Signal()
+        window_error = Signal()
         m.d.comb += self.result.payload.eq(result)
 
-        # The tensor goes to the radix select as magnitudes, to the packer with a keep mask from
-        # the threshold, or through the N:M window to the packer.
         beat = self.data.payload
         keep = Signal(self.lanes)
+        count_mask = Signal(self.lanes)
         for lane in range(self.lanes):
             mag = magnitude(beat.values[lane])
             m.d.comb += [
-                radix.keys.payload.keys[lane].eq(mag),
+                count_mask[lane].eq(lane < beat.count),
                 keep[lane].eq(~keep_none & (mag >= threshold)),
             ]
         m.d.comb += [
-            radix.keys.payload.count.eq(beat.count),
-            radix.keys.payload.last.eq(beat.last),
             radix.cmd.payload.k.eq(cmd.k),
-            nm.i.payload.eq(beat),
-            nm.n.eq(cmd.nm_n),
-            nm.m.eq(cmd.nm_m),
+            radix.cmd.payload.first_pass.eq(Mux(cmd.op == TopKOp.THRESHOLD,
+                                                self.element_first_pass, 0)),
+            window.i.payload.eq(beat),
+            window.mode.eq(Mux(cmd.op == TopKOp.NM, GroupMode.NM, GroupMode.SLICE)),
+            window.n.eq(cmd.nm_n),
+            window.group.eq(Mux(cmd.op == TopKOp.NM, cmd.nm_m, cmd.slice_len)),
+            window.threshold.eq(threshold),
+            window.keep_none.eq(keep_none),
         ]
+        with m.If(window.error):
+            m.d.sync += window_error.eq(1)
         wiring.connect(m, packer.out, wiring.flipped(self.out))
+
+        def route_data_to_window():
+            m.d.comb += [window.i.valid.eq(self.data.valid), self.data.ready.eq(window.i.ready)]
+
+        def route_window_to_packer():
+            m.d.comb += [
+                packer.i.valid.eq(window.o.valid),
+                window.o.ready.eq(packer.i.ready),
+                packer.i.payload.values.eq(window.o.payload.values),
+                packer.i.payload.keep.eq(window.o.payload.keep),
+                packer.i.payload.count.eq(window.o.payload.count),
+                packer.i.payload.last.eq(window.o.payload.last),
+            ]
 
         def finish_from_packer(extra_error):
             m.d.comb += packer.result.ready.eq(1)
@@ -164,58 +209,90 @@ class TopKSelector(wiring.Component):
                 ]
                 m.next = "RESULT"
 
+        def finish_from_radix(kind, extra_error):
+            m.d.comb += radix.result.ready.eq(1)
+            with m.If(radix.result.valid):
+                found = radix.result.payload
+                error = found.error | extra_error
+                thr, none, valid = stored[kind]
+                m.d.sync += [
+                    result.threshold.eq(found.threshold),
+                    result.keep_none.eq(found.keep_none),
+                    result.n.eq(found.n),
+                    result.error.eq(error),
+                    thr.eq(found.threshold),
+                    none.eq(found.keep_none),
+                    valid.eq(~error),
+                ]
+                m.next = "RESULT"
+
+        group_size_bad = Mux(cmd.op == TopKOp.NM, (cmd.nm_m == 0) | (cmd.nm_n > cmd.nm_m),
+                             cmd.slice_len == 0)
+
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += self.cmd.ready.eq(1)
                 with m.If(self.cmd.valid):
                     op = self.cmd.payload.op
+                    use_stored = self.cmd.payload.use_stored
+                    kind_thr, kind_none, kind_valid = [
+                        Mux(op == TopKOp.SLICE_APPLY, s_sig, e_sig)
+                        for e_sig, s_sig in zip(stored["element"], stored["slice"])]
+                    chosen_threshold = Mux(use_stored, kind_thr, self.cmd.payload.threshold)
+                    chosen_keep_none = Mux(use_stored, kind_none, self.cmd.payload.keep_none)
                     m.d.sync += [
                         cmd.eq(self.cmd.payload),
                         result.op.eq(op),
                         result.threshold.eq(0),
                         result.keep_none.eq(0),
                         result.kept.eq(0),
+                        threshold.eq(chosen_threshold),
+                        keep_none.eq(chosen_keep_none),
+                        missing_stored.eq(use_stored & ~kind_valid),
+                        window_error.eq(0),
                     ]
-                    with m.If(op == TopKOp.THRESHOLD):
-                        m.next = "THRESHOLD_CMD"
-                    with m.Elif(op == TopKOp.APPLY):
-                        chosen_threshold = Mux(self.cmd.payload.use_stored, stored_threshold,
-                                               self.cmd.payload.threshold)
-                        chosen_keep_none = Mux(self.cmd.payload.use_stored, stored_keep_none,
-                                               self.cmd.payload.keep_none)
-                        m.d.sync += [
-                            threshold.eq(chosen_threshold),
-                            keep_none.eq(chosen_keep_none),
-                            result.threshold.eq(chosen_threshold),
-                            result.keep_none.eq(chosen_keep_none),
-                        ]
-                        m.next = "APPLY_RUN"
-                    with m.Else():
-                        m.next = "NM_RUN"
+                    with m.Switch(op):
+                        with m.Case(TopKOp.THRESHOLD, TopKOp.SLICE_THRESHOLD):
+                            m.next = "THRESHOLD_CMD"
+                        with m.Case(TopKOp.APPLY, TopKOp.SLICE_APPLY):
+                            m.d.sync += [result.threshold.eq(chosen_threshold),
+                                         result.keep_none.eq(chosen_keep_none)]
+                            with m.If(op == TopKOp.APPLY):
+                                m.next = "APPLY_RUN"
+                            with m.Else():
+                                m.next = "WINDOW_APPLY_RUN"
+                        with m.Default():
+                            m.next = "WINDOW_APPLY_RUN"
 
             with m.State("THRESHOLD_CMD"):
                 m.d.comb += radix.cmd.valid.eq(1)
                 with m.If(radix.cmd.ready):
-                    m.next = "THRESHOLD_RUN"
+                    with m.If(cmd.op == TopKOp.THRESHOLD):
+                        m.next = "THRESHOLD_RUN"
+                    with m.Else():
+                        m.next = "SLICE_THRESHOLD_RUN"
 
             with m.State("THRESHOLD_RUN"):
+                for lane in range(self.lanes):
+                    m.d.comb += radix.keys.payload.keys[lane].eq(magnitude(beat.values[lane]))
                 m.d.comb += [
+                    radix.keys.payload.valid.eq(count_mask),
+                    radix.keys.payload.last.eq(beat.last),
                     radix.keys.valid.eq(self.data.valid),
                     self.data.ready.eq(radix.keys.ready),
-                    radix.result.ready.eq(1),
                 ]
-                with m.If(radix.result.valid):
-                    found = radix.result.payload
-                    m.d.sync += [
-                        result.threshold.eq(found.threshold),
-                        result.keep_none.eq(found.keep_none),
-                        result.n.eq(found.n),
-                        result.error.eq(found.error),
-                        stored_threshold.eq(found.threshold),
-                        stored_keep_none.eq(found.keep_none),
-                        stored_valid.eq(~found.error),
-                    ]
-                    m.next = "RESULT"
+                finish_from_radix("element", 0)
+
+            with m.State("SLICE_THRESHOLD_RUN"):
+                route_data_to_window()
+                m.d.comb += [
+                    radix.keys.payload.keys.eq(window.o.payload.sums),
+                    radix.keys.payload.valid.eq(window.o.payload.ends),
+                    radix.keys.payload.last.eq(window.o.payload.last),
+                    radix.keys.valid.eq(window.o.valid),
+                    window.o.ready.eq(radix.keys.ready),
+                ]
+                finish_from_radix("slice", window_error | group_size_bad)
 
             with m.State("APPLY_RUN"):
                 m.d.comb += [
@@ -226,15 +303,13 @@ class TopKSelector(wiring.Component):
                     packer.i.payload.last.eq(beat.last),
                     self.data.ready.eq(packer.i.ready),
                 ]
-                finish_from_packer(cmd.use_stored & ~stored_valid)
+                finish_from_packer(missing_stored)
 
-            with m.State("NM_RUN"):
-                m.d.comb += [
-                    nm.i.valid.eq(self.data.valid),
-                    self.data.ready.eq(nm.i.ready),
-                ]
-                wiring.connect(m, nm.o, packer.i)
-                finish_from_packer(nm.error | (cmd.nm_m == 0) | (cmd.nm_n > cmd.nm_m))
+            with m.State("WINDOW_APPLY_RUN"):
+                route_data_to_window()
+                route_window_to_packer()
+                finish_from_packer(missing_stored | window_error | window.error
+                                   | group_size_bad)
 
             with m.State("RESULT"):
                 m.d.comb += self.result.valid.eq(1)

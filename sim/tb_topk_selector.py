@@ -4,6 +4,8 @@ Parameters (``SWAT_TB_PARAMS``): ``selector`` (the constructor's arguments), ``r
 (how many random tensors), ``large_n`` (length of the long tensor; 0 skips it).
 """
 
+from fractions import Fraction
+
 import cocotb
 import numpy as np
 from cocotb.triggers import RisingEdge
@@ -11,7 +13,8 @@ from cocotb.triggers import RisingEdge
 from golden import topk
 
 from .tb_util import start_clock_and_reset, tb_params, tb_rng
-from .topk_driver import TopKSelectorDriver, golden_apply, golden_nm, golden_threshold
+from .topk_driver import (TopKSelectorDriver, golden_apply, golden_nm, golden_slice_apply,
+                          golden_slice_threshold, golden_threshold)
 
 
 def _check_applied(got, want, label):
@@ -148,6 +151,66 @@ async def nm_groups(dut):
         assert got.error == 1, "short beat in N:M mode not flagged"
     got = await drv.nm(np.arange(5), 1, 0)
     assert got.error == 1, "M = 0 not flagged"
+
+
+async def _slice_select_and_apply(drv, w, k, slice_len, label):
+    result = await drv.slice_threshold(w, k, slice_len)
+    want = golden_slice_threshold(w, k, slice_len)
+    assert result["error"] == 0, f"{label}: error flag"
+    assert (result["threshold"], result["keep_none"]) == want, \
+        f"{label}: norm threshold {result['threshold']}/{result['keep_none']} != {want} (k={k})"
+    got = await drv.slice_apply(w, slice_len)
+    _check_applied(got, golden_slice_apply(w, slice_len, *want, drv.width), label)
+    return got
+
+
+@cocotb.test()
+async def structured_slices(dut):
+    """Structured SWAT: kernel slices ranked by L1 norm, whole slices kept."""
+    params = tb_params()
+    rng = tb_rng("slices")
+    await start_clock_and_reset(dut)
+    drv = TopKSelectorDriver(dut, params["selector"], rng)
+    np_rng = np.random.default_rng(rng.getrandbits(32))
+    lo, hi = -(1 << (drv.width - 1)), (1 << (drv.width - 1)) - 1
+    max_slice = drv.model.max_slice
+    for kh, kw in [(1, 1), (3, 3), (1, 3), (2, 2)]:
+        slice_len = kh * kw
+        if slice_len > max_slice:
+            continue
+        for cout, cin in [(1, 1), (3, 2), (4, 5)]:
+            slices = cout * cin
+            for kind in ("random", "ties", "extremes", "zeros"):
+                shape = (cout, cin, kh, kw)
+                w = {"random": lambda: np_rng.integers(lo, hi + 1, size=shape),
+                     "ties": lambda: np_rng.integers(-1, 2, size=shape),
+                     "extremes": lambda: np_rng.choice([lo, hi], size=shape),
+                     "zeros": lambda: np.zeros(shape, np.int64)}[kind]()
+                for k in sorted({0, 1, (slices + 1) // 2, slices}):
+                    label = f"{kind} {shape} k={k}"
+                    got = await _slice_select_and_apply(drv, w, k, slice_len, label)
+                    if k and kind == "random":
+                        # The same as golden's structured_mask at the density that gives k.
+                        mask = topk.structured_mask(w, Fraction(k, slices)).reshape(-1)
+                        assert got.bitmap == mask.astype(int).tolist(), f"{label}: vs golden"
+    # A stored norm threshold reused on a later weight, and a given one.
+    w1 = np_rng.integers(lo, hi + 1, size=(4, 4, 3, 3))
+    result = await drv.slice_threshold(w1, 5, 9)
+    w2 = np_rng.integers(lo, hi + 1, size=(4, 4, 3, 3))
+    got = await drv.slice_apply(w2, 9)
+    _check_applied(got, golden_slice_apply(w2, 9, result["threshold"], result["keep_none"],
+                                           drv.width), "reused norm threshold")
+    got = await drv.slice_apply(w2, 9, threshold=3 * hi, keep_none=0)
+    _check_applied(got, golden_slice_apply(w2, 9, 3 * hi, 0, drv.width), "given norm threshold")
+    # The element threshold is stored apart from the norm threshold.
+    x = np_rng.integers(lo, hi + 1, size=30)
+    elem = await drv.threshold(x, 7)
+    got = await drv.slice_apply(w2, 9)
+    _check_applied(got, golden_slice_apply(w2, 9, result["threshold"], result["keep_none"],
+                                           drv.width), "norm threshold kept apart")
+    got = await drv.apply(x)
+    _check_applied(got, golden_apply(x, elem["threshold"], elem["keep_none"], drv.width),
+                   "element threshold kept apart")
 
 
 @cocotb.test()

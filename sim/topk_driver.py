@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """A cocotb driver for :class:`hw.topk_selector.TopKSelector`, and the golden view of its output.
 
 :class:`TopKSelectorDriver` sends commands and tensors through the selector's four streams (with
@@ -17,7 +18,8 @@ from .payload import pack, unpack
 from .streams import StreamSink, StreamSource
 
 __all__ = ["TopKSelectorDriver", "Applied", "tensor_beats", "golden_threshold", "golden_apply",
-           "golden_nm", "golden_encoded"]
+           "golden_nm", "golden_encoded", "slice_norms",
+           "golden_slice_threshold", "golden_slice_apply"]
 
 
 @dataclasses.dataclass
@@ -78,6 +80,31 @@ def golden_apply(x, threshold, keep_none, width):
     return golden_encoded(x, mask, width)
 
 
+def slice_norms(x, slice_len):
+    """L1 norms of consecutive groups of ``slice_len`` elements (the last may be shorter).
+
+    For a (Cout, Cin, kh, kw) weight and ``slice_len = kh * kw`` these are
+    ``golden.topk.structured_norms`` in row-major order.
+    """
+    mags = topk.magnitudes(np.asarray(x).reshape(-1))
+    return np.array([int(mags[i:i + slice_len].sum()) for i in range(0, mags.size, slice_len)],
+                    dtype=np.int64)
+
+
+def golden_slice_threshold(x, k, slice_len):
+    """``(threshold, keep_none)`` of the k-th largest kernel-slice norm."""
+    thr = topk.kth_largest_magnitude(slice_norms(x, slice_len), k)
+    return (0, 1) if thr == math.inf else (int(thr), 0)
+
+
+def golden_slice_apply(x, slice_len, threshold, keep_none, width):
+    """What golden expects of ``SLICE_APPLY``: whole slices whose norm reaches the threshold."""
+    x = np.asarray(x).reshape(-1)
+    keep = np.zeros(0, bool) if keep_none else slice_norms(x, slice_len) >= threshold
+    mask = np.zeros(x.size, bool) if keep_none else np.repeat(keep, slice_len)[:x.size]
+    return golden_encoded(x, mask, width)
+
+
 def golden_nm(x, n, m, width):
     """What golden expects of ``NM``: ``golden.topk.nm_mask`` over the flat tensor."""
     x = np.asarray(x).reshape(-1)
@@ -110,7 +137,7 @@ class TopKSelectorDriver:
         return len(payloads)
 
     def _timeout(self, beats):
-        return 50 * beats + 20 * (1 << 8) * self.model.passes + 1000
+        return 50 * beats + 20 * (1 << 8) * self.model.slice_passes + 1000
 
     async def _result(self, beats):
         await self.result.wait_for(len(self.result.received) + 1,
@@ -129,6 +156,23 @@ class TopKSelectorDriver:
         self._command(TopKOp.THRESHOLD, k=k)
         beats = sum(self._send_tensor(x) for _ in range(self.model.passes))
         return await self._result(beats)
+
+    async def slice_threshold(self, x, k, slice_len):
+        """Run ``SLICE_THRESHOLD`` on the weight ``x``; return the result as a dict."""
+        self._command(TopKOp.SLICE_THRESHOLD, k=k, slice_len=slice_len)
+        saved, self.short = self.short, 0.0
+        beats = sum(self._send_tensor(x) for _ in range(self.model.slice_passes))
+        self.short = saved
+        return await self._result(beats)
+
+    async def slice_apply(self, x, slice_len, threshold=None, keep_none=0):
+        """Run ``SLICE_APPLY`` on ``x`` with the stored (``threshold=None``) or a given norm."""
+        if threshold is None:
+            self._command(TopKOp.SLICE_APPLY, use_stored=1, slice_len=slice_len)
+        else:
+            self._command(TopKOp.SLICE_APPLY, threshold=threshold, keep_none=keep_none,
+                          slice_len=slice_len)
+        return await self._compressed(x, short=0.0)
 
     async def apply(self, x, threshold=None, keep_none=0):
         """Run ``APPLY`` on ``x`` with the stored threshold (``threshold=None``) or a given one."""

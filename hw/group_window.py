@@ -1,29 +1,47 @@
-"""N:M selection over a stream: keep the N largest magnitudes of every M consecutive elements."""
+"""Group-wise selection over a stream: N:M, and the kernel-slice L1 norms of structured SWAT."""
 
-from amaranth.hdl import Module, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .arith import magnitude
 from .radix_select import _check_int
 
-__all__ = ["NMWindow"]
+__all__ = ["GroupMode", "GroupWindow", "slice_norm_width"]
 
 
-class NMWindow(wiring.Component):
-    """Mark the N largest magnitudes in every group of M consecutive elements, at full rate.
+class GroupMode(enum.Enum, shape=1):
+    #: Keep the ``n`` largest magnitudes of every group of ``group`` elements.
+    NM = 0
+    #: Keep every element of a group whose L1 norm reaches ``threshold``.
+    SLICE = 1
 
-    Groups run over the tensor's flat order from its first element; a last group shorter than
-    M keeps its ``min(N, len)`` largest. Ties go to the lower index, as in
-    ``golden.topk.nm_mask`` on the flattened tensor (which equals the mask along the last axis
-    when that axis is a multiple of M).
 
-    The block holds a window of ``2 * B + 1`` beats, ``B = ceil((max_m - 1) / lanes)``: every
-    group that touches the middle beat lies inside it. Each element is tagged with its group
-    on entry, and the middle beat's elements are ranked against their group's other members in
-    the window (rank = members larger, or equal and earlier). The middle beat leaves with its
-    keep mask as the window shifts by one beat per input beat, so the block runs at ``lanes``
-    elements per cycle, with ``B`` extra cycles per tensor to flush the window.
+def slice_norm_width(width, max_slice):
+    """Bits of the L1 norm of ``max_slice`` signed ``width``-bit operands."""
+    return (max_slice << (width - 1)).bit_length()
+
+
+class GroupWindow(wiring.Component):
+    """Decide each element from its group of ``group`` consecutive elements, at full rate.
+
+    Groups run over the tensor's flat order from its first element; the tensor's end closes a
+    short last group. Two modes:
+
+    * ``NM``: keep the ``n`` largest magnitudes of each group, ties to the lower index, as
+      ``golden.topk.nm_mask`` on the flattened tensor (the same as along the last axis when that
+      axis is a multiple of M).
+    * ``SLICE``: a group is a kernel slice (kh*kw weights of one out- and in-channel); its L1
+      norm is computed, and every element is kept when the norm reaches ``threshold``, as
+      ``golden.topk.structured_mask``. Each beat also carries the norm of every group that ends
+      in it (``sums`` where ``ends`` is set), which is what the threshold passes rank.
+
+    The block holds a window of ``2 * B + 1`` beats, ``B = ceil((max_group - 1) / lanes)``, so
+    every group that touches the middle beat lies inside it. Elements are tagged with their
+    group on entry; the middle beat's elements are ranked against (``NM``), or summed with
+    (``SLICE``), their group's other members in the window. The middle beat leaves with its
+    decisions as the window shifts one beat per input beat: ``lanes`` elements per cycle, with
+    ``B`` extra cycles per tensor to flush the window.
 
     Every beat but a tensor's last must be full (``count == lanes``), so that the window holds
     consecutive elements; a short beat before the last sets ``error``.
@@ -34,8 +52,10 @@ class NMWindow(wiring.Component):
         Operand width (signed), at least 2.
     lanes : int
         Elements per beat, at least 1.
-    max_m : int
-        Largest group size M, at least 1.
+    max_nm_m : int
+        Largest group of the ``NM`` mode.
+    max_slice : int
+        Largest group (kernel slice) of the ``SLICE`` mode.
 
     Attributes
     ----------
@@ -43,22 +63,26 @@ class NMWindow(wiring.Component):
         ``values``, ``count`` and ``last``, as the top-K selector's data stream.
     o : Out(stream.Signature(...))
         ``values``, ``keep``, ``count`` and ``last``, as :class:`hw.mask_packer.MaskPacker`
-        takes them.
-    n, m : Signal, in
-        N and M; held constant during a tensor. ``m`` must be at least 1.
+        takes them, plus ``sums`` and ``ends``.
+    mode, n, group, threshold, keep_none : Signal, in
+        The selection; held constant during a tensor. ``group`` must be at least 1.
     error : Signal, out
         A short beat arrived before the last one in this tensor; cleared by the next tensor's
         first beat.
     """
 
-    def __init__(self, *, width, lanes, max_m):
+    def __init__(self, *, width, lanes, max_nm_m, max_slice):
         _check_int("width", width, 2)
         _check_int("lanes", lanes, 1)
-        _check_int("max_m", max_m, 1)
+        _check_int("max_nm_m", max_nm_m, 1)
+        _check_int("max_slice", max_slice, 1)
         self.width = width
         self.lanes = lanes
-        self.max_m = max_m
-        self.lookaround = -(-(max_m - 1) // lanes)
+        self.max_nm_m = max_nm_m
+        self.max_slice = max_slice
+        self.max_group = max(max_nm_m, max_slice)
+        self.norm_width = slice_norm_width(width, max_slice)
+        self.lookaround = -(-(self.max_group - 1) // lanes)
         self.window_beats = 2 * self.lookaround + 1
         self.tag_width = (self.window_beats * lanes).bit_length() + 1
         in_layout = data.StructLayout({
@@ -66,17 +90,22 @@ class NMWindow(wiring.Component):
             "count": range(lanes + 1),
             "last": 1,
         })
-        out_layout = data.StructLayout({
+        self.out_layout = data.StructLayout({
             "values": data.ArrayLayout(signed(width), lanes),
             "keep": unsigned(lanes),
             "count": range(lanes + 1),
             "last": 1,
+            "sums": data.ArrayLayout(unsigned(self.norm_width), lanes),
+            "ends": unsigned(lanes),
         })
         super().__init__({
             "i": In(stream.Signature(in_layout)),
-            "o": Out(stream.Signature(out_layout)),
-            "n": In(range(max_m + 1)),
-            "m": In(range(max_m + 1)),
+            "o": Out(stream.Signature(self.out_layout)),
+            "mode": In(GroupMode),
+            "n": In(range(max_nm_m + 1)),
+            "group": In(range(self.max_group + 1)),
+            "threshold": In(self.norm_width),
+            "keep_none": In(1),
             "error": Out(1),
         })
 
@@ -89,20 +118,24 @@ class NMWindow(wiring.Component):
         value = [Signal(signed(self.width), name=f"value{s}") for s in range(slots)]
         valid = [Signal(name=f"valid{s}") for s in range(slots)]
         tag = [Signal(self.tag_width, name=f"tag{s}") for s in range(slots)]
+        end = [Signal(name=f"end{s}") for s in range(slots)]  # last element of its group
         last = [Signal(name=f"last{b}") for b in range(self.window_beats)]
         mags = [magnitude(v) for v in value]
 
         # -- group tags of the entering beat: a chain over the lanes -------------------------
-        position = Signal(range(self.max_m + 1))  # of the next element within its group
+        position = Signal(range(self.max_group + 1))  # of the next element within its group
         group = Signal(self.tag_width)  # tag of the next element's group
         beat = self.i.payload
-        lane_tag, next_pos, next_grp = [], [], []
+        lane_tag, lane_wraps, next_pos, next_grp = [], [], [], []
         pos, grp = position, group
         for lane in range(lanes):
             lane_tag.append(grp)
-            p_next = Signal(range(self.max_m + 1), name=f"next_pos{lane}")
+            p_next = Signal(range(self.max_group + 1), name=f"next_pos{lane}")
             g_next = Signal(self.tag_width, name=f"next_grp{lane}")
-            with mod.If(pos + 1 >= self.m):
+            wraps = Signal(name=f"wraps{lane}")
+            mod.d.comb += wraps.eq(pos + 1 >= self.group)
+            lane_wraps.append(wraps)
+            with mod.If(wraps):
                 mod.d.comb += [p_next.eq(0), g_next.eq(grp + 1)]
             with mod.Else():
                 mod.d.comb += [p_next.eq(pos + 1), g_next.eq(grp)]
@@ -118,19 +151,32 @@ class NMWindow(wiring.Component):
                 mod.d.comb += [after_pos.eq(next_pos[count - 1]),
                                after_grp.eq(next_grp[count - 1])]
 
-        # -- the middle beat's keep mask -----------------------------------------------------
+        # -- the middle beat's decisions ----------------------------------------------------
         keep = Signal(lanes)
         for lane in range(lanes):
             s = middle + lane
-            larger = []
-            for t in range(max(0, s - self.max_m + 1), min(slots, s + self.max_m)):
+            larger, members = [], [mags[s]]
+            for t in range(max(0, s - self.max_group + 1), min(slots, s + self.max_group)):
                 if t == s:
                     continue
-                beats_it = (mags[t] > mags[s]) | ((mags[t] == mags[s]) if t < s else 0)
-                larger.append(valid[t] & (tag[t] == tag[s]) & beats_it)
-            rank = Signal(range(2 * self.max_m), name=f"rank{lane}")
-            mod.d.comb += rank.eq(sum(larger) if larger else 0)
-            mod.d.comb += keep[lane].eq(valid[s] & (rank < self.n))
+                same = valid[t] & (tag[t] == tag[s])
+                if abs(t - s) < self.max_nm_m:
+                    beats_it = (mags[t] > mags[s]) | ((mags[t] == mags[s]) if t < s else 0)
+                    larger.append(same & beats_it)
+                if abs(t - s) < self.max_slice:
+                    members.append(Mux(same, mags[t], 0))
+            rank = Signal(range(2 * self.max_nm_m), name=f"rank{lane}")
+            norm = Signal(self.norm_width, name=f"norm{lane}")
+            mod.d.comb += [
+                rank.eq(sum(larger) if larger else 0),
+                norm.eq(sum(members)),
+                self.o.payload.sums[lane].eq(norm),
+                self.o.payload.ends[lane].eq(valid[s] & end[s]),
+            ]
+            with mod.If(self.mode == GroupMode.NM):
+                mod.d.comb += keep[lane].eq(valid[s] & (rank < self.n))
+            with mod.Else():
+                mod.d.comb += keep[lane].eq(valid[s] & ~self.keep_none & (norm >= self.threshold))
 
         # The middle beat is offered if it holds elements, or is a tensor's (empty) last beat.
         mid_offer = Signal()
@@ -160,7 +206,7 @@ class NMWindow(wiring.Component):
         with mod.If(shift):
             for s in range(slots - lanes):
                 mod.d.sync += [value[s].eq(value[s + lanes]), valid[s].eq(valid[s + lanes]),
-                               tag[s].eq(tag[s + lanes])]
+                               tag[s].eq(tag[s + lanes]), end[s].eq(end[s + lanes])]
             for b in range(self.window_beats - 1):
                 mod.d.sync += last[b].eq(last[b + 1])
             for lane in range(lanes):
@@ -169,6 +215,7 @@ class NMWindow(wiring.Component):
                     value[s].eq(beat.values[lane]),
                     valid[s].eq(entering & (lane < beat.count)),
                     tag[s].eq(lane_tag[lane]),
+                    end[s].eq(lane_wraps[lane] | (beat.last & (lane + 1 == beat.count))),
                 ]
             mod.d.sync += last[-1].eq(entering & beat.last)
 
