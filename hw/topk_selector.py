@@ -135,11 +135,17 @@ class TopKSelector(wiring.Component):
             "result": Out(stream.Signature(self.result_layout)),
         })
 
+    @staticmethod
+    def params_from_config(config):
+        """The constructor's arguments for an :class:`golden.config.AccelConfig`."""
+        return {"width": config.width, "lanes": config.topk_lanes,
+                "max_len": config.max_tensor_len, "max_nm_m": config.nm_max_m,
+                "max_slice": config.max_kernel_slice}
+
     @classmethod
     def from_config(cls, config):
         """The selector of an :class:`golden.config.AccelConfig`."""
-        return cls(width=config.width, lanes=config.topk_lanes, max_len=config.max_tensor_len,
-                   max_nm_m=config.nm_max_m, max_slice=config.max_kernel_slice)
+        return cls(**cls.params_from_config(config))
 
     def elaborate(self, platform):
         m = Module()
