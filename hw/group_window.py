@@ -5,7 +5,7 @@ from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .arith import magnitude
-from .radix_select import _check_int
+from .validate import check_int
 
 __all__ = ["GroupMode", "GroupWindow", "slice_norm_width"]
 
@@ -72,10 +72,10 @@ class GroupWindow(wiring.Component):
     """
 
     def __init__(self, *, width, lanes, max_nm_m, max_slice):
-        _check_int("width", width, 2)
-        _check_int("lanes", lanes, 1)
-        _check_int("max_nm_m", max_nm_m, 1)
-        _check_int("max_slice", max_slice, 1)
+        check_int("width", width, 2)
+        check_int("lanes", lanes, 1)
+        check_int("max_nm_m", max_nm_m, 1)
+        check_int("max_slice", max_slice, 1)
         self.width = width
         self.lanes = lanes
         self.max_nm_m = max_nm_m

@@ -4,7 +4,7 @@ from amaranth.hdl import Module, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .radix_select import _check_int
+from .validate import check_int
 
 __all__ = ["MaskPacker"]
 
@@ -50,9 +50,9 @@ class MaskPacker(wiring.Component):
     """
 
     def __init__(self, *, width, lanes, max_len):
-        _check_int("width", width, 2)
-        _check_int("lanes", lanes, 1)
-        _check_int("max_len", max_len, 1)
+        check_int("width", width, 2)
+        check_int("lanes", lanes, 1)
+        check_int("max_len", max_len, 1)
         self.width = width
         self.lanes = lanes
         self.max_len = max_len

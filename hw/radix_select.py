@@ -5,6 +5,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .validate import check_int
+
 __all__ = ["RadixSelect", "radix_digits"]
 
 
@@ -21,14 +23,6 @@ def radix_digits(key_width, radix_bits):
         digits.append((hi - width, hi))
         hi -= width
     return digits
-
-
-def _check_int(name, value, lo, hi=None):
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an integer, not {value!r}")
-    if value < lo or (hi is not None and value > hi):
-        limit = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
-        raise ValueError(f"{name} must be {limit}, not {value}")
 
 
 class RadixSelect(wiring.Component):
@@ -81,10 +75,10 @@ class RadixSelect(wiring.Component):
     """
 
     def __init__(self, *, key_width, lanes, max_len, radix_bits=8):
-        _check_int("key_width", key_width, 1)
-        _check_int("lanes", lanes, 1)
-        _check_int("max_len", max_len, 1)
-        _check_int("radix_bits", radix_bits, 1, 12)
+        check_int("key_width", key_width, 1)
+        check_int("lanes", lanes, 1)
+        check_int("max_len", max_len, 1)
+        check_int("radix_bits", radix_bits, 1, 12)
         self.key_width = key_width
         self.lanes = lanes
         self.max_len = max_len

@@ -7,7 +7,8 @@ from amaranth.lib.wiring import In, Out
 from .arith import magnitude
 from .group_window import GroupMode, GroupWindow
 from .mask_packer import MaskPacker
-from .radix_select import RadixSelect, _check_int
+from .radix_select import RadixSelect
+from .validate import check_int
 
 __all__ = ["TopKOp", "TopKSelector"]
 
@@ -86,7 +87,7 @@ class TopKSelector(wiring.Component):
     """
 
     def __init__(self, *, width, lanes, max_len, max_nm_m=8, max_slice=9, radix_bits=8):
-        _check_int("width", width, 2)
+        check_int("width", width, 2)
         self.width = width
         self.lanes = lanes
         self.max_len = max_len

@@ -7,6 +7,7 @@ on its own; the list grows as blocks are added.
 import dataclasses
 
 from hw.skid_buffer import SkidBuffer
+from hw.topk_selector import TopKSelector
 
 __all__ = ["Block", "available_blocks", "port_table"]
 
@@ -23,6 +24,10 @@ def available_blocks():
         Block("skid_buffer",
               "stream register slice for one operand stream (payload: one operand)",
               lambda config: SkidBuffer(config.width)),
+        Block("topk_selector",
+              "streaming top-K selector: exact threshold, sparsify-and-compress, N:M, "
+              "structured",
+              TopKSelector.from_config),
     ]
 
 

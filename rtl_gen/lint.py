@@ -11,6 +11,10 @@ categories are allowed, and every other warning is an error:
 * ``WIDTHEXPAND`` / ``WIDTHTRUNC``: Amaranth's arithmetic widens operands to the result width
   (and slices results) implicitly; the widths are those of the Amaranth expression, checked by
   Amaranth.
+* ``CASEINCOMPLETE``: a combinational block first assigns every signal its default, then a
+  ``case`` overrides it for some values only; the values not listed keep the default.
+* ``DECLFILENAME``: one file holds the top module and its submodules (``top.child``), so their
+  names differ from the file's.
 """
 
 import re
@@ -26,6 +30,8 @@ ALLOWED_WARNINGS = {
     "UNUSEDSIGNAL": "named alias of a port or register, kept for waveforms",
     "WIDTHEXPAND": "implicit widening in Amaranth arithmetic",
     "WIDTHTRUNC": "implicit truncation in Amaranth arithmetic",
+    "CASEINCOMPLETE": "case without default after a default assignment",
+    "DECLFILENAME": "submodules share the top module's file",
 }
 
 _WARNING = re.compile(r"^%(Warning|Error)-?([A-Z0-9_]*):")

@@ -43,13 +43,6 @@ def test_cocotb_long_tensor_at_full_rate(run_cocotb):
                params={"selector": params, "random_cases": 0, "large_n": 300_000})
 
 
-def test_formal_packer_count_and_stream_rules(prove):
-    from sim.formal_topk_selector import MaskPackerSpec
-
-    prove(MaskPackerSpec(width=3, lanes=2, max_len=15), name="mask_packer_l2", depth=6)
-    prove(MaskPackerSpec(width=3, lanes=3, max_len=15), name="mask_packer_l3", depth=6)
-
-
 def test_formal_selector_stream_rules(prove):
     from sim.formal_topk_selector import TopKSelectorSpec
 
