@@ -7,11 +7,11 @@ import json
 
 import cocotb
 import numpy as np
-from cocotb.triggers import RisingEdge
+from cocotb.triggers import ClockCycles
 
 from golden import topk
 
-from .tb_util import start_clock_and_reset, tb_params, tb_rng
+from .tb_util import CycleCounter, start_clock_and_reset, tb_params, tb_rng
 from .topk_driver import TopKSelectorDriver
 
 
@@ -21,24 +21,13 @@ async def cycles_per_command(dut):
     n = params["n"]
     rng = tb_rng("bench")
     await start_clock_and_reset(dut)
-    drv = TopKSelectorDriver(dut, params["selector"], rng, stall=0.0)
-    drv.short = 0.0
+    drv = TopKSelectorDriver(dut, params["selector"], rng, stall=0.0, short=0.0)
     np_rng = np.random.default_rng(rng.getrandbits(32))
     hi = (1 << (drv.width - 1)) - 1
     x = np.clip(np.rint(np_rng.standard_normal(n) * hi / 4), -hi - 1, hi).astype(np.int64)
-    cycle = 0
-
-    async def count():
-        nonlocal cycle
-        while True:
-            await RisingEdge(dut.clk)
-            cycle += 1
-
-    cocotb.start_soon(count())
-    await RisingEdge(dut.clk)
     # Let the histogram clear after reset finish, so it is not charged to the first command.
-    for _ in range(300):
-        await RisingEdge(dut.clk)
+    await ClockCycles(dut.clk, 300)
+    counter = CycleCounter(dut.clk)
     slice_len = 9 if drv.model.max_slice >= 9 else drv.model.max_slice
     slices = x[: n - n % slice_len]
     runs = [
@@ -52,9 +41,9 @@ async def cycles_per_command(dut):
     ]
     rows = []
     for name, passes, run in runs:
-        start = cycle
+        start = counter.count
         await run()
-        cycles = cycle - start
+        cycles = counter.count - start
         elements = slices.size if name.startswith("slice") else n
         ideal = passes * -(-elements // drv.lanes)
         rows.append({"command": name, "elements": elements, "passes": passes,

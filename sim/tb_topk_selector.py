@@ -8,13 +8,23 @@ from fractions import Fraction
 
 import cocotb
 import numpy as np
-from cocotb.triggers import RisingEdge
 
 from golden import topk
 
-from .tb_util import start_clock_and_reset, tb_params, tb_rng
+from .tb_util import CycleCounter, start_clock_and_reset, tb_params, tb_rng
 from .topk_driver import (TopKSelectorDriver, golden_apply, golden_nm, golden_slice_apply,
                           golden_slice_threshold, golden_threshold)
+
+
+async def _setup(dut, name, **driver_options):
+    """Clock, reset, a driver, a seeded NumPy generator and the operand range."""
+    params = tb_params()
+    rng = tb_rng(name)
+    await start_clock_and_reset(dut)
+    drv = TopKSelectorDriver(dut, params["selector"], rng, **driver_options)
+    np_rng = np.random.default_rng(rng.getrandbits(32))
+    lo, hi = -(1 << (drv.width - 1)), (1 << (drv.width - 1)) - 1
+    return params, drv, np_rng, lo, hi
 
 
 def _check_applied(got, want, label):
@@ -53,11 +63,7 @@ def _edge_tensors(width, lanes, rng):
 @cocotb.test()
 async def edge_tensors_all_k(dut):
     """Every edge tensor with k = 0, 1, a middle k and k = n: threshold, then apply."""
-    params = tb_params()
-    rng = tb_rng("edge")
-    await start_clock_and_reset(dut)
-    drv = TopKSelectorDriver(dut, params["selector"], rng)
-    np_rng = np.random.default_rng(rng.getrandbits(32))
+    _, drv, np_rng, _, _ = await _setup(dut, "edge")
     for label, x in _edge_tensors(drv.width, drv.lanes, np_rng):
         n = x.size
         for k in sorted({0, 1, (n + 1) // 2, n}):
@@ -66,12 +72,7 @@ async def edge_tensors_all_k(dut):
 
 @cocotb.test()
 async def random_tensors_random_density(dut):
-    params = tb_params()
-    rng = tb_rng("random")
-    await start_clock_and_reset(dut)
-    drv = TopKSelectorDriver(dut, params["selector"], rng)
-    np_rng = np.random.default_rng(rng.getrandbits(32))
-    lo, hi = -(1 << (drv.width - 1)), (1 << (drv.width - 1)) - 1
+    params, drv, np_rng, lo, hi = await _setup(dut, "random")
     for case in range(params["random_cases"]):
         n = int(np_rng.integers(1, 400))
         spread = int(np_rng.choice([4, 64, hi + 1]))
@@ -83,12 +84,7 @@ async def random_tensors_random_density(dut):
 @cocotb.test()
 async def stored_and_given_thresholds(dut):
     """SWAT's top-K period: a stored threshold cuts later tensors; a given one works too."""
-    params = tb_params()
-    rng = tb_rng("period")
-    await start_clock_and_reset(dut)
-    drv = TopKSelectorDriver(dut, params["selector"], rng)
-    np_rng = np.random.default_rng(rng.getrandbits(32))
-    lo, hi = -(1 << (drv.width - 1)), (1 << (drv.width - 1)) - 1
+    params, drv, np_rng, lo, hi = await _setup(dut, "period")
     first = np_rng.integers(lo, hi + 1, size=101)
     result = await drv.threshold(first, topk.topk_k(101, 0.2))
     stored = (result["threshold"], result["keep_none"])
@@ -108,10 +104,7 @@ async def stored_and_given_thresholds(dut):
 
 @cocotb.test()
 async def errors_are_flagged(dut):
-    params = tb_params()
-    rng = tb_rng("errors")
-    await start_clock_and_reset(dut)
-    drv = TopKSelectorDriver(dut, params["selector"], rng)
+    _, drv, _, _, _ = await _setup(dut, "errors")
     x = np.arange(10)
     got = await drv.apply(x)  # nothing stored since reset
     assert got.error == 1, "use_stored before any THRESHOLD is not flagged"
@@ -124,13 +117,8 @@ async def errors_are_flagged(dut):
 @cocotb.test()
 async def nm_groups(dut):
     """N:M on edge and random tensors, every N for several M (dividing the lanes or not)."""
-    params = tb_params()
-    rng = tb_rng("nm")
-    await start_clock_and_reset(dut)
-    drv = TopKSelectorDriver(dut, params["selector"], rng)
-    np_rng = np.random.default_rng(rng.getrandbits(32))
+    params, drv, np_rng, lo, hi = await _setup(dut, "nm")
     max_m = drv.model.max_nm_m
-    lo, hi = -(1 << (drv.width - 1)), (1 << (drv.width - 1)) - 1
     for m in sorted({1, 2, 3, 4, max_m}):
         if m > max_m:
             continue
@@ -167,12 +155,7 @@ async def _slice_select_and_apply(drv, w, k, slice_len, label):
 @cocotb.test()
 async def structured_slices(dut):
     """Structured SWAT: kernel slices ranked by L1 norm, whole slices kept."""
-    params = tb_params()
-    rng = tb_rng("slices")
-    await start_clock_and_reset(dut)
-    drv = TopKSelectorDriver(dut, params["selector"], rng)
-    np_rng = np.random.default_rng(rng.getrandbits(32))
-    lo, hi = -(1 << (drv.width - 1)), (1 << (drv.width - 1)) - 1
+    params, drv, np_rng, lo, hi = await _setup(dut, "slices")
     max_slice = drv.model.max_slice
     for kh, kw in [(1, 1), (3, 3), (1, 3), (2, 2)]:
         slice_len = kh * kw
@@ -216,35 +199,18 @@ async def structured_slices(dut):
 @cocotb.test()
 async def long_tensor_full_rate(dut):
     """A long tensor with no stalls: each pass runs at ``lanes`` elements per cycle."""
-    params = tb_params()
-    n = params["large_n"]
-    if not n:
+    if not tb_params()["large_n"]:
         return
-    rng = tb_rng("large")
-    await start_clock_and_reset(dut)
-    drv = TopKSelectorDriver(dut, params["selector"], rng, stall=0.0)
-    drv.short = 0.0
-    np_rng = np.random.default_rng(rng.getrandbits(32))
-    lo, hi = -(1 << (drv.width - 1)), (1 << (drv.width - 1)) - 1
+    params, drv, np_rng, lo, hi = await _setup(dut, "large", stall=0.0, short=0.0)
+    n = params["large_n"]
     x = np.clip(np.rint(np_rng.standard_normal(n) * hi / 4), lo, hi).astype(np.int64)
-    k = topk.topk_k(n, 0.1)
-
-    cycles = 0
-
-    async def count_cycles():
-        nonlocal cycles
-        while True:
-            await RisingEdge(dut.clk)
-            cycles += 1
-
-    counter = cocotb.start_soon(count_cycles())
-    start = cycles
-    await _select_and_apply(drv, x, k, f"long n={n}")
-    counter.cancel()
+    counter = CycleCounter(dut.clk)
+    await _select_and_apply(drv, x, topk.topk_k(n, 0.1), f"long n={n}")
+    cycles = counter.count
     beats = -(-n // drv.lanes)
     ideal = beats * (drv.model.passes + 1)
-    overhead = (cycles - start) - ideal
-    dut._log.info(f"long tensor: n={n}, {cycles - start} cycles, ideal {ideal}")
+    overhead = cycles - ideal
+    dut._log.info(f"long tensor: n={n}, {cycles} cycles, ideal {ideal}")
     # Fixed costs only: the histogram clear after reset, a scan per pass, a few cycles per
     # command. Nothing grows with n.
     bins = 1 << 8

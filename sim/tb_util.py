@@ -9,7 +9,7 @@ from cocotb.triggers import ClockCycles, RisingEdge
 
 from .runner import PARAMS_ENV
 
-__all__ = ["tb_params", "tb_rng", "start_clock_and_reset"]
+__all__ = ["tb_params", "tb_rng", "start_clock_and_reset", "CycleCounter"]
 
 CLOCK_PERIOD_NS = 10
 
@@ -33,3 +33,19 @@ async def start_clock_and_reset(dut, cycles=3):
     await ClockCycles(dut.clk, cycles)
     dut.rst.value = 0
     await RisingEdge(dut.clk)
+
+
+class CycleCounter:
+    """Counts rising edges of ``clock`` from its creation; read ``count``."""
+
+    def __init__(self, clock):
+        import cocotb
+
+        self.clock = clock
+        self.count = 0
+        self._task = cocotb.start_soon(self._run())
+
+    async def _run(self):
+        while True:
+            await RisingEdge(self.clock)
+            self.count += 1

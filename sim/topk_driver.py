@@ -115,7 +115,7 @@ def golden_nm(x, n, m, width):
 class TopKSelectorDriver:
     """Drive a ``TopKSelector`` DUT built from ``params`` (its constructor's arguments)."""
 
-    def __init__(self, dut, params, rng, *, stall=0.3):
+    def __init__(self, dut, params, rng, *, stall=0.3, short=0.1):
         self.model = TopKSelector(**params)
         self.lanes = self.model.lanes
         self.width = self.model.width
@@ -124,7 +124,7 @@ class TopKSelectorDriver:
         self.data = StreamSource(dut, "data", dut.clk, rng=rng, stall=stall)
         self.out = StreamSink(dut, "out", dut.clk, rng=rng, stall=stall)
         self.result = StreamSink(dut, "result", dut.clk, rng=rng, stall=stall)
-        self.short = 0.1
+        self.short = short  # probability of a short beat mid-tensor (element modes only)
 
     def _send_tensor(self, x):
         payloads = []
