@@ -5,6 +5,7 @@ from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .arith import magnitude
+from .layouts import masked_beat, tensor_beat
 from .validate import check_int
 
 __all__ = ["GroupMode", "GroupWindow", "slice_norm_width"]
@@ -85,19 +86,10 @@ class GroupWindow(wiring.Component):
         self.lookaround = -(-(self.max_group - 1) // lanes)
         self.window_beats = 2 * self.lookaround + 1
         self.tag_width = (self.window_beats * lanes).bit_length() + 1
-        in_layout = data.StructLayout({
-            "values": data.ArrayLayout(signed(width), lanes),
-            "count": range(lanes + 1),
-            "last": 1,
-        })
-        self.out_layout = data.StructLayout({
-            "values": data.ArrayLayout(signed(width), lanes),
-            "keep": unsigned(lanes),
-            "count": range(lanes + 1),
-            "last": 1,
-            "sums": data.ArrayLayout(unsigned(self.norm_width), lanes),
-            "ends": unsigned(lanes),
-        })
+        in_layout = tensor_beat(width, lanes)
+        self.out_layout = masked_beat(
+            width, lanes, sums=data.ArrayLayout(unsigned(self.norm_width), lanes),
+            ends=unsigned(lanes))
         super().__init__({
             "i": In(stream.Signature(in_layout)),
             "o": Out(stream.Signature(self.out_layout)),

@@ -4,6 +4,7 @@ from amaranth.hdl import Module, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .layouts import masked_beat
 from .validate import check_int
 
 __all__ = ["MaskPacker"]
@@ -62,12 +63,7 @@ class MaskPacker(wiring.Component):
             "index": unsigned(self.index_width),
             "value": signed(width),
         })
-        self.in_layout = data.StructLayout({
-            "values": data.ArrayLayout(signed(width), lanes),
-            "keep": unsigned(lanes),
-            "count": range(lanes + 1),
-            "last": 1,
-        })
+        self.in_layout = masked_beat(width, lanes)
         self.out_layout = data.StructLayout({
             "bitmap": unsigned(lanes),
             "bitmap_count": range(lanes + 1),

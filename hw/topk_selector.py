@@ -1,11 +1,12 @@
 """The streaming top-K selector: exact per-tensor threshold, then sparsify-and-compress."""
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .arith import magnitude
 from .group_window import GroupMode, GroupWindow
+from .layouts import tensor_beat
 from .mask_packer import MaskPacker
 from .radix_select import RadixSelect
 from .validate import check_int
@@ -115,11 +116,7 @@ class TopKSelector(wiring.Component):
             "nm_m": range(max_nm_m + 1),
             "slice_len": range(max_slice + 1),
         })
-        self.data_layout = data.StructLayout({
-            "values": data.ArrayLayout(signed(width), lanes),
-            "count": range(lanes + 1),
-            "last": 1,
-        })
+        self.data_layout = tensor_beat(width, lanes)
         self.out_layout = self._packer.out_layout
         self.result_layout = data.StructLayout({
             "op": TopKOp,
