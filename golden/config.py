@@ -70,6 +70,12 @@ class AccelConfig:
         Largest group size M of the top-K selector's N:M mode (1 to 16).
     max_kernel_slice : int
         Longest kernel slice (kh*kw) of structured top-K (1 to 49).
+    act_bitmap_bits, act_values : int
+        Capacity of the compressed-activation buffer: bitmap bits (elements) and kept values.
+    act_tensors : int
+        Descriptor slots of the activation buffer (tensors held at once, 1 to 64).
+    act_max_rows, act_max_cols : int
+        Largest activation matrix the buffer stores (1 to 2**16 each).
     top_name : str
         Name of the generated top-level Verilog module.
 
@@ -96,6 +102,11 @@ class AccelConfig:
     max_tensor_len: int = 1 << 24
     nm_max_m: int = 8
     max_kernel_slice: int = 9
+    act_bitmap_bits: int = 1 << 20
+    act_values: int = 1 << 17
+    act_tensors: int = 16
+    act_max_rows: int = 4096
+    act_max_cols: int = 4096
     top_name: str = "swat_accel"
 
     def __post_init__(self):
@@ -107,6 +118,11 @@ class AccelConfig:
         _check_int("max_tensor_len", self.max_tensor_len, 1, MAX_TENSOR_LEN_LIMIT)
         _check_int("nm_max_m", self.nm_max_m, 1, MAX_NM_M)
         _check_int("max_kernel_slice", self.max_kernel_slice, 1, MAX_KERNEL_SLICE)
+        _check_int("act_bitmap_bits", self.act_bitmap_bits, 1, 1 << 28)
+        _check_int("act_values", self.act_values, 1, 1 << 26)
+        _check_int("act_tensors", self.act_tensors, 1, 64)
+        _check_int("act_max_rows", self.act_max_rows, 1, 1 << 16)
+        _check_int("act_max_cols", self.act_max_cols, 1, 1 << 16)
         if not isinstance(self.top_name, str) or not _TOP_NAME_RE.match(self.top_name):
             raise ConfigError(f"top_name must be a Verilog identifier, not {self.top_name!r}",
                               "top_name")

@@ -19,7 +19,7 @@ from .streams import StreamSink, StreamSource
 
 __all__ = ["TopKSelectorDriver", "Applied", "tensor_beats", "golden_threshold", "golden_apply",
            "golden_nm", "golden_encoded", "slice_norms",
-           "golden_slice_threshold", "golden_slice_apply"]
+           "golden_slice_threshold", "golden_slice_apply", "packer_beats"]
 
 
 @dataclasses.dataclass
@@ -110,6 +110,36 @@ def golden_nm(x, n, m, width):
     x = np.asarray(x).reshape(-1)
     mask = topk.nm_mask(x, n, m) if x.size else np.zeros(0, bool)
     return golden_encoded(x, mask, width)
+
+
+def packer_beats(values, mask, lanes):
+    """The compressed stream :class:`hw.mask_packer.MaskPacker` emits for a tensor sent in full
+    beats, as a list of dicts in its ``out`` layout (what golden expects on the wire)."""
+    values = [int(v) for v in np.asarray(values).reshape(-1)]
+    mask = [bool(b) for b in np.asarray(mask).reshape(-1)]
+    beats, pending, n = [], [], len(values)
+    starts = list(range(0, n, lanes)) or [0]
+    for start in starts:
+        chunk = range(start, min(start + lanes, n))
+        bitmap = sum(1 << (i - start) for i in chunk if mask[i])
+        pending += [(i, values[i]) for i in chunk if mask[i]]
+        last = start == starts[-1]
+        words = []
+        if len(pending) >= lanes and not (last and len(pending) <= lanes):
+            words, pending = pending[:lanes], pending[lanes:]
+        elif last:
+            words, pending = pending, []
+        beats.append({"bitmap": bitmap, "bitmap_count": len(chunk), "words": words,
+                      "last": last and not pending})
+        if last and pending:
+            beats.append({"bitmap": 0, "bitmap_count": 0, "words": pending, "last": True})
+    out = []
+    for beat in beats:
+        entries = [{"index": i, "value": v} for i, v in beat["words"]]
+        entries += [{"index": 0, "value": 0}] * (lanes - len(entries))
+        out.append({"bitmap": beat["bitmap"], "bitmap_count": beat["bitmap_count"],
+                    "entries": entries, "count": len(beat["words"]), "last": int(beat["last"])})
+    return out
 
 
 class TopKSelectorDriver:

@@ -1,0 +1,67 @@
+"""A cocotb driver for :class:`hw.act_buffer.ActivationBuffer`."""
+
+from hw.act_buffer import ActivationBuffer, ActOp
+from hw.mask_packer import MaskPacker
+
+from .payload import pack, unpack
+from .streams import StreamSink, StreamSource
+from .topk_driver import packer_beats
+
+__all__ = ["ActivationBufferDriver", "buffer_params"]
+
+
+def buffer_params(*, width, lanes, bitmap_capacity, value_capacity, max_tensors, max_rows,
+                  max_cols, max_len):
+    """JSON-friendly parameters; the write layout is the top-K selector's for ``max_len``."""
+    return dict(width=width, lanes=lanes, bitmap_capacity=bitmap_capacity,
+                value_capacity=value_capacity, max_tensors=max_tensors, max_rows=max_rows,
+                max_cols=max_cols, max_len=max_len)
+
+
+def build(params):
+    params = dict(params)
+    max_len = params.pop("max_len")
+    packer = MaskPacker(width=params["width"], lanes=params["lanes"], max_len=max_len)
+    return ActivationBuffer(**params, wdata_layout=packer.out_layout)
+
+
+class ActivationBufferDriver:
+    def __init__(self, dut, params, rng, *, stall=0.3):
+        self.model = build(params)
+        self.lanes = self.model.lanes
+        self.cmd = StreamSource(dut, "cmd", dut.clk, rng=rng, stall=stall)
+        self.wdata = StreamSource(dut, "wdata", dut.clk, rng=rng, stall=stall)
+        self.rdata = StreamSink(dut, "rdata", dut.clk, rng=rng, stall=stall)
+        self.result = StreamSink(dut, "result", dut.clk, rng=rng, stall=stall)
+
+    def _command(self, op, slot, rows=0, cols=0):
+        self.cmd.send([pack(self.model.cmd_layout,
+                            {"op": op.value, "slot": slot, "rows": rows, "cols": cols})])
+
+    async def _result(self, timeout):
+        await self.result.wait_for(len(self.result.received) + 1, timeout_cycles=timeout)
+        self.rdata.check()
+        self.result.check()
+        return unpack(self.model.result_layout, self.result.received[-1])
+
+    async def write(self, slot, x, mask, *, declared_shape=None):
+        """Write matrix ``x`` (kept elements per ``mask``); return the result dict."""
+        rows, cols = declared_shape or x.shape
+        self._command(ActOp.WRITE, slot, rows, cols)
+        beats = packer_beats(x, mask, self.lanes)
+        self.wdata.send([pack(self.model.wdata_layout, b) for b in beats])
+        return await self._result(40 * len(beats) + 200)
+
+    async def free(self, slot):
+        self._command(ActOp.FREE, slot)
+        return await self._result(200)
+
+    async def read(self, slot, op, n_hint=1):
+        """Run a read; return ``(result, [(row, col, value), ...], lasts)``."""
+        first = len(self.rdata.received)
+        self._command(op, slot)
+        result = await self._result(40 * n_hint + 200)
+        beats = [unpack(self.model.rdata_layout, p) for p in self.rdata.received[first:]]
+        elements = [(b["row"], b["col"], b["value"]) for b in beats]
+        lasts = [b["last"] for b in beats]
+        return result, elements, lasts

@@ -1,0 +1,17 @@
+import pytest
+
+from sim.act_buffer_driver import build, buffer_params
+
+
+def test_parameters_are_validated():
+    with pytest.raises(ValueError, match="^lanes must be a power of two, not 3$"):
+        build(buffer_params(width=8, lanes=3, bitmap_capacity=64, value_capacity=64,
+                            max_tensors=2, max_rows=4, max_cols=4, max_len=64))
+
+
+@pytest.mark.parametrize("width, lanes", [(8, 4), (16, 1)])
+def test_cocotb_against_golden(run_cocotb, width, lanes):
+    params = buffer_params(width=width, lanes=lanes, bitmap_capacity=512, value_capacity=160,
+                           max_tensors=4, max_rows=9, max_cols=13, max_len=1 << 10)
+    run_cocotb(build(params), toplevel="act_buffer", test_module="sim.tb_act_buffer",
+               params={"buffer": params, "cases": 40})
