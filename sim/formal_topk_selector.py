@@ -16,7 +16,7 @@ from hw.topk_selector import TopKSelector
 from .formal import assert_stream_rules, assume_reset_first_cycle, assume_stream_rules
 
 
-def _drive_inputs(m, inputs, outputs):
+def drive_streams(m, inputs, outputs):
     """Input streams are arbitrary within the stream rules; outputs see arbitrary backpressure;
     outputs must keep the stream rules."""
     for name, port in inputs.items():
@@ -36,7 +36,7 @@ class MaskPackerSpec(Elaboratable):
         m = Module()
         m.submodules.dut = dut = MaskPacker(**self.params)
         assume_reset_first_cycle(m)
-        _drive_inputs(m, {"in": dut.i}, {"out": dut.out, "result": dut.result})
+        drive_streams(m, {"in": dut.i}, {"out": dut.out, "result": dut.result})
 
         lanes = self.params["lanes"]
         emitted = Signal(len(dut.kept))
@@ -73,6 +73,6 @@ class TopKSelectorSpec(Elaboratable):
         m = Module()
         m.submodules.dut = dut = TopKSelector(**self.params)
         assume_reset_first_cycle(m)
-        _drive_inputs(m, {"cmd": dut.cmd, "data": dut.data},
+        drive_streams(m, {"cmd": dut.cmd, "data": dut.data},
                       {"out": dut.out, "result": dut.result})
         return m

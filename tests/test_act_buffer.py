@@ -15,3 +15,11 @@ def test_cocotb_against_golden(run_cocotb, width, lanes):
                            max_tensors=4, max_rows=9, max_cols=13, max_len=1 << 10)
     run_cocotb(build(params), toplevel="act_buffer", test_module="sim.tb_act_buffer",
                params={"buffer": params, "cases": 40})
+
+
+def test_formal_stream_rules(prove):
+    from sim.formal_act_buffer import ActivationBufferSpec
+
+    params = buffer_params(width=3, lanes=2, bitmap_capacity=16, value_capacity=8,
+                           max_tensors=2, max_rows=3, max_cols=3, max_len=15)
+    prove(ActivationBufferSpec(params), name="act_buffer_w3l2", depth=6)
