@@ -5,6 +5,7 @@ from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .mask_packer import compressed_beat
 from .validate import check_int
 
 __all__ = ["ActOp", "ActivationBuffer"]
@@ -134,13 +135,20 @@ class ActivationBuffer(wiring.Component):
             "values_used": Out(range(self.value_words * lanes + 1)),
         })
 
-    @classmethod
-    def params_from_config(cls, config, wdata_layout):
+    @staticmethod
+    def params_from_config(config):
+        """The constructor's arguments for an :class:`golden.config.AccelConfig`: the buffer
+        takes the top-K selector's compressed stream."""
         return {"width": config.width, "lanes": config.topk_lanes,
                 "bitmap_capacity": config.act_bitmap_bits,
                 "value_capacity": config.act_values, "max_tensors": config.act_tensors,
                 "max_rows": config.act_max_rows, "max_cols": config.act_max_cols,
-                "wdata_layout": wdata_layout}
+                "wdata_layout": compressed_beat(config.width, config.topk_lanes,
+                                                config.max_tensor_len)}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**cls.params_from_config(config))
 
     def elaborate(self, platform):
         m = Module()

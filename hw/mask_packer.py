@@ -7,7 +7,23 @@ from amaranth.lib.wiring import In, Out
 from .layouts import masked_beat
 from .validate import check_int
 
-__all__ = ["MaskPacker"]
+__all__ = ["MaskPacker", "compressed_beat"]
+
+
+def compressed_beat(width, lanes, max_len):
+    """The layout of one beat of a compressed tensor (the packer's ``out``): ``bitmap``,
+    ``bitmap_count``, ``entries`` (``lanes`` ``(index, value)`` pairs), ``count``, ``last``."""
+    entry = data.StructLayout({
+        "index": unsigned(max(1, (max_len - 1).bit_length())),
+        "value": signed(width),
+    })
+    return data.StructLayout({
+        "bitmap": unsigned(lanes),
+        "bitmap_count": range(lanes + 1),
+        "entries": data.ArrayLayout(entry, lanes),
+        "count": range(lanes + 1),
+        "last": 1,
+    })
 
 
 class MaskPacker(wiring.Component):
@@ -59,18 +75,9 @@ class MaskPacker(wiring.Component):
         self.max_len = max_len
         self.index_width = max(1, (max_len - 1).bit_length())
         len_width = max_len.bit_length()
-        self.entry_layout = data.StructLayout({
-            "index": unsigned(self.index_width),
-            "value": signed(width),
-        })
         self.in_layout = masked_beat(width, lanes)
-        self.out_layout = data.StructLayout({
-            "bitmap": unsigned(lanes),
-            "bitmap_count": range(lanes + 1),
-            "entries": data.ArrayLayout(self.entry_layout, lanes),
-            "count": range(lanes + 1),
-            "last": 1,
-        })
+        self.out_layout = compressed_beat(width, lanes, max_len)
+        self.entry_layout = self.out_layout["entries"].shape.elem_shape
         self.result_layout = data.StructLayout({
             "n": unsigned(len_width),
             "kept": unsigned(len_width),

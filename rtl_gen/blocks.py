@@ -6,6 +6,7 @@ on its own; the list grows as blocks are added.
 
 import dataclasses
 
+from hw.act_buffer import ActivationBuffer
 from hw.skid_buffer import SkidBuffer
 from hw.topk_selector import TopKSelector
 
@@ -28,6 +29,9 @@ def available_blocks():
               "streaming top-K selector: exact threshold, sparsify-and-compress, N:M, "
               "structured",
               TopKSelector.from_config),
+        Block("act_buffer",
+              "compressed-activation buffer: bitmap plus packed values, row/column/dense reads",
+              ActivationBuffer.from_config),
     ]
 
 

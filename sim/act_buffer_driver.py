@@ -1,7 +1,7 @@
 """A cocotb driver for :class:`hw.act_buffer.ActivationBuffer`."""
 
 from hw.act_buffer import ActivationBuffer, ActOp
-from hw.mask_packer import MaskPacker
+from hw.mask_packer import compressed_beat
 
 from .payload import pack, unpack
 from .streams import StreamSink, StreamSource
@@ -21,8 +21,8 @@ def buffer_params(*, width, lanes, bitmap_capacity, value_capacity, max_tensors,
 def build(params):
     params = dict(params)
     max_len = params.pop("max_len")
-    packer = MaskPacker(width=params["width"], lanes=params["lanes"], max_len=max_len)
-    return ActivationBuffer(**params, wdata_layout=packer.out_layout)
+    return ActivationBuffer(**params, wdata_layout=compressed_beat(params["width"],
+                                                                    params["lanes"], max_len))
 
 
 class ActivationBufferDriver:
