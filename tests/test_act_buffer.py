@@ -23,3 +23,13 @@ def test_formal_stream_rules(prove):
     params = buffer_params(width=3, lanes=2, bitmap_capacity=16, value_capacity=8,
                            max_tensors=2, max_rows=3, max_cols=3, max_len=15)
     prove(ActivationBufferSpec(params), name="act_buffer_w3l2", depth=6)
+
+
+@pytest.mark.parametrize("order", ["rows", "cols"])
+def test_formal_every_element_read_back_exactly_once(prove, order):
+    from sim.formal_act_buffer import ExactlyOnceSpec
+
+    params = buffer_params(width=2, lanes=2, bitmap_capacity=4, value_capacity=4,
+                           max_tensors=1, max_rows=2, max_cols=2, max_len=4)
+    prove(ExactlyOnceSpec(params, rows=2, cols=2, order=order),
+          name=f"act_buffer_exactly_once_{order}", depth=40, mode="bmc")
