@@ -4,8 +4,7 @@
 from amaranth.hdl import Elaboratable, Module
 
 from .act_buffer_driver import build
-from .formal import assume_reset_first_cycle
-from .formal_topk_selector import drive_streams
+from .formal import assume_reset_first_cycle, drive_streams
 
 
 class ActivationBufferSpec(Elaboratable):
