@@ -40,6 +40,11 @@ MAX_KERNEL_SLICE = 49
 _TOP_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+def _field(default, help_text):
+    """A configuration field with its one-line help (the command line shows it)."""
+    return dataclasses.field(default=default, metadata={"help": help_text})
+
+
 def _check_int(name, value, lo, hi):
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"{name} must be an integer, not {value!r}", name)
@@ -94,20 +99,23 @@ class AccelConfig:
         If a parameter is of the wrong type or out of range.
     """
 
-    pe_rows: int = 16
-    pe_cols: int = 16
-    width: int = 8
-    tile_depth: int = 256
-    topk_lanes: int = 4
-    max_tensor_len: int = 1 << 24
-    nm_max_m: int = 8
-    max_kernel_slice: int = 9
-    act_bitmap_bits: int = 1 << 20
-    act_values: int = 1 << 17
-    act_tensors: int = 16
-    act_max_rows: int = 4096
-    act_max_cols: int = 4096
-    top_name: str = "swat_accel"
+    pe_rows: int = _field(16, "PE array rows")
+    pe_cols: int = _field(16, "PE array columns")
+    width: int = _field(8, "operand width in bits (signed), 2 to 16")
+    tile_depth: int = _field(256, "longest reduction one tile accumulates; sets the "
+                                  "accumulator width")
+    topk_lanes: int = _field(4, "elements per cycle of the top-K selector and the activation "
+                                "buffer's writes")
+    max_tensor_len: int = _field(1 << 24, "longest tensor (elements) the top-K selector takes")
+    nm_max_m: int = _field(8, "largest M of the top-K selector's N:M mode")
+    max_kernel_slice: int = _field(9, "longest kernel slice (kh*kw) of structured top-K")
+    act_bitmap_bits: int = _field(1 << 20, "activation buffer capacity: bitmap bits (elements)")
+    act_values: int = _field(1 << 17, "activation buffer capacity: kept values")
+    act_tensors: int = _field(16, "activation buffer descriptor slots (tensors held at once)")
+    act_max_rows: int = _field(4096, "largest activation matrix the buffer stores: rows")
+    act_max_cols: int = _field(4096, "largest activation matrix the buffer stores: columns")
+    top_name: str = _field("swat_accel", "name of the top-level Verilog module (prefix of "
+                                         "every module)")
 
     def __post_init__(self):
         _check_int("pe_rows", self.pe_rows, 1, MAX_PE_DIM)
@@ -115,6 +123,10 @@ class AccelConfig:
         _check_int("width", self.width, MIN_WIDTH, MAX_WIDTH)
         _check_int("tile_depth", self.tile_depth, 1, MAX_TILE_DEPTH)
         _check_int("topk_lanes", self.topk_lanes, 1, MAX_TOPK_LANES)
+        if self.topk_lanes & (self.topk_lanes - 1):
+            # The activation buffer addresses lanes within a word by bit slicing.
+            raise ConfigError(f"topk_lanes must be a power of two, not {self.topk_lanes}",
+                              "topk_lanes")
         _check_int("max_tensor_len", self.max_tensor_len, 1, MAX_TENSOR_LEN_LIMIT)
         _check_int("nm_max_m", self.nm_max_m, 1, MAX_NM_M)
         _check_int("max_kernel_slice", self.max_kernel_slice, 1, MAX_KERNEL_SLICE)
@@ -143,6 +155,11 @@ class AccelConfig:
     def pe(self):
         """The array size as the command line writes it, ``"RxC"``."""
         return f"{self.pe_rows}x{self.pe_cols}"
+
+    @classmethod
+    def field_help(cls):
+        """``{name: (default, help)}`` of every parameter, in declaration order."""
+        return {f.name: (f.default, f.metadata["help"]) for f in dataclasses.fields(cls)}
 
     def replace(self, **changes):
         """Return a copy with ``changes`` applied (and validated)."""

@@ -24,32 +24,26 @@ class _OneLineParser(argparse.ArgumentParser):
 def build_parser():
     p = _OneLineParser(
         prog="python -m rtl_gen",
-        description="Generate the Verilog of a SWAT training accelerator from one configuration.",
-)
+        description="Generate the Verilog of a SWAT training accelerator from one configuration.")
     p.add_argument("--pe", default=DEFAULTS.pe, metavar="RxC",
                    help="PE array size, rows x columns (default: %(default)s)")
-    p.add_argument("--width", type=int, default=DEFAULTS.width,
-                   help="operand width in bits (signed), 2 to 16 (default: %(default)s)")
-    p.add_argument("--tile-depth", type=int, default=DEFAULTS.tile_depth,
-                   help="longest reduction one tile accumulates; sets the accumulator width (default: %(default)s)")
-    p.add_argument("--topk-lanes", type=int, default=DEFAULTS.topk_lanes,
-                   help="elements per cycle of the top-K selector (default: %(default)s)")
-    p.add_argument("--max-tensor-len", type=int, default=DEFAULTS.max_tensor_len,
-                   help="longest tensor (elements) the top-K selector handles (default: %(default)s)")
-    p.add_argument("--top-name", default=DEFAULTS.top_name,
-                   help="name of the top-level Verilog module (prefix of every module) (default: %(default)s)")
+    # Every other parameter of the configuration object is a flag of the same name.
+    for name, (default, text) in AccelConfig.field_help().items():
+        if name in ("pe_rows", "pe_cols"):
+            continue
+        p.add_argument("--" + name.replace("_", "-"), dest=name, type=type(default),
+                       default=default, help=f"{text} (default: %(default)s)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="output folder (default: rtl_out/<top-name>_<R>x<C>_w<width>)")
     return p
 
 
-
 def config_from_args(args):
     """The :class:`AccelConfig` the parsed arguments describe (raises :class:`ConfigError`)."""
     rows, cols = parse_pe(args.pe)
-    return AccelConfig(pe_rows=rows, pe_cols=cols, width=args.width, tile_depth=args.tile_depth,
-                       topk_lanes=args.topk_lanes, max_tensor_len=args.max_tensor_len,
-                       top_name=args.top_name)
+    fields = {name: getattr(args, name) for name in AccelConfig.field_help()
+              if name not in ("pe_rows", "pe_cols")}
+    return AccelConfig(pe_rows=rows, pe_cols=cols, **fields)
 
 
 def _summary(config, manifest, out, seconds):
@@ -105,6 +99,9 @@ def main(argv=None):
         manifest = generate(config, out)
     except OSError as e:
         parser.exit(1, f"error: cannot write to {out}: {e.strerror}\n")
+    except (ValueError, TypeError) as e:
+        # A block refused a combination the configuration allows: say which, in one line.
+        parser.exit(2, f"error: {str(e).splitlines()[0]}\n")
     print(_summary(config, manifest, out, time.perf_counter() - start))
     return 0
 

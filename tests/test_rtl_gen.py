@@ -54,6 +54,8 @@ def test_output_is_deterministic_and_has_no_paths(tmp_path):
     (["--width", "99"], "error: --width must be between 2 and 16, not 99"),
     (["--top-name", "1bad"], "error: --top-name must be a Verilog identifier, not '1bad'"),
     (["--bogus"], "error: unrecognized arguments: --bogus"),
+    (["--topk-lanes", "3"], "error: --topk-lanes must be a power of two, not 3"),
+    (["--act-tensors", "0"], "error: --act-tensors must be between 1 and 64, not 0"),
 ])
 def test_bad_flags_give_one_line_and_exit_2(tmp_path, args, message):
     result = run_gen(*args, cwd=tmp_path)
