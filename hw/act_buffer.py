@@ -36,8 +36,9 @@ class ActivationBuffer(wiring.Component):
     words, and the packer's full value words are written as they come. Each tensor starts on a
     word boundary of both memories.
 
-    Reads walk the tensor element by element, in row or column order; each element takes
-    three cycles (bitmap word, value word, output). A column-order read first walks the tensor
+    Reads walk the tensor element by element, in row or column order: a dropped element takes
+    one cycle and a kept one two (value word, output), plus one cycle for each bitmap word the
+    walk enters (every element, in a column walk). A column-order read first walks the tensor
     once in row order to find where each row's values start, then keeps a cursor per row, so
     nothing is expanded to dense.
 
@@ -253,6 +254,23 @@ class ActivationBuffer(wiring.Component):
                 with m.Else():
                     m.d.sync += col.eq(col + 1)
 
+        def walk_on():
+            """Advance; skip the bitmap read when the next element lies in the same word.
+
+            The bitmap read port reads the current element's word every cycle, so in a row walk
+            the word is already on the port for the next element unless it starts a new word.
+            """
+            advance()
+            if lane_bits:
+                same_word = ~((cmd.op == ActOp.READ_COLS) & ~prepass) \
+                    & (flat[:lane_bits] != lanes - 1)
+                with m.If(same_word):
+                    m.next = "READ_VALUE"
+                with m.Else():
+                    m.next = "READ_BITMAP"
+            else:
+                m.next = "READ_BITMAP"
+
         def finish(error, n, kept):
             m.d.sync += [result.error.eq(error), result.n.eq(n), result.kept.eq(kept)]
             m.next = "RESULT"
@@ -442,17 +460,16 @@ class ActivationBuffer(wiring.Component):
                                      ptr_wp.data.eq(vcount)]
                     with m.If(flat + 1 == desc.rows * desc.cols):
                         m.d.sync += [prepass.eq(0), row.eq(0), col.eq(0), flat.eq(0)]
+                        m.next = "READ_BITMAP"
                     with m.Else():
-                        advance()
-                    m.next = "READ_BITMAP"
+                        walk_on()
                 with m.Elif(bit | (cmd.op == ActOp.READ_DENSE)):
                     with m.If(column_walk & bit):
                         m.d.comb += [ptr_wp.en.eq(1), ptr_wp.addr.eq(row),
                                      ptr_wp.data.eq(ptr_rp.data + 1)]
                     m.next = "READ_OUT"
                 with m.Else():
-                    advance()
-                    m.next = "READ_BITMAP"
+                    walk_on()
 
             with m.State("READ_OUT"):
                 # The value word read in READ_VALUE is on the read port now (held: en is low).
@@ -468,8 +485,7 @@ class ActivationBuffer(wiring.Component):
                     with m.If(out_last):
                         m.next = "RESULT"
                     with m.Else():
-                        advance()
-                        m.next = "READ_BITMAP"
+                        walk_on()
 
             with m.State("RESULT"):
                 m.d.comb += self.result.valid.eq(1)
