@@ -223,9 +223,7 @@ class ActivationBuffer(wiring.Component):
             bitmap_rp.addr.eq(desc.bitmap_base + (flat >> lane_bits)),
             ptr_rp.addr.eq(row),
             bit.eq(bitmap_rp.data.bit_select(flat[:lane_bits] if lane_bits else 0, 1)),
-            last_element.eq(Mux(cmd.op == ActOp.READ_COLS,
-                                (row + 1 == desc.rows) & (col + 1 == desc.cols),
-                                flat + 1 == desc.rows * desc.cols)),
+            last_element.eq(flat + 1 == desc.rows * desc.cols),  # of a row-order walk
         ]
         hold_pointer = Signal.like(vcount)
         emitted = Signal.like(vcount)
