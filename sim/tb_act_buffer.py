@@ -10,7 +10,6 @@ import numpy as np
 
 from golden import topk
 from golden.act_buffer import ActivationBuffer as GoldenBuffer
-from golden.act_buffer import BufferFull
 from hw.act_buffer import ActOp
 
 from .act_buffer_driver import ActivationBufferDriver
@@ -27,15 +26,6 @@ async def _setup(dut, name):
                           value_capacity=drv.model.value_words * p["lanes"],
                           max_tensors=p["max_tensors"])
     return params, drv, golden, np.random.default_rng(rng.getrandbits(32))
-
-
-def _golden_write(golden, lanes, slot, x, mask):
-    """Write to the golden model with the hardware's word alignment: each tensor starts on a
-    word boundary, so the model is given padded sizes."""
-    try:
-        return golden.write(slot, x, mask)
-    except BufferFull:
-        return None
 
 
 async def _check_reads(drv, golden, slot, label):
