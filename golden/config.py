@@ -67,8 +67,15 @@ class AccelConfig:
     tile_depth : int
         Longest reduction (dense-operand tile depth) one tile accumulates (1 to 65536). The
         accumulator width is derived from it so that overflow is impossible.
+    dense_lanes : int
+        Values per beat of the PE array's dense-operand port; 0 means ``pe_cols``.
+    pe_bank_entries : int
+        Sparse entries each PE row's bank holds.
+    pe_max_rows, pe_max_tiles : int
+        Most sparse rows and dense column tiles in one PE-array job.
     topk_lanes : int
-        Elements per beat of the streaming top-K selector (1 to 16).
+        Elements per beat of the streaming top-K selector (1 to 16), also the PE array's sparse
+        port.
     max_tensor_len : int
         Longest tensor, in elements, the top-K selector counts (1 to 2**30).
     nm_max_m : int
@@ -104,6 +111,12 @@ class AccelConfig:
     width: int = _field(8, "operand width in bits (signed), 2 to 16")
     tile_depth: int = _field(256, "longest reduction one tile accumulates; sets the "
                                   "accumulator width")
+    dense_lanes: int = _field(0, "values per beat of the PE array's dense-operand port; "
+                                 "0 means pe_cols (one dense row a beat)")
+    pe_bank_entries: int = _field(4096, "sparse entries each PE row's bank holds (a job's "
+                                        "sparse tile is spread over the banks)")
+    pe_max_rows: int = _field(4096, "most sparse rows in one PE-array job")
+    pe_max_tiles: int = _field(1024, "most dense column tiles in one PE-array job")
     topk_lanes: int = _field(4, "elements per cycle of the top-K selector and the activation "
                                 "buffer's writes")
     max_tensor_len: int = _field(1 << 24, "longest tensor (elements) the top-K selector takes")
@@ -122,6 +135,13 @@ class AccelConfig:
         _check_int("pe_cols", self.pe_cols, 1, MAX_PE_DIM)
         _check_int("width", self.width, MIN_WIDTH, MAX_WIDTH)
         _check_int("tile_depth", self.tile_depth, 1, MAX_TILE_DEPTH)
+        _check_int("dense_lanes", self.dense_lanes, 0, self.pe_cols)
+        if self.dense_lanes and self.pe_cols % self.dense_lanes:
+            raise ConfigError(f"dense_lanes must divide pe_cols ({self.pe_cols}), not "
+                              f"{self.dense_lanes}", "dense_lanes")
+        _check_int("pe_bank_entries", self.pe_bank_entries, 1, 1 << 20)
+        _check_int("pe_max_rows", self.pe_max_rows, 1, 1 << 16)
+        _check_int("pe_max_tiles", self.pe_max_tiles, 1, 1 << 16)
         _check_int("topk_lanes", self.topk_lanes, 1, MAX_TOPK_LANES)
         if self.topk_lanes & (self.topk_lanes - 1):
             # The activation buffer addresses lanes within a word by bit slicing.
@@ -150,6 +170,11 @@ class AccelConfig:
     @property
     def magnitude_width(self):
         return numerics.magnitude_width(self.width)
+
+    @property
+    def dense_port_lanes(self):
+        """Values per beat of the PE array's dense port (``dense_lanes``, or ``pe_cols``)."""
+        return self.dense_lanes or self.pe_cols
 
     @property
     def pe(self):

@@ -1,0 +1,658 @@
+"""The sparse PE array: ``R x C`` MACs that multiply a compressed sparse operand by a dense one.
+
+Dataflow (row-wise products): every sparse row goes whole to one PE row. The PE row keeps ``C``
+accumulators, one per dense column of the current tile, and for each non-zero ``(k, v)`` of its
+row adds ``v * D[k, c]`` to accumulator ``c``. A zero is never stored, multiplied or waited for:
+a row costs one cycle per non-zero. Each PE row has its own copy of the dense tile (written by
+one broadcast, read at the row's own index), double-buffered so the next tile loads while this
+one is used.
+
+A job:
+
+1. ``cmd`` gives the mode, the sparse rows, the reduction depth, the valid dense columns and the
+   number of dense column tiles.
+2. ``sparse`` streams the rows (each ends with ``row_last``, the job with ``last``). Each row is
+   written to the *bank* of the PE row with the least work so far (lowest index on ties): the
+   schedule of dynamic dispatch (:func:`golden.pe_array.assign_rows`), decided at load time. The
+   banks hold the sparse tile for every dense tile of the job.
+3. ``dense`` streams the dense tiles, ``depth`` rows of ``C`` values each, ``dense_lanes`` values
+   a beat, ``last`` on each tile's final beat. Loading overlaps the sparse load and the compute.
+4. ``result`` gives each (row, tile) result, ``C`` exact accumulators, in completion order; the
+   job's last result has ``last``. Then ``done`` gives the job's error flags and counters.
+
+Modes: ``SPARSE`` (entries carry their column index), ``NM`` (entries carry their offset in the
+group of ``nm_m``; every group of ``nm_m`` has exactly ``nm_n`` entries, fewer only at a row's
+end) and ``DENSE`` (the baseline: every element, zeros included, is an entry; indices are
+implied), all on the same datapath.
+
+Faults are reported, never guessed around: a malformed command is answered at once with
+``error.command`` and consumes nothing; an index beyond ``depth``, a row count other than
+``rows``, a dense row of the wrong length, or a full bank set their flag, the job's streams are
+consumed to their ends, and no result is produced.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .validate import check_int
+
+__all__ = ["PEMode", "SparsePEArray"]
+
+COUNTER_WIDTH = 48
+
+
+class PEMode(enum.Enum, shape=2):
+    #: Every element is an entry (zeros included); indices are implied. The speedup baseline.
+    DENSE = 0
+    #: Entries are the non-zeros, each with its column index.
+    SPARSE = 1
+    #: Entries are ``nm_n`` per group of ``nm_m``, each with its offset in the group.
+    NM = 2
+
+
+ERROR_LAYOUT = data.StructLayout({
+    "command": 1,     # a field of the command is out of range
+    "rows": 1,        # the sparse stream's rows (or a dense-mode row's length) differ
+    "index": 1,       # an entry's index is not below depth
+    "bank_full": 1,   # a PE row's bank cannot hold its rows
+    "dense_last": 1,  # a dense beat's ``last`` is not where the tile ends
+})
+
+
+def _argmin(m, values):
+    """``(value, index)`` of the smallest of ``values``, lowest index on ties (a tree)."""
+    nodes = [(v, Const(i, range(len(values)))) for i, v in enumerate(values)]
+    while len(nodes) > 1:
+        merged = []
+        for a, b in zip(nodes[0::2], nodes[1::2]):
+            take_b = Signal()
+            m.d.comb += take_b.eq(b[0] < a[0])
+            value, index = Signal.like(a[0]), Signal(range(len(values)))
+            m.d.comb += [value.eq(Mux(take_b, b[0], a[0])), index.eq(Mux(take_b, b[1], a[1]))]
+            merged.append((value, index))
+        if len(nodes) % 2:
+            merged.append(nodes[-1])
+        nodes = merged
+    return nodes[0]
+
+
+class _PERow(wiring.Component):
+    """One PE row: its bank of sparse rows, its copy of the dense tiles, a sequencer that issues
+    one entry a cycle, a 3-stage multiply-accumulate pipeline and a result holding register."""
+
+    def __init__(self, *, cols, width, acc_width, depth_bits, bank_words, word_layout,
+                 max_rows, max_tiles):
+        self._cols = cols
+        self._bank_words = bank_words
+        self._word_layout = word_layout
+        self._depth_bits = depth_bits
+        tile_shape = data.ArrayLayout(signed(width), cols)
+        self._tile_shape = tile_shape
+        self._value_shape = signed(width)
+        super().__init__({
+            # written by the loaders
+            "bank_we": In(1), "bank_wdata": In(word_layout),
+            "d_we": In(1), "d_waddr": In(depth_bits + 1), "d_wdata": In(tile_shape),
+            # job control
+            "clear": In(1),        # a job starts: forget the bank's contents
+            "run": In(1),          # the compute phase
+            "tiles": In(range(max_tiles + 1)),
+            "loaded_tiles": In(range(max_tiles + 1)),
+            "take": In(1),         # the arbiter takes the holding register this cycle
+            # status
+            "words": Out(range(bank_words + 1)),
+            "full": Out(1),
+            "tile_done": Out(1),   # finished the tile in half ``tile_done_half`` this cycle
+            "tile_done_half": Out(1),
+            "issue": Out(1),
+            "issue_entry": Out(1),  # an issue that is a real entry (not an empty row's slot)
+            "stall": Out(1),
+            "hold_valid": Out(1),
+            "hold_row": Out(range(max_rows)),
+            "hold_tile": Out(range(max_tiles)),
+            "hold_values": Out(data.ArrayLayout(signed(acc_width), cols)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        word_layout = self._word_layout
+        m.submodules.bank = bank = Memory(shape=word_layout, depth=self._bank_words, init=[])
+        m.submodules.tiles = tiles = Memory(shape=self._tile_shape,
+                                            depth=2 << self._depth_bits, init=[])
+        bank_wp, bank_rp = bank.write_port(), bank.read_port()
+        tile_wp, tile_rp = tiles.write_port(), tiles.read_port()
+
+        words = Signal.like(self.words)
+        m.d.comb += [self.words.eq(words), self.full.eq(words == self._bank_words)]
+        m.d.comb += [
+            bank_wp.addr.eq(words), bank_wp.data.eq(self.bank_wdata),
+            bank_wp.en.eq(self.bank_we & ~self.full),
+            tile_wp.addr.eq(self.d_waddr), tile_wp.data.eq(self.d_wdata),
+            tile_wp.en.eq(self.d_we),
+        ]
+        with m.If(self.clear):
+            m.d.sync += words.eq(0)
+        with m.Elif(self.bank_we & ~self.full):
+            m.d.sync += words.eq(words + 1)
+
+        # -- sequencer: one entry a cycle ----------------------------------------------------
+        lanes = word_layout["index"].shape.length
+        tile = Signal.like(self.tiles)
+        addr = Signal(range(self._bank_words))
+        lane = Signal(range(lanes))
+        outstanding = Signal()  # a row's last entry issued, its result not yet taken
+
+        word = Signal(word_layout)
+        m.d.comb += word.eq(bank_rp.data)
+        entries = Signal(range(lanes + 1))
+        m.d.comb += entries.eq(Mux(word.count == 0, 1, word.count))
+        last_in_word = Signal()
+        m.d.comb += last_in_word.eq(lane == entries - 1)
+        entry_row_last = Signal()
+        m.d.comb += entry_row_last.eq(word.row_last & last_in_word)
+
+        active = Signal()
+        ready_tile = Signal()
+        m.d.comb += [
+            active.eq(self.run & (tile < self.tiles)),
+            ready_tile.eq(self.loaded_tiles > tile),
+        ]
+        empty = Signal()
+        m.d.comb += empty.eq(words == 0)
+        credit = Signal()
+        m.d.comb += credit.eq(~outstanding | self.take)
+        issue = Signal()
+        m.d.comb += issue.eq(active & ready_tile & ~empty & (~entry_row_last | credit))
+        m.d.comb += [
+            self.issue.eq(issue),
+            self.issue_entry.eq(issue & (word.count != 0)),
+            self.stall.eq(active & ~empty & ~issue),
+        ]
+
+        addr_next = Signal.like(addr)
+        m.d.comb += addr_next.eq(addr)
+        tile_end = Signal()
+        m.d.comb += tile_end.eq(issue & last_in_word & (addr == words - 1))
+        with m.If(self.clear):
+            m.d.sync += [tile.eq(0), lane.eq(0), outstanding.eq(0)]
+            m.d.comb += addr_next.eq(0)
+        with m.Elif(active & ready_tile & empty):
+            # Nothing to do in this tile: release it at once.
+            m.d.sync += tile.eq(tile + 1)
+        with m.Elif(issue):
+            with m.If(last_in_word):
+                m.d.sync += lane.eq(0)
+                with m.If(tile_end):
+                    m.d.comb += addr_next.eq(0)
+                    m.d.sync += tile.eq(tile + 1)
+                with m.Else():
+                    m.d.comb += addr_next.eq(addr + 1)
+            with m.Else():
+                m.d.sync += lane.eq(lane + 1)
+        m.d.sync += addr.eq(addr_next)
+        m.d.comb += [
+            bank_rp.addr.eq(addr_next),
+            self.tile_done.eq(tile_end | (active & ready_tile & empty)),
+            self.tile_done_half.eq(tile[0]),
+        ]
+        with m.If(self.clear):
+            pass
+        with m.Elif(issue & entry_row_last):
+            m.d.sync += outstanding.eq(1)
+        with m.Elif(self.take):
+            m.d.sync += outstanding.eq(0)
+
+        # -- stage 0 -> 1: read the dense row at the entry's index ---------------------------
+        index = Signal(self._depth_bits)
+        value = Signal(self._value_shape)
+        m.d.comb += [
+            index.eq(word.index[lane]),
+            value.eq(Mux(word.count == 0, 0, word.value[lane])),
+            tile_rp.addr.eq(Cat(index, tile[0])),
+        ]
+        s1_valid, s1_last = Signal(), Signal()
+        s1_value = Signal(self._value_shape)
+        s1_row, s1_tile = Signal.like(self.hold_row), Signal.like(self.hold_tile)
+        m.d.sync += [s1_valid.eq(issue), s1_last.eq(entry_row_last), s1_value.eq(value),
+                     s1_row.eq(word.row), s1_tile.eq(tile)]
+
+        # -- stage 1 -> 2: multiply (registered products) ------------------------------------
+        dense_row = Signal(self._tile_shape)
+        m.d.comb += dense_row.eq(tile_rp.data)
+        acc_shape = self.hold_values.shape().elem_shape
+        s2_valid, s2_last = Signal(), Signal()
+        s2_row, s2_tile = Signal.like(s1_row), Signal.like(s1_tile)
+        products = [Signal(signed(2 * self._value_shape.width), name=f"product{c}")
+                    for c in range(self._cols)]
+        m.d.sync += [s2_valid.eq(s1_valid), s2_last.eq(s1_last), s2_row.eq(s1_row),
+                     s2_tile.eq(s1_tile)]
+        for c in range(self._cols):
+            m.d.sync += products[c].eq(s1_value * dense_row[c])
+
+        # -- stage 2 -> 3: accumulate; a row's last entry moves the sums to the holding register
+        first = Signal(init=1)
+        accs = [Signal(acc_shape, name=f"acc{c}") for c in range(self._cols)]
+        sums = [Signal(acc_shape, name=f"sum{c}") for c in range(self._cols)]
+        for c in range(self._cols):
+            m.d.comb += sums[c].eq(Mux(first, 0, accs[c]) + products[c])
+        hold_valid = Signal()
+        m.d.comb += self.hold_valid.eq(hold_valid)
+        with m.If(self.clear):
+            m.d.sync += first.eq(1)
+        with m.Elif(s2_valid):
+            with m.If(s2_last):
+                m.d.sync += [first.eq(1), hold_valid.eq(1),
+                             self.hold_row.eq(s2_row), self.hold_tile.eq(s2_tile)]
+                m.d.sync += [self.hold_values[c].eq(sums[c]) for c in range(self._cols)]
+            with m.Else():
+                m.d.sync += first.eq(0)
+                m.d.sync += [accs[c].eq(sums[c]) for c in range(self._cols)]
+        # The credit rule makes a take and a new result in the same cycle impossible.
+        with m.If(self.take):
+            m.d.sync += hold_valid.eq(0)
+        return m
+
+
+class SparsePEArray(wiring.Component):
+    """An ``rows x cols`` PE array for a compressed sparse operand times a dense one.
+
+    See the module documentation for the dataflow, the job sequence and the fault rules.
+
+    Parameters
+    ----------
+    rows, cols : int
+        PE rows (sparse rows worked on at once) and PE columns (dense columns a tile).
+    width : int
+        Operand width (signed, 2 to 16).
+    tile_depth : int
+        Longest reduction of a job; sets the dense buffers' depth and the accumulator width
+        (:func:`golden.numerics.acc_width`), so overflow is impossible.
+    lanes : int
+        Entries per beat of the ``sparse`` port (the top-K selector's beat width).
+    dense_lanes : int
+        Values per beat of the ``dense`` port; divides ``cols``.
+    bank_entries : int
+        Sparse entries one PE row's bank holds (rounded up to whole beats of ``lanes``).
+    max_rows : int
+        Most sparse rows in a job.
+    max_tiles : int
+        Most dense column tiles in a job.
+    nm_max_m : int
+        Largest group size of the ``NM`` mode.
+    acc_width : int
+        Accumulator width (from the configuration: ``golden.numerics.acc_width``).
+
+    Attributes
+    ----------
+    cmd : In(stream.Signature(cmd_layout))
+        ``mode`` (:class:`PEMode`), ``rows``, ``depth``, ``cols``, ``tiles``, ``nm_n``, ``nm_m``.
+    sparse : In(stream.Signature(sparse_layout))
+        ``index[lanes]``, ``value[lanes]``, ``count``, ``row_last``, ``last``.
+    dense : In(stream.Signature(dense_layout))
+        ``values[dense_lanes]``, ``last``.
+    result : Out(stream.Signature(result_layout))
+        ``row`` (stream order), ``tile``, ``values[cols]``, ``last``.
+    done : Out(stream.Signature(done_layout))
+        One a job: ``error`` flags, ``cycles`` (command to done), ``busy`` (PE-row cycles that
+        issued an entry), ``macs`` (entries times valid columns), ``stalls`` (PE-row cycles
+        with work left that could not issue).
+
+    Raises
+    ------
+    TypeError, ValueError
+        If a parameter is not an integer or out of range.
+    """
+
+    def __init__(self, *, rows, cols, width, tile_depth, lanes, dense_lanes, bank_entries,
+                 max_rows, max_tiles, nm_max_m, acc_width):
+        check_int("rows", rows, 1)
+        check_int("cols", cols, 1)
+        check_int("width", width, 2, 16)
+        check_int("tile_depth", tile_depth, 1)
+        check_int("lanes", lanes, 1)
+        check_int("dense_lanes", dense_lanes, 1)
+        if cols % dense_lanes:
+            raise ValueError(f"dense_lanes must divide cols ({cols}), not {dense_lanes}")
+        check_int("bank_entries", bank_entries, 1)
+        check_int("max_rows", max_rows, 1)
+        check_int("max_tiles", max_tiles, 1)
+        check_int("nm_max_m", nm_max_m, 1)
+        check_int("acc_width", acc_width, 2 * width)
+        self.rows, self.cols, self.width = rows, cols, width
+        self.tile_depth, self.lanes, self.dense_lanes = tile_depth, lanes, dense_lanes
+        self.bank_words = -(-bank_entries // lanes)
+        self.max_rows, self.max_tiles, self.nm_max_m = max_rows, max_tiles, nm_max_m
+        self.acc_width = acc_width
+        self.depth_bits = max(1, (tile_depth - 1).bit_length())
+        index_bits = max(self.depth_bits, (nm_max_m - 1).bit_length())
+        self.cmd_layout = data.StructLayout({
+            "mode": PEMode,
+            "rows": range(max_rows + 1),
+            "depth": range(tile_depth + 1),
+            "cols": range(cols + 1),
+            "tiles": range(max_tiles + 1),
+            "nm_n": range(nm_max_m + 1),
+            "nm_m": range(nm_max_m + 1),
+        })
+        self.sparse_layout = data.StructLayout({
+            "index": data.ArrayLayout(unsigned(index_bits), lanes),
+            "value": data.ArrayLayout(signed(width), lanes),
+            "count": range(lanes + 1),
+            "row_last": 1,
+            "last": 1,
+        })
+        self.dense_layout = data.StructLayout({
+            "values": data.ArrayLayout(signed(width), dense_lanes),
+            "last": 1,
+        })
+        self.result_layout = data.StructLayout({
+            "row": range(max_rows),
+            "tile": range(max_tiles),
+            "values": data.ArrayLayout(signed(acc_width), cols),
+            "last": 1,
+        })
+        self.done_layout = data.StructLayout({
+            "error": ERROR_LAYOUT,
+            "cycles": unsigned(COUNTER_WIDTH),
+            "busy": unsigned(COUNTER_WIDTH),
+            "macs": unsigned(COUNTER_WIDTH),
+            "stalls": unsigned(COUNTER_WIDTH),
+        })
+        self.word_layout = data.StructLayout({
+            "index": data.ArrayLayout(unsigned(self.depth_bits), lanes),
+            "value": data.ArrayLayout(signed(width), lanes),
+            "count": range(lanes + 1),
+            "row_last": 1,
+            "row": range(max_rows),
+        })
+        super().__init__({
+            "cmd": In(stream.Signature(self.cmd_layout)),
+            "sparse": In(stream.Signature(self.sparse_layout)),
+            "dense": In(stream.Signature(self.dense_layout)),
+            "result": Out(stream.Signature(self.result_layout)),
+            "done": Out(stream.Signature(self.done_layout)),
+        })
+
+    @staticmethod
+    def params_from_config(config):
+        """The constructor's arguments for an :class:`golden.config.AccelConfig`."""
+        return {"rows": config.pe_rows, "cols": config.pe_cols, "width": config.width,
+                "tile_depth": config.tile_depth, "lanes": config.topk_lanes,
+                "dense_lanes": config.dense_port_lanes, "bank_entries": config.pe_bank_entries,
+                "max_rows": config.pe_max_rows, "max_tiles": config.pe_max_tiles,
+                "nm_max_m": config.nm_max_m, "acc_width": config.acc_width}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**cls.params_from_config(config))
+
+    def elaborate(self, platform):
+        m = Module()
+        R, C, L, P = self.rows, self.cols, self.lanes, self.dense_lanes
+        pe_rows = []
+        for r in range(R):
+            pe = _PERow(cols=C, width=self.width, acc_width=self.acc_width,
+                        depth_bits=self.depth_bits, bank_words=self.bank_words,
+                        word_layout=self.word_layout, max_rows=self.max_rows,
+                        max_tiles=self.max_tiles)
+            m.submodules[f"pe_row{r}"] = pe
+            pe_rows.append(pe)
+
+        cmd = Signal(self.cmd_layout)
+        error = Signal(ERROR_LAYOUT)
+        cycles = Signal(COUNTER_WIDTH)
+        busy = Signal(COUNTER_WIDTH)
+        entries = Signal(COUNTER_WIDTH)
+        stalls = Signal(COUNTER_WIDTH)
+        clear = Signal()  # a job starts this cycle
+        for pe in pe_rows:
+            m.d.comb += [pe.clear.eq(clear), pe.tiles.eq(cmd.tiles)]
+
+        # -- command check ------------------------------------------------------------------
+        c = self.cmd.payload
+        bad_cmd = Signal()
+        m.d.comb += bad_cmd.eq(
+            (c.rows == 0) | (c.depth == 0) | (c.cols == 0) | (c.tiles == 0)
+            | ~((c.mode == PEMode.DENSE) | (c.mode == PEMode.SPARSE) | (c.mode == PEMode.NM))
+            | ((c.mode == PEMode.NM) & ((c.nm_n == 0) | (c.nm_n > c.nm_m))))
+
+        # -- sparse loader: deal each row to the least loaded PE row --------------------------
+        loads = [Signal(range(self.bank_words * L + 1), name=f"load{r}") for r in range(R)]
+        _, least = _argmin(m, loads)
+        row_start = Signal(init=1)
+        bank = Signal(range(R))
+        rows_seen = Signal(range(self.max_rows + 1))
+        pos = Signal(range(self.tile_depth + L + 1))  # entries so far in the row (DENSE index)
+        nm_base = Signal(range(self.tile_depth + self.nm_max_m * (L + 1) + 1))
+        nm_taken = Signal(range(self.nm_max_m + 1))  # entries in the current group so far
+        beat = self.sparse.payload
+        target = Signal(range(R))
+        m.d.comb += target.eq(Mux(row_start, least, bank))
+
+        word = Signal(self.word_layout)
+        lane_index = [Signal(range(self.tile_depth + self.nm_max_m * (L + 1) + L + 1),
+                             name=f"lane_index{i}") for i in range(L)]
+        nm_bases = [Signal.like(nm_base, name=f"nm_base{i}") for i in range(L + 1)]
+        nm_takens = [Signal.like(nm_taken, name=f"nm_taken{i}") for i in range(L + 1)]
+        m.d.comb += [nm_bases[0].eq(nm_base), nm_takens[0].eq(nm_taken)]
+        for i in range(L):
+            # NM: entry i is in the group at nm_bases[i]; a group holds nm_n entries.
+            wrap = Signal(name=f"nm_wrap{i}")
+            m.d.comb += wrap.eq(nm_takens[i] + 1 == cmd.nm_n)
+            m.d.comb += [
+                nm_takens[i + 1].eq(Mux(wrap, 0, nm_takens[i] + 1)),
+                nm_bases[i + 1].eq(Mux(wrap, nm_bases[i] + cmd.nm_m, nm_bases[i])),
+            ]
+            with m.Switch(cmd.mode):
+                with m.Case(PEMode.DENSE):
+                    m.d.comb += lane_index[i].eq(pos + i)
+                with m.Case(PEMode.SPARSE):
+                    m.d.comb += lane_index[i].eq(beat.index[i])
+                with m.Case(PEMode.NM):
+                    m.d.comb += lane_index[i].eq(nm_bases[i] + beat.index[i])
+            m.d.comb += [word.index[i].eq(lane_index[i]), word.value[i].eq(beat.value[i])]
+        m.d.comb += [word.count.eq(beat.count), word.row_last.eq(beat.row_last),
+                     word.row.eq(rows_seen)]
+        index_bad = Signal()
+        m.d.comb += index_bad.eq(
+            (beat.count > L)
+            | Cat(*[(i < beat.count) & (lane_index[i] >= cmd.depth) for i in range(L)]).any()
+            | ((cmd.mode == PEMode.NM) & Cat(
+                *[(i < beat.count) & (beat.index[i] >= cmd.nm_m) for i in range(L)]).any()))
+        row_end_pos = Signal.like(pos)
+        m.d.comb += row_end_pos.eq(pos + beat.count)
+        dense_row_bad = Signal()
+        m.d.comb += dense_row_bad.eq((cmd.mode == PEMode.DENSE) & Mux(
+            beat.row_last, row_end_pos != cmd.depth, row_end_pos > cmd.depth))
+        target_full = Signal()
+        m.d.comb += target_full.eq(Cat(*[pe.full for pe in pe_rows]).bit_select(target, 1))
+        beat_cost = Signal(range(L + 1))
+        m.d.comb += beat_cost.eq(Mux(beat.count == 0, 1, beat.count))
+
+        # -- dense loader: tiles into the free half of every PE row's buffer ------------------
+        parts = C // P
+        d_tile = Signal(range(self.max_tiles + 1))
+        d_row = Signal(self.depth_bits)
+        d_part = Signal(range(parts))
+        staging = Signal(data.ArrayLayout(signed(self.width), C))
+        pending = [Signal(R, name=f"pending{h}") for h in range(2)]  # PE rows still using a half
+        loaded_tiles = Signal(range(self.max_tiles + 1))
+        dense_on = Signal()     # the job takes dense beats
+        dense_skip = Signal()   # ... and drops them (the job failed)
+        half_free = Signal()
+        m.d.comb += half_free.eq(Mux(d_tile[0], pending[1], pending[0]) == 0)
+        m.d.comb += self.dense.ready.eq(dense_on & (d_tile < cmd.tiles)
+                                        & (dense_skip | half_free))
+        dbeat = self.dense.payload
+        d_word = Signal(data.ArrayLayout(signed(self.width), C))
+        for col in range(C):
+            part, lane = divmod(col, P)
+            incoming = Mux(d_part == part, dbeat.values[lane], staging[col]) if parts > 1 \
+                else dbeat.values[lane]
+            m.d.comb += d_word[col].eq(Mux(col < cmd.cols, incoming, 0))
+        row_complete = Signal()
+        m.d.comb += row_complete.eq(d_part == parts - 1)
+        tile_complete = Signal()
+        m.d.comb += tile_complete.eq(row_complete & (d_row == cmd.depth - 1))
+        d_fire = Signal()
+        m.d.comb += d_fire.eq(self.dense.valid & self.dense.ready)
+        for pe in pe_rows:
+            m.d.comb += [pe.d_we.eq(d_fire & row_complete & ~dense_skip),
+                         pe.d_waddr.eq(Cat(d_row, d_tile[0])), pe.d_wdata.eq(d_word),
+                         pe.loaded_tiles.eq(loaded_tiles)]
+        with m.If(d_fire):
+            if parts > 1:
+                for lane in range(P):
+                    with m.Switch(d_part):
+                        for part in range(parts):
+                            with m.Case(part):
+                                m.d.sync += staging[part * P + lane].eq(dbeat.values[lane])
+            with m.If(dbeat.last != tile_complete):
+                m.d.sync += error.dense_last.eq(1)
+            with m.If(row_complete):
+                m.d.sync += d_part.eq(0)
+                with m.If(tile_complete):
+                    m.d.sync += [d_row.eq(0), d_tile.eq(d_tile + 1)]
+                    with m.If(~dense_skip):
+                        m.d.sync += loaded_tiles.eq(loaded_tiles + 1)
+                with m.Else():
+                    m.d.sync += d_row.eq(d_row + 1)
+            with m.Else():
+                m.d.sync += d_part.eq(d_part + 1)
+        for h in range(2):
+            released = Cat(*[pe.tile_done & (pe.tile_done_half == h) for pe in pe_rows])
+            claimed = d_fire & tile_complete & ~dense_skip & (d_tile[0] == h)
+            with m.If(clear):
+                m.d.sync += pending[h].eq(0)
+            with m.Elif(claimed):
+                m.d.sync += pending[h].eq((1 << R) - 1)
+            with m.Else():
+                m.d.sync += pending[h].eq(pending[h] & ~released)
+
+        # -- result arbiter: round robin over the holding registers ---------------------------
+        out = Signal(self.result_layout)
+        out_valid = Signal()
+        m.d.comb += [self.result.payload.eq(out), self.result.valid.eq(out_valid)]
+        holds = Signal(R)
+        m.d.comb += holds.eq(Cat(*[pe.hold_valid for pe in pe_rows]))
+        last_grant = Signal(range(R))
+        above = Signal(R)
+        m.d.comb += above.eq(holds & ~((Const(2, R + 1) << last_grant) - 1)[:R])
+        grant = Signal(range(R))
+        for r in reversed(range(R)):
+            with m.If(holds[r]):
+                m.d.comb += grant.eq(r)
+        for r in reversed(range(R)):
+            with m.If(above[r]):
+                m.d.comb += grant.eq(r)
+        move = Signal()
+        m.d.comb += move.eq(holds.any() & (~out_valid | self.result.ready))
+        results_out = Signal(range(self.max_rows * self.max_tiles + 1))
+        total = Signal.like(results_out)
+        m.d.comb += total.eq(cmd.rows * cmd.tiles)
+        for r, pe in enumerate(pe_rows):
+            m.d.comb += pe.take.eq(move & (grant == r))
+        with m.If(self.result.ready):
+            m.d.sync += out_valid.eq(0)
+        with m.If(move):
+            m.d.sync += [out_valid.eq(1), last_grant.eq(grant), results_out.eq(results_out + 1),
+                         out.last.eq(results_out + 1 == total)]
+            with m.Switch(grant):
+                for r, pe in enumerate(pe_rows):
+                    with m.Case(r):
+                        m.d.sync += [out.row.eq(pe.hold_row), out.tile.eq(pe.hold_tile),
+                                     out.values.eq(pe.hold_values)]
+
+        # -- counters ------------------------------------------------------------------------
+        issues = Cat(*[pe.issue for pe in pe_rows])
+        real = Cat(*[pe.issue_entry for pe in pe_rows])
+        stalled = Cat(*[pe.stall for pe in pe_rows])
+
+        def popcount(bits):
+            return sum(bits[i] for i in range(len(bits)))
+
+        # -- job sequence --------------------------------------------------------------------
+        m.d.comb += self.done.payload.error.eq(error)
+        m.d.comb += [self.done.payload.cycles.eq(cycles), self.done.payload.busy.eq(busy),
+                     self.done.payload.macs.eq(entries * cmd.cols),
+                     self.done.payload.stalls.eq(stalls)]
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.comb += self.cmd.ready.eq(1)
+                with m.If(self.cmd.valid):
+                    m.d.comb += clear.eq(1)
+                    m.d.sync += [
+                        cmd.eq(c), error.eq(0), cycles.eq(1), busy.eq(0), entries.eq(0),
+                        stalls.eq(0), row_start.eq(1), rows_seen.eq(0), pos.eq(0),
+                        nm_base.eq(0), nm_taken.eq(0), d_tile.eq(0), d_row.eq(0),
+                        d_part.eq(0), loaded_tiles.eq(0), results_out.eq(0),
+                        dense_skip.eq(0), out_valid.eq(0),
+                    ]
+                    m.d.sync += [load.eq(0) for load in loads]
+                    with m.If(bad_cmd):
+                        m.d.sync += error.command.eq(1)
+                        m.next = "DONE"
+                    with m.Else():
+                        m.next = "LOAD"
+            with m.State("LOAD"):
+                m.d.sync += cycles.eq(cycles + 1)
+                m.d.comb += [self.sparse.ready.eq(1), dense_on.eq(1)]
+                with m.If(self.sparse.valid):
+                    for r, pe in enumerate(pe_rows):
+                        m.d.comb += [pe.bank_we.eq(target == r), pe.bank_wdata.eq(word)]
+                    with m.Switch(target):
+                        for r in range(R):
+                            with m.Case(r):
+                                m.d.sync += loads[r].eq(loads[r] + beat_cost)
+                    m.d.sync += [bank.eq(target), row_start.eq(beat.row_last)]
+                    with m.If(index_bad):
+                        m.d.sync += error.index.eq(1)
+                    with m.If(dense_row_bad):
+                        m.d.sync += error.rows.eq(1)
+                    with m.If(target_full):
+                        m.d.sync += error.bank_full.eq(1)
+                    with m.If(rows_seen >= cmd.rows):
+                        m.d.sync += error.rows.eq(1)  # a row beyond the declared count
+                    with m.If(beat.row_last):
+                        m.d.sync += [pos.eq(0), nm_base.eq(0), nm_taken.eq(0)]
+                        with m.If(rows_seen != self.max_rows):
+                            m.d.sync += rows_seen.eq(rows_seen + 1)
+                    with m.Else():
+                        m.d.sync += [pos.eq(row_end_pos), nm_base.eq(nm_bases[L]),
+                                     nm_taken.eq(nm_takens[L])]
+                    with m.If(beat.last):
+                        with m.If(~beat.row_last | (rows_seen + 1 != cmd.rows)):
+                            m.d.sync += error.rows.eq(1)
+                        m.next = "SETTLE"
+            with m.State("SETTLE"):
+                # One cycle for the banks' last writes to reach their read ports.
+                m.d.sync += cycles.eq(cycles + 1)
+                m.d.comb += dense_on.eq(1)
+                with m.If(error.as_value().any()):
+                    m.d.sync += dense_skip.eq(1)
+                    m.next = "SKIP"
+                with m.Else():
+                    m.next = "COMPUTE"
+            with m.State("COMPUTE"):
+                m.d.sync += cycles.eq(cycles + 1)
+                m.d.comb += dense_on.eq(1)
+                for pe in pe_rows:
+                    m.d.comb += pe.run.eq(1)
+                m.d.sync += [busy.eq(busy + popcount(issues)),
+                             entries.eq(entries + popcount(real)),
+                             stalls.eq(stalls + popcount(stalled))]
+                with m.If((results_out == total) & (~out_valid | self.result.ready)):
+                    m.next = "DONE"
+            with m.State("SKIP"):
+                # The job failed: take its remaining dense beats, then report.
+                m.d.sync += cycles.eq(cycles + 1)
+                m.d.comb += dense_on.eq(1)
+                with m.If(d_tile == cmd.tiles):
+                    m.next = "DONE"
+            with m.State("DONE"):
+                m.d.comb += self.done.valid.eq(1)
+                with m.If(self.done.ready):
+                    m.next = "IDLE"
+        return m

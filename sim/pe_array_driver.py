@@ -1,0 +1,176 @@
+# amaranth: UnusedElaboratable=no
+"""A cocotb driver for :class:`hw.pe_array.SparsePEArray`: operands in, results and counters out.
+
+:func:`sparse_beats` and :func:`dense_beats` turn NumPy operands into the array's stream beats;
+:class:`PEArrayDriver` sends a job through the five streams (with random stalls on every port),
+collects its results and checks each (row, tile) arrives exactly once; :func:`expected_tiles`
+says what ``golden/`` expects in the same form.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from golden import pe_array as golden_pe
+from golden.config import AccelConfig
+from hw.pe_array import PEMode, SparsePEArray
+
+from .payload import pack, unpack
+from .streams import StreamSink, StreamSource
+
+__all__ = ["build", "row_entries", "sparse_beats", "dense_beats", "expected_tiles",
+           "PEArrayDriver", "JobResult"]
+
+
+def build(config):
+    """The array of an :class:`AccelConfig` (or its dict)."""
+    if isinstance(config, dict):
+        config = AccelConfig.from_dict(config)
+    return SparsePEArray.from_config(config)
+
+
+def row_entries(s, mask, mode, nm=None):
+    """Each row's entries ``[(index field, value), ...]`` as ``mode`` sends them.
+
+    ``SPARSE``: the kept elements with their column. ``DENSE``: every element (index unused).
+    ``NM``: the kept elements with their offset in the group of ``m``; every group must keep
+    exactly ``min(n, group length)`` elements (what :func:`golden.topk.nm_mask` does).
+    """
+    s = np.asarray(s)
+    mask = np.asarray(mask, dtype=bool)
+    rows = []
+    for i in range(s.shape[0]):
+        if mode == PEMode.DENSE:
+            rows.append([(0, int(v)) for v in s[i]])
+        elif mode == PEMode.SPARSE:
+            rows.append([(int(k), int(s[i, k])) for k in np.flatnonzero(mask[i])])
+        else:
+            n, m = nm
+            entries = []
+            for base in range(0, s.shape[1], m):
+                kept = np.flatnonzero(mask[i, base:base + m])
+                if len(kept) != min(n, s.shape[1] - base):
+                    raise ValueError(f"row {i} group at {base} keeps {len(kept)}, not {n}")
+                entries += [(int(k), int(s[i, base + k])) for k in kept]
+            rows.append(entries)
+    return rows
+
+
+def sparse_beats(rows, lanes):
+    """Beats (dicts of the sparse layout) of the rows' entries: ``lanes`` at a time, an empty row
+    as one beat with none, ``row_last`` and ``last`` set."""
+    beats = []
+    for i, entries in enumerate(rows):
+        chunks = [entries[p:p + lanes] for p in range(0, len(entries), lanes)] or [[]]
+        for j, chunk in enumerate(chunks):
+            pad = lanes - len(chunk)
+            beats.append({
+                "index": [k for k, _ in chunk] + [0] * pad,
+                "value": [v for _, v in chunk] + [0] * pad,
+                "count": len(chunk),
+                "row_last": int(j == len(chunks) - 1),
+                "last": int(i == len(rows) - 1 and j == len(chunks) - 1),
+            })
+    return beats
+
+
+def dense_beats(d, cols, dense_lanes):
+    """Beats of the dense operand ``d`` (depth x n) in tiles of ``cols`` columns (the last one
+    padded with zeros), each row in ``cols / dense_lanes`` beats, ``last`` ending each tile."""
+    d = np.asarray(d)
+    depth, n = d.shape
+    tiles = -(-n // cols)
+    padded = np.zeros((depth, tiles * cols), dtype=np.int64)
+    padded[:, :n] = d
+    beats = []
+    for t in range(tiles):
+        block = padded[:, t * cols:(t + 1) * cols]
+        for k in range(depth):
+            for p in range(0, cols, dense_lanes):
+                beats.append({"values": block[k, p:p + dense_lanes].tolist(),
+                              "last": int(k == depth - 1 and p + dense_lanes == cols)})
+    return beats
+
+
+def expected_tiles(s, mask, d, cols, order):
+    """``{(stream row, tile): [cols exact sums]}`` for ``(s * mask) @ d`` with rows sent in
+    ``order``."""
+    product = golden_pe.tile_product(np.where(mask, s, 0), d)
+    n = product.shape[1]
+    tiles = -(-n // cols)
+    padded = np.zeros((product.shape[0], tiles * cols), dtype=product.dtype)
+    padded[:, :n] = product
+    return {(i, t): [int(v) for v in padded[row, t * cols:(t + 1) * cols]]
+            for i, row in enumerate(order) for t in range(tiles)}
+
+
+@dataclasses.dataclass
+class JobResult:
+    """What one job returned: results by ``(row, tile)``, the ``done`` beat, the rows' entries
+    as sent, the number of dense tiles, and the order the rows were sent in."""
+    tiles: dict
+    done: dict
+    rows: list
+    n_tiles: int
+    order: list
+
+
+class PEArrayDriver:
+    """Runs jobs on the array under cocotb. ``stall`` applies to every port."""
+
+    def __init__(self, dut, config, rng, *, stall=0.3):
+        self.config = AccelConfig.from_dict(config) if isinstance(config, dict) else config
+        self.model = build(self.config)
+        self.cols = self.model.cols
+        self.cmd = StreamSource(dut, "cmd", dut.clk, rng=rng, stall=stall)
+        self.sparse = StreamSource(dut, "sparse", dut.clk, rng=rng, stall=stall)
+        self.dense = StreamSource(dut, "dense", dut.clk, rng=rng, stall=stall)
+        self.result = StreamSink(dut, "result", dut.clk, rng=rng, stall=stall)
+        self.done = StreamSink(dut, "done", dut.clk, rng=rng, stall=stall)
+
+    def command(self, mode, rows, depth, cols, tiles, nm=(0, 0)):
+        return pack(self.model.cmd_layout, {"mode": mode.value, "rows": rows, "depth": depth,
+                                            "cols": cols, "tiles": tiles, "nm_n": nm[0],
+                                            "nm_m": nm[1]})
+
+    async def run_raw(self, command, sparse, dense, *, timeout):
+        """Send packed payloads; return ``(results, done)`` decoded. Checks the stream rules."""
+        first_result = len(self.result.received)
+        self.cmd.send([command])
+        self.sparse.send(sparse)
+        self.dense.send(dense)
+        await self.done.wait_for(len(self.done.received) + 1, timeout_cycles=timeout)
+        for sink in (self.result, self.done):
+            sink.check()
+        results = [unpack(self.model.result_layout, p)
+                   for p in self.result.received[first_result:]]
+        return results, unpack(self.model.done_layout, self.done.received[-1])
+
+    async def run(self, mode, s, mask, d, *, nm=None, order=None, timeout=None):
+        """Run ``(s * mask) @ d`` in ``mode``; rows are sent in ``order`` (default: as they are).
+
+        Returns a :class:`JobResult`; raises ``AssertionError`` if a (row, tile) result is
+        missing, duplicated or out of range, or the ``last`` flags are wrong.
+        """
+        s = np.asarray(s)
+        mask = np.ones(s.shape, bool) if mask is None else np.asarray(mask, bool)
+        order = list(range(s.shape[0])) if order is None else list(order)
+        rows = row_entries(s[order], mask[order], mode, nm)
+        depth, n = np.asarray(d).shape
+        cols = min(self.cols, n)
+        tiles = -(-n // self.cols)
+        sparse = [pack(self.model.sparse_layout, b) for b in sparse_beats(rows, self.model.lanes)]
+        dense = [pack(self.model.dense_layout, b)
+                 for b in dense_beats(d, self.cols, self.model.dense_lanes)]
+        command = self.command(mode, len(rows), depth, cols, tiles, nm or (0, 0))
+        work = sum(golden_pe.row_cost(len(r)) for r in rows) * tiles
+        timeout = timeout or 20 * (len(sparse) + len(dense) + work + len(rows) * tiles) + 500
+        results, done = await self.run_raw(command, sparse, dense, timeout=timeout)
+        got = {}
+        for i, r in enumerate(results):
+            key = (r["row"], r["tile"])
+            assert key not in got, f"result {key} came twice"
+            assert r["row"] < len(rows) and r["tile"] < tiles, f"result {key} is out of range"
+            assert r["last"] == (i == len(results) - 1), f"result {i}: last={r['last']}"
+            got[key] = r["values"]
+        return JobResult(tiles=got, done=done, rows=rows, n_tiles=tiles, order=order)

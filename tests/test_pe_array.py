@@ -1,0 +1,38 @@
+import pytest
+
+from golden.config import AccelConfig
+from hw.pe_array import SparsePEArray
+
+SMALL = dict(pe_rows=3, pe_cols=4, width=8, tile_depth=12, topk_lanes=2, dense_lanes=2,
+             pe_bank_entries=64, pe_max_rows=64, pe_max_tiles=8, nm_max_m=4)
+WIDE = dict(pe_rows=2, pe_cols=3, width=16, tile_depth=9, topk_lanes=4, dense_lanes=0,
+            pe_bank_entries=40, pe_max_rows=32, pe_max_tiles=4, nm_max_m=3)
+
+
+def test_from_config():
+    array = SparsePEArray.from_config(AccelConfig(**SMALL))
+    assert (array.rows, array.cols, array.lanes, array.dense_lanes) == (3, 4, 2, 2)
+    assert array.bank_words == 32
+    assert array.acc_width == AccelConfig(**SMALL).acc_width
+
+
+@pytest.mark.parametrize("change, error, message", [
+    ({"rows": 0}, ValueError, "rows must be at least 1, not 0"),
+    ({"width": 17}, ValueError, "width must be between 2 and 16, not 17"),
+    ({"dense_lanes": 3}, ValueError, "dense_lanes must divide cols (4), not 3"),
+    ({"bank_entries": "x"}, TypeError, "bank_entries must be an integer, not 'x'"),
+    ({"acc_width": 8}, ValueError, "acc_width must be at least 16, not 8"),
+])
+def test_parameters_are_validated(change, error, message):
+    params = SparsePEArray.params_from_config(AccelConfig(**SMALL))
+    params.update(change)
+    with pytest.raises(error) as info:
+        SparsePEArray(**params)
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize("config", [SMALL, WIDE], ids=["w8", "w16"])
+def test_cocotb_against_golden(run_cocotb, config):
+    cfg = AccelConfig(**config)
+    run_cocotb(SparsePEArray.from_config(cfg), toplevel="pe_array",
+               test_module="sim.tb_pe_array", params={"config": cfg.to_dict(), "cases": 60})
