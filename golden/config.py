@@ -69,13 +69,14 @@ class AccelConfig:
         accumulator width is derived from it so that overflow is impossible.
     dense_lanes : int
         Values per beat of the PE array's dense-operand port; 0 means ``pe_cols``.
+    pe_sparse_lanes : int
+        Entries per beat of the PE array's sparse-operand port; 0 means ``pe_rows``.
     pe_bank_entries : int
         Sparse entries each PE row's bank holds.
     pe_max_rows, pe_max_tiles : int
         Most sparse rows and dense column tiles in one PE-array job.
     topk_lanes : int
-        Elements per beat of the streaming top-K selector (1 to 16), also the PE array's sparse
-        port.
+        Elements per beat of the streaming top-K selector (1 to 16).
     max_tensor_len : int
         Longest tensor, in elements, the top-K selector counts (1 to 2**30).
     nm_max_m : int
@@ -113,6 +114,8 @@ class AccelConfig:
                                   "accumulator width")
     dense_lanes: int = _field(0, "values per beat of the PE array's dense-operand port; "
                                  "0 means pe_cols (one dense row a beat)")
+    pe_sparse_lanes: int = _field(0, "entries per beat of the PE array's sparse-operand port; "
+                                     "0 means pe_rows (the array's consumption rate)")
     pe_bank_entries: int = _field(4096, "sparse entries each PE row's bank holds (a job's "
                                         "sparse tile is spread over the banks)")
     pe_max_rows: int = _field(4096, "most sparse rows in one PE-array job")
@@ -139,6 +142,7 @@ class AccelConfig:
         if self.dense_lanes and self.pe_cols % self.dense_lanes:
             raise ConfigError(f"dense_lanes must divide pe_cols ({self.pe_cols}), not "
                               f"{self.dense_lanes}", "dense_lanes")
+        _check_int("pe_sparse_lanes", self.pe_sparse_lanes, 0, MAX_PE_DIM)
         _check_int("pe_bank_entries", self.pe_bank_entries, 1, 1 << 20)
         _check_int("pe_max_rows", self.pe_max_rows, 1, 1 << 16)
         _check_int("pe_max_tiles", self.pe_max_tiles, 1, 1 << 16)
@@ -175,6 +179,12 @@ class AccelConfig:
     def dense_port_lanes(self):
         """Values per beat of the PE array's dense port (``dense_lanes``, or ``pe_cols``)."""
         return self.dense_lanes or self.pe_cols
+
+    @property
+    def sparse_port_lanes(self):
+        """Entries per beat of the PE array's sparse port (``pe_sparse_lanes``, or
+        ``pe_rows``)."""
+        return self.pe_sparse_lanes or self.pe_rows
 
     @property
     def pe(self):

@@ -25,10 +25,15 @@ group of ``nm_m``; every group of ``nm_m`` has exactly ``nm_n`` entries, fewer o
 end) and ``DENSE`` (the baseline: every element, zeros included, is an entry; indices are
 implied), all on the same datapath.
 
+The PE rows start on the first dense tile while the sparse rows are still loading: a row whose
+bank word is written can be worked on at once; a tile ends only when the load is complete.
+
 Faults are reported, never guessed around: a malformed command is answered at once with
 ``error.command`` and consumes nothing; an index beyond ``depth``, a row count other than
-``rows``, a dense row of the wrong length, or a full bank set their flag, the job's streams are
-consumed to their ends, and no result is produced.
+``rows``, a dense row of the wrong length, a dense ``last`` out of place, or a full bank set
+their flag in ``done.error``, stop the PE rows at once, and the job's streams are consumed to
+their ends. A failed job never sets ``last`` on a result; results it emitted before the fault
+was seen are void.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
@@ -97,7 +102,9 @@ class _PERow(wiring.Component):
             "d_we": In(1), "d_waddr": In(depth_bits + 1), "d_wdata": In(tile_shape),
             # job control
             "clear": In(1),        # a job starts: forget the bank's contents
-            "run": In(1),          # the compute phase
+            "run": In(1),          # the job computes (from the start of the sparse load)
+            "loaded": In(1),       # the sparse load is complete: the bank is final
+            "abort": In(1),        # the job failed: drop the result held
             "tiles": In(range(max_tiles + 1)),
             "loaded_tiles": In(range(max_tiles + 1)),
             "take": In(1),         # the arbiter takes the holding register this cycle
@@ -138,10 +145,14 @@ class _PERow(wiring.Component):
             m.d.sync += words.eq(words + 1)
 
         # -- sequencer: one entry a cycle ----------------------------------------------------
+        # The bank is read while the loader still fills it (tile 0 overlaps the sparse load):
+        # a word is used only if it was written before it was read (``word_ok``), and a tile
+        # ends at the bank's last word only once the load is complete (``loaded``).
         lanes = word_layout["index"].shape.length
         tile = Signal.like(self.tiles)
-        addr = Signal(range(self._bank_words))
+        addr = Signal(range(self._bank_words + 1))
         lane = Signal(range(lanes))
+        word_ok = Signal()
         outstanding = Signal()  # a row's last entry issued, its result not yet taken
 
         word = Signal(word_layout)
@@ -159,46 +170,46 @@ class _PERow(wiring.Component):
             active.eq(self.run & (tile < self.tiles)),
             ready_tile.eq(self.loaded_tiles > tile),
         ]
-        empty = Signal()
-        m.d.comb += empty.eq(words == 0)
+        at_end = Signal()  # past the bank's last word, and no more will come
+        m.d.comb += at_end.eq(self.loaded & (addr == words))
         credit = Signal()
         m.d.comb += credit.eq(~outstanding | self.take)
         issue = Signal()
-        m.d.comb += issue.eq(active & ready_tile & ~empty & (~entry_row_last | credit))
+        m.d.comb += issue.eq(active & ready_tile & word_ok & (~entry_row_last | credit))
+        tile_end = Signal()
+        m.d.comb += tile_end.eq(active & ready_tile & (
+            at_end | (issue & last_in_word & self.loaded & (addr == words - 1))))
         m.d.comb += [
             self.issue.eq(issue),
             self.issue_entry.eq(issue & (word.count != 0)),
-            self.stall.eq(active & ~empty & ~issue),
+            self.stall.eq(active & ~issue & ~tile_end),
         ]
 
         addr_next = Signal.like(addr)
         m.d.comb += addr_next.eq(addr)
-        tile_end = Signal()
-        m.d.comb += tile_end.eq(issue & last_in_word & (addr == words - 1))
         with m.If(self.clear):
-            m.d.sync += [tile.eq(0), lane.eq(0), outstanding.eq(0)]
+            m.d.sync += [tile.eq(0), lane.eq(0)]
             m.d.comb += addr_next.eq(0)
-        with m.Elif(active & ready_tile & empty):
-            # Nothing to do in this tile: release it at once.
-            m.d.sync += tile.eq(tile + 1)
-        with m.Elif(issue):
-            with m.If(last_in_word):
-                m.d.sync += lane.eq(0)
-                with m.If(tile_end):
-                    m.d.comb += addr_next.eq(0)
-                    m.d.sync += tile.eq(tile + 1)
-                with m.Else():
+        with m.Else():
+            with m.If(issue):
+                with m.If(last_in_word):
+                    m.d.sync += lane.eq(0)
                     m.d.comb += addr_next.eq(addr + 1)
-            with m.Else():
-                m.d.sync += lane.eq(lane + 1)
-        m.d.sync += addr.eq(addr_next)
+                with m.Else():
+                    m.d.sync += lane.eq(lane + 1)
+            with m.If(tile_end):
+                m.d.comb += addr_next.eq(0)
+                m.d.sync += tile.eq(tile + 1)
+        m.d.sync += [addr.eq(addr_next), word_ok.eq(~self.clear & (addr_next < words))]
         m.d.comb += [
             bank_rp.addr.eq(addr_next),
-            self.tile_done.eq(tile_end | (active & ready_tile & empty)),
+            self.tile_done.eq(tile_end),
             self.tile_done_half.eq(tile[0]),
         ]
-        with m.If(self.clear):
-            pass
+        kill = Signal()  # a new job, or this one failed: nothing in flight may surface
+        m.d.comb += kill.eq(self.clear | self.abort)
+        with m.If(kill):
+            m.d.sync += outstanding.eq(0)
         with m.Elif(issue & entry_row_last):
             m.d.sync += outstanding.eq(1)
         with m.Elif(self.take):
@@ -215,7 +226,7 @@ class _PERow(wiring.Component):
         s1_valid, s1_last = Signal(), Signal()
         s1_value = Signal(self._value_shape)
         s1_row, s1_tile = Signal.like(self.hold_row), Signal.like(self.hold_tile)
-        m.d.sync += [s1_valid.eq(issue), s1_last.eq(entry_row_last), s1_value.eq(value),
+        m.d.sync += [s1_valid.eq(issue & ~kill), s1_last.eq(entry_row_last), s1_value.eq(value),
                      s1_row.eq(word.row), s1_tile.eq(tile)]
 
         # -- stage 1 -> 2: multiply (registered products) ------------------------------------
@@ -226,7 +237,7 @@ class _PERow(wiring.Component):
         s2_row, s2_tile = Signal.like(s1_row), Signal.like(s1_tile)
         products = [Signal(signed(2 * self._value_shape.width), name=f"product{c}")
                     for c in range(self._cols)]
-        m.d.sync += [s2_valid.eq(s1_valid), s2_last.eq(s1_last), s2_row.eq(s1_row),
+        m.d.sync += [s2_valid.eq(s1_valid & ~kill), s2_last.eq(s1_last), s2_row.eq(s1_row),
                      s2_tile.eq(s1_tile)]
         for c in range(self._cols):
             m.d.sync += products[c].eq(s1_value * dense_row[c])
@@ -239,7 +250,7 @@ class _PERow(wiring.Component):
             m.d.comb += sums[c].eq(Mux(first, 0, accs[c]) + products[c])
         hold_valid = Signal()
         m.d.comb += self.hold_valid.eq(hold_valid)
-        with m.If(self.clear):
+        with m.If(kill):
             m.d.sync += first.eq(1)
         with m.Elif(s2_valid):
             with m.If(s2_last):
@@ -250,7 +261,7 @@ class _PERow(wiring.Component):
                 m.d.sync += first.eq(0)
                 m.d.sync += [accs[c].eq(sums[c]) for c in range(self._cols)]
         # The credit rule makes a take and a new result in the same cycle impossible.
-        with m.If(self.take):
+        with m.If(self.take | kill):
             m.d.sync += hold_valid.eq(0)
         return m
 
@@ -270,7 +281,8 @@ class SparsePEArray(wiring.Component):
         Longest reduction of a job; sets the dense buffers' depth and the accumulator width
         (:func:`golden.numerics.acc_width`), so overflow is impossible.
     lanes : int
-        Entries per beat of the ``sparse`` port (the top-K selector's beat width).
+        Entries per beat of the ``sparse`` port. With ``lanes == rows`` the sparse tile loads
+        as fast as the array consumes it, so the first dense tile is not load-bound.
     dense_lanes : int
         Values per beat of the ``dense`` port; divides ``cols``.
     bank_entries : int
@@ -379,7 +391,7 @@ class SparsePEArray(wiring.Component):
     def params_from_config(config):
         """The constructor's arguments for an :class:`golden.config.AccelConfig`."""
         return {"rows": config.pe_rows, "cols": config.pe_cols, "width": config.width,
-                "tile_depth": config.tile_depth, "lanes": config.topk_lanes,
+                "tile_depth": config.tile_depth, "lanes": config.sparse_port_lanes,
                 "dense_lanes": config.dense_port_lanes, "bank_entries": config.pe_bank_entries,
                 "max_rows": config.pe_max_rows, "max_tiles": config.pe_max_tiles,
                 "nm_max_m": config.nm_max_m, "acc_width": config.acc_width}
@@ -574,6 +586,19 @@ class SparsePEArray(wiring.Component):
             return sum(bits[i] for i in range(len(bits)))
 
         # -- job sequence --------------------------------------------------------------------
+        # The PE rows compute from the start of the sparse load; a failure stops them at once
+        # (results already out are void: ``done.error`` says so).
+        computing = Signal()
+        loaded = Signal()
+        failed = Signal()
+        m.d.comb += failed.eq(error.as_value().any())
+        for pe in pe_rows:
+            m.d.comb += [pe.run.eq(computing & ~failed), pe.loaded.eq(loaded),
+                         pe.abort.eq(failed)]
+        with m.If(computing):
+            m.d.sync += [busy.eq(busy + popcount(issues)),
+                         entries.eq(entries + popcount(real)),
+                         stalls.eq(stalls + popcount(stalled))]
         m.d.comb += self.done.payload.error.eq(error)
         m.d.comb += [self.done.payload.cycles.eq(cycles), self.done.payload.busy.eq(busy),
                      self.done.payload.macs.eq(entries * cmd.cols),
@@ -588,7 +613,7 @@ class SparsePEArray(wiring.Component):
                         stalls.eq(0), row_start.eq(1), rows_seen.eq(0), pos.eq(0),
                         nm_base.eq(0), nm_taken.eq(0), d_tile.eq(0), d_row.eq(0),
                         d_part.eq(0), loaded_tiles.eq(0), results_out.eq(0),
-                        dense_skip.eq(0), out_valid.eq(0),
+                        dense_skip.eq(0), out_valid.eq(0), loaded.eq(0),
                     ]
                     m.d.sync += [load.eq(0) for load in loads]
                     with m.If(bad_cmd):
@@ -598,7 +623,7 @@ class SparsePEArray(wiring.Component):
                         m.next = "LOAD"
             with m.State("LOAD"):
                 m.d.sync += cycles.eq(cycles + 1)
-                m.d.comb += [self.sparse.ready.eq(1), dense_on.eq(1)]
+                m.d.comb += [self.sparse.ready.eq(1), dense_on.eq(1), computing.eq(1)]
                 with m.If(self.sparse.valid):
                     for r, pe in enumerate(pe_rows):
                         m.d.comb += [pe.bank_we.eq(target == r), pe.bank_wdata.eq(word)]
@@ -625,31 +650,21 @@ class SparsePEArray(wiring.Component):
                     with m.If(beat.last):
                         with m.If(~beat.row_last | (rows_seen + 1 != cmd.rows)):
                             m.d.sync += error.rows.eq(1)
-                        m.next = "SETTLE"
-            with m.State("SETTLE"):
-                # One cycle for the banks' last writes to reach their read ports.
-                m.d.sync += cycles.eq(cycles + 1)
-                m.d.comb += dense_on.eq(1)
-                with m.If(error.as_value().any()):
-                    m.d.sync += dense_skip.eq(1)
-                    m.next = "SKIP"
-                with m.Else():
-                    m.next = "COMPUTE"
+                        m.d.sync += loaded.eq(1)
+                        m.next = "COMPUTE"
             with m.State("COMPUTE"):
                 m.d.sync += cycles.eq(cycles + 1)
-                m.d.comb += dense_on.eq(1)
-                for pe in pe_rows:
-                    m.d.comb += pe.run.eq(1)
-                m.d.sync += [busy.eq(busy + popcount(issues)),
-                             entries.eq(entries + popcount(real)),
-                             stalls.eq(stalls + popcount(stalled))]
-                with m.If((results_out == total) & (~out_valid | self.result.ready)):
+                m.d.comb += [dense_on.eq(1), computing.eq(1)]
+                with m.If(failed):
+                    m.d.sync += dense_skip.eq(1)
+                    m.next = "SKIP"
+                with m.Elif((results_out == total) & (~out_valid | self.result.ready)):
                     m.next = "DONE"
             with m.State("SKIP"):
-                # The job failed: take its remaining dense beats, then report.
+                # The job failed: take its remaining dense beats and let the output drain.
                 m.d.sync += cycles.eq(cycles + 1)
                 m.d.comb += dense_on.eq(1)
-                with m.If(d_tile == cmd.tiles):
+                with m.If((d_tile == cmd.tiles) & ~out_valid):
                     m.next = "DONE"
             with m.State("DONE"):
                 m.d.comb += self.done.valid.eq(1)

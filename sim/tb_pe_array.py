@@ -166,7 +166,7 @@ async def faults_are_flagged(dut):
 
     async def expect(label, flag, command, sparse, dense):
         results, done = await drv.run_raw(command, sparse, dense, timeout=5000)
-        assert results == [], f"{label}: a failed job produced results"
+        assert not any(r["last"] for r in results), f"{label}: a failed job ended its results"
         assert done["error"][flag] == 1, f"{label}: {flag} not flagged ({done['error']})"
 
     cmd = drv.command
