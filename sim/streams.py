@@ -125,6 +125,8 @@ class StreamSink:
         Payloads in the order they were transferred.
     cycles : list of int
         Cycle number (counted from this sink's start) of each transfer.
+    cycle : int
+        The current cycle number, in the same count.
     """
 
     def __init__(self, dut, prefix, clock, *, rng=None, stall=0.0):
@@ -137,6 +139,7 @@ class StreamSink:
         self.stall = _probability("stall", stall)
         self.received = []
         self.cycles = []
+        self.cycle = 0
         self.errors = []
         if self.ready is not None:
             self.ready.value = 0
@@ -175,6 +178,7 @@ class StreamSink:
         while True:
             await RisingEdge(self.clock)
             cycle += 1
+            self.cycle = cycle
             ready = self.rng.random() >= self.stall
             if self.ready is not None:
                 self.ready.value = int(ready)
