@@ -71,6 +71,8 @@ class AccelConfig:
         Values per beat of the PE array's dense-operand port; 0 means ``pe_cols``.
     pe_sparse_lanes : int
         Entries per beat of the PE array's sparse-operand port; 0 means ``pe_rows``.
+    pe_result_lanes : int
+        Row results per beat of the PE array's result port; 0 means ``ceil(pe_rows / 4)``.
     pe_bank_entries : int
         Sparse entries each PE row's bank holds.
     pe_max_rows, pe_max_tiles : int
@@ -116,6 +118,8 @@ class AccelConfig:
                                  "0 means pe_cols (one dense row a beat)")
     pe_sparse_lanes: int = _field(0, "entries per beat of the PE array's sparse-operand port; "
                                      "0 means pe_rows (the array's consumption rate)")
+    pe_result_lanes: int = _field(0, "row results per beat of the PE array's result port; "
+                                     "0 means one per 4 PE rows")
     pe_bank_entries: int = _field(4096, "sparse entries each PE row's bank holds (a job's "
                                         "sparse tile is spread over the banks)")
     pe_max_rows: int = _field(4096, "most sparse rows in one PE-array job")
@@ -143,6 +147,7 @@ class AccelConfig:
             raise ConfigError(f"dense_lanes must divide pe_cols ({self.pe_cols}), not "
                               f"{self.dense_lanes}", "dense_lanes")
         _check_int("pe_sparse_lanes", self.pe_sparse_lanes, 0, MAX_PE_DIM)
+        _check_int("pe_result_lanes", self.pe_result_lanes, 0, self.pe_rows)
         _check_int("pe_bank_entries", self.pe_bank_entries, 1, 1 << 20)
         _check_int("pe_max_rows", self.pe_max_rows, 1, 1 << 16)
         _check_int("pe_max_tiles", self.pe_max_tiles, 1, 1 << 16)
@@ -185,6 +190,12 @@ class AccelConfig:
         """Entries per beat of the PE array's sparse port (``pe_sparse_lanes``, or
         ``pe_rows``)."""
         return self.pe_sparse_lanes or self.pe_rows
+
+    @property
+    def result_port_lanes(self):
+        """Row results per beat of the PE array's result port (``pe_result_lanes``, or one
+        per 4 PE rows)."""
+        return self.pe_result_lanes or -(-self.pe_rows // 4)
 
     @property
     def pe(self):

@@ -287,6 +287,10 @@ class SparsePEArray(wiring.Component):
         Values per beat of the ``dense`` port; divides ``cols``.
     bank_entries : int
         Sparse entries one PE row's bank holds (rounded up to whole beats of ``lanes``).
+    result_lanes : int
+        Row results a ``result`` beat carries (1 to ``rows``): PE rows ``q, q + result_lanes,
+        ...`` share slot ``q``. A row of ``n`` non-zeros yields one result every ``n`` cycles
+        per PE row, so short rows need several slots.
     max_rows : int
         Most sparse rows in a job.
     max_tiles : int
@@ -305,7 +309,8 @@ class SparsePEArray(wiring.Component):
     dense : In(stream.Signature(dense_layout))
         ``values[dense_lanes]``, ``last``.
     result : Out(stream.Signature(result_layout))
-        ``row`` (stream order), ``tile``, ``values[cols]``, ``last``.
+        ``slots[result_lanes]`` of ``valid``, ``row`` (stream order), ``tile``,
+        ``values[cols]``; ``last`` on the beat with the job's last result.
     done : Out(stream.Signature(done_layout))
         One a job: ``error`` flags, ``cycles`` (command to done), ``busy`` (PE-row cycles that
         issued an entry), ``macs`` (entries times valid columns), ``stalls`` (PE-row cycles
@@ -318,7 +323,7 @@ class SparsePEArray(wiring.Component):
     """
 
     def __init__(self, *, rows, cols, width, tile_depth, lanes, dense_lanes, bank_entries,
-                 max_rows, max_tiles, nm_max_m, acc_width):
+                 result_lanes, max_rows, max_tiles, nm_max_m, acc_width):
         check_int("rows", rows, 1)
         check_int("cols", cols, 1)
         check_int("width", width, 2, 16)
@@ -328,6 +333,7 @@ class SparsePEArray(wiring.Component):
         if cols % dense_lanes:
             raise ValueError(f"dense_lanes must divide cols ({cols}), not {dense_lanes}")
         check_int("bank_entries", bank_entries, 1)
+        check_int("result_lanes", result_lanes, 1, rows)
         check_int("max_rows", max_rows, 1)
         check_int("max_tiles", max_tiles, 1)
         check_int("nm_max_m", nm_max_m, 1)
@@ -336,6 +342,7 @@ class SparsePEArray(wiring.Component):
         self.tile_depth, self.lanes, self.dense_lanes = tile_depth, lanes, dense_lanes
         self.bank_words = -(-bank_entries // lanes)
         self.max_rows, self.max_tiles, self.nm_max_m = max_rows, max_tiles, nm_max_m
+        self.result_lanes = result_lanes
         self.acc_width = acc_width
         self.depth_bits = max(1, (tile_depth - 1).bit_length())
         index_bits = max(self.depth_bits, (nm_max_m - 1).bit_length())
@@ -359,10 +366,14 @@ class SparsePEArray(wiring.Component):
             "values": data.ArrayLayout(signed(width), dense_lanes),
             "last": 1,
         })
-        self.result_layout = data.StructLayout({
+        self.slot_layout = data.StructLayout({
+            "valid": 1,
             "row": range(max_rows),
             "tile": range(max_tiles),
             "values": data.ArrayLayout(signed(acc_width), cols),
+        })
+        self.result_layout = data.StructLayout({
+            "slots": data.ArrayLayout(self.slot_layout, result_lanes),
             "last": 1,
         })
         self.done_layout = data.StructLayout({
@@ -393,6 +404,7 @@ class SparsePEArray(wiring.Component):
         return {"rows": config.pe_rows, "cols": config.pe_cols, "width": config.width,
                 "tile_depth": config.tile_depth, "lanes": config.sparse_port_lanes,
                 "dense_lanes": config.dense_port_lanes, "bank_entries": config.pe_bank_entries,
+                "result_lanes": config.result_port_lanes,
                 "max_rows": config.pe_max_rows, "max_tiles": config.pe_max_tiles,
                 "nm_max_m": config.nm_max_m, "acc_width": config.acc_width}
 
@@ -543,39 +555,53 @@ class SparsePEArray(wiring.Component):
             with m.Else():
                 m.d.sync += pending[h].eq(pending[h] & ~released)
 
-        # -- result arbiter: round robin over the holding registers ---------------------------
+        # -- result lanes: PE rows r, r+Q, r+2Q... share lane r % Q, round robin --------------
+        Q = self.result_lanes
         out = Signal(self.result_layout)
         out_valid = Signal()
         m.d.comb += [self.result.payload.eq(out), self.result.valid.eq(out_valid)]
-        holds = Signal(R)
-        m.d.comb += holds.eq(Cat(*[pe.hold_valid for pe in pe_rows]))
-        last_grant = Signal(range(R))
-        above = Signal(R)
-        m.d.comb += above.eq(holds & ~((Const(2, R + 1) << last_grant) - 1)[:R])
-        grant = Signal(range(R))
-        for r in reversed(range(R)):
-            with m.If(holds[r]):
-                m.d.comb += grant.eq(r)
-        for r in reversed(range(R)):
-            with m.If(above[r]):
-                m.d.comb += grant.eq(r)
-        move = Signal()
-        m.d.comb += move.eq(holds.any() & (~out_valid | self.result.ready))
+        load_out = Signal()  # the output register takes new results this cycle
+        m.d.comb += load_out.eq(~out_valid | self.result.ready)
+        lane_moves = []
+        for q in range(Q):
+            members = pe_rows[q::Q]
+            n = len(members)
+            holds = Signal(n, name=f"lane{q}_holds")
+            m.d.comb += holds.eq(Cat(*[pe.hold_valid for pe in members]))
+            last_grant = Signal(range(n), name=f"lane{q}_last")
+            grant = Signal(range(n), name=f"lane{q}_grant")
+            if n > 1:
+                above = Signal(n, name=f"lane{q}_above")
+                m.d.comb += above.eq(holds & ~((Const(2, n + 1) << last_grant) - 1)[:n])
+                for i in reversed(range(n)):
+                    with m.If(holds[i]):
+                        m.d.comb += grant.eq(i)
+                for i in reversed(range(n)):
+                    with m.If(above[i]):
+                        m.d.comb += grant.eq(i)
+            move = Signal(name=f"lane{q}_move")
+            m.d.comb += move.eq(load_out & holds.any())
+            lane_moves.append(move)
+            for i, pe in enumerate(members):
+                m.d.comb += pe.take.eq(move & (grant == i))
+            slot = out.slots[q]
+            with m.If(load_out):
+                m.d.sync += slot.valid.eq(holds.any())
+            with m.If(move):
+                m.d.sync += last_grant.eq(grant)
+                with m.Switch(grant):
+                    for i, pe in enumerate(members):
+                        with m.Case(i):
+                            m.d.sync += [slot.row.eq(pe.hold_row), slot.tile.eq(pe.hold_tile),
+                                         slot.values.eq(pe.hold_values)]
+        moved = Signal(range(Q + 1))
+        m.d.comb += moved.eq(sum(lane_moves))
         results_out = Signal(range(self.max_rows * self.max_tiles + 1))
         total = Signal.like(results_out)
         m.d.comb += total.eq(cmd.rows * cmd.tiles)
-        for r, pe in enumerate(pe_rows):
-            m.d.comb += pe.take.eq(move & (grant == r))
-        with m.If(self.result.ready):
-            m.d.sync += out_valid.eq(0)
-        with m.If(move):
-            m.d.sync += [out_valid.eq(1), last_grant.eq(grant), results_out.eq(results_out + 1),
-                         out.last.eq(results_out + 1 == total)]
-            with m.Switch(grant):
-                for r, pe in enumerate(pe_rows):
-                    with m.Case(r):
-                        m.d.sync += [out.row.eq(pe.hold_row), out.tile.eq(pe.hold_tile),
-                                     out.values.eq(pe.hold_values)]
+        with m.If(load_out):
+            m.d.sync += [out_valid.eq(moved != 0), results_out.eq(results_out + moved),
+                         out.last.eq((moved != 0) & (results_out + moved == total))]
 
         # -- counters ------------------------------------------------------------------------
         issues = Cat(*[pe.issue for pe in pe_rows])

@@ -115,7 +115,7 @@ def _analyse(config, jobs, measured):
         _, loads = golden_pe.assign_rows(costs, R)
         sparse_beats = sum(_words(n, L) for n in nnz)
         port_beats = max(sparse_beats, depth * tiles * C // config.dense_port_lanes,
-                         m_rows * tiles)
+                         -(-m_rows * tiles // config.result_port_lanes))
         compute = max(loads) * tiles
         rows.append({
             "pe": config.pe, "layer": layer, "gemm": gemm, "sparsity": sparsity,

@@ -135,7 +135,8 @@ class PEArrayDriver:
                                             "nm_m": nm[1]})
 
     async def run_raw(self, command, sparse, dense, *, timeout):
-        """Send packed payloads; return ``(results, done)`` decoded. Checks the stream rules."""
+        """Send packed payloads; return ``(results, done)`` decoded, one dict per row result
+        (``last`` on the job's last one). Checks the stream rules."""
         first_result = len(self.result.received)
         self.cmd.send([command])
         self.sparse.send(sparse)
@@ -143,8 +144,13 @@ class PEArrayDriver:
         await self.done.wait_for(len(self.done.received) + 1, timeout_cycles=timeout)
         for sink in (self.result, self.done):
             sink.check()
-        results = [unpack(self.model.result_layout, p)
-                   for p in self.result.received[first_result:]]
+        results = []
+        for payload in self.result.received[first_result:]:
+            beat = unpack(self.model.result_layout, payload)
+            slots = [slot for slot in beat["slots"] if slot["valid"]]
+            assert slots, "a result beat with no result"
+            for j, slot in enumerate(slots):
+                results.append(dict(slot, last=int(beat["last"] and j == len(slots) - 1)))
         return results, unpack(self.model.done_layout, self.done.received[-1])
 
     async def run(self, mode, s, mask, d, *, nm=None, order=None, timeout=None):

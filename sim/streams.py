@@ -9,13 +9,20 @@ Payloads are plain integers (the packed bits); testbenches pack and unpack field
 
 Sampling discipline: values are driven right after a rising edge and sampled in the ``ReadOnly``
 phase of the same time step, so a transfer seen there happens at the next rising edge.
+
+Idle cycles cost no Python: a source with nothing queued sleeps until :meth:`StreamSource.send`,
+a source whose beat is refused sleeps until ``ready`` rises, and a sink that never stalls sleeps
+until ``valid`` rises. Cycle numbers therefore come from the simulation time.
 """
 
 import collections
 import random
 
 import cocotb
-from cocotb.triggers import Event, ReadOnly, RisingEdge
+from cocotb.triggers import Event, First, ReadOnly, RisingEdge, Timer
+from cocotb.utils import get_sim_time
+
+from .tb_util import CLOCK_PERIOD_NS
 
 __all__ = ["StreamSource", "StreamSink", "ProtocolError"]
 
@@ -34,6 +41,11 @@ def _port(dut, prefix, name, required=True):
 def _unsigned(value):
     """The unsigned integer of a resolved cocotb value (a one-bit port gives a ``Logic``)."""
     return value.to_unsigned() if hasattr(value, "to_unsigned") else int(value)
+
+
+def current_cycle():
+    """The clock cycle the simulation is in (``tb_util``'s clock period)."""
+    return int(get_sim_time("ns") // CLOCK_PERIOD_NS)
 
 
 def _probability(name, value):
@@ -68,6 +80,7 @@ class StreamSource:
         self.sent = 0
         self._idle = Event()
         self._idle.set()
+        self._queued = Event()
         self.valid.value = 0
         self.payload.value = 0
         self._task = cocotb.start_soon(self._run())
@@ -81,6 +94,7 @@ class StreamSource:
             self.queue.append(value)
         if self.queue:
             self._idle.clear()
+            self._queued.set()
 
     async def wait_idle(self):
         """Wait until every queued payload has been accepted."""
@@ -96,8 +110,15 @@ class StreamSource:
                 current = None
                 if not self.queue:
                     self._idle.set()
+            if current is None and not self.queue:
+                self.valid.value = 0
+                self.payload.value = self.rng.getrandbits(self.width)
+                fire = False
+                self._queued.clear()
+                await self._queued.wait()
+                continue
             if current is None:
-                if self.queue and self.rng.random() >= self.stall:
+                if self.rng.random() >= self.stall:
                     current = self.queue.popleft()
                     self.valid.value = 1
                     self.payload.value = current
@@ -107,6 +128,11 @@ class StreamSource:
                     self.payload.value = self.rng.getrandbits(self.width)
             await ReadOnly()
             fire = current is not None and (self.ready is None or self.ready.value == 1)
+            if current is not None and not fire and self.ready.value == 0:
+                # Refused: sleep until ready rises; the transfer is at the edge after that.
+                await RisingEdge(self.ready)
+                await ReadOnly()
+                fire = self.ready.value == 1
 
 
 class StreamSink:
@@ -141,6 +167,7 @@ class StreamSink:
         self.cycles = []
         self.cycle = 0
         self.errors = []
+        self._arrival = Event()
         if self.ready is not None:
             self.ready.value = 0
         self._task = cocotb.start_soon(self._run())
@@ -154,10 +181,11 @@ class StreamSink:
             If they have not all arrived within ``timeout_cycles`` clock cycles: the design
             dropped data or deadlocked.
         """
-        for _ in range(timeout_cycles):
-            if len(self.received) >= count:
-                return
-            await RisingEdge(self.clock)
+        deadline = current_cycle() + timeout_cycles
+        while len(self.received) < count and current_cycle() < deadline:
+            self._arrival.clear()
+            await First(self._arrival.wait(),
+                        Timer((deadline - current_cycle()) * CLOCK_PERIOD_NS, "ns"))
         if len(self.received) < count:
             raise AssertionError(
                 f"{self.name}: {len(self.received)} of {count} payloads arrived within "
@@ -174,11 +202,12 @@ class StreamSink:
 
     async def _run(self):
         pending = None  # payload offered but not yet taken
-        cycle = 0
+        woken = False
         while True:
-            await RisingEdge(self.clock)
-            cycle += 1
-            self.cycle = cycle
+            if not woken:
+                await RisingEdge(self.clock)
+            woken = False
+            self.cycle = current_cycle()
             ready = self.rng.random() >= self.stall
             if self.ready is not None:
                 self.ready.value = int(ready)
@@ -199,9 +228,14 @@ class StreamSink:
                     self._error(f"payload changed from {pending:#x} to {payload:#x} before ready")
                 if ready:
                     self.received.append(payload)
-                    self.cycles.append(cycle)
+                    self.cycles.append(self.cycle)
+                    self._arrival.set()
                     pending = None
                 else:
                     pending = payload
             elif pending is not None:
                 self._error(f"valid dropped before ready while offering {pending:#x}")
+            elif self.stall == 0.0:
+                # Idle and never stalling: sleep until valid rises (at some clock edge).
+                await RisingEdge(self.valid)
+                woken = True
