@@ -72,7 +72,7 @@ class AccelConfig:
     pe_sparse_lanes : int
         Entries per beat of the PE array's sparse-operand port; 0 means ``pe_rows``.
     pe_result_lanes : int
-        Row results per beat of the PE array's result port; 0 means ``ceil(pe_rows / 4)``.
+        Row results per beat of the PE array's result port; 0 means ``ceil(pe_rows / 2)``.
     pe_bank_entries : int
         Sparse entries each PE row's bank holds.
     pe_max_rows, pe_max_tiles : int
@@ -119,7 +119,7 @@ class AccelConfig:
     pe_sparse_lanes: int = _field(0, "entries per beat of the PE array's sparse-operand port; "
                                      "0 means pe_rows (the array's consumption rate)")
     pe_result_lanes: int = _field(0, "row results per beat of the PE array's result port; "
-                                     "0 means one per 4 PE rows")
+                                     "0 means one per 2 PE rows")
     pe_bank_entries: int = _field(4096, "sparse entries each PE row's bank holds (a job's "
                                         "sparse tile is spread over the banks)")
     pe_max_rows: int = _field(4096, "most sparse rows in one PE-array job")
@@ -194,8 +194,8 @@ class AccelConfig:
     @property
     def result_port_lanes(self):
         """Row results per beat of the PE array's result port (``pe_result_lanes``, or one
-        per 4 PE rows)."""
-        return self.pe_result_lanes or -(-self.pe_rows // 4)
+        per 2 PE rows: a lane shared by more PE rows queues results of short rows)."""
+        return self.pe_result_lanes or -(-self.pe_rows // 2)
 
     @property
     def pe(self):

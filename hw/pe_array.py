@@ -85,7 +85,7 @@ def _argmin(m, values):
 
 class _PERow(wiring.Component):
     """One PE row: its bank of sparse rows, its copy of the dense tiles, a sequencer that issues
-    one entry a cycle, a 3-stage multiply-accumulate pipeline and a result holding register."""
+    one entry a cycle, a 3-stage multiply-accumulate pipeline and a two-entry result FIFO."""
 
     def __init__(self, *, cols, width, acc_width, depth_bits, bank_words, word_layout,
                  max_rows, max_tiles):
@@ -153,7 +153,9 @@ class _PERow(wiring.Component):
         addr = Signal(range(self._bank_words + 1))
         lane = Signal(range(lanes))
         word_ok = Signal()
-        outstanding = Signal()  # a row's last entry issued, its result not yet taken
+        # Rows whose last entry has issued and whose result has not been taken; at most two,
+        # the depth of the result FIFO, so a result always has a place to go.
+        outstanding = Signal(range(3))
 
         word = Signal(word_layout)
         m.d.comb += word.eq(bank_rp.data)
@@ -173,7 +175,7 @@ class _PERow(wiring.Component):
         at_end = Signal()  # past the bank's last word, and no more will come
         m.d.comb += at_end.eq(self.loaded & (addr == words))
         credit = Signal()
-        m.d.comb += credit.eq(~outstanding | self.take)
+        m.d.comb += credit.eq((outstanding < 2) | self.take)
         issue = Signal()
         m.d.comb += issue.eq(active & ready_tile & word_ok & (~entry_row_last | credit))
         tile_end = Signal()
@@ -210,10 +212,8 @@ class _PERow(wiring.Component):
         m.d.comb += kill.eq(self.clear | self.abort)
         with m.If(kill):
             m.d.sync += outstanding.eq(0)
-        with m.Elif(issue & entry_row_last):
-            m.d.sync += outstanding.eq(1)
-        with m.Elif(self.take):
-            m.d.sync += outstanding.eq(0)
+        with m.Else():
+            m.d.sync += outstanding.eq(outstanding + (issue & entry_row_last) - self.take)
 
         # -- stage 0 -> 1: read the dense row at the entry's index ---------------------------
         index = Signal(self._depth_bits)
@@ -248,21 +248,46 @@ class _PERow(wiring.Component):
         sums = [Signal(acc_shape, name=f"sum{c}") for c in range(self._cols)]
         for c in range(self._cols):
             m.d.comb += sums[c].eq(Mux(first, 0, accs[c]) + products[c])
-        hold_valid = Signal()
-        m.d.comb += self.hold_valid.eq(hold_valid)
+        # A two-entry result FIFO: ``head`` is what the result lane sees, ``tail`` waits.
+        head_valid, tail_valid = Signal(), Signal()
+        tail_row, tail_tile = Signal.like(s2_row), Signal.like(s2_tile)
+        tail_values = Signal.like(self.hold_values)
+        m.d.comb += self.hold_valid.eq(head_valid)
+        finish = Signal()  # a row's sums are complete this cycle
+        m.d.comb += finish.eq(s2_valid & s2_last & ~kill)
         with m.If(kill):
             m.d.sync += first.eq(1)
         with m.Elif(s2_valid):
             with m.If(s2_last):
-                m.d.sync += [first.eq(1), hold_valid.eq(1),
-                             self.hold_row.eq(s2_row), self.hold_tile.eq(s2_tile)]
-                m.d.sync += [self.hold_values[c].eq(sums[c]) for c in range(self._cols)]
+                m.d.sync += first.eq(1)
             with m.Else():
                 m.d.sync += first.eq(0)
                 m.d.sync += [accs[c].eq(sums[c]) for c in range(self._cols)]
-        # The credit rule makes a take and a new result in the same cycle impossible.
-        with m.If(self.take | kill):
-            m.d.sync += hold_valid.eq(0)
+
+        def to_head(row, tile, values):
+            return [self.hold_row.eq(row), self.hold_tile.eq(tile), self.hold_values.eq(values)]
+
+        new_values = Cat(*sums)
+        with m.If(kill):
+            m.d.sync += [head_valid.eq(0), tail_valid.eq(0)]
+        with m.Elif(self.take):
+            with m.If(tail_valid):
+                m.d.sync += to_head(tail_row, tail_tile, tail_values)
+                m.d.sync += tail_valid.eq(finish)
+                with m.If(finish):
+                    m.d.sync += [tail_row.eq(s2_row), tail_tile.eq(s2_tile),
+                                 tail_values.eq(new_values)]
+            with m.Else():
+                m.d.sync += head_valid.eq(finish)
+                with m.If(finish):
+                    m.d.sync += to_head(s2_row, s2_tile, new_values)
+        with m.Elif(finish):
+            with m.If(head_valid):
+                m.d.sync += [tail_valid.eq(1), tail_row.eq(s2_row), tail_tile.eq(s2_tile),
+                             tail_values.eq(new_values)]
+            with m.Else():
+                m.d.sync += head_valid.eq(1)
+                m.d.sync += to_head(s2_row, s2_tile, new_values)
         return m
 
 
@@ -639,7 +664,7 @@ class SparsePEArray(wiring.Component):
                         stalls.eq(0), row_start.eq(1), rows_seen.eq(0), pos.eq(0),
                         nm_base.eq(0), nm_taken.eq(0), d_tile.eq(0), d_row.eq(0),
                         d_part.eq(0), loaded_tiles.eq(0), results_out.eq(0),
-                        dense_skip.eq(0), out_valid.eq(0), loaded.eq(0),
+                        dense_skip.eq(0), loaded.eq(0),
                     ]
                     m.d.sync += [load.eq(0) for load in loads]
                     with m.If(bad_cmd):

@@ -7,6 +7,7 @@ on its own; the list grows as blocks are added.
 import dataclasses
 
 from hw.act_buffer import ActivationBuffer
+from hw.pe_array import SparsePEArray
 from hw.skid_buffer import SkidBuffer
 from hw.topk_selector import TopKSelector
 
@@ -32,6 +33,10 @@ def available_blocks():
         Block("act_buffer",
               "compressed-activation buffer: bitmap plus packed values, row/column/dense reads",
               ActivationBuffer.from_config),
+        Block("pe_array",
+              "sparse PE array: compressed sparse rows x dense tiles, load-balanced, "
+              "dense / sparse / N:M modes, counters",
+              SparsePEArray.from_config),
     ]
 
 

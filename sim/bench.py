@@ -7,8 +7,12 @@ the same rows as JSON, with the keys ``pe``, ``layer``, ``gemm``, ``sparsity``,
 
 * Operands: golden's synthetic tensors (:mod:`golden.synthetic`), sparsified by golden's exact
   per-tensor top-K at density ``1 - sparsity``.
-* A tile keeps all of the layer's sparse rows, the first ``tile_depth`` (256) of the reduction
-  and ``--tiles`` tiles of dense columns (``pe_cols`` each).
+* A tile keeps all of the layer's sparse rows, ``tile_depth`` (256) evenly spaced positions of
+  the reduction (all of it if shorter) and a number of dense column tiles (``pe_cols`` each):
+  ``--tiles N``, or by default (``auto``) enough that the job's fixed costs (the first dense
+  tile's load, ``depth`` cycles, and the sparse load, about one beat a row) are at most 1/16 of
+  its compute at sparsity 0.9, within 4 to 64 tiles. The layer's real column count is far
+  larger (batch x positions, or output channels), so more tiles only amortise more.
 * Cycles count everything, from the job's command to its last result: the sparse load, the
   dense tiles' load through the dense port (``pe_cols`` values a beat), the compute and the
   result drain. Loading overlaps compute.
@@ -53,17 +57,28 @@ def _entries(s, mask):
     return (np.asarray(mask, bool) & (np.asarray(s) != 0)).sum(axis=1)
 
 
+def auto_tiles(rows, depth, pe_rows):
+    """Dense column tiles that make a job's fixed costs at most 1/16 of its compute at
+    sparsity 0.9 (4 to 64)."""
+    fixed = depth + rows
+    compute_per_tile = rows * depth / (10 * pe_rows)
+    return max(4, min(64, math.ceil(16 * fixed / compute_per_tile)))
+
+
 def make_jobs(pe_rows, pe_cols, layer_names, sparsities, tiles, seed, order="longest-first"):
     """Every job of the benchmark, deterministically: per (layer, gemm) one dense-mode job
-    and one sparse job per sparsity, as dicts."""
+    and one sparse job per sparsity, as dicts. ``tiles`` is a count or ``"auto"``."""
     jobs = []
     for li, layer in enumerate(_layers(layer_names)):
         for gi, gemm in enumerate(networks.GEMMS):
+            rows, reduction, _ = layer.gemm(gemm, TILE_DEPTH)  # a batch long enough
+            job_tiles = auto_tiles(rows, min(reduction, TILE_DEPTH), pe_rows) \
+                if tiles == "auto" else tiles
             for sparsity in (None, *sparsities):
                 density = 1.0 if sparsity is None else round(1.0 - sparsity, 6)
                 rng = np.random.default_rng([seed, li, gi])  # same tensors at every density
                 s, mask, d = synthetic.gemm_tile(rng, layer, gemm, density, depth=TILE_DEPTH,
-                                                 columns=tiles * pe_cols, width=WIDTH)
+                                                 columns=job_tiles * pe_cols, width=WIDTH)
                 rows = list(range(s.shape[0]))
                 if sparsity is not None and order == "longest-first":
                     rows = golden_pe.longest_first(_entries(s, mask))
@@ -195,15 +210,17 @@ def main(argv=None):
                         help="ResNet-18 layers, comma-separated (default: %(default)s)")
     parser.add_argument("--sparsity", type=_floats, default=list(SPARSITIES),
                         help="sparsities, comma-separated (default: 0.5,0.8,0.9)")
-    parser.add_argument("--tiles", type=int, default=4,
-                        help="dense column tiles per job (default: 4)")
+    parser.add_argument("--tiles", default="auto",
+                        help="dense column tiles per job, 1 to 64, or auto (default: auto)")
     parser.add_argument("--order", choices=("longest-first", "stream"), default="longest-first",
                         help="order the sparse rows are sent in (default: longest-first)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
     parser.add_argument("--json", metavar="FILE", help="also write the table as JSON")
     args = parser.parse_args(argv)
-    if not 1 <= args.tiles <= 64:
-        parser.error(f"--tiles must be between 1 and 64, not {args.tiles}")
+    if args.tiles != "auto":
+        if not args.tiles.isdigit() or not 1 <= int(args.tiles) <= 64:
+            parser.error(f"--tiles must be auto or between 1 and 64, not {args.tiles}")
+        args.tiles = int(args.tiles)
     try:
         _layers(args.layers)
     except ValueError as e:
