@@ -99,7 +99,8 @@ class _PERow(wiring.Component):
         super().__init__({
             # written by the loaders
             "bank_we": In(1), "bank_wdata": In(word_layout),
-            "d_we": In(1), "d_waddr": In(depth_bits + 1), "d_wdata": In(tile_shape),
+            # a read port of the shared dense-tile memory (data one cycle after the address)
+            "d_raddr": Out(depth_bits + 1), "d_rdata": In(tile_shape),
             # job control
             "clear": In(1),        # a job starts: forget the bank's contents
             "run": In(1),          # the job computes (from the start of the sparse load)
@@ -126,18 +127,13 @@ class _PERow(wiring.Component):
         m = Module()
         word_layout = self._word_layout
         m.submodules.bank = bank = Memory(shape=word_layout, depth=self._bank_words, init=[])
-        m.submodules.tiles = tiles = Memory(shape=self._tile_shape,
-                                            depth=2 << self._depth_bits, init=[])
         bank_wp, bank_rp = bank.write_port(), bank.read_port()
-        tile_wp, tile_rp = tiles.write_port(), tiles.read_port()
 
         words = Signal.like(self.words)
         m.d.comb += [self.words.eq(words), self.full.eq(words == self._bank_words)]
         m.d.comb += [
             bank_wp.addr.eq(words), bank_wp.data.eq(self.bank_wdata),
             bank_wp.en.eq(self.bank_we & ~self.full),
-            tile_wp.addr.eq(self.d_waddr), tile_wp.data.eq(self.d_wdata),
-            tile_wp.en.eq(self.d_we),
         ]
         with m.If(self.clear):
             m.d.sync += words.eq(0)
@@ -221,7 +217,7 @@ class _PERow(wiring.Component):
         m.d.comb += [
             index.eq(word.index[lane]),
             value.eq(Mux(word.count == 0, 0, word.value[lane])),
-            tile_rp.addr.eq(Cat(index, tile[0])),
+            self.d_raddr.eq(Cat(index, tile[0])),
         ]
         s1_valid, s1_last = Signal(), Signal()
         s1_value = Signal(self._value_shape)
@@ -231,7 +227,7 @@ class _PERow(wiring.Component):
 
         # -- stage 1 -> 2: multiply (registered products) ------------------------------------
         dense_row = Signal(self._tile_shape)
-        m.d.comb += dense_row.eq(tile_rp.data)
+        m.d.comb += dense_row.eq(self.d_rdata)
         acc_shape = self.hold_values.shape().elem_shape
         s2_valid, s2_last = Signal(), Signal()
         s2_row, s2_tile = Signal.like(s1_row), Signal.like(s1_tile)
@@ -449,6 +445,15 @@ class SparsePEArray(wiring.Component):
             m.submodules[f"pe_row{r}"] = pe
             pe_rows.append(pe)
 
+        # The dense tiles (two halves), one read port per PE row: every PE row reads its own
+        # index each cycle. Synthesis replicates the memory as the read ports require.
+        m.submodules.dense_tiles = dense_tiles = Memory(
+            shape=data.ArrayLayout(signed(self.width), C), depth=2 << self.depth_bits, init=[])
+        dense_wp = dense_tiles.write_port()
+        for pe in pe_rows:
+            port = dense_tiles.read_port()
+            m.d.comb += [port.addr.eq(pe.d_raddr), pe.d_rdata.eq(port.data)]
+
         cmd = Signal(self.cmd_layout)
         error = Signal(ERROR_LAYOUT)
         cycles = Signal(COUNTER_WIDTH)
@@ -548,9 +553,9 @@ class SparsePEArray(wiring.Component):
         d_fire = Signal()
         m.d.comb += d_fire.eq(self.dense.valid & self.dense.ready)
         for pe in pe_rows:
-            m.d.comb += [pe.d_we.eq(d_fire & row_complete & ~dense_skip),
-                         pe.d_waddr.eq(Cat(d_row, d_tile[0])), pe.d_wdata.eq(d_word),
-                         pe.loaded_tiles.eq(loaded_tiles)]
+            m.d.comb += pe.loaded_tiles.eq(loaded_tiles)
+        m.d.comb += [dense_wp.en.eq(d_fire & row_complete & ~dense_skip),
+                     dense_wp.addr.eq(Cat(d_row, d_tile[0])), dense_wp.data.eq(d_word)]
         with m.If(d_fire):
             if parts > 1:
                 for lane in range(P):
