@@ -67,7 +67,7 @@ class AccelConfig:
     tile_depth : int
         Longest reduction (dense-operand tile depth) one tile accumulates (1 to 65536). The
         accumulator width is derived from it so that overflow is impossible.
-    dense_lanes : int
+    pe_dense_lanes : int
         Values per beat of the PE array's dense-operand port; 0 means ``pe_cols``.
     pe_sparse_lanes : int
         Entries per beat of the PE array's sparse-operand port; 0 means ``pe_rows``.
@@ -114,7 +114,7 @@ class AccelConfig:
     width: int = _field(8, "operand width in bits (signed), 2 to 16")
     tile_depth: int = _field(256, "longest reduction one tile accumulates; sets the "
                                   "accumulator width")
-    dense_lanes: int = _field(0, "values per beat of the PE array's dense-operand port; "
+    pe_dense_lanes: int = _field(0, "values per beat of the PE array's dense-operand port; "
                                  "0 means pe_cols (one dense row a beat)")
     pe_sparse_lanes: int = _field(0, "entries per beat of the PE array's sparse-operand port; "
                                      "0 means pe_rows (the array's consumption rate)")
@@ -142,10 +142,10 @@ class AccelConfig:
         _check_int("pe_cols", self.pe_cols, 1, MAX_PE_DIM)
         _check_int("width", self.width, MIN_WIDTH, MAX_WIDTH)
         _check_int("tile_depth", self.tile_depth, 1, MAX_TILE_DEPTH)
-        _check_int("dense_lanes", self.dense_lanes, 0, self.pe_cols)
-        if self.dense_lanes and self.pe_cols % self.dense_lanes:
-            raise ConfigError(f"dense_lanes must divide pe_cols ({self.pe_cols}), not "
-                              f"{self.dense_lanes}", "dense_lanes")
+        _check_int("pe_dense_lanes", self.pe_dense_lanes, 0, self.pe_cols)
+        if self.pe_dense_lanes and self.pe_cols % self.pe_dense_lanes:
+            raise ConfigError(f"pe_dense_lanes must divide pe_cols ({self.pe_cols}), not "
+                              f"{self.pe_dense_lanes}", "pe_dense_lanes")
         _check_int("pe_sparse_lanes", self.pe_sparse_lanes, 0, MAX_PE_DIM)
         _check_int("pe_result_lanes", self.pe_result_lanes, 0, self.pe_rows)
         _check_int("pe_bank_entries", self.pe_bank_entries, 1, 1 << 20)
@@ -182,8 +182,8 @@ class AccelConfig:
 
     @property
     def dense_port_lanes(self):
-        """Values per beat of the PE array's dense port (``dense_lanes``, or ``pe_cols``)."""
-        return self.dense_lanes or self.pe_cols
+        """Values per beat of the PE array's dense port (``pe_dense_lanes``, or ``pe_cols``)."""
+        return self.pe_dense_lanes or self.pe_cols
 
     @property
     def sparse_port_lanes(self):

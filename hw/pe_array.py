@@ -66,15 +66,20 @@ ERROR_LAYOUT = data.StructLayout({
 })
 
 
+def _index(n):
+    """Shape of an index into ``n`` things; never zero bits wide (Verilog has no such vector)."""
+    return range(max(n, 2))
+
+
 def _argmin(m, values):
     """``(value, index)`` of the smallest of ``values``, lowest index on ties (a tree)."""
-    nodes = [(v, Const(i, range(len(values)))) for i, v in enumerate(values)]
+    nodes = [(v, Const(i, _index(len(values)))) for i, v in enumerate(values)]
     while len(nodes) > 1:
         merged = []
         for a, b in zip(nodes[0::2], nodes[1::2]):
             take_b = Signal()
             m.d.comb += take_b.eq(b[0] < a[0])
-            value, index = Signal.like(a[0]), Signal(range(len(values)))
+            value, index = Signal.like(a[0]), Signal(_index(len(values)))
             m.d.comb += [value.eq(Mux(take_b, b[0], a[0])), index.eq(Mux(take_b, b[1], a[1]))]
             merged.append((value, index))
         if len(nodes) % 2:
@@ -147,7 +152,7 @@ class _PERow(wiring.Component):
         lanes = word_layout["index"].shape.length
         tile = Signal.like(self.tiles)
         addr = Signal(range(self._bank_words + 1))
-        lane = Signal(range(lanes))
+        lane = Signal(_index(lanes))
         word_ok = Signal()
         # Rows whose last entry has issued and whose result has not been taken; at most two,
         # the depth of the result FIFO, so a result always has a place to go.
@@ -476,13 +481,13 @@ class SparsePEArray(wiring.Component):
         loads = [Signal(range(self.bank_words * L + 1), name=f"load{r}") for r in range(R)]
         _, least = _argmin(m, loads)
         row_start = Signal(init=1)
-        bank = Signal(range(R))
+        bank = Signal(_index(R))
         rows_seen = Signal(range(self.max_rows + 1))
         pos = Signal(range(self.tile_depth + L + 1))  # entries so far in the row (DENSE index)
         nm_base = Signal(range(self.tile_depth + self.nm_max_m * (L + 1) + 1))
         nm_taken = Signal(range(self.nm_max_m + 1))  # entries in the current group so far
         beat = self.sparse.payload
-        target = Signal(range(R))
+        target = Signal(_index(R))
         m.d.comb += target.eq(Mux(row_start, least, bank))
 
         word = Signal(self.word_layout)
@@ -529,7 +534,7 @@ class SparsePEArray(wiring.Component):
         parts = C // P
         d_tile = Signal(range(self.max_tiles + 1))
         d_row = Signal(self.depth_bits)
-        d_part = Signal(range(parts))
+        d_part = Signal(_index(parts))
         staging = Signal(data.ArrayLayout(signed(self.width), C))
         pending = [Signal(R, name=f"pending{h}") for h in range(2)]  # PE rows still using a half
         loaded_tiles = Signal(range(self.max_tiles + 1))
@@ -598,8 +603,8 @@ class SparsePEArray(wiring.Component):
             n = len(members)
             holds = Signal(n, name=f"lane{q}_holds")
             m.d.comb += holds.eq(Cat(*[pe.hold_valid for pe in members]))
-            last_grant = Signal(range(n), name=f"lane{q}_last")
-            grant = Signal(range(n), name=f"lane{q}_grant")
+            last_grant = Signal(_index(n), name=f"lane{q}_last")
+            grant = Signal(_index(n), name=f"lane{q}_grant")
             if n > 1:
                 above = Signal(n, name=f"lane{q}_above")
                 m.d.comb += above.eq(holds & ~((Const(2, n + 1) << last_grant) - 1)[:n])

@@ -198,6 +198,26 @@ def _failures(results_xml):
     return total, failed
 
 
+def _only_top_public(runner):
+    """Make only the top module's signals visible to cocotb.
+
+    cocotb builds Verilator models with ``--public-flat-rw``, which keeps every internal signal
+    public and stops Verilator from optimising them away; testbenches here touch top-level ports
+    only, and ``--public-depth 1`` makes large designs simulate several times faster.
+    """
+    build_command = runner._build_command
+
+    def patched():
+        commands = build_command()
+        commands[0] = ["--public-depth" if arg == "--public-flat-rw" else arg
+                       for arg in commands[0]]
+        index = commands[0].index("--public-depth")
+        commands[0].insert(index + 1, "1")
+        return commands
+
+    runner._build_command = patched
+
+
 def run_cocotb(component, *, toplevel, test_module, simulator, params=None, waves=False,
                testcase=None, seed=None):
     """Run the cocotb tests in ``test_module`` on ``component`` with ``simulator``.
@@ -251,7 +271,7 @@ def run_cocotb(component, *, toplevel, test_module, simulator, params=None, wave
         build_args, build_waves = ["-g2005"], False
         if waves:
             build_args += ["-s", "swat_iverilog_dump"]
-    recipe = f"{simulator}\0{waves}\0{toplevel}\0{build_args}\0{source}"
+    recipe = f"{simulator}\0{waves}\0{toplevel}\0{build_args}\0public-depth 1\0{source}"
     key = hashlib.sha256(recipe.encode()).hexdigest()[:16]
     build_dir = cache_dir("sim", f"{toplevel}-{simulator}-{key}")
     verilog_path = build_dir / f"{toplevel}.v"
@@ -263,6 +283,8 @@ def run_cocotb(component, *, toplevel, test_module, simulator, params=None, wave
         sources.append(dump)
 
     runner = get_runner(simulator)
+    if simulator == "verilator":
+        _only_top_public(runner)
     with _locked(build_dir / ".lock"):
         if not (stamp.exists() and stamp.read_text() == key):
             verilog_path.write_text(source)

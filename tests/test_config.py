@@ -8,6 +8,10 @@ def test_defaults_and_derived():
     assert (c.pe_rows, c.pe_cols, c.width, c.tile_depth) == (16, 16, 8, 256)
     assert c.acc_width == 24 and c.product_width == 16 and c.magnitude_width == 8
     assert c.pe == "16x16"
+    # The PE array's ports default to its own rates.
+    assert (c.dense_port_lanes, c.sparse_port_lanes, c.result_port_lanes) == (16, 16, 8)
+    c = AccelConfig(pe_rows=5, pe_cols=6, pe_dense_lanes=3, pe_result_lanes=5)
+    assert (c.dense_port_lanes, c.sparse_port_lanes, c.result_port_lanes) == (3, 5, 5)
 
 
 def test_json_round_trip():
@@ -24,6 +28,9 @@ def test_json_round_trip():
     ("pe_rows", 0, "pe_rows must be between 1 and 64, not 0"),
     ("tile_depth", True, "tile_depth must be an integer, not True"),
     ("top_name", "a-b", "top_name must be a Verilog identifier, not 'a-b'"),
+    ("pe_dense_lanes", 5, "pe_dense_lanes must divide pe_cols (16), not 5"),
+    ("pe_result_lanes", 17, "pe_result_lanes must be between 0 and 16, not 17"),
+    ("pe_bank_entries", 0, "pe_bank_entries must be between 1 and 1048576, not 0"),
 ])
 def test_validation_messages(field, value, message):
     with pytest.raises(ConfigError) as info:

@@ -3,10 +3,11 @@ import pytest
 from golden.config import AccelConfig
 from hw.pe_array import SparsePEArray
 
-SMALL = dict(pe_rows=3, pe_cols=4, width=8, tile_depth=12, pe_sparse_lanes=2, dense_lanes=2,
-             pe_result_lanes=2, pe_bank_entries=64, pe_max_rows=64, pe_max_tiles=8, nm_max_m=4)
-WIDE = dict(pe_rows=2, pe_cols=3, width=16, tile_depth=9, pe_sparse_lanes=0, dense_lanes=0,
-            pe_bank_entries=40, pe_max_rows=32, pe_max_tiles=4, nm_max_m=3)
+SMALL = dict(pe_rows=3, pe_cols=4, width=8, tile_depth=12, pe_sparse_lanes=2,
+             pe_dense_lanes=2, pe_result_lanes=2, pe_bank_entries=64, pe_max_rows=64,
+             pe_max_tiles=8, nm_max_m=4)
+WIDE = dict(pe_rows=2, pe_cols=3, width=16, tile_depth=9, pe_sparse_lanes=0,
+            pe_dense_lanes=0, pe_bank_entries=40, pe_max_rows=32, pe_max_tiles=4, nm_max_m=3)
 
 
 def test_from_config():

@@ -56,6 +56,9 @@ def test_output_is_deterministic_and_has_no_paths(tmp_path):
     (["--bogus"], "error: unrecognized arguments: --bogus"),
     (["--topk-lanes", "3"], "error: --topk-lanes must be a power of two, not 3"),
     (["--act-tensors", "0"], "error: --act-tensors must be between 1 and 64, not 0"),
+    (["--pe-dense-lanes", "3"], "error: --pe-dense-lanes must divide pe_cols (16), not 3"),
+    (["--pe", "4x4", "--pe-result-lanes", "5"],
+     "error: --pe-result-lanes must be between 0 and 4, not 5"),
 ])
 def test_bad_flags_give_one_line_and_exit_2(tmp_path, args, message):
     result = run_gen(*args, cwd=tmp_path)
