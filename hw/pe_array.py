@@ -514,9 +514,12 @@ class SparsePEArray(wiring.Component):
             m.d.comb += [word.index[i].eq(lane_index[i]), word.value[i].eq(beat.value[i])]
         m.d.comb += [word.count.eq(beat.count), word.row_last.eq(beat.row_last),
                      word.row.eq(rows_seen)]
+        count_bad = Signal()  # a count field wider than needed can say more than L
+        if (1 << len(beat.count)) - 1 > L:
+            m.d.comb += count_bad.eq(beat.count > L)
         index_bad = Signal()
         m.d.comb += index_bad.eq(
-            (beat.count > L)
+            count_bad
             | Cat(*[(i < beat.count) & (lane_index[i] >= cmd.depth) for i in range(L)]).any()
             | ((cmd.mode == PEMode.NM) & Cat(
                 *[(i < beat.count) & (beat.index[i] >= cmd.nm_m) for i in range(L)]).any()))

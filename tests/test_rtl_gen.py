@@ -75,12 +75,15 @@ def test_help_lists_every_option_with_default(tmp_path):
     assert text.count("default") >= 7
 
 
-def test_emitted_verilog_lints_clean_with_verilator(tmp_path):
+@pytest.mark.parametrize("pe", ["2x2", "1x1"])
+def test_emitted_verilog_lints_clean_with_verilator(tmp_path, pe):
     if runner.simulator_missing("verilator"):
         pytest.skip(runner.simulator_missing("verilator"))
     from rtl_gen.lint import lint
 
-    assert run_gen("--pe", "2x2", "--out", "gen", cwd=tmp_path).returncode == 0
+    # 1x1 makes every index one bit wide and every lane group a single PE row.
+    assert run_gen("--pe", pe, "--topk-lanes", "1", "--out", "gen",
+                   cwd=tmp_path).returncode == 0
     files = list((tmp_path / "gen").glob("*.v"))
     assert files
     for v in files:
