@@ -220,6 +220,9 @@ class AccelConfig:
             "acc_width": self.acc_width,
             "product_width": self.product_width,
             "magnitude_width": self.magnitude_width,
+            "pe_sparse_port_lanes": self.sparse_port_lanes,
+            "pe_dense_port_lanes": self.dense_port_lanes,
+            "pe_result_port_lanes": self.result_port_lanes,
         }
 
     def to_json(self):

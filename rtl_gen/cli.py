@@ -51,6 +51,9 @@ def _summary(config, manifest, out, seconds):
         f"swat-accel rtl_gen: {config.pe} PE array, {config.width}-bit operands",
         f"  tile depth {config.tile_depth} -> accumulator {config.acc_width} bits; "
         f"top-K lanes {config.topk_lanes}",
+        f"  PE array ports: sparse {config.sparse_port_lanes} entries, dense "
+        f"{config.dense_port_lanes} values, results {config.result_port_lanes} rows a beat; "
+        f"banks of {config.pe_bank_entries} entries",
         f"  output folder: {out}",
     ]
     if not manifest["top_available"]:
