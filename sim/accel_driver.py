@@ -1,0 +1,140 @@
+# amaranth: UnusedElaboratable=no
+"""A cocotb host driver for :class:`hw.top.SwatAccel`: one method per command.
+
+Every method sends the command and its streams (with random stalls on every port), waits for
+the reply and returns it decoded, with whatever came back on ``result`` or ``act_out``.
+"""
+
+import numpy as np
+
+from golden.config import AccelConfig
+from hw.top import AccelOp, RowMode, SwatAccel
+
+from .payload import pack, unpack
+from .pe_array_driver import dense_beats
+from .streams import StreamSink, StreamSource
+from .topk_driver import tensor_beats
+
+__all__ = ["build", "AccelDriver"]
+
+
+def build(config):
+    if isinstance(config, dict):
+        config = AccelConfig.from_dict(config)
+    return SwatAccel(config)
+
+
+class AccelDriver:
+    def __init__(self, dut, config, rng, *, stall=0.3, short=0.2):
+        self.config = AccelConfig.from_dict(config) if isinstance(config, dict) else config
+        self.model = build(self.config)
+        self.rng = rng
+        self.short = short
+        self.lanes = self.config.topk_lanes
+        self.cols = self.config.pe_cols
+        self.cmd = StreamSource(dut, "cmd", dut.clk, rng=rng, stall=stall)
+        self.tensor = StreamSource(dut, "tensor", dut.clk, rng=rng, stall=stall)
+        self.dense = StreamSource(dut, "dense", dut.clk, rng=rng, stall=stall)
+        self.result = StreamSink(dut, "result", dut.clk, rng=rng, stall=stall)
+        self.act_out = StreamSink(dut, "act_out", dut.clk, rng=rng, stall=stall)
+        self.reply = StreamSink(dut, "reply", dut.clk, rng=rng, stall=stall)
+        self.sent_beats = 0
+
+    # -- plumbing --------------------------------------------------------------------------
+    def _command(self, op, **fields):
+        payload = {"op": op.value, "mode": 0, "slot": 0, "act_slot": 0, "k": 0, "rows": 0,
+                   "depth": 0, "cols": 0, "tiles": 0, "nm_n": 0, "nm_m": 0}
+        for key, value in fields.items():
+            payload[key] = value.value if hasattr(value, "value") else int(value)
+        self.cmd.send([pack(self.model.cmd_layout, payload)])
+
+    def _send_tensor(self, x):
+        beats = tensor_beats(np.asarray(x).reshape(-1), self.lanes, self.rng, short=self.short)
+        layout = self.model.selector.data_layout
+        self.tensor.send([pack(layout, {"values": v + [0] * (self.lanes - len(v)),
+                                        "count": c, "last": int(last)}) for v, c, last in beats])
+        return len(beats)
+
+    async def _reply(self, work):
+        try:
+            await self.reply.wait_for(len(self.reply.received) + 1,
+                                      timeout_cycles=50 * work + 2000)
+        except AssertionError as e:
+            raise AssertionError(
+                f"{e} (tensor beats left {len(self.tensor.queue)}, dense beats left "
+                f"{len(self.dense.queue)}, results {len(self.result.received)})") from None
+        for sink in (self.result, self.act_out, self.reply):
+            sink.check()
+        return unpack(self.model.reply_layout, self.reply.received[-1])
+
+    # -- commands --------------------------------------------------------------------------
+    async def threshold(self, slot, x, k):
+        """Threshold refresh: the exact top-K threshold of ``x`` into ``slot``."""
+        self._command(AccelOp.THRESHOLD, slot=slot, k=k)
+        beats = sum(self._send_tensor(x) for _ in range(self.model.selector.passes))
+        return await self._reply(beats)
+
+    async def save_act(self, slot, act_slot, x):
+        """Sparsify matrix ``x`` with threshold ``slot`` and store it in ``act_slot``."""
+        rows, depth = np.asarray(x).shape
+        self._command(AccelOp.SAVE_ACT, slot=slot, act_slot=act_slot, rows=rows, depth=depth)
+        return await self._reply(self._send_tensor(x))
+
+    async def _gemm_results(self, command, rows, d, send_rows):
+        """Send a GEMM command, its rows (``send_rows()``) and the dense tiles of ``d``; return
+        ``(reply, {(row, tile): sums})``."""
+        first = len(self.result.received)
+        self.cmd.send([command])
+        beats = send_rows()
+        dense = dense_beats(d, self.cols, self.config.dense_port_lanes)
+        self.dense.send([pack(self.model.pe_array.dense_layout, b) for b in dense])
+        tiles = -(-np.asarray(d).shape[1] // self.cols)
+        reply = await self._reply(beats + len(dense) + rows * tiles * np.asarray(d).shape[0])
+        got = {}
+        for payload in self.result.received[first:]:
+            beat = unpack(self.model.pe_array.result_layout, payload)
+            for slot in beat["slots"]:
+                if slot["valid"]:
+                    key = (slot["row"], slot["tile"])
+                    assert key not in got, f"result {key} came twice"
+                    got[key] = slot["values"]
+        return reply, got
+
+    def _gemm_command(self, op, *, rows, depth, n, **fields):
+        payload = {"op": op.value, "mode": 0, "slot": 0, "act_slot": 0, "k": 0, "rows": rows,
+                   "depth": depth, "cols": min(self.cols, n), "tiles": -(-n // self.cols),
+                   "nm_n": 0, "nm_m": 0}
+        for key, value in fields.items():
+            payload[key] = value.value if hasattr(value, "value") else int(value)
+        return pack(self.model.cmd_layout, payload)
+
+    async def gemm(self, s, d, *, mode=RowMode.TOPK, slot=0, nm=(0, 0)):
+        """``sparsify(s) @ d``: the rows of ``s`` streamed and sparsified by ``mode``."""
+        s = np.asarray(s)
+        rows, depth = s.shape
+        command = self._gemm_command(AccelOp.GEMM, rows=rows, depth=depth,
+                                     n=np.asarray(d).shape[1], mode=mode, slot=slot,
+                                     nm_n=nm[0], nm_m=nm[1])
+        return await self._gemm_results(command, rows, d,
+                                        lambda: sum(self._send_tensor(row) for row in s))
+
+    async def gemm_saved(self, act_slot, features, d):
+        """``X~.T @ d`` for the activations ``X~`` (``depth x features``, ``depth`` the rows
+        of ``d``) stored in ``act_slot``, read column by column."""
+        depth, n = np.asarray(d).shape
+        command = self._gemm_command(AccelOp.GEMM_SAVED, rows=features, depth=depth, n=n,
+                                     act_slot=act_slot)
+        return await self._gemm_results(command, features * depth, d, lambda: 0)
+
+    async def read_out(self, act_slot):
+        """Every element of ``act_slot``: ``(reply, [(row, col, value), ...])``."""
+        first = len(self.act_out.received)
+        self._command(AccelOp.READ_OUT, act_slot=act_slot)
+        reply = await self._reply(10000)
+        elements = [unpack(self.model.act_buffer.rdata_layout, p)
+                    for p in self.act_out.received[first:]]
+        return reply, [(e["row"], e["col"], e["value"]) for e in elements]
+
+    async def free(self, act_slot):
+        self._command(AccelOp.FREE, act_slot=act_slot)
+        return await self._reply(100)

@@ -1,0 +1,121 @@
+"""cocotb testbench of :class:`hw.top.SwatAccel`: a SWAT linear layer's training step through
+the host interface, every product checked bit for bit against golden.
+
+Parameters (``SWAT_TB_PARAMS``): ``config`` (an :class:`golden.config.AccelConfig` dict),
+``batch``, ``fan_in``, ``fan_out``, ``density``.
+"""
+
+import cocotb
+import numpy as np
+
+from golden import numerics, topk
+from hw.top import RowMode
+
+from .accel_driver import AccelDriver
+from .pe_array_driver import expected_tiles
+from .tb_util import start_clock_and_reset, tb_params, tb_rng
+
+
+async def _setup(dut, name):
+    params = tb_params()
+    rng = tb_rng(name)
+    await start_clock_and_reset(dut)
+    drv = AccelDriver(dut, params["config"], rng)
+    return params, drv, np.random.default_rng(rng.getrandbits(32))
+
+
+def _operand(np_rng, width, shape):
+    lo, hi = numerics.operand_range(width)
+    x = np_rng.integers(lo, hi + 1, size=shape)
+    x[np_rng.random(shape) < 0.2] = 0  # some zeros, so threshold-0 ties occur
+    return x.astype(np.int64)
+
+
+def _check(label, got, s, mask, d, cols):
+    want = expected_tiles(s, mask, d, cols, list(range(s.shape[0])))
+    assert set(got) == set(want), f"{label}: results {sorted(set(want) ^ set(got))[:4]} differ"
+    for key, values in want.items():
+        assert got[key] == values, f"{label}: result {key} is {got[key]}, not {values}"
+
+
+@cocotb.test()
+async def linear_layer_step(dut):
+    """Threshold refresh, activation save, forward, input gradient, weight gradient, read-out,
+    free; then a reuse of the stored thresholds on new weights."""
+    params, drv, np_rng = await _setup(dut, "step")
+    cfg = drv.config
+    w_ = cfg.width
+    batch, fan_in, fan_out, density = (params[k] for k in ("batch", "fan_in", "fan_out",
+                                                           "density"))
+    w = _operand(np_rng, w_, (fan_out, fan_in))
+    x = _operand(np_rng, w_, (batch, fan_in))
+    dy = _operand(np_rng, w_, (batch, fan_out))
+    w_mask = topk.topk_mask(w, density)
+    x_mask = topk.topk_mask(x, density)
+
+    reply = await drv.threshold(0, w, topk.topk_k(w.size, density))
+    assert reply["error"] == 0
+    assert reply["threshold"] == int(topk.kth_largest_magnitude(w, topk.topk_k(w.size, density)))
+    assert (await drv.threshold(1, x, topk.topk_k(x.size, density)))["error"] == 0
+    reply = await drv.save_act(1, 0, x)
+    assert reply["error"] == 0 and reply["kept"] == int(x_mask.sum())
+
+    reply, got = await drv.gemm(w, x.T)                       # forward: W~ @ X.T = Y.T
+    assert reply["error"] == 0, str(reply)
+    _check("forward", got, w, w_mask, x.T, drv.cols)
+    assert reply["macs"] == int(w_mask.sum()) * min(drv.cols, batch) * -(-batch // drv.cols)
+    reply, got = await drv.gemm(w.T, dy.T)                    # input grad: W~.T @ dY.T
+    assert reply["error"] == 0, str(reply)
+    _check("input_grad", got, w.T, w_mask.T, dy.T, drv.cols)
+    reply, got = await drv.gemm_saved(0, fan_in, dy)          # weight grad: X~.T @ dY
+    assert reply["error"] == 0, str(reply)
+    _check("weight_grad", got, x.T, x_mask.T, dy, drv.cols)
+
+    reply, elements = await drv.read_out(0)
+    assert reply["error"] == 0
+    dense = np.where(x_mask, x, 0)
+    assert elements == [(r, c, int(dense[r, c])) for r in range(batch) for c in range(fan_in)]
+    assert (await drv.free(0))["error"] == 0
+
+    # Top-K period: new weights, the stored threshold reused (no refresh).
+    w2 = _operand(np_rng, w_, (fan_out, fan_in))
+    stored = topk.kth_largest_magnitude(w, topk.topk_k(w.size, density))
+    reply, got = await drv.gemm(w2, x.T)
+    _check("reuse", got, w2, np.abs(w2) >= stored, x.T, drv.cols)
+
+
+@cocotb.test()
+async def dense_and_nm_modes(dut):
+    params, drv, np_rng = await _setup(dut, "modes")
+    cfg = drv.config
+    s = _operand(np_rng, cfg.width, (params["fan_out"], params["fan_in"]))
+    d = _operand(np_rng, cfg.width, (params["fan_in"], params["batch"]))
+    reply, got = await drv.gemm(s, d, mode=RowMode.DENSE)
+    assert reply["error"] == 0, str(reply)
+    _check("dense", got, s, np.ones(s.shape, bool), d, drv.cols)
+    assert reply["macs"] == s.size * min(drv.cols, d.shape[1]) * -(-d.shape[1] // drv.cols)
+    n, m = 2, min(4, cfg.nm_max_m)
+    drv.short = 0.0  # the selector's N:M mode takes full beats but a tensor's last
+    reply, got = await drv.gemm(s, d, mode=RowMode.NM, nm=(n, m))
+    assert reply["error"] == 0, str(reply)
+    _check("nm", got, s, topk.nm_mask(s, n, m), d, drv.cols)
+
+
+@cocotb.test()
+async def refusals(dut):
+    params, drv, np_rng = await _setup(dut, "refusals")
+    cfg = drv.config
+    s = _operand(np_rng, cfg.width, (2, 3))
+    # A threshold slot never set: refused before anything is consumed.
+    first = len(drv.result.received)
+    drv._command(__import__("hw.top", fromlist=["AccelOp"]).AccelOp.GEMM, slot=3, rows=2,
+                 depth=3, cols=1, tiles=1)
+    reply = await drv._reply(10)
+    assert reply["error"] == 1 and len(drv.result.received) == first
+    # Reading an empty activation slot.
+    reply, elements = await drv.read_out(1)
+    assert reply["error"] == 1 and elements == []
+    # The engine still works.
+    assert (await drv.threshold(0, s, 3))["error"] == 0
+    reply, got = await drv.gemm(s, _operand(np_rng, cfg.width, (3, 2)))
+    assert reply["error"] == 0

@@ -1,0 +1,24 @@
+import pytest
+
+from golden.config import AccelConfig, ConfigError
+from hw.top import SwatAccel
+
+TINY = dict(pe_rows=3, pe_cols=2, width=8, tile_depth=16, topk_lanes=2, pe_sparse_lanes=0,
+            pe_bank_entries=64, pe_max_rows=16, pe_max_tiles=4, max_tensor_len=256,
+            act_bitmap_bits=256, act_values=128, act_tensors=2, act_max_rows=16,
+            act_max_cols=16, nm_max_m=4)
+
+
+def test_configurations_that_cannot_work_are_refused():
+    with pytest.raises(ConfigError, match="pe_sparse_lanes .2. must be at least topk_lanes .4."):
+        SwatAccel(AccelConfig(pe_rows=2, pe_cols=2, topk_lanes=4))
+    with pytest.raises(ConfigError, match="tile_depth .512. must not exceed act_max_rows .256."):
+        SwatAccel(AccelConfig(tile_depth=512, act_max_rows=256))
+
+
+@pytest.mark.parametrize("width", [8, 16])
+def test_cocotb_linear_layer_step(run_cocotb, width):
+    cfg = AccelConfig(**dict(TINY, width=width))
+    run_cocotb(SwatAccel(cfg), toplevel="swat_accel", test_module="sim.tb_top",
+               params={"config": cfg.to_dict(), "batch": 5, "fan_in": 7, "fan_out": 4,
+                       "density": 0.3})
