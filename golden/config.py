@@ -117,10 +117,10 @@ class AccelConfig:
     pe_dense_lanes: int = _field(0, "values per beat of the PE array's dense-operand port; "
                                  "0 means pe_cols (one dense row a beat)")
     pe_sparse_lanes: int = _field(0, "entries per beat of the PE array's sparse-operand port; "
-                                     "0 means pe_rows (the array's consumption rate)")
+                                     "0 means pe_rows (the array's consumption rate), at least topk_lanes")
     pe_result_lanes: int = _field(0, "row results per beat of the PE array's result port; "
                                      "0 means one per 2 PE rows")
-    pe_bank_entries: int = _field(4096, "sparse entries each PE row's bank holds (a job's "
+    pe_bank_entries: int = _field(2048, "sparse entries each PE row's bank holds (a job's "
                                         "sparse tile is spread over the banks)")
     pe_max_rows: int = _field(4096, "most sparse rows in one PE-array job")
     pe_max_tiles: int = _field(1024, "most dense column tiles in one PE-array job")
@@ -129,8 +129,8 @@ class AccelConfig:
     max_tensor_len: int = _field(1 << 24, "longest tensor (elements) the top-K selector takes")
     nm_max_m: int = _field(8, "largest M of the top-K selector's N:M mode")
     max_kernel_slice: int = _field(9, "longest kernel slice (kh*kw) of structured top-K")
-    act_bitmap_bits: int = _field(1 << 20, "activation buffer capacity: bitmap bits (elements)")
-    act_values: int = _field(1 << 17, "activation buffer capacity: kept values")
+    act_bitmap_bits: int = _field(1 << 19, "activation buffer capacity: bitmap bits (elements)")
+    act_values: int = _field(1 << 16, "activation buffer capacity: kept values")
     act_tensors: int = _field(16, "activation buffer descriptor slots (tensors held at once)")
     act_max_rows: int = _field(4096, "largest activation matrix the buffer stores: rows")
     act_max_cols: int = _field(4096, "largest activation matrix the buffer stores: columns")
@@ -189,7 +189,7 @@ class AccelConfig:
     def sparse_port_lanes(self):
         """Entries per beat of the PE array's sparse port (``pe_sparse_lanes``, or
         ``pe_rows``)."""
-        return self.pe_sparse_lanes or self.pe_rows
+        return self.pe_sparse_lanes or max(self.pe_rows, self.topk_lanes)
 
     @property
     def result_port_lanes(self):

@@ -1,14 +1,10 @@
-"""The hardware blocks the generator emits, each built from the one configuration object.
-
-Until the accelerator top exists (the top issue), the generator emits every block that exists
-on its own; the list grows as blocks are added.
-"""
+"""The blocks inside the generated accelerator top, each built from the one configuration
+object (the manifest lists them; ``sim.synth`` reports area per block)."""
 
 import dataclasses
 
 from hw.act_buffer import ActivationBuffer
 from hw.pe_array import SparsePEArray
-from hw.skid_buffer import SkidBuffer
 from hw.topk_selector import TopKSelector
 
 __all__ = ["Block", "available_blocks", "port_table"]
@@ -17,23 +13,21 @@ __all__ = ["Block", "available_blocks", "port_table"]
 @dataclasses.dataclass(frozen=True)
 class Block:
     name: str
+    instance: str      # its instance name in the top
     description: str
-    build: object  # callable(config) -> wiring.Component
+    build: object      # callable(config) -> wiring.Component
 
 
 def available_blocks():
     return [
-        Block("skid_buffer",
-              "stream register slice for one operand stream (payload: one operand)",
-              lambda config: SkidBuffer(config.width)),
-        Block("topk_selector",
+        Block("topk_selector", "selector",
               "streaming top-K selector: exact threshold, sparsify-and-compress, N:M, "
               "structured",
               TopKSelector.from_config),
-        Block("act_buffer",
+        Block("act_buffer", "act_buffer",
               "compressed-activation buffer: bitmap plus packed values, row/column/dense reads",
               ActivationBuffer.from_config),
-        Block("pe_array",
+        Block("pe_array", "pe_array",
               "sparse PE array: compressed sparse rows x dense tiles, load-balanced, "
               "dense / sparse / N:M modes, counters",
               SparsePEArray.from_config),

@@ -56,13 +56,14 @@ def _summary(config, manifest, out, seconds):
         f"banks of {config.pe_bank_entries} entries",
         f"  output folder: {out}",
     ]
-    if not manifest["top_available"]:
-        lines.append("  note: the accelerator top does not exist yet; emitting the blocks "
-                     "that do:")
+    top = manifest["top"]
+    lines.append(f"  {top['file']}: module {top['module']} ({len(top['ports'])} ports), with:")
     for block in manifest["blocks"]:
-        lines.append(f"    {block['file']}: {block['description']} "
-                     f"({len(block['ports'])} ports)")
-    lines.append(f"  {MANIFEST_NAME}: parameters, derived widths and ports")
+        lines.append(f"    {block['module']}: {block['description']}")
+    memories = manifest["memories_bits"]
+    lines.append(f"  on-chip memory {sum(memories.values()) / 8192:.0f} KiB: " + ", ".join(
+        f"{name} {bits / 8192:.0f}" for name, bits in memories.items()))
+    lines.append(f"  {MANIFEST_NAME}: parameters, derived widths, memory sizes and ports")
     lines.append(f"  done in {seconds:.1f} s")
     return "\n".join(lines)
 
@@ -94,6 +95,9 @@ def main(argv=None):
     args = parser.parse_args(_join_negative_values(sys.argv[1:] if argv is None else argv))
     try:
         config = config_from_args(args)
+        from hw.top import check_config
+
+        check_config(config)  # combinations the blocks cannot work with
     except ConfigError as e:
         parser.error(_flag_message(e))
     out = args.out or os.path.join("rtl_out", f"{config.top_name}_{config.pe}_w{config.width}")
