@@ -160,7 +160,6 @@ class SwatAccel(wiring.Component):
                 with m.Case(i):
                     m.d.comb += slot_threshold.eq(thresholds[i])
         slot_keep_none = keep_nones.bit_select(cmd.slot, 1)
-        slot_valid = valids.bit_select(cmd.slot, 1)
         cycles = Signal(COUNTER_WIDTH)
         rows_left = Signal.like(cmd.rows)
 

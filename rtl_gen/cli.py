@@ -1,11 +1,11 @@
 """``python -m rtl_gen``: emit the accelerator's Verilog for one configuration."""
 
-import argparse
 import os
 import sys
 import time
 
 from golden.config import AccelConfig, ConfigError, parse_pe
+from sim.cli import OneLineParser
 
 from .generate import MANIFEST_NAME, generate
 
@@ -14,15 +14,8 @@ __all__ = ["main", "build_parser", "config_from_args"]
 DEFAULTS = AccelConfig()
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line on stderr and exit status 2."""
-
-    def error(self, message):
-        self.exit(2, f"error: {message}\n")
-
-
 def build_parser():
-    p = _OneLineParser(
+    p = OneLineParser(
         prog="python -m rtl_gen",
         description="Generate the Verilog of a SWAT training accelerator from one configuration.")
     p.add_argument("--pe", default=DEFAULTS.pe, metavar="RxC",

@@ -34,6 +34,8 @@ import numpy as np
 from golden import networks, pe_array as golden_pe, synthetic
 from golden.config import AccelConfig, ConfigError, parse_pe
 
+from .cli import OneLineParser
+
 __all__ = ["make_jobs", "bench_config", "main"]
 
 DEFAULT_LAYERS = ("conv1", "layer1.0.conv1", "layer2.0.conv2", "layer3.0.shortcut",
@@ -201,7 +203,7 @@ def _pes(text):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m sim.bench", description=__doc__.split(
+    parser = OneLineParser(prog="python -m sim.bench", description=__doc__.split(
         "\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pe", type=_pes, default=_pes("8x8,16x16"),
                         help="array sizes, comma-separated (default: 8x8,16x16)")

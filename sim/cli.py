@@ -1,0 +1,13 @@
+"""What every command line of the project shares."""
+
+import argparse
+
+__all__ = ["OneLineParser"]
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr (``error: ...``) and exit status
+    2: no usage block, never a traceback."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message}\n")

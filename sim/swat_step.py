@@ -1,0 +1,288 @@
+"""One complete SWAT training step of a layer, run on the RTL through the host interface.
+
+``python -m sim.swat_step --pe RxC --layer linear:OUTxIN --batch B --density D`` (or
+``--layer conv:CINxCOUTxKxSIZE`` for a k x k convolution, stride 1, padding k//2, on SIZE x SIZE
+inputs) builds the accelerator top for the layer, simulates it (Verilator by default) and runs,
+through :class:`sim.accel_driver.AccelDriver`:
+
+1. threshold refresh of the weights and of the input activations (exact per-tensor top-K);
+2. saving the sparsified activations in the activation buffer;
+3. the forward product, the input-gradient product and the weight-gradient product, the first
+   two tiled over the array by the driver (rows, reduction and columns in chunks the
+   configuration allows; partial sums added on the host, which is exact).
+
+Every output (the layer output, the input gradient and the weight gradient) is compared bit
+for bit with :mod:`golden.layers` running the same step with the exact integer product. The
+cycles of each phase and the activation buffer's stored bits are printed; the exit status is 1
+on any mismatch, 2 on bad arguments.
+"""
+
+import json
+import os
+import re
+import sys
+
+import numpy as np
+
+from golden import numerics, topk
+from golden.config import AccelConfig, ConfigError, parse_pe
+
+from .cli import OneLineParser
+from golden.layers import SwatConv2d, SwatLinear, col2im, im2col
+
+__all__ = ["LayerSpec", "parse_layer", "step_config", "make_operands", "golden_step",
+           "run_step_on_rtl", "main"]
+
+
+class LayerSpec:
+    """A linear (``kernel == 0``) or conv layer of the step."""
+
+    def __init__(self, kind, cin, cout, kernel=0, size=1):
+        self.kind, self.cin, self.cout, self.kernel, self.size = kind, cin, cout, kernel, size
+
+    @property
+    def padding(self):
+        return self.kernel // 2
+
+    @property
+    def features(self):
+        return self.cin * max(self.kernel, 1) ** 2
+
+    def positions(self, batch):
+        return batch * self.size * self.size
+
+    def to_dict(self):
+        return {"kind": self.kind, "cin": self.cin, "cout": self.cout, "kernel": self.kernel,
+                "size": self.size}
+
+    @classmethod
+    def from_dict(cls, d):
+        return cls(**d)
+
+
+def parse_layer(text):
+    """``linear:OUTxIN`` or ``conv:CINxCOUTxKxSIZE`` (raises ``ValueError``, one line)."""
+    match = re.fullmatch(r"linear:(\d+)x(\d+)", text)
+    if match:
+        out, inp = int(match.group(1)), int(match.group(2))
+        if min(out, inp) < 1:
+            raise ValueError(f"--layer sizes must be positive, not {text!r}")
+        return LayerSpec("linear", inp, out)
+    match = re.fullmatch(r"conv:(\d+)x(\d+)x(\d+)x(\d+)", text)
+    if match:
+        cin, cout, k, size = (int(g) for g in match.groups())
+        if min(cin, cout, k, size) < 1 or k % 2 == 0 or k > size:
+            raise ValueError(f"--layer conv needs positive sizes, an odd kernel no larger than "
+                             f"the input, not {text!r}")
+        return LayerSpec("conv", cin, cout, k, size)
+    raise ValueError(f"--layer must be linear:OUTxIN or conv:CINxCOUTxKxSIZE, not {text!r}")
+
+
+def _pow2(n, lo=16):
+    return max(lo, 1 << (max(1, n) - 1).bit_length())
+
+
+def step_config(pe_rows, pe_cols, width, spec, batch):
+    """A configuration large enough for the layer's step in single jobs where it must be
+    (the weight gradient reads the saved activations whole)."""
+    positions = spec.positions(batch)
+    f, cout = spec.features, spec.cout
+    depth = _pow2(max(f, cout, positions))
+    rows = max(f, cout)
+    tensor = max(f * cout, positions * f, batch * spec.cin * spec.size ** 2)
+    lanes = max(pe_rows, 4)
+    return AccelConfig(
+        pe_rows=pe_rows, pe_cols=pe_cols, width=width, tile_depth=depth,
+        pe_bank_entries=lanes * (-(-rows * depth // (pe_rows * lanes)) + depth),
+        pe_max_rows=rows, pe_max_tiles=max(1, -(-max(positions, cout) // pe_cols)),
+        max_tensor_len=_pow2(tensor), act_bitmap_bits=_pow2(positions * f),
+        act_values=_pow2(positions * f), act_tensors=2, act_max_rows=depth,
+        act_max_cols=_pow2(f))
+
+
+def make_operands(spec, batch, width, seed):
+    """Weights, input and output gradient of the step: random full-range integers, with some
+    zeros (so top-K ties at 0 occur)."""
+    rng = np.random.default_rng(seed)
+    lo, hi = numerics.operand_range(width)
+
+    def draw(shape):
+        x = rng.integers(lo, hi + 1, size=shape)
+        x[rng.random(shape) < 0.2] = 0
+        return x.astype(np.int64)
+
+    if spec.kind == "linear":
+        return (draw((spec.cout, spec.cin)), draw((batch, spec.cin)),
+                draw((batch, spec.cout)))
+    return (draw((spec.cout, spec.cin, spec.kernel, spec.kernel)),
+            draw((batch, spec.cin, spec.size, spec.size)),
+            draw((batch, spec.cout, spec.size, spec.size)))
+
+
+def golden_step(spec, w, x, dy, density, width):
+    """golden's SWAT step with the exact integer product: ``(y, dx, dw)`` as int64."""
+    def exact(a, b):
+        return numerics.gemm(np.rint(a).astype(np.int64), np.rint(b).astype(np.int64),
+                             width).astype(np.float64)
+
+    if spec.kind == "linear":
+        layer = SwatLinear(w.astype(float), density=density, gemm=exact)
+    else:
+        layer = SwatConv2d(w.astype(float), padding=spec.padding, density=density, gemm=exact)
+    y = layer.forward(x.astype(float))
+    dx = layer.backward(dy.astype(float))
+    return (np.rint(y).astype(np.int64), np.rint(dx).astype(np.int64),
+            np.rint(layer.grad_weight).astype(np.int64))
+
+
+async def _tiled_gemm(drv, s, d, *, slot):
+    """``topk(s) @ d`` on the array in jobs the configuration allows; ``(product, cycles)``."""
+    cfg = drv.config
+    rows, depth = s.shape
+    n = d.shape[1]
+    out = np.zeros((rows, n), dtype=np.int64)
+    cycles = 0
+    col_step = cfg.pe_max_tiles * cfg.pe_cols
+    for r0 in range(0, rows, cfg.pe_max_rows):
+        for k0 in range(0, depth, cfg.tile_depth):
+            for c0 in range(0, n, col_step):
+                s_tile = s[r0:r0 + cfg.pe_max_rows, k0:k0 + cfg.tile_depth]
+                d_tile = d[k0:k0 + cfg.tile_depth, c0:c0 + col_step]
+                reply, got = await drv.gemm(s_tile, d_tile, slot=slot)
+                if reply["error"]:
+                    raise RuntimeError(f"GEMM job failed: {reply}")
+                cycles += reply["cycles"]
+                out[r0:r0 + s_tile.shape[0], c0:c0 + d_tile.shape[1]] += _assemble(
+                    got, s_tile.shape[0], d_tile.shape[1], cfg.pe_cols)
+    return out, cycles
+
+
+def _assemble(got, rows, n, cols):
+    out = np.zeros((rows, n), dtype=np.int64)
+    for (row, tile), values in got.items():
+        width = min(cols, n - tile * cols)
+        out[row, tile * cols:tile * cols + width] = values[:width]
+    return out
+
+
+async def run_step_on_rtl(drv, spec, w, x, dy, density):
+    """The step through the host interface; ``(y, dx, dw, phases)`` with the cycles per phase
+    and the activation buffer's stored bits."""
+    batch = x.shape[0]
+    phases = {}
+    w_matrix = w.reshape(spec.cout, -1)
+    k_w = topk.topk_k(w.size, density)
+    k_x = topk.topk_k(x.size, density)
+    reply = await drv.threshold(0, w, k_w)
+    phases["weight threshold"] = reply["cycles"]
+    reply = await drv.threshold(1, x, k_x)
+    phases["activation threshold"] = reply["cycles"]
+    if spec.kind == "linear":
+        cols = x
+    else:
+        cols = im2col(x, spec.kernel, 1, spec.padding)
+    reply = await drv.save_act(1, 0, cols)
+    if reply["error"]:
+        raise RuntimeError(f"saving the activations failed: {reply}")
+    phases["save activations"] = reply["cycles"]
+    stored_bits = reply["stored_bits"]
+
+    y_t, phases["forward"] = await _tiled_gemm(drv, w_matrix, cols.T, slot=0)
+    dy_matrix = dy if spec.kind == "linear" else dy.transpose(0, 2, 3, 1).reshape(-1, spec.cout)
+    dcols_t, phases["input gradient"] = await _tiled_gemm(drv, w_matrix.T, dy_matrix.T, slot=0)
+    reply, got = await drv.gemm_saved(0, spec.features, dy_matrix)
+    if reply["error"]:
+        raise RuntimeError(f"the weight gradient failed: {reply}")
+    phases["weight gradient"] = reply["cycles"]
+    dw_t = _assemble(got, spec.features, spec.cout, drv.config.pe_cols)
+    await drv.free(0)
+
+    if spec.kind == "linear":
+        y, dx = y_t.T, dcols_t.T
+    else:
+        y = y_t.T.reshape(batch, spec.size, spec.size, spec.cout).transpose(0, 3, 1, 2)
+        dx = np.rint(col2im(dcols_t.T.astype(float), x.shape, spec.kernel, 1,
+                            spec.padding)).astype(np.int64)
+    dw = dw_t.T.reshape(w.shape)
+    return y, dx, dw, {"cycles": phases, "stored_bits": int(stored_bits),
+                       "dense_bits": int(cols.size * drv.config.width)}
+
+
+def compare(golden, rtl):
+    """Names of the outputs that differ, with the first differing position."""
+    problems = []
+    for name, want, got in zip(("output", "input gradient", "weight gradient"), golden, rtl):
+        if want.shape != got.shape:
+            problems.append(f"{name}: shape {got.shape}, not {want.shape}")
+        elif not np.array_equal(want, got):
+            where = tuple(int(i) for i in np.argwhere(want != got)[0])
+            problems.append(f"{name}: {int((want != got).sum())} values differ, first at "
+                            f"{where}: {int(got[where])}, not {int(want[where])}")
+    return problems
+
+
+def main(argv=None):
+    parser = OneLineParser(prog="python -m sim.swat_step", description=__doc__.split(
+        "\n\n")[0])
+    parser.add_argument("--pe", default="4x4", help="PE array size RxC (default: 4x4)")
+    parser.add_argument("--layer", required=True,
+                        help="linear:OUTxIN or conv:CINxCOUTxKxSIZE (stride 1, padding K//2)")
+    parser.add_argument("--batch", type=int, default=4, help="batch size (default: 4)")
+    parser.add_argument("--density", type=float, default=0.2,
+                        help="SWAT density of weights and activations (default: 0.2)")
+    parser.add_argument("--width", type=int, default=8, help="operand width (default: 8)")
+    parser.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
+    parser.add_argument("--sim", choices=("verilator", "icarus"), default="verilator",
+                        help="simulator (default: verilator)")
+    args = parser.parse_args(argv)
+    try:
+        rows, cols = parse_pe(args.pe)
+        spec = parse_layer(args.layer)
+        if not 1 <= args.batch <= 64:
+            raise ValueError(f"--batch must be between 1 and 64, not {args.batch}")
+        if not 0.0 <= args.density <= 1.0:
+            raise ValueError(f"--density must be between 0 and 1, not {args.density}")
+        config = step_config(rows, cols, args.width, spec, args.batch)
+    except ConfigError as e:
+        parser.error(str(e))
+    except ValueError as e:
+        parser.error(str(e))
+    from hw.top import SwatAccel
+
+    from .runner import SimulationFailed, cache_dir, run_cocotb, simulator_missing
+
+    reason = simulator_missing(args.sim)
+    if reason:
+        print(f"sim.swat_step: error: {reason}", file=sys.stderr)
+        return 2
+    out = cache_dir("swat_step") / f"step_{os.getpid()}.json"
+    if out.exists():
+        out.unlink()
+    params = {"config": config.to_dict(), "layer": spec.to_dict(), "batch": args.batch,
+              "density": args.density, "seed": args.seed, "out": str(out)}
+    try:
+        run_cocotb(SwatAccel(config), toplevel="swat_accel", test_module="sim.tb_swat_step",
+                   simulator=args.sim, params=params, seed=args.seed)
+    except SimulationFailed as e:
+        if not out.exists():
+            print(f"sim.swat_step: simulation failed:\n{e}", file=sys.stderr)
+            return 1
+    report = json.loads(out.read_text())
+    print(f"SWAT step of {args.layer}, batch {args.batch}, density {args.density}, "
+          f"{config.pe} array, {config.width}-bit, on {args.sim}")
+    print("| phase | cycles |\n|---|---|")
+    for phase, cycles in report["cycles"].items():
+        print(f"| {phase} | {cycles} |")
+    print(f"| total | {sum(report['cycles'].values())} |")
+    print(f"activation buffer: {report['stored_bits']} bits stored, "
+          f"{report['stored_bits'] / report['dense_bits']:.1%} of dense "
+          f"({report['dense_bits']} bits)")
+    if report["problems"]:
+        print("MISMATCH against golden:\n  " + "\n  ".join(report["problems"]))
+        return 1
+    print("output, input gradient and weight gradient match golden bit for bit")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from sim import swat_step
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_step(*args, cwd):
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    return subprocess.run([sys.executable, "-m", "sim.swat_step", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--layer", "linear:0x4"], "error: --layer sizes must be positive, not 'linear:0x4'"),
+    (["--layer", "dense:4"], "error: --layer must be linear:OUTxIN or conv:CINxCOUTxKxSIZE, "
+                             "not 'dense:4'"),
+    (["--layer", "conv:2x2x2x4"], "error: --layer conv needs positive sizes, an odd kernel no "
+                                  "larger than the input, not 'conv:2x2x2x4'"),
+    (["--layer", "linear:2x2", "--pe", "axb"],
+     "error: --pe must be ROWSxCOLS with positive integers, like 16x16, not 'axb'"),
+    (["--layer", "linear:2x2", "--density", "1.5"],
+     "error: --density must be between 0 and 1, not 1.5"),
+    (["--layer", "linear:2x2", "--width", "1"], "error: width must be between 2 and 16, not 1"),
+])
+def test_bad_arguments_give_one_line_and_exit_2(tmp_path, args, message):
+    result = run_step(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == message
+
+
+def test_compare_names_what_differs():
+    a = np.arange(6).reshape(2, 3)
+    good = (a, a, a)
+    assert swat_step.compare(good, good) == []
+    bad = (a, a.copy(), a)
+    bad[1][1, 2] += 1
+    problems = swat_step.compare(good, bad)
+    assert problems == ["input gradient: 1 values differ, first at (1, 2): 6, not 5"]
+
+
+@pytest.mark.parametrize("layer, density", [("linear:6x10", 0.3), ("conv:2x4x3x4", 0.25)])
+def test_step_matches_golden_on_the_rtl(tmp_path, simulator, layer, density):
+    result = run_step("--pe", "2x3", "--layer", layer, "--batch", "3", "--density",
+                      str(density), "--sim", simulator, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "match golden bit for bit" in result.stdout
+    for phase in ("weight threshold", "forward", "input gradient", "weight gradient"):
+        assert f"| {phase} |" in result.stdout
