@@ -66,6 +66,11 @@ class StreamSource:
     rng : random.Random
     stall : float
         Probability of holding ``valid`` low in a cycle when a payload is waiting.
+
+    Attributes
+    ----------
+    cycles : list of int
+        Cycle number (:func:`current_cycle`) in which each payload was taken.
     """
 
     def __init__(self, dut, prefix, clock, *, rng=None, stall=0.0):
@@ -78,6 +83,7 @@ class StreamSource:
         self.width = len(self.payload)
         self.queue = collections.deque()
         self.sent = 0
+        self.cycles = []
         self._idle = Event()
         self._idle.set()
         self._queued = Event()
@@ -107,6 +113,7 @@ class StreamSource:
             await RisingEdge(self.clock)
             if fire:
                 self.sent += 1
+                self.cycles.append(current_cycle() - 1)  # the cycle it was offered and taken
                 current = None
                 if not self.queue:
                     self._idle.set()

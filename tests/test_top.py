@@ -22,3 +22,18 @@ def test_cocotb_linear_layer_step(run_cocotb, width):
     run_cocotb(SwatAccel(cfg), toplevel="swat_accel", test_module="sim.tb_top",
                params={"config": cfg.to_dict(), "batch": 5, "fan_in": 7, "fan_out": 4,
                        "density": 0.3})
+
+
+def test_timing_example(run_cocotb, tmp_path):
+    """The README's timing example: every transfer of one small GEMM, in order."""
+    import json
+
+    cfg = AccelConfig(**dict(TINY, pe_rows=2))
+    out = tmp_path / "timing.json"
+    run_cocotb(SwatAccel(cfg), toplevel="swat_accel", test_module="sim.tb_timing_example",
+               params={"config": cfg.to_dict(), "out": str(out)})
+    report = json.loads(out.read_text())
+    stamps = report["stamps"]
+    assert stamps["cmd"] == [0]
+    assert len(stamps["tensor"]) == 4 and len(stamps["dense"]) == 4 and len(stamps["result"]) == 2
+    assert max(stamps["result"]) < stamps["reply"][0] == report["reply_cycles"]
