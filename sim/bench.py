@@ -96,7 +96,7 @@ def _words(nnz, lanes):
 def bench_config(pe_rows, pe_cols, jobs):
     """The configuration: default parameters, with banks and limits just large enough for
     every job."""
-    lanes = pe_rows  # pe_sparse_lanes = 0: the sparse port takes pe_rows entries a beat
+    lanes = AccelConfig(pe_rows=pe_rows, pe_cols=pe_cols).sparse_port_lanes
     most_words = 1
     for job in jobs:
         if job["sparsity"] is None:

@@ -37,3 +37,12 @@ def test_timing_example(run_cocotb, tmp_path):
     assert stamps["cmd"] == [0]
     assert len(stamps["tensor"]) == 4 and len(stamps["dense"]) == 4 and len(stamps["result"]) == 2
     assert max(stamps["result"]) < stamps["reply"][0] == report["reply_cycles"]
+
+
+def test_cocotb_tiny_network_trains_bit_exact(run_cocotb):
+    """A few SWAT iterations with every matrix product on the RTL; loss and weights equal
+    golden's after every iteration."""
+    cfg = AccelConfig(**TINY)
+    run_cocotb(SwatAccel(cfg), toplevel="swat_accel", test_module="sim.tb_tiny_net",
+               params={"config": cfg.to_dict(), "sizes": [6, 8, 3], "batch": 4,
+                       "density": 0.5, "iterations": 3})
