@@ -14,7 +14,7 @@ def test_from_config():
     array = SparsePEArray.from_config(AccelConfig(**SMALL))
     assert (array.rows, array.cols, array.lanes, array.dense_lanes) == (3, 4, 2, 2)
     assert array.bank_words == 32
-    assert SparsePEArray.from_config(AccelConfig(**WIDE)).lanes == 2
+    assert SparsePEArray.from_config(AccelConfig(**WIDE)).lanes == 4  # at least topk_lanes
     assert array.acc_width == AccelConfig(**SMALL).acc_width
 
 

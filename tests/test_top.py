@@ -11,7 +11,7 @@ TINY = dict(pe_rows=3, pe_cols=2, width=8, tile_depth=16, topk_lanes=2, pe_spars
 
 def test_configurations_that_cannot_work_are_refused():
     with pytest.raises(ConfigError, match="pe_sparse_lanes .2. must be at least topk_lanes .4."):
-        SwatAccel(AccelConfig(pe_rows=2, pe_cols=2, topk_lanes=4))
+        SwatAccel(AccelConfig(pe_rows=2, pe_cols=2, topk_lanes=4, pe_sparse_lanes=2))
     with pytest.raises(ConfigError, match="tile_depth .512. must not exceed act_max_rows .256."):
         SwatAccel(AccelConfig(tile_depth=512, act_max_rows=256))
 
