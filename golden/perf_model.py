@@ -7,9 +7,9 @@ rules: rows dealt to the least-loaded PE row (:func:`golden.pe_array.assign_rows
 rows loading one beat a cycle while the PE rows already work on them, double-buffered dense
 tiles (a tile loads once every PE row has finished the tile two before it), one entry a cycle
 per PE row, a four-cycle path from a row's last entry to its result on the port, and the result
-port's share (PE rows sharing a result slot finish at most one row a cycle between them,
-charged per row). It leaves out the rest of the port's arbitration, which matters only for rows
-of one or two non-zeros.
+path's limits (two finished rows in flight per PE row; one result a cycle per result slot).
+It leaves out the result slots' round-robin order, which matters only for rows of one or two
+non-zeros.
 """
 
 import math
@@ -24,6 +24,8 @@ START = 1
 WORD_READY = 2
 #: From a row's last entry issued to its result taken on the result port.
 RESULT_PATH = 4
+#: The fewest cycles a PE row spends on a row: two rows in flight, three cycles to leave.
+ROW_MIN = 1.8
 
 
 def pe_array_job_cycles(config, nnz, depth, tiles, *, dense=False):
@@ -39,13 +41,18 @@ def pe_array_job_cycles(config, nnz, depth, tiles, *, dense=False):
     counts = [depth] * len(nnz) if dense else [int(n) for n in nnz]
     costs = [pe_array.row_cost(n) for n in counts]
     banks, _ = pe_array.assign_rows(costs, R)
-    # The result port: PE rows sharing a slot take at most one result a cycle between them;
-    # a row shorter than ``share`` cycles is charged ``share`` (conservative: its partners are
-    # not always finishing rows at the same time).
-    share = math.ceil(R / config.result_port_lanes)
-    loads = [0] * R
+    # The result path: a PE row keeps at most two finished rows in flight and a result leaves
+    # three cycles after the row's last entry, so a row costs at least 1.5 cycles; and the PE
+    # rows sharing a result slot (``q, q + Q, ...``) pass at most one result a cycle between
+    # them.
+    Q = config.result_port_lanes
+    loads = [0.0] * R
+    rows_of = [0] * R
     for bank, cost in zip(banks, costs):
-        loads[bank] += max(cost, share)
+        loads[bank] += max(cost, ROW_MIN)
+        rows_of[bank] += 1
+    lane_rows = [sum(rows_of[q::Q]) for q in range(Q)]
+    loads = [max(load, lane_rows[r % Q]) for r, load in enumerate(loads)]
 
     # The sparse load: one beat a cycle; a row's beats carry L entries each (one if empty).
     words = [[] for _ in range(R)]  # per PE row: (cycle written, cycles of work)
@@ -73,12 +80,13 @@ def pe_array_job_cycles(config, nnz, depth, tiles, *, dense=False):
             if t == 0:
                 now = ready[0]
                 for written, work, row_end in words[r]:
-                    now = max(now, written + WORD_READY) + (max(work, share) if row_end
+                    now = max(now, written + WORD_READY) + (max(work, ROW_MIN) if row_end
                                                              else work)
+                now = max(now, ready[0] + lane_rows[r % Q])
                 if now <= loaded:
                     now = loaded + 1  # the tile ends only once the load is complete
                 end[r] = now
             else:
                 end[r] = max(end[r], ready[t]) + loads[r]
         done_at.append(max(end))
-    return max(end) - 1 + RESULT_PATH
+    return math.ceil(max(end)) - 1 + RESULT_PATH

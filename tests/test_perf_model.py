@@ -25,15 +25,15 @@ def test_sparser_is_faster_and_balanced_order_helps():
 
 
 def test_model_agrees_with_the_rtl(run_cocotb, simulator, tmp_path):
-    """Within 3 % on random tiles of 300 to 900 cycles. (The target, 2 %, holds on 166 of the
-    benchmark's 168 layer tiles; small tiles whose rows keep about five non-zeros reach 3 %,
-    where the model approximates the result port's arbitration.)"""
+    """Within 2.5 % on random tiles of 100 to 900 cycles. The target, 2 %, holds on 165 of
+    the benchmark's 168 layer tiles; the rest have rows of one or two non-zeros (``fc``'s input
+    gradient), where the model approximates the result port's arbitration (up to 5.6 % off)."""
     if simulator != "verilator":
         pytest.skip("cycle counts are the same on both simulators; one suffices")
     out = tmp_path / "model.json"
     run_cocotb(SparsePEArray.from_config(CONFIG), toplevel="pe_array",
                test_module="sim.tb_perf_model",
-               params={"config": CONFIG.to_dict(), "jobs": 30, "tolerance": 0.03,
+               params={"config": CONFIG.to_dict(), "jobs": 30, "tolerance": 0.025,
                        "out": str(out)})
     report = json.loads(out.read_text())
     assert len(report) == 30
