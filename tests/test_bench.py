@@ -1,19 +1,15 @@
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
-from sim import runner
+from cli_run import run_module
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from sim import runner
 
 
 def run_bench(*args, cwd):
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    return subprocess.run([sys.executable, "-m", "sim.bench", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True)
+    return run_module("sim.bench", *args, cwd=cwd)
 
 
 @pytest.mark.parametrize("args, message", [

@@ -1,19 +1,14 @@
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-from sim import runner
+from cli_run import ROOT, run_module
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from sim import runner
 
 
 def run_gen(*args, cwd):
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    return subprocess.run([sys.executable, "-m", "rtl_gen", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True)
+    return run_module("rtl_gen", *args, cwd=cwd)
 
 
 def test_main_job_emits_the_top_and_manifest(tmp_path):

@@ -1,19 +1,14 @@
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from sim import swat_step
+from cli_run import run_module
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from sim import swat_step
 
 
 def run_step(*args, cwd):
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    return subprocess.run([sys.executable, "-m", "sim.swat_step", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True)
+    return run_module("sim.swat_step", *args, cwd=cwd)
 
 
 @pytest.mark.parametrize("args, message", [
