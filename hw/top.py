@@ -26,8 +26,10 @@ class AccelOp(enum.Enum, shape=3):
     #: ``depth`` a row: ``W`` for the forward product, ``W`` read by columns for the input
     #: gradient), sparsified by ``mode``, times the dense tiles on ``dense``.
     GEMM = 2
-    #: Weight gradient: the rows of activation-buffer slot ``act_slot`` read transposed (its
-    #: columns, ``rows`` of them, each ``depth`` long) times the dense tiles on ``dense``.
+    #: Weight gradient: the activations in slot ``act_slot`` as sparse rows (``rows`` of them,
+    #: each ``depth`` long) times the dense tiles on ``dense``. Saved batch-major (``X``), they
+    #: are read column by column; saved feature-major (``X`` transposed, ``feature_major``), row
+    #: by row, which is faster.
     GEMM_SAVED = 3
     #: Read-out: activation-buffer slot ``act_slot``, every element, on ``act_out``.
     READ_OUT = 4
@@ -101,6 +103,7 @@ class SwatAccel(wiring.Component):
             "tiles": range(config.pe_max_tiles + 1),
             "nm_n": range(config.nm_max_m + 1),
             "nm_m": range(config.nm_max_m + 1),
+            "feature_major": 1,
         })
         self.reply_layout = data.StructLayout({
             "op": AccelOp,
@@ -228,7 +231,7 @@ class SwatAccel(wiring.Component):
                                        PEMode.SPARSE)),
             e2r.rows.eq(cmd.rows),
             el2r.rows.eq(cmd.rows),
-            el2r.transpose.eq(1),
+            el2r.transpose.eq(~cmd.feature_major),
             sel.result.ready.eq(1),
             act.result.ready.eq(1),
             pe.done.ready.eq(1),
@@ -367,7 +370,9 @@ class SwatAccel(wiring.Component):
                     m.next = "REPLY"
 
             with m.State("SAVED_BUFFER_CMD"):
-                m.d.comb += [act.cmd.valid.eq(1), act.cmd.payload.op.eq(ActOp.READ_COLS)]
+                m.d.comb += [act.cmd.valid.eq(1),
+                             act.cmd.payload.op.eq(Mux(cmd.feature_major, ActOp.READ_ROWS,
+                                                       ActOp.READ_COLS))]
                 with m.If(act.cmd.ready):
                     m.next = "SAVED_RUN"
             with m.State("SAVED_RUN"):

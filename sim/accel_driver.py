@@ -43,7 +43,7 @@ class AccelDriver:
     # -- plumbing --------------------------------------------------------------------------
     def _command(self, op, **fields):
         payload = {"op": op.value, "mode": 0, "slot": 0, "act_slot": 0, "k": 0, "rows": 0,
-                   "depth": 0, "cols": 0, "tiles": 0, "nm_n": 0, "nm_m": 0}
+                   "depth": 0, "cols": 0, "tiles": 0, "nm_n": 0, "nm_m": 0, "feature_major": 0}
         for key, value in fields.items():
             payload[key] = value.value if hasattr(value, "value") else int(value)
         self.cmd.send([pack(self.model.cmd_layout, payload)])
@@ -103,7 +103,7 @@ class AccelDriver:
     def _gemm_command(self, op, *, rows, depth, n, **fields):
         payload = {"op": op.value, "mode": 0, "slot": 0, "act_slot": 0, "k": 0, "rows": rows,
                    "depth": depth, "cols": min(self.cols, n), "tiles": -(-n // self.cols),
-                   "nm_n": 0, "nm_m": 0}
+                   "nm_n": 0, "nm_m": 0, "feature_major": 0}
         for key, value in fields.items():
             payload[key] = value.value if hasattr(value, "value") else int(value)
         return pack(self.model.cmd_layout, payload)
@@ -118,12 +118,13 @@ class AccelDriver:
         return await self._gemm_results(command, rows, d,
                                         lambda: sum(self._send_tensor(row) for row in s))
 
-    async def gemm_saved(self, act_slot, features, d):
+    async def gemm_saved(self, act_slot, features, d, *, feature_major=False):
         """``X~.T @ d`` for the activations ``X~`` (``depth x features``, ``depth`` the rows
-        of ``d``) stored in ``act_slot``, read column by column."""
+        of ``d``) stored in ``act_slot``: saved as ``X`` (read column by column) or, with
+        ``feature_major``, as ``X.T`` (read row by row)."""
         depth, n = np.asarray(d).shape
         command = self._gemm_command(AccelOp.GEMM_SAVED, rows=features, depth=depth, n=n,
-                                     act_slot=act_slot)
+                                     act_slot=act_slot, feature_major=feature_major)
         return await self._gemm_results(command, features * depth, d, lambda: 0)
 
     async def read_out(self, act_slot):

@@ -6,7 +6,8 @@ inputs) builds the accelerator top for the layer, simulates it (Verilator by def
 through :class:`sim.accel_driver.AccelDriver`:
 
 1. threshold refresh of the weights and of the input activations (exact per-tensor top-K);
-2. saving the sparsified activations in the activation buffer;
+2. saving the sparsified activations in the activation buffer (feature-major, ``X``
+   transposed, as the previous layer's PE-array results would come);
 3. the forward product, the input-gradient product and the weight-gradient product, the first
    two tiled over the array by the driver (rows, reduction and columns in chunks the
    configuration allows; partial sums added on the host, which is exact).
@@ -97,7 +98,7 @@ def step_config(pe_rows, pe_cols, width, spec, batch):
         pe_max_rows=rows, pe_max_tiles=max(1, -(-max(positions, cout) // pe_cols)),
         max_tensor_len=_pow2(tensor), act_bitmap_bits=_pow2(positions * f),
         act_values=_pow2(positions * f), act_tensors=2, act_max_rows=depth,
-        act_max_cols=_pow2(f))
+        act_max_cols=depth)
 
 
 def make_operands(spec, batch, width, seed):
@@ -181,7 +182,9 @@ async def run_step_on_rtl(drv, spec, w, x, dy, density):
         cols = x
     else:
         cols = im2col(x, spec.kernel, 1, spec.padding)
-    reply = await drv.save_act(1, 0, cols)
+    # Saved feature-major (the layout the PE array's outputs come in), so the weight gradient
+    # reads it row by row.
+    reply = await drv.save_act(1, 0, cols.T)
     if reply["error"]:
         raise RuntimeError(f"saving the activations failed: {reply}")
     phases["save activations"] = reply["cycles"]
@@ -190,7 +193,7 @@ async def run_step_on_rtl(drv, spec, w, x, dy, density):
     y_t, phases["forward"] = await _tiled_gemm(drv, w_matrix, cols.T, slot=0)
     dy_matrix = dy if spec.kind == "linear" else dy.transpose(0, 2, 3, 1).reshape(-1, spec.cout)
     dcols_t, phases["input gradient"] = await _tiled_gemm(drv, w_matrix.T, dy_matrix.T, slot=0)
-    reply, got = await drv.gemm_saved(0, spec.features, dy_matrix)
+    reply, got = await drv.gemm_saved(0, spec.features, dy_matrix, feature_major=True)
     if reply["error"]:
         raise RuntimeError(f"the weight gradient failed: {reply}")
     phases["weight gradient"] = reply["cycles"]

@@ -71,6 +71,13 @@ async def linear_layer_step(dut):
     assert reply["error"] == 0, str(reply)
     _check("weight_grad", got, x.T, x_mask.T, dy, drv.cols)
 
+    # The same weight gradient from the activations saved feature-major (X.T), read by rows.
+    assert (await drv.save_act(1, 1, x.T))["error"] == 0
+    reply, got_rows = await drv.gemm_saved(1, fan_in, dy, feature_major=True)
+    assert reply["error"] == 0, str(reply)
+    assert got_rows == got, "feature-major weight gradient differs"
+    assert (await drv.free(1))["error"] == 0
+
     reply, elements = await drv.read_out(0)
     assert reply["error"] == 0
     dense = np.where(x_mask, x, 0)
