@@ -252,16 +252,47 @@ class ActivationBuffer(wiring.Component):
                 with m.Else():
                     m.d.sync += col.eq(col + 1)
 
-        def walk_on():
-            """Advance; skip the bitmap read when the next element lies in the same word.
+        # A row walk steps over a run of dropped elements in one cycle: up to the next kept
+        # element of the bitmap word on the read port, the word's end, or the row's end.
+        run = Signal(range(lanes + 1))
+        if lane_bits:
+            word_bits = bitmap_rp.data
+            pos = flat[:lane_bits]
+            m.d.comb += run.eq(lanes - pos)
+            for d in reversed(range(1, lanes)):
+                with m.If((pos + d < lanes) & word_bits.bit_select(pos + d, 1)):
+                    m.d.comb += run.eq(d)
+        else:
+            m.d.comb += run.eq(1)
+        step = Signal(range(lanes + 1))
+        m.d.comb += step.eq(Mux(run < desc.cols - col, run, desc.cols - col))
+
+        def walk_on(skip=False):
+            """Advance (over the run of dropped elements with ``skip``); skip the bitmap read
+            when the next element lies in the same word.
 
             The bitmap read port reads the current element's word every cycle, so in a row walk
             the word is already on the port for the next element unless it starts a new word.
             """
+            column_walk = (cmd.op == ActOp.READ_COLS) & ~prepass
+            if skip and lane_bits:
+                with m.If(~column_walk):
+                    m.d.sync += flat.eq(flat + step)
+                    with m.If(col + step == desc.cols):
+                        m.d.sync += [col.eq(0), row.eq(row + 1)]
+                    with m.Else():
+                        m.d.sync += col.eq(col + step)
+                    with m.If(flat[:lane_bits] + step < lanes):
+                        m.next = "READ_VALUE"
+                    with m.Else():
+                        m.next = "READ_BITMAP"
+                with m.Else():
+                    advance()
+                    m.next = "READ_BITMAP"
+                return
             advance()
             if lane_bits:
-                same_word = ~((cmd.op == ActOp.READ_COLS) & ~prepass) \
-                    & (flat[:lane_bits] != lanes - 1)
+                same_word = ~column_walk & (flat[:lane_bits] != lanes - 1)
                 with m.If(same_word):
                     m.next = "READ_VALUE"
                 with m.Else():
@@ -467,7 +498,7 @@ class ActivationBuffer(wiring.Component):
                                      ptr_wp.data.eq(ptr_rp.data + 1)]
                     m.next = "READ_OUT"
                 with m.Else():
-                    walk_on()
+                    walk_on(skip=True)
 
             with m.State("READ_OUT"):
                 # The value word read in READ_VALUE is on the read port now (held: en is low).
