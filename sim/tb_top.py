@@ -9,7 +9,7 @@ import cocotb
 import numpy as np
 
 from golden import numerics, topk
-from hw.top import RowMode
+from hw.top import AccelOp, RowMode
 
 from .accel_driver import AccelDriver
 from .pe_array_driver import expected_tiles
@@ -115,14 +115,25 @@ async def refusals(dut):
     s = _operand(np_rng, cfg.width, (2, 3))
     # A threshold slot never set: refused before anything is consumed.
     first = len(drv.result.received)
-    drv._command(__import__("hw.top", fromlist=["AccelOp"]).AccelOp.GEMM, slot=3, rows=2,
-                 depth=3, cols=1, tiles=1)
+    drv._command(AccelOp.GEMM, slot=3, rows=2, depth=3, cols=1, tiles=1)
     reply = await drv._reply(10)
     assert reply["error"] == 1 and len(drv.result.received) == first
     # Reading an empty activation slot.
     reply, elements = await drv.read_out(1)
     assert reply["error"] == 1 and elements == []
-    # The engine still works.
     assert (await drv.threshold(0, s, 3))["error"] == 0
-    reply, got = await drv.gemm(s, _operand(np_rng, cfg.width, (3, 2)))
+    # Rows shorter than the command's depth: flagged, and the command still ends.
+    d = _operand(np_rng, cfg.width, (3, 2))
+    command = drv._gemm_command(AccelOp.GEMM, rows=2, depth=3, n=2, slot=0)
+    reply, _ = await drv._gemm_results(command, 2, d,
+                                       lambda: sum(drv._send_tensor(row[:2]) for row in s))
+    assert reply["error"] == 1, "a short row is not flagged"
+    # A saved tensor read with another shape than it has.
+    assert (await drv.save_act(0, 0, s))["error"] == 0
+    reply, _ = await drv.gemm_saved(0, 3, _operand(np_rng, cfg.width, (3, 2)))
+    assert reply["error"] == 1, "a saved tensor of another shape is not flagged"
+    assert (await drv.free(0))["error"] == 0
+    # The engine still works.
+    reply, got = await drv.gemm(s, d)
     assert reply["error"] == 0
+    _check("after refusals", got, s, topk.topk_mask(s, 3 / 6), d, drv.cols)
