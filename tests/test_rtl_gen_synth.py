@@ -1,0 +1,50 @@
+"""``python -m rtl_gen --synth``: a tiny configuration through Yosys and nextpnr (minutes)."""
+
+import json
+
+import pytest
+
+from cli_run import run_module
+
+TINY = ["--pe", "2x2", "--tile-depth", "16", "--topk-lanes", "2", "--pe-bank-entries", "64",
+        "--pe-max-rows", "16", "--pe-max-tiles", "4", "--max-tensor-len", "256",
+        "--act-bitmap-bits", "256", "--act-values", "128", "--act-tensors", "2",
+        "--act-max-rows", "16", "--act-max-cols", "16", "--nm-max-m", "4"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--synth", "virtex"], "error: --synth must be one of ecp5-85f, ecp5-45f, ecp5-25f, "
+                            "ice40-up5k, not 'virtex'"),
+    (["--synth", "ecp5-85f", "--freq", "0"], "error: --freq must be between 1 and 1000 MHz, "
+                                             "not 0"),
+])
+def test_bad_synth_flags(tmp_path, args, message):
+    result = run_module("rtl_gen", *args, cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.strip() == message
+
+
+def test_tiny_configuration_report_is_complete_and_plausible(tmp_path):
+    result = run_module("rtl_gen", *TINY, "--out", "gen", "--synth", "ecp5-25f", "--freq", "50",
+                        cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((tmp_path / "gen" / "synth_ecp5-25f.json").read_text())
+    assert report["target"] == "ecp5-25f" and report["freq_target_mhz"] == 50
+    for key in ("luts", "ffs", "dsps", "brams"):
+        assert 0 <= report[key]["used"] <= report[key]["available"], key
+    assert report["luts"]["available"] == 24288 and report["luts"]["used"] > 500
+    assert report["ffs"]["used"] > report["harness"]["input_bits"]
+    assert 5 < report["fmax_mhz"] < 400
+    assert report["meets_target"] == (report["fmax_mhz"] >= 50)
+    assert report["critical_path"]["from"] and report["critical_path"]["to"]
+    assert set(report["blocks"]) == {"topk_selector", "act_buffer", "pe_array", "controller"}
+    assert all(report["blocks"][b]["luts"] > 0 for b in ("topk_selector", "pe_array"))
+    assert report["tools"]["yosys"].startswith("Yosys ")
+    assert report["tools"]["nextpnr"].startswith("nextpnr-")
+    assert report["seconds"] > 0
+    assert "Fmax" in result.stdout and "| luts |" in result.stdout
+
+
+def test_a_design_that_does_not_fit_is_reported(tmp_path):
+    result = run_module("rtl_gen", *TINY, "--out", "gen", "--synth", "ice40-up5k", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: the design does not fit ice40-up5k"), result.stderr
