@@ -100,6 +100,14 @@ class AccelDriver:
                     got[key] = slot["values"]
         return reply, got
 
+    def results_matrix(self, got, rows, n):
+        """The ``rows x n`` product from ``{(row, tile): sums}`` (tiles of ``pe_cols``)."""
+        out = np.zeros((rows, n), dtype=np.int64)
+        for (row, tile), values in got.items():
+            width = min(self.cols, n - tile * self.cols)
+            out[row, tile * self.cols:tile * self.cols + width] = values[:width]
+        return out
+
     def _gemm_command(self, op, *, rows, depth, n, **fields):
         payload = {"op": op.value, "mode": 0, "slot": 0, "act_slot": 0, "k": 0, "rows": rows,
                    "depth": depth, "cols": min(self.cols, n), "tiles": -(-n // self.cols),

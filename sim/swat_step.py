@@ -83,12 +83,18 @@ def _pow2(n, lo=16):
     return max(lo, 1 << (max(1, n) - 1).bit_length())
 
 
-def step_config(pe_rows, pe_cols, width, spec, batch):
+def step_config(pe_rows, pe_cols, width, spec, batch, tile_depth=None):
     """A configuration large enough for the layer's step in single jobs where it must be
-    (the weight gradient reads the saved activations whole)."""
+    (the weight gradient reads the saved activations whole). A smaller ``tile_depth`` makes
+    the driver split the forward and input-gradient reductions into several jobs."""
     positions = spec.positions(batch)
     f, cout = spec.features, spec.cout
     depth = _pow2(max(f, cout, positions))
+    if tile_depth is not None:
+        if tile_depth < positions:
+            raise ValueError(f"--tile-depth must be at least batch x positions ({positions}): "
+                             "the weight gradient reduces over them in one job")
+        depth = tile_depth
     rows = max(f, cout)
     tensor = max(f * cout, positions * f, batch * spec.cin * spec.size ** 2)
     lanes = max(pe_rows, 4)
@@ -97,8 +103,8 @@ def step_config(pe_rows, pe_cols, width, spec, batch):
         pe_bank_entries=lanes * (-(-rows * depth // (pe_rows * lanes)) + depth),
         pe_max_rows=rows, pe_max_tiles=max(1, -(-max(positions, cout) // pe_cols)),
         max_tensor_len=_pow2(tensor), act_bitmap_bits=_pow2(positions * f),
-        act_values=_pow2(positions * f), act_tensors=2, act_max_rows=depth,
-        act_max_cols=depth)
+        act_values=_pow2(positions * f), act_tensors=2, act_max_rows=max(depth, _pow2(f)),
+        act_max_cols=max(depth, _pow2(f)))
 
 
 def make_operands(spec, batch, width, seed):
@@ -153,17 +159,9 @@ async def _tiled_gemm(drv, s, d, *, slot):
                 if reply["error"]:
                     raise RuntimeError(f"GEMM job failed: {reply}")
                 cycles += reply["cycles"]
-                out[r0:r0 + s_tile.shape[0], c0:c0 + d_tile.shape[1]] += _assemble(
-                    got, s_tile.shape[0], d_tile.shape[1], cfg.pe_cols)
+                out[r0:r0 + s_tile.shape[0], c0:c0 + d_tile.shape[1]] += drv.results_matrix(
+                    got, s_tile.shape[0], d_tile.shape[1])
     return out, cycles
-
-
-def _assemble(got, rows, n, cols):
-    out = np.zeros((rows, n), dtype=np.int64)
-    for (row, tile), values in got.items():
-        width = min(cols, n - tile * cols)
-        out[row, tile * cols:tile * cols + width] = values[:width]
-    return out
 
 
 async def run_step_on_rtl(drv, spec, w, x, dy, density):
@@ -197,7 +195,7 @@ async def run_step_on_rtl(drv, spec, w, x, dy, density):
     if reply["error"]:
         raise RuntimeError(f"the weight gradient failed: {reply}")
     phases["weight gradient"] = reply["cycles"]
-    dw_t = _assemble(got, spec.features, spec.cout, drv.config.pe_cols)
+    dw_t = drv.results_matrix(got, spec.features, spec.cout)
     await drv.free(0)
 
     if spec.kind == "linear":
@@ -234,6 +232,9 @@ def main(argv=None):
     parser.add_argument("--density", type=float, default=0.2,
                         help="SWAT density of weights and activations (default: 0.2)")
     parser.add_argument("--width", type=int, default=8, help="operand width (default: 8)")
+    parser.add_argument("--tile-depth", type=int, default=None,
+                        help="the array's tile depth; smaller than a reduction, the driver "
+                             "splits it into jobs (default: the longest reduction)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
     parser.add_argument("--sim", choices=("verilator", "icarus"), default="verilator",
                         help="simulator (default: verilator)")
@@ -245,7 +246,7 @@ def main(argv=None):
             raise ValueError(f"--batch must be between 1 and 64, not {args.batch}")
         if not 0.0 <= args.density <= 1.0:
             raise ValueError(f"--density must be between 0 and 1, not {args.density}")
-        config = step_config(rows, cols, args.width, spec, args.batch)
+        config = step_config(rows, cols, args.width, spec, args.batch, args.tile_depth)
     except ConfigError as e:
         parser.error(str(e))
     except ValueError as e:

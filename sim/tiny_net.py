@@ -54,14 +54,6 @@ class RtlEngine:
         self.weights = {}
         self.cycles = 0
 
-    def _matrix(self, got, rows, n):
-        cols = self.drv.cols
-        out = np.zeros((rows, n), dtype=np.int64)
-        for (row, tile), values in got.items():
-            width = min(cols, n - tile * cols)
-            out[row, tile * cols:tile * cols + width] = values[:width]
-        return out
-
     async def _check(self, reply):
         if reply["error"]:
             raise RuntimeError(f"the accelerator reported an error: {reply}")
@@ -77,7 +69,7 @@ class RtlEngine:
         await self._check(await drv.save_act(2 * layer + 1, layer, x))
         reply, got = await drv.gemm(w, x.T, slot=2 * layer)
         await self._check(reply)
-        return self._matrix(got, w.shape[0], x.shape[0]).T
+        return drv.results_matrix(got, w.shape[0], x.shape[0]).T
 
     async def backward(self, layer, dy, need_input_grad):
         drv = self.drv
@@ -86,11 +78,11 @@ class RtlEngine:
         if need_input_grad:
             reply, got = await drv.gemm(w.T, dy.T, slot=2 * layer)
             await self._check(reply)
-            dx = self._matrix(got, w.shape[1], dy.shape[0]).T
+            dx = drv.results_matrix(got, w.shape[1], dy.shape[0]).T
         reply, got = await drv.gemm_saved(layer, w.shape[1], dy)
         await self._check(reply)
         await self._check(await drv.free(layer))
-        return dx, self._matrix(got, w.shape[1], w.shape[0]).T
+        return dx, drv.results_matrix(got, w.shape[1], w.shape[0]).T
 
 
 def init_params(rng, sizes, width):

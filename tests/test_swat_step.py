@@ -22,6 +22,9 @@ def run_step(*args, cwd):
     (["--layer", "linear:2x2", "--density", "1.5"],
      "error: --density must be between 0 and 1, not 1.5"),
     (["--layer", "linear:2x2", "--width", "1"], "error: width must be between 2 and 16, not 1"),
+    (["--layer", "linear:2x2", "--batch", "20", "--tile-depth", "16"],
+     "error: --tile-depth must be at least batch x positions (20): the weight gradient "
+     "reduces over them in one job"),
 ])
 def test_bad_arguments_give_one_line_and_exit_2(tmp_path, args, message):
     result = run_step(*args, cwd=tmp_path)
@@ -39,10 +42,15 @@ def test_compare_names_what_differs():
     assert problems == ["input gradient: 1 values differ, first at (1, 2): 6, not 5"]
 
 
-@pytest.mark.parametrize("layer, density", [("linear:6x10", 0.3), ("conv:2x4x3x4", 0.25)])
-def test_step_matches_golden_on_the_rtl(tmp_path, simulator, layer, density):
+@pytest.mark.parametrize("layer, density, extra", [
+    ("linear:6x10", 0.3, []),
+    ("conv:2x4x3x4", 0.25, []),
+    # A tile depth shorter than the forward reduction (40): the driver splits it in three.
+    ("linear:5x40", 0.2, ["--tile-depth", "16"]),
+])
+def test_step_matches_golden_on_the_rtl(tmp_path, simulator, layer, density, extra):
     result = run_step("--pe", "2x3", "--layer", layer, "--batch", "3", "--density",
-                      str(density), "--sim", simulator, cwd=tmp_path)
+                      str(density), "--sim", simulator, *extra, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "match golden bit for bit" in result.stdout
     for phase in ("weight threshold", "forward", "input gradient", "weight gradient"):
