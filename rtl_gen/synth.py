@@ -59,8 +59,9 @@ def _version(path, flag):
     return match.group(1) if match else (text.splitlines() or ["unknown"])[0]
 
 
-def synthesize(config, target, freq_mhz, out_dir, *, progress=print):
-    """Synthesise, place and route ``config`` for ``target``; write and return the report."""
+def synthesize(config, target, freq_mhz, out_dir, *, progress=print, blocks=True):
+    """Synthesise, place and route ``config`` for ``target``; write and return the report.
+    ``blocks=False`` skips the per-block syntheses (the report's ``blocks`` is then empty)."""
     from amaranth.back import verilog
 
     from hw.harness import SynthHarness
@@ -126,19 +127,20 @@ def synthesize(config, target, freq_mhz, out_dir, *, progress=print):
     critical = {"from": path[0]["from"]["cell"] if path else None,
                 "to": path[-1]["to"]["cell"] if path else None}
 
-    progress("  yosys: each block alone, for its area ...")
-    blocks = {}
-    try:
-        for name, component in (("topk_selector", accel.selector),
-                                ("act_buffer", accel.act_buffer),
-                                ("pe_array", accel.pe_array)):
-            stats = synth_stats(component, f"{config.top_name}_{name}", family)
-            blocks[name] = {k: stats[k] for k in ("luts", "ffs", "dsps", "brams")}
-        top_alone = synth_stats(SwatAccel(config), config.top_name, family)
-    except SynthesisFailed as e:
-        raise SynthFlowFailed(str(e)) from None
-    blocks["controller"] = {k: top_alone[k] - sum(b[k] for b in blocks.values())
-                            for k in ("luts", "ffs", "dsps", "brams")}
+    areas = {}
+    if blocks:
+        progress("  yosys: each block alone, for its area ...")
+        try:
+            for name, component in (("topk_selector", accel.selector),
+                                    ("act_buffer", accel.act_buffer),
+                                    ("pe_array", accel.pe_array)):
+                stats = synth_stats(component, f"{config.top_name}_{name}", family)
+                areas[name] = {k: stats[k] for k in ("luts", "ffs", "dsps", "brams")}
+            top_alone = synth_stats(SwatAccel(config), config.top_name, family)
+        except SynthesisFailed as e:
+            raise SynthFlowFailed(str(e)) from None
+        areas["controller"] = {k: top_alone[k] - sum(b[k] for b in areas.values())
+                               for k in ("luts", "ffs", "dsps", "brams")}
 
     report = {
         "target": target,
@@ -148,7 +150,7 @@ def synthesize(config, target, freq_mhz, out_dir, *, progress=print):
         "meets_target": fmax >= freq_mhz,
         **resources,
         "critical_path": critical,
-        "blocks": blocks,
+        "blocks": areas,
         "harness": {"input_bits": harness.input_bits, "output_bits": harness.output_bits},
         "tools": {"yosys": _version(yosys, "-V"), "nextpnr": _version(nextpnr, "--version")},
         "seconds": round(time.monotonic() - start, 1),
@@ -168,9 +170,10 @@ def format_report(report):
         lines.append(f"  | {key} | {report[key]['used']} | {report[key]['available']} |")
     lines.append(f"  critical path: {report['critical_path']['from']} -> "
                  f"{report['critical_path']['to']}")
-    lines.append("  per block (synthesised alone): " + "; ".join(
-        f"{name} {b['luts']} LUTs, {b['ffs']} FFs, {b['dsps']} DSPs, {b['brams']} BRAMs"
-        for name, b in report["blocks"].items()))
+    if report["blocks"]:
+        lines.append("  per block (synthesised alone): " + "; ".join(
+            f"{name} {b['luts']} LUTs, {b['ffs']} FFs, {b['dsps']} DSPs, {b['brams']} BRAMs"
+            for name, b in report["blocks"].items()))
     lines.append(f"  tools: {report['tools']['yosys']}, {report['tools']['nextpnr']}; "
                  f"{report['seconds']} s")
     return "\n".join(lines)

@@ -1,0 +1,126 @@
+"""``python -m rtl_gen.sweep``: a design-space sweep of array sizes and operand widths on one
+synthesis target.
+
+Every point is generated and put through ``--synth`` (without the per-block syntheses); progress
+is printed as it goes. Written to ``--out``: ``sweep.json`` (every point's report),
+``sweep.md`` (a table) and ``sweep.png`` (LUTs, DSPs, BRAMs and Fmax against the PE count).
+Every other configuration flag of ``python -m rtl_gen`` applies to every point.
+"""
+
+import json
+import os
+import sys
+import time
+
+from golden.config import ConfigError, parse_pe
+
+from .cli import _flag_message, build_parser, config_from_args
+from .generate import generate
+from .synth import TARGETS, SynthFlowFailed, synthesize
+
+__all__ = ["main", "format_table", "plot"]
+
+
+def format_table(points):
+    lines = ["| pe | width | PEs | LUTs | FFs | DSPs | BRAMs | Fmax MHz | target MHz | seconds |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for p in points:
+        r = p["report"]
+        lines.append(f"| {p['pe']} | {p['width']} | {p['pes']} | {r['luts']['used']} | "
+                     f"{r['ffs']['used']} | {r['dsps']['used']} | {r['brams']['used']} | "
+                     f"{r['fmax_mhz']:.1f} | {r['freq_target_mhz']:g} | {r['seconds']} |")
+    return "\n".join(lines)
+
+
+def plot(points, path, target):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 4, figsize=(14, 3.2))
+    for ax, (key, label) in zip(axes, (("luts", "LUTs"), ("dsps", "DSPs"), ("brams", "BRAMs"),
+                                       ("fmax_mhz", "Fmax (MHz)"))):
+        for width in sorted({p["width"] for p in points}):
+            sel = sorted((p for p in points if p["width"] == width), key=lambda p: p["pes"])
+            ys = [p["report"][key] if key == "fmax_mhz" else p["report"][key]["used"]
+                  for p in sel]
+            ax.plot([p["pes"] for p in sel], ys, marker="o", label=f"{width}-bit")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("PEs")
+        ax.set_title(label)
+        ax.grid(True, alpha=0.3)
+    axes[0].legend()
+    fig.suptitle(f"swat-accel on {target}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv=None):
+    parser = build_parser()
+    parser.prog = "python -m rtl_gen.sweep"
+    parser.description = __doc__.split("\n\n")[0]
+    parser.add_argument("--target", default="ecp5-85f",
+                        help=f"synthesis target, one of {', '.join(TARGETS)} (default: ecp5-85f)")
+    parser.add_argument("--pes", default="4x4,8x8,16x16",
+                        help="array sizes, comma-separated (default: 4x4,8x8,16x16)")
+    parser.add_argument("--widths", default="8,16",
+                        help="operand widths, comma-separated (default: 8,16)")
+    args = parser.parse_args(argv)
+    if args.target not in TARGETS:
+        parser.error(f"--target must be one of {', '.join(TARGETS)}, not {args.target!r}")
+    try:
+        pes = [parse_pe(p) for p in args.pes.split(",") if p.strip()]
+        widths = [int(w) for w in args.widths.split(",") if w.strip()]
+        configs = []
+        for rows, cols in pes:
+            for width in widths:
+                args.pe, args.width = f"{rows}x{cols}", width
+                config = config_from_args(args)
+                from hw.top import check_config
+
+                check_config(config)
+                configs.append(config)
+    except ConfigError as e:
+        parser.error(_flag_message(e))
+    except ValueError:
+        parser.error(f"--widths must be comma-separated integers, not {args.widths!r}")
+    if args.freq is not None and not 1 <= args.freq <= 1000:
+        parser.error(f"--freq must be between 1 and 1000 MHz, not {args.freq:g}")
+    freq = args.freq or (125 if args.target.startswith("ecp5") else 30)
+    out = args.out or os.path.join("rtl_out", f"sweep_{args.target}")
+    os.makedirs(out, exist_ok=True)
+    points = []
+    start = time.monotonic()
+    for i, config in enumerate(configs, 1):
+        name = f"{config.pe}_w{config.width}"
+        print(f"[{i}/{len(configs)}] {name} on {args.target} ({time.monotonic() - start:.0f} s "
+              "so far)", flush=True)
+        folder = os.path.join(out, name)
+        generate(config, folder)
+        try:
+            report = synthesize(config, args.target, freq, folder, blocks=False,
+                                progress=lambda text: print("  " + text.strip(), flush=True))
+        except SynthFlowFailed as e:
+            print(f"  {name}: {str(e).splitlines()[0]}", flush=True)
+            continue
+        print(f"  {name}: {report['luts']['used']} LUTs, {report['dsps']['used']} DSPs, "
+              f"{report['brams']['used']} BRAMs, Fmax {report['fmax_mhz']:.1f} MHz", flush=True)
+        points.append({"pe": config.pe, "width": config.width,
+                       "pes": config.pe_rows * config.pe_cols, "report": report})
+    with open(os.path.join(out, "sweep.json"), "w") as f:
+        json.dump(points, f, indent=1, sort_keys=True)
+        f.write("\n")
+    table = format_table(points)
+    with open(os.path.join(out, "sweep.md"), "w") as f:
+        f.write(f"Sweep on {args.target} at {freq:g} MHz\n\n{table}\n")
+    if points:
+        plot(points, os.path.join(out, "sweep.png"), args.target)
+    print(table)
+    print(f"written: {out}/sweep.json, sweep.md" + (", sweep.png" if points else ""))
+    return 0 if points else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

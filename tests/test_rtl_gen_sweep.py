@@ -1,0 +1,29 @@
+"""``python -m rtl_gen.sweep``: a two-point sweep of tiny configurations (minutes)."""
+
+import json
+
+from cli_run import run_module
+from test_rtl_gen_synth import TINY
+
+
+def test_bad_target_is_refused(tmp_path):
+    result = run_module("rtl_gen.sweep", "--target", "virtex", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("error: --target must be one of ecp5-85f, ecp5-45f, "
+                                     "ecp5-25f, ice40-up5k, not 'virtex'")
+
+
+def test_tiny_sweep_writes_table_plot_and_json(tmp_path):
+    flags = [a for a in TINY]
+    del flags[0:2]  # the sweep gives --pes instead of --pe
+    result = run_module("rtl_gen.sweep", *flags, "--pes", "1x1,2x2", "--widths", "8",
+                        "--target", "ecp5-25f", "--freq", "50", "--out", "sweep", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "[1/2] 1x1_w8" in result.stdout and "[2/2] 2x2_w8" in result.stdout  # progress
+    points = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+    assert [(p["pe"], p["pes"]) for p in points] == [("1x1", 1), ("2x2", 4)]
+    assert points[1]["report"]["dsps"]["used"] > points[0]["report"]["dsps"]["used"]
+    table = (tmp_path / "sweep" / "sweep.md").read_text()
+    assert "| 2x2 | 8 | 4 |" in table
+    png = (tmp_path / "sweep" / "sweep.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10000
