@@ -14,7 +14,9 @@ __all__ = ["main", "build_parser", "config_from_args"]
 DEFAULTS = AccelConfig()
 
 
-def build_parser():
+def build_parser(*, synth=True):
+    """The generator's command line; ``synth=False`` leaves out ``--synth`` (the sweep has its
+    own target option)."""
     p = OneLineParser(
         prog="python -m rtl_gen",
         description="Generate the Verilog of a SWAT training accelerator from one configuration.")
@@ -30,11 +32,14 @@ def build_parser():
                    help="output folder (default: rtl_out/<top-name>_<R>x<C>_w<width>)")
     from .synth import TARGETS
 
-    p.add_argument("--synth", default=None, metavar="TARGET",
-                   help="also synthesise, place and route for TARGET, one of "
-                        f"{', '.join(TARGETS)}, and write synth_<TARGET>.json (default: none)")
+    if synth:
+        p.add_argument("--synth", default=None, metavar="TARGET",
+                       help="also synthesise, place and route for TARGET, one of "
+                            f"{', '.join(TARGETS)}, and write synth_<TARGET>.json "
+                            "(default: none)")
     p.add_argument("--freq", type=float, default=None, metavar="MHZ",
-                   help="timing target of --synth in MHz (default: 125 on ECP5, 30 on iCE40)")
+                   help="timing target of the synthesis in MHz (default: 125 on ECP5, 30 on "
+                        "iCE40)")
     return p
 
 

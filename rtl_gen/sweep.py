@@ -58,7 +58,7 @@ def plot(points, path, target):
 
 
 def main(argv=None):
-    parser = build_parser()
+    parser = build_parser(synth=False)
     parser.prog = "python -m rtl_gen.sweep"
     parser.description = __doc__.split("\n\n")[0]
     parser.add_argument("--target", default="ecp5-85f",
