@@ -118,7 +118,6 @@ class ElementsToRows(wiring.Component):
     """
 
     def __init__(self, *, width, element_layout, sparse_layout, index_bits, max_features):
-        self._element_layout = element_layout
         self._index_bits = index_bits
         super().__init__({
             "start": In(1),

@@ -11,9 +11,7 @@ alone for its area; the controller's is what the top has beyond them. The report
 import json
 import os
 import re
-import shutil
 import subprocess
-import sys
 import time
 
 __all__ = ["TARGETS", "SynthFlowFailed", "synthesize", "format_report"]
@@ -43,14 +41,6 @@ class SynthFlowFailed(RuntimeError):
     """A tool is missing, failed, or the design does not fit (the message says which)."""
 
 
-def _tool(name):
-    scripts = os.path.dirname(sys.executable)
-    path = shutil.which(name, path=os.pathsep.join([scripts, os.environ.get("PATH", "")]))
-    if path is None:
-        raise SynthFlowFailed(f"{name} is not installed (pip install {name})")
-    return path
-
-
 def _version(path, flag):
     """``Yosys 0.70`` or ``nextpnr-0.11.1``: the version a tool prints, without build details."""
     result = subprocess.run([path, flag], capture_output=True, text=True)
@@ -67,13 +57,15 @@ def synthesize(config, target, freq_mhz, out_dir, *, progress=print, blocks=True
     from hw.harness import SynthHarness
     from hw.top import SwatAccel
     from sim.runner import compact_zero_init, trigger_comb_blocks
-    from sim.synth import SynthesisFailed, find_yosys, synth_stats
+    from sim.synth import SynthesisFailed, find_tool, find_yosys, synth_stats
 
     if target not in TARGETS:
         raise SynthFlowFailed(f"--synth must be one of {', '.join(TARGETS)}, not {target!r}")
     family, pnr_name, pnr_args, available = TARGETS[target]
-    yosys = find_yosys()
-    nextpnr = _tool(pnr_name)
+    try:
+        yosys, nextpnr = find_yosys(), find_tool(pnr_name)
+    except SynthesisFailed as e:
+        raise SynthFlowFailed(str(e)) from None
     start = time.monotonic()
     work = os.path.join(out_dir, f"synth_{target}")
     os.makedirs(work, exist_ok=True)

@@ -38,15 +38,18 @@ class AccelDriver:
         self.result = StreamSink(dut, "result", dut.clk, rng=rng, stall=stall)
         self.act_out = StreamSink(dut, "act_out", dut.clk, rng=rng, stall=stall)
         self.reply = StreamSink(dut, "reply", dut.clk, rng=rng, stall=stall)
-        self.sent_beats = 0
 
     # -- plumbing --------------------------------------------------------------------------
-    def _command(self, op, **fields):
-        payload = {"op": op.value, "mode": 0, "slot": 0, "act_slot": 0, "k": 0, "rows": 0,
-                   "depth": 0, "cols": 0, "tiles": 0, "nm_n": 0, "nm_m": 0, "feature_major": 0}
+    def _pack_command(self, op, **fields):
+        """A packed ``cmd`` payload: ``fields`` given, every other field zero."""
+        payload = {name: 0 for name, _ in self.model.cmd_layout}
+        payload["op"] = op.value
         for key, value in fields.items():
             payload[key] = value.value if hasattr(value, "value") else int(value)
-        self.cmd.send([pack(self.model.cmd_layout, payload)])
+        return pack(self.model.cmd_layout, payload)
+
+    def _command(self, op, **fields):
+        self.cmd.send([self._pack_command(op, **fields)])
 
     def _send_tensor(self, x):
         beats = tensor_beats(np.asarray(x).reshape(-1), self.lanes, self.rng, short=self.short)
@@ -109,12 +112,8 @@ class AccelDriver:
         return out
 
     def _gemm_command(self, op, *, rows, depth, n, **fields):
-        payload = {"op": op.value, "mode": 0, "slot": 0, "act_slot": 0, "k": 0, "rows": rows,
-                   "depth": depth, "cols": min(self.cols, n), "tiles": -(-n // self.cols),
-                   "nm_n": 0, "nm_m": 0, "feature_major": 0}
-        for key, value in fields.items():
-            payload[key] = value.value if hasattr(value, "value") else int(value)
-        return pack(self.model.cmd_layout, payload)
+        return self._pack_command(op, rows=rows, depth=depth, cols=min(self.cols, n),
+                                  tiles=-(-n // self.cols), **fields)
 
     async def gemm(self, s, d, *, mode=RowMode.TOPK, slot=0, nm=(0, 0)):
         """``sparsify(s) @ d``: the rows of ``s`` streamed and sparsified by ``mode``."""

