@@ -87,6 +87,9 @@ class AccelConfig:
         Longest kernel slice (kh*kw) of structured top-K (1 to 49).
     act_bitmap_bits, act_values : int
         Capacity of the compressed-activation buffer: bitmap bits (elements) and kept values.
+    act_scan_bits : int
+        Bits of the activation buffer's bitmap words: a row read scans one word a cycle
+        (a power of two, at least ``topk_lanes``, up to 256).
     act_tensors : int
         Descriptor slots of the activation buffer (tensors held at once, 1 to 64).
     act_max_rows, act_max_cols : int
@@ -131,6 +134,8 @@ class AccelConfig:
     max_kernel_slice: int = _field(9, "longest kernel slice (kh*kw) of structured top-K")
     act_bitmap_bits: int = _field(1 << 19, "activation buffer capacity: bitmap bits (elements)")
     act_values: int = _field(1 << 16, "activation buffer capacity: kept values")
+    act_scan_bits: int = _field(32, "activation buffer bitmap word: a row read scans one a "
+                                    "cycle (power of two, at least topk_lanes)")
     act_tensors: int = _field(16, "activation buffer descriptor slots (tensors held at once)")
     act_max_rows: int = _field(4096, "largest activation matrix the buffer stores: rows")
     act_max_cols: int = _field(4096, "largest activation matrix the buffer stores: columns")
@@ -161,6 +166,10 @@ class AccelConfig:
         _check_int("max_kernel_slice", self.max_kernel_slice, 1, MAX_KERNEL_SLICE)
         _check_int("act_bitmap_bits", self.act_bitmap_bits, 1, 1 << 28)
         _check_int("act_values", self.act_values, 1, 1 << 26)
+        _check_int("act_scan_bits", self.act_scan_bits, 1, 256)
+        if self.act_scan_bits & (self.act_scan_bits - 1) or self.act_scan_bits < self.topk_lanes:
+            raise ConfigError(f"act_scan_bits must be a power of two no smaller than topk_lanes "
+                              f"({self.topk_lanes}), not {self.act_scan_bits}", "act_scan_bits")
         _check_int("act_tensors", self.act_tensors, 1, 64)
         _check_int("act_max_rows", self.act_max_rows, 1, 1 << 16)
         _check_int("act_max_cols", self.act_max_cols, 1, 1 << 16)

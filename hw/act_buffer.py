@@ -32,15 +32,18 @@ class ActivationBuffer(wiring.Component):
     ``max_tensors`` slots, and refusal of a write that does not fit.
 
     ``wdata`` takes the top-K selector's compressed stream (:class:`hw.mask_packer.MaskPacker`'s
-    ``out``) at its full rate, one beat per cycle: the bitmap bits are packed into ``lanes``-bit
-    words, and the packer's full value words are written as they come. Each tensor starts on a
-    word boundary of both memories.
+    ``out``) at its full rate, one beat per cycle: the bitmap bits are packed into
+    ``word_bits``-bit words, and the packer's full value words (``lanes`` values) are written as
+    they come, alternately into two banks so that any ``lanes`` consecutive values can be read
+    in one cycle. Each tensor starts on a word boundary of both memories.
 
-    Reads walk the tensor element by element, in row or column order: a dropped element takes
-    one cycle and a kept one two (value word, output), plus one cycle for each bitmap word the
-    walk enters (every element, in a column walk). A column-order read first walks the tensor
-    once in row order to find where each row's values start, then keeps a cursor per row, so
-    nothing is expanded to dense.
+    A row read scans one bitmap word a cycle and emits up to ``lanes`` kept elements of one row
+    a beat: a cycle per word and row segment, or ``ceil(kept / lanes)`` cycles for a segment
+    holding more kept elements than that; it ends at the last kept element. A column read (the
+    transposed order) first scans the bitmap the same way to find where each row's values
+    start, then walks column by column with a cursor per row, one element a beat, so nothing is
+    expanded to dense: an element takes one cycle plus a bitmap-word cycle, a kept one a third.
+    A dense read walks every element the same way, one a beat.
 
     A write that does not fit (bitmap, values or table), whose slot is taken, or whose length
     differs from ``rows * cols`` is refused: its stream is consumed, nothing stored is touched
@@ -52,9 +55,12 @@ class ActivationBuffer(wiring.Component):
     width : int
         Activation width (signed).
     lanes : int
-        Elements per beat of the write stream; a power of two.
+        Elements per beat of the write stream and of a row read; a power of two.
+    word_bits : int
+        Bits of a bitmap word, scanned in one cycle by a row read; a power of two, at least
+        ``lanes``.
     bitmap_capacity : int
-        Bitmap bits stored (rounded up to whole words of ``lanes`` bits).
+        Bitmap bits stored (rounded up to whole words).
     value_capacity : int
         Kept values stored (rounded up to whole words of ``lanes`` values).
     max_tensors : int
@@ -69,20 +75,30 @@ class ActivationBuffer(wiring.Component):
     wdata : In(stream.Signature(...))
         The compressed tensor of a ``WRITE`` (the top-K selector's ``out`` layout).
     rdata : Out(stream.Signature(rdata_layout))
-        One element per beat: ``row``, ``col``, ``value``, ``last``.
+        Elements of one row a beat: ``row``, ``count`` (valid lanes ``0..count-1``), ``col``
+        and ``value`` (``lanes`` each), ``last``. Row reads fill up to ``lanes``; column and
+        dense reads carry one element a beat.
     result : Out(stream.Signature(result_layout))
         One per command: ``op``, ``slot``, ``error``, ``n``, ``kept``, ``stored_bits`` (of the
         slot: ``n + kept * width``).
     bitmap_used, values_used : Signal, out
         Occupancy, in bits and in values (whole words).
+
+    Raises
+    ------
+    ValueError
+        If a parameter is out of range.
     """
 
-    def __init__(self, *, width, lanes, bitmap_capacity, value_capacity, max_tensors,
+    def __init__(self, *, width, lanes, word_bits, bitmap_capacity, value_capacity, max_tensors,
                  max_rows, max_cols, wdata_layout):
         check_int("width", width, 2)
         check_int("lanes", lanes, 1)
         if lanes & (lanes - 1):
             raise ValueError(f"lanes must be a power of two, not {lanes}")
+        check_int("word_bits", word_bits, lanes)
+        if word_bits & (word_bits - 1):
+            raise ValueError(f"word_bits must be a power of two, not {word_bits}")
         check_int("bitmap_capacity", bitmap_capacity, 1)
         check_int("value_capacity", value_capacity, 1)
         check_int("max_tensors", max_tensors, 1)
@@ -90,7 +106,8 @@ class ActivationBuffer(wiring.Component):
         check_int("max_cols", max_cols, 1)
         self.width = width
         self.lanes = lanes
-        self.bitmap_words = -(-bitmap_capacity // lanes)
+        self.word_bits = word_bits
+        self.bitmap_words = -(-bitmap_capacity // word_bits)
         self.value_words = -(-value_capacity // lanes)
         self.max_tensors = max_tensors
         self.max_rows = max_rows
@@ -106,8 +123,9 @@ class ActivationBuffer(wiring.Component):
         })
         self.rdata_layout = data.StructLayout({
             "row": range(max_rows),
-            "col": range(max_cols),
-            "value": signed(width),
+            "count": range(lanes + 1),
+            "col": data.ArrayLayout(range(max_cols), lanes),
+            "value": data.ArrayLayout(signed(width), lanes),
             "last": 1,
         })
         self.result_layout = data.StructLayout({
@@ -132,7 +150,7 @@ class ActivationBuffer(wiring.Component):
             "wdata": In(stream.Signature(wdata_layout)),
             "rdata": Out(stream.Signature(self.rdata_layout)),
             "result": Out(stream.Signature(self.result_layout)),
-            "bitmap_used": Out(range(self.bitmap_words * lanes + 1)),
+            "bitmap_used": Out(range(self.bitmap_words * word_bits + 1)),
             "values_used": Out(range(self.value_words * lanes + 1)),
         })
 
@@ -141,6 +159,7 @@ class ActivationBuffer(wiring.Component):
         """The constructor's arguments for an :class:`golden.config.AccelConfig`: the buffer
         takes the top-K selector's compressed stream."""
         return {"width": config.width, "lanes": config.topk_lanes,
+                "word_bits": config.act_scan_bits,
                 "bitmap_capacity": config.act_bitmap_bits,
                 "value_capacity": config.act_values, "max_tensors": config.act_tensors,
                 "max_rows": config.act_max_rows, "max_cols": config.act_max_cols,
@@ -153,18 +172,24 @@ class ActivationBuffer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        lanes, width = self.lanes, self.width
+        lanes, width, word_bits = self.lanes, self.width, self.word_bits
         lane_bits = (lanes - 1).bit_length()
+        wb = (word_bits - 1).bit_length()  # bits of an element's position in its bitmap word
 
-        m.submodules.bitmap_mem = bitmap_mem = Memory(shape=unsigned(lanes),
+        m.submodules.bitmap_mem = bitmap_mem = Memory(shape=unsigned(word_bits),
                                                       depth=self.bitmap_words, init=[])
-        m.submodules.value_mem = value_mem = Memory(shape=unsigned(lanes * width),
-                                                    depth=self.value_words, init=[])
+        # Value words alternate between two banks: words a and a + 1 are read in one cycle.
+        bank_depth = -(-self.value_words // 2)
+        value_banks = []
+        for b in range(2):
+            m.submodules[f"value_bank{b}"] = bank = Memory(shape=unsigned(lanes * width),
+                                                           depth=bank_depth, init=[])
+            value_banks.append(bank)
+        bitmap_wp, bitmap_rp = bitmap_mem.write_port(), bitmap_mem.read_port()
+        value_wps = [bank.write_port() for bank in value_banks]
+        value_rps = [bank.read_port() for bank in value_banks]
         m.submodules.ptr_mem = ptr_mem = Memory(shape=unsigned(len(Signal(range(
             self.value_words * lanes + 1)))), depth=self.max_rows, init=[])
-        bitmap_wp, bitmap_rp = bitmap_mem.write_port(), bitmap_mem.read_port()
-        value_wp, value_rp = value_mem.write_port(), value_mem.read_port()
-        m.d.comb += value_rp.en.eq(0)  # read only in READ_VALUE, held while the output waits
         ptr_wp = ptr_mem.write_port()
         ptr_rp = ptr_mem.read_port(transparent_for=(ptr_wp,))
 
@@ -175,7 +200,7 @@ class ActivationBuffer(wiring.Component):
         bitmap_top = Signal(range(self.bitmap_words + 1))  # in words
         value_top = Signal(range(self.value_words + 1))
         m.d.comb += [
-            self.bitmap_used.eq(bitmap_top * lanes),
+            self.bitmap_used.eq(bitmap_top * word_bits),
             self.values_used.eq(value_top * lanes),
         ]
 
@@ -191,114 +216,128 @@ class ActivationBuffer(wiring.Component):
 
         # -- write: pack bitmap bits into words; write the packer's value words ------------
         wbeat = self.wdata.payload
-        bits = Signal(2 * lanes)  # bitmap bits gathered, fill of them valid
-        fill = Signal(range(lanes + 1))
+        bits = Signal(word_bits + lanes)  # bitmap bits gathered, fill of them valid
+        fill = Signal(range(word_bits + 1))
         w_elements = Signal.like(result.n)
         w_kept = Signal.like(result.kept)
         w_bitmap_words = Signal(range(self.bitmap_words + 2))
         w_value_words = Signal(range(self.value_words + 2))
         w_refused = Signal()
-        merged = Signal(2 * lanes)
+        merged = Signal(word_bits + lanes)
         m.d.comb += merged.eq(bits | (wbeat.bitmap << fill))
-        merged_fill = Signal(range(2 * lanes + 1))
+        merged_fill = Signal(range(word_bits + lanes + 1))
         m.d.comb += merged_fill.eq(fill + wbeat.bitmap_count)
-        need_words = Signal(range(self.max_rows * self.max_cols // lanes + 2))
+        need_words = Signal(range(self.max_rows * self.max_cols // word_bits + 2))
         n_cmd = Signal.like(result.n)
         m.d.comb += [
             n_cmd.eq(cmd.rows * cmd.cols),
-            need_words.eq((n_cmd + lanes - 1) >> lane_bits),
+            need_words.eq((n_cmd + word_bits - 1) >> wb),
         ]
+        value_waddr = Signal(range(self.value_words + 1))
+        m.d.comb += value_waddr.eq(value_top + w_value_words)
+        for b, wp in enumerate(value_wps):
+            m.d.comb += [wp.addr.eq(value_waddr >> 1),
+                         wp.data.eq(Cat(e.value for e in wbeat.entries))]
 
-        # -- read: walk (row, col); bitmap word, then value word, then output --------------
+        # -- reads -------------------------------------------------------------------------
         row = Signal(range(self.max_rows + 1))
         col = Signal(range(self.max_cols + 1))
         flat = Signal(range(self.max_rows * self.max_cols + 1))
+        flat_next = Signal.like(flat)  # the scan's next position: its word is read ahead
         vcount = Signal.like(result.kept)  # kept elements passed, in row order
-        prepass = Signal()  # a column read's first walk, which fills ptr_mem
-        bit = Signal()
-        pointer = Signal.like(vcount)
-        value = Signal(signed(width))
-        last_element = Signal()
-        m.d.comb += [
-            bitmap_rp.addr.eq(desc.bitmap_base + (flat >> lane_bits)),
-            ptr_rp.addr.eq(row),
-            bit.eq(bitmap_rp.data.bit_select(flat[:lane_bits] if lane_bits else 0, 1)),
-            last_element.eq(flat + 1 == desc.rows * desc.cols),  # of a row-order walk
-        ]
-        hold_pointer = Signal.like(vcount)
+        vcount_next = Signal.like(vcount)
+        prepass = Signal()  # a column read's first scan, which fills ptr_mem
         emitted = Signal.like(vcount)
+        m.d.comb += [flat_next.eq(flat), vcount_next.eq(vcount)]
+        m.d.sync += [flat.eq(flat_next), vcount.eq(vcount_next)]
+        m.d.comb += [
+            bitmap_rp.addr.eq(desc.bitmap_base + (flat_next >> wb)),
+            ptr_rp.addr.eq(row),
+        ]
+        word = bitmap_rp.data
+        offset = flat[:wb] if wb else 0
+        bit = Signal()
+        m.d.comb += bit.eq(word.bit_select(offset, 1))
+        last_element = Signal()
+        m.d.comb += last_element.eq(flat + 1 == desc.rows * desc.cols)  # of a row-order walk
+
+        # Values: the two words holding values ``value_ptr .. value_ptr + lanes - 1`` are read
+        # (one from each bank); they are on the ports in the next cycle, for ``held_ptr``.
+        value_en = Signal()
+        value_ptr = Signal.like(vcount)
+        held_ptr = Signal.like(vcount)
+        value_word = Signal(range(self.value_words + 1))
+        m.d.comb += value_word.eq(desc.value_base + (value_ptr >> lane_bits))
+        m.d.comb += [
+            value_rps[0].addr.eq((value_word + 1) >> 1),
+            value_rps[1].addr.eq(value_word >> 1),
+            value_rps[0].en.eq(value_en),
+            value_rps[1].en.eq(value_en),
+        ]
+        with m.If(value_en):
+            m.d.sync += held_ptr.eq(value_ptr)
+        held_word = Signal.like(value_word)
+        m.d.comb += held_word.eq(desc.value_base + (held_ptr >> lane_bits))
+        first_word = Mux(held_word[0], value_rps[1].data, value_rps[0].data)
+        second_word = Mux(held_word[0], value_rps[0].data, value_rps[1].data)
+        window = Cat(first_word, second_word)
+        held_offset = held_ptr[:lane_bits] if lane_bits else 0
+        values = [Signal(signed(width), name=f"value{i}") for i in range(lanes)]
+        for i in range(lanes):
+            m.d.comb += values[i].eq(window.word_select(held_offset + i, width))
+
+        # The scan of a row read: the kept elements of the current row in the word on the
+        # bitmap port, from ``flat`` on; the first ``lanes`` of them go out in one beat.
+        room = Signal.like(col)
+        span = Signal(range(word_bits + 1))  # the word's elements in this row, from `flat`
+        m.d.comb += [room.eq(desc.cols - col),
+                     span.eq(Mux(room < word_bits - offset, room, word_bits - offset))]
+        segment = Signal(word_bits)
+        shifted = Signal(word_bits)
+        m.d.comb += shifted.eq(word >> offset)
+        for j in range(word_bits):
+            m.d.comb += segment[j].eq(shifted[j] & (j < span))
+        ranks = [Signal(range(lanes + 2), name=f"rank{j}") for j in range(word_bits + 1)]
+        m.d.comb += ranks[0].eq(0)
+        for j in range(word_bits):  # kept elements before position j, saturated at lanes + 1
+            m.d.comb += ranks[j + 1].eq(Mux(ranks[j] == lanes + 1, lanes + 1,
+                                            ranks[j] + segment[j]))
+        picks = [Signal(range(word_bits), name=f"pick{i}") for i in range(lanes)]
+        for i in range(lanes):
+            m.d.comb += picks[i].eq(0)
+            for j in range(word_bits):
+                with m.If(segment[j] & (ranks[j] == i)):
+                    m.d.comb += picks[i].eq(j)
+        more = Signal()  # more kept elements in the segment than a beat holds
+        take = Signal(range(lanes + 1))
+        m.d.comb += [more.eq(ranks[word_bits] == lanes + 1),
+                     take.eq(Mux(ranks[word_bits] > lanes, lanes, ranks[word_bits]))]
+
+        # The column and dense walks: element by element.
+        hold_value = Signal(signed(width))
         out_row = Signal.like(row)
         out_col = Signal.like(col)
         out_kept = Signal()
         out_last = Signal()
-        words = [value_rp.data[i * width:(i + 1) * width] for i in range(lanes)]
-        with m.Switch(hold_pointer[:lane_bits] if lane_bits else 0):
-            for i in range(lanes):
-                with m.Case(i):
-                    m.d.comb += value.eq(words[i])
-        m.d.comb += value_rp.addr.eq(desc.value_base + (pointer >> lane_bits))
 
         def advance():
-            """Move to the next element of the walk (row or column order)."""
-            with m.If((cmd.op == ActOp.READ_COLS) & ~prepass):
+            """Move to the next element of a column or dense walk."""
+            with m.If(cmd.op == ActOp.READ_COLS):
                 with m.If(row + 1 == desc.rows):
-                    m.d.sync += [row.eq(0), col.eq(col + 1), flat.eq(col + 1)]
+                    m.d.sync += [row.eq(0), col.eq(col + 1)]
+                    m.d.comb += flat_next.eq(col + 1)
                 with m.Else():
-                    m.d.sync += [row.eq(row + 1), flat.eq(flat + desc.cols)]
+                    m.d.sync += row.eq(row + 1)
+                    m.d.comb += flat_next.eq(flat + desc.cols)
+                m.next = "READ_BITMAP"
             with m.Else():
-                m.d.sync += flat.eq(flat + 1)
+                m.d.comb += flat_next.eq(flat + 1)
                 with m.If(col + 1 == desc.cols):
                     m.d.sync += [col.eq(0), row.eq(row + 1)]
                 with m.Else():
                     m.d.sync += col.eq(col + 1)
-
-        # A row walk steps over a run of dropped elements in one cycle: up to the next kept
-        # element of the bitmap word on the read port, the word's end, or the row's end.
-        run = Signal(range(lanes + 1))
-        if lane_bits:
-            word_bits = bitmap_rp.data
-            pos = flat[:lane_bits]
-            m.d.comb += run.eq(lanes - pos)
-            for d in reversed(range(1, lanes)):
-                with m.If((pos + d < lanes) & word_bits.bit_select(pos + d, 1)):
-                    m.d.comb += run.eq(d)
-        else:
-            m.d.comb += run.eq(1)
-        step = Signal(range(lanes + 1))
-        m.d.comb += step.eq(Mux(run < desc.cols - col, run, desc.cols - col))
-
-        def walk_on(skip=False):
-            """Advance (over the run of dropped elements with ``skip``); skip the bitmap read
-            when the next element lies in the same word.
-
-            The bitmap read port reads the current element's word every cycle, so in a row walk
-            the word is already on the port for the next element unless it starts a new word.
-            """
-            column_walk = (cmd.op == ActOp.READ_COLS) & ~prepass
-            if skip and lane_bits:
-                with m.If(~column_walk):
-                    m.d.sync += flat.eq(flat + step)
-                    with m.If(col + step == desc.cols):
-                        m.d.sync += [col.eq(0), row.eq(row + 1)]
-                    with m.Else():
-                        m.d.sync += col.eq(col + step)
-                    with m.If(flat[:lane_bits] + step < lanes):
-                        m.next = "READ_VALUE"
-                    with m.Else():
-                        m.next = "READ_BITMAP"
-                with m.Else():
-                    advance()
-                    m.next = "READ_BITMAP"
-                return
-            advance()
-            if lane_bits:
-                same_word = ~column_walk & (flat[:lane_bits] != lanes - 1)
-                with m.If(same_word):
-                    m.next = "READ_VALUE"
-                with m.Else():
-                    m.next = "READ_BITMAP"
-            else:
-                m.next = "READ_BITMAP"
+                # The next word is read as `flat` moves, so no bitmap cycle is needed.
+                m.next = "READ_VALUE"
 
         def finish(error, n, kept):
             m.d.sync += [result.error.eq(error), result.n.eq(n), result.kept.eq(kept)]
@@ -314,10 +353,11 @@ class ActivationBuffer(wiring.Component):
                         result.slot.eq(self.cmd.payload.slot),
                         result.stored_bits.eq(0),
                         result.error.eq(0),
-                        row.eq(0), col.eq(0), flat.eq(0), vcount.eq(0),
+                        row.eq(0), col.eq(0),
                         bits.eq(0), fill.eq(0), w_elements.eq(0), w_kept.eq(0),
                         w_bitmap_words.eq(0), w_value_words.eq(0), w_refused.eq(0),
                     ]
+                    m.d.comb += [flat_next.eq(0), vcount_next.eq(0)]
                     with m.Switch(self.cmd.payload.op):
                         with m.Case(ActOp.WRITE):
                             m.next = "WRITE_CHECK"
@@ -346,27 +386,24 @@ class ActivationBuffer(wiring.Component):
                         m.d.sync += w_refused.eq(1)
                     # A value word (full, or the tensor's last partial one).
                     with m.If(wbeat.count != 0):
-                        with m.If(value_top + w_value_words < self.value_words):
-                            m.d.comb += [
-                                value_wp.en.eq(1),
-                                value_wp.addr.eq(value_top + w_value_words),
-                                value_wp.data.eq(Cat(e.value for e in wbeat.entries)),
-                            ]
+                        with m.If(value_waddr < self.value_words):
+                            for b, wp in enumerate(value_wps):
+                                m.d.comb += wp.en.eq(value_waddr[0] == b)
                         with m.Else():
                             m.d.sync += w_refused.eq(1)
                         m.d.sync += w_value_words.eq(w_value_words + 1)
                     # Bitmap bits: write a word whenever one fills.
-                    with m.If(merged_fill >= lanes):
+                    with m.If(merged_fill >= word_bits):
                         with m.If(bitmap_top + w_bitmap_words < self.bitmap_words):
                             m.d.comb += [
                                 bitmap_wp.en.eq(1),
                                 bitmap_wp.addr.eq(bitmap_top + w_bitmap_words),
-                                bitmap_wp.data.eq(merged[:lanes]),
+                                bitmap_wp.data.eq(merged[:word_bits]),
                             ]
                         m.d.sync += [
                             w_bitmap_words.eq(w_bitmap_words + 1),
-                            bits.eq(merged[lanes:]),
-                            fill.eq(merged_fill - lanes),
+                            bits.eq(merged[word_bits:]),
+                            fill.eq(merged_fill - word_bits),
                         ]
                     with m.Else():
                         m.d.sync += [bits.eq(merged), fill.eq(merged_fill)]
@@ -379,7 +416,7 @@ class ActivationBuffer(wiring.Component):
                         m.d.comb += [
                             bitmap_wp.en.eq(1),
                             bitmap_wp.addr.eq(bitmap_top + w_bitmap_words),
-                            bitmap_wp.data.eq(bits[:lanes]),
+                            bitmap_wp.data.eq(bits[:word_bits]),
                         ]
                 m.next = "WRITE_COMMIT"
 
@@ -460,20 +497,67 @@ class ActivationBuffer(wiring.Component):
                     # Nothing to stream: the result alone ends the read.
                     m.next = "RESULT"
                 with m.Else():
+                    # The first row's values start at 0 (a column read's cursor table).
+                    m.d.comb += [ptr_wp.en.eq(1), ptr_wp.addr.eq(0), ptr_wp.data.eq(0)]
                     m.next = "READ_BITMAP"
 
             with m.State("READ_BITMAP"):
-                # The bitmap word of `flat` and the row's pointer are read in this cycle.
-                m.next = "READ_VALUE"
+                # The bitmap word of `flat` is read in this cycle, and the values at `vcount`.
+                m.d.comb += [value_en.eq(1), value_ptr.eq(vcount)]
+                with m.If((cmd.op == ActOp.READ_ROWS) | prepass):
+                    m.next = "ROW_SCAN"
+                with m.Else():
+                    m.next = "READ_VALUE"
+
+            with m.State("ROW_SCAN"):
+                emit = ~prepass
+                beat = self.rdata.payload
+                m.d.comb += [
+                    self.rdata.valid.eq(emit & (take != 0)),
+                    beat.row.eq(row),
+                    beat.count.eq(take),
+                    beat.last.eq(emitted + take == desc.kept),
+                ]
+                for i in range(lanes):
+                    m.d.comb += [beat.col[i].eq(col + picks[i]), beat.value[i].eq(values[i])]
+                accept = Signal()
+                m.d.comb += [
+                    accept.eq(~emit | (take == 0) | self.rdata.ready),
+                    value_en.eq(1),
+                    value_ptr.eq(vcount_next),
+                ]
+                with m.If(accept):
+                    m.d.comb += vcount_next.eq(vcount + take)
+                    m.d.sync += emitted.eq(emitted + take)
+                    with m.If(more):
+                        # The rest of the segment's kept elements in the next beat.
+                        m.d.comb += flat_next.eq(flat + picks[lanes - 1] + 1)
+                        m.d.sync += col.eq(col + picks[lanes - 1] + 1)
+                    with m.Else():
+                        m.d.comb += flat_next.eq(flat + span)
+                        with m.If(span == room):  # the row ends
+                            m.d.sync += [col.eq(0), row.eq(row + 1)]
+                            with m.If(prepass):
+                                with m.If(row + 1 == desc.rows):
+                                    # The cursors are known: walk column by column.
+                                    m.d.sync += [prepass.eq(0), row.eq(0), emitted.eq(0)]
+                                    m.d.comb += [flat_next.eq(0), vcount_next.eq(0)]
+                                    m.next = "READ_BITMAP"
+                                with m.Else():
+                                    m.d.comb += [ptr_wp.en.eq(1), ptr_wp.addr.eq(row + 1),
+                                                 ptr_wp.data.eq(vcount + take)]
+                        with m.Else():
+                            m.d.sync += col.eq(col + span)
+                    with m.If(emit & (take != 0) & (emitted + take == desc.kept)):
+                        m.next = "RESULT"
 
             with m.State("READ_VALUE"):
-                column_walk = (cmd.op == ActOp.READ_COLS) & ~prepass
+                column_walk = cmd.op == ActOp.READ_COLS
                 m.d.comb += [
-                    pointer.eq(Mux(column_walk, ptr_rp.data, vcount)),
-                    value_rp.en.eq(1),
+                    value_ptr.eq(Mux(column_walk, ptr_rp.data, vcount)),
+                    value_en.eq(1),
                 ]
                 m.d.sync += [
-                    hold_pointer.eq(pointer),
                     out_row.eq(row),
                     out_col.eq(col),
                     out_kept.eq(bit),
@@ -481,32 +565,23 @@ class ActivationBuffer(wiring.Component):
                                     emitted + 1 == desc.kept)),
                 ]
                 with m.If(bit):
-                    m.d.sync += vcount.eq(vcount + 1)
-                with m.If(prepass):
-                    with m.If(col == 0):
-                        # A row starts: its values start after the `vcount` kept before it.
-                        m.d.comb += [ptr_wp.en.eq(1), ptr_wp.addr.eq(row),
-                                     ptr_wp.data.eq(vcount)]
-                    with m.If(flat + 1 == desc.rows * desc.cols):
-                        m.d.sync += [prepass.eq(0), row.eq(0), col.eq(0), flat.eq(0)]
-                        m.next = "READ_BITMAP"
-                    with m.Else():
-                        walk_on()
-                with m.Elif(bit | (cmd.op == ActOp.READ_DENSE)):
-                    with m.If(column_walk & bit):
+                    m.d.comb += vcount_next.eq(vcount + 1)
+                with m.If(bit | (cmd.op == ActOp.READ_DENSE)):
+                    with m.If(column_walk):
                         m.d.comb += [ptr_wp.en.eq(1), ptr_wp.addr.eq(row),
                                      ptr_wp.data.eq(ptr_rp.data + 1)]
                     m.next = "READ_OUT"
                 with m.Else():
-                    walk_on(skip=True)
+                    advance()
 
             with m.State("READ_OUT"):
-                # The value word read in READ_VALUE is on the read port now (held: en is low).
+                # The value words read in READ_VALUE are on the read ports (held: en is low).
                 m.d.comb += [
                     self.rdata.valid.eq(1),
                     self.rdata.payload.row.eq(out_row),
-                    self.rdata.payload.col.eq(out_col),
-                    self.rdata.payload.value.eq(Mux(out_kept, value, 0)),
+                    self.rdata.payload.count.eq(1),
+                    self.rdata.payload.col[0].eq(out_col),
+                    self.rdata.payload.value[0].eq(Mux(out_kept, values[0], 0)),
                     self.rdata.payload.last.eq(out_last),
                 ]
                 with m.If(self.rdata.ready):
@@ -514,7 +589,7 @@ class ActivationBuffer(wiring.Component):
                     with m.If(out_last):
                         m.next = "RESULT"
                     with m.Else():
-                        walk_on()
+                        advance()
 
             with m.State("RESULT"):
                 m.d.comb += self.result.valid.eq(1)

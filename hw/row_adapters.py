@@ -106,19 +106,21 @@ class EntriesToRows(wiring.Component):
 
 
 class ElementsToRows(wiring.Component):
-    """Kept elements, one a beat in row-major order of the PE array's rows (the activation
-    buffer's ``rdata``: ``(row, col, value)``), into PE-array row beats of one entry each.
+    """Kept elements in row-major order of the PE array's rows (the activation buffer's
+    ``rdata``: beats of up to ``lanes`` elements of one buffer row, ``row``, ``col[i]``,
+    ``value[i]``), into PE-array row beats of the same entries.
 
     ``feature`` selects the PE-array row of an element and ``index`` its column: with
-    ``transpose`` the buffer's column is the row (a column-order read of ``X~`` gives the rows
-    of ``X~`` transposed). Rows with no element become empty beats. The element stream gives no
-    sign of a tensor with no elements at all, so the producer's completion comes as ``end``
-    (a pulse); then the remaining rows are closed. ``rows`` (set with ``start``) is the job's
-    row count.
+    ``transpose`` the buffer's column is the row (a column-order read of ``X~``, one element a
+    beat, gives the rows of ``X~`` transposed). Rows with no element become empty beats. The
+    element stream gives no sign of a tensor with no elements at all, so the producer's
+    completion comes as ``end`` (a pulse); then the remaining rows are closed. ``rows`` (set with
+    ``start``) is the job's row count. One beat passes a cycle.
     """
 
     def __init__(self, *, width, element_layout, sparse_layout, index_bits, max_features):
         self._index_bits = index_bits
+        self._lanes = element_layout["col"].shape.length
         super().__init__({
             "start": In(1),
             "transpose": In(1),
@@ -133,20 +135,28 @@ class ElementsToRows(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        lanes = self._lanes
         feature = Signal(range(self._max_features + 1))  # the row being assembled
         held_valid = Signal()
-        held_index = Signal(self._index_bits)
-        held_value = Signal(signed(self._width))
+        held_count = Signal(range(lanes + 1))
+        held_index = [Signal(self._index_bits, name=f"held_index{i}") for i in range(lanes)]
+        held_value = [Signal(signed(self._width), name=f"held_value{i}") for i in range(lanes)]
         ended = Signal()
         e = self.i.payload
-        e_feature = Signal(range(max(self._max_features, 1 << len(e.row), 1 << len(e.col))))
-        e_index = Signal(max(len(e.row), len(e.col)))
-        m.d.comb += [e_feature.eq(Mux(self.transpose, e.col, e.row)),
-                     e_index.eq(Mux(self.transpose, e.row, e.col))]
+        e_feature = Signal(range(max(self._max_features, 1 << len(e.row), 1 << len(e.col[0]))))
+        m.d.comb += e_feature.eq(Mux(self.transpose, e.col[0], e.row))
         out = self.o.payload
         is_last_row = Signal()
         m.d.comb += [is_last_row.eq(feature + 1 == self.rows),
                      self.done.eq(ended & (feature == self.rows) & ~held_valid)]
+
+        def emit_held(row_last):
+            stmts = [self.o.valid.eq(1), out.count.eq(held_count)]
+            for i in range(lanes):
+                stmts += [out.index[i].eq(held_index[i]), out.value[i].eq(held_value[i])]
+            if row_last:
+                stmts += [out.row_last.eq(1), out.last.eq(is_last_row)]
+            return stmts
 
         with m.If(self.start):
             m.d.sync += [feature.eq(0), held_valid.eq(0), ended.eq(0)]
@@ -154,10 +164,8 @@ class ElementsToRows(wiring.Component):
             with m.If(self.end):
                 m.d.sync += ended.eq(1)
             with m.If(held_valid & ((self.i.valid & (e_feature != feature)) | ended)):
-                # The held element is its row's last.
-                m.d.comb += [self.o.valid.eq(1), out.count.eq(1), out.index[0].eq(held_index),
-                             out.value[0].eq(held_value), out.row_last.eq(1),
-                             out.last.eq(is_last_row)]
+                # The held beat is its row's last.
+                m.d.comb += emit_held(True)
                 with m.If(self.o.ready):
                     m.d.sync += [held_valid.eq(0), feature.eq(feature + 1)]
             with m.Elif(~held_valid & (feature < self.rows)
@@ -169,12 +177,14 @@ class ElementsToRows(wiring.Component):
                     m.d.sync += feature.eq(feature + 1)
             with m.Elif(self.i.valid):
                 with m.If(held_valid):
-                    m.d.comb += [self.o.valid.eq(1), out.count.eq(1),
-                                 out.index[0].eq(held_index), out.value[0].eq(held_value),
-                                 self.i.ready.eq(self.o.ready)]
+                    m.d.comb += [*emit_held(False), self.i.ready.eq(self.o.ready)]
                 with m.Else():
                     m.d.comb += self.i.ready.eq(1)
                 with m.If(self.i.ready):
-                    m.d.sync += [held_valid.eq(1), held_index.eq(e_index),
-                                 held_value.eq(e.value)]
+                    m.d.sync += [held_valid.eq(1), held_count.eq(e.count)]
+                    for i in range(lanes):
+                        m.d.sync += [
+                            held_index[i].eq(Mux(self.transpose, e.row, e.col[i])),
+                            held_value[i].eq(e.value[i]),
+                        ]
         return m

@@ -10,6 +10,7 @@ import numpy as np
 from golden.config import AccelConfig
 from hw.top import AccelOp, RowMode, SwatAccel
 
+from .act_buffer_driver import beat_elements
 from .payload import pack, unpack
 from .pe_array_driver import dense_beats
 from .streams import StreamSink, StreamSource
@@ -139,9 +140,9 @@ class AccelDriver:
         first = len(self.act_out.received)
         self._command(AccelOp.READ_OUT, act_slot=act_slot)
         reply = await self._reply(10000)
-        elements = [unpack(self.model.act_buffer.rdata_layout, p)
-                    for p in self.act_out.received[first:]]
-        return reply, [(e["row"], e["col"], e["value"]) for e in elements]
+        beats = [unpack(self.model.act_buffer.rdata_layout, p)
+                 for p in self.act_out.received[first:]]
+        return reply, beat_elements(beats)[0]
 
     async def free(self, act_slot):
         self._command(AccelOp.FREE, act_slot=act_slot)

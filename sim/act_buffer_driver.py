@@ -7,13 +7,13 @@ from .payload import pack, unpack
 from .streams import StreamSink, StreamSource
 from .topk_driver import packer_beats
 
-__all__ = ["ActivationBufferDriver", "buffer_params"]
+__all__ = ["ActivationBufferDriver", "beat_elements", "buffer_params"]
 
 
-def buffer_params(*, width, lanes, bitmap_capacity, value_capacity, max_tensors, max_rows,
-                  max_cols, max_len):
+def buffer_params(*, width, lanes, word_bits, bitmap_capacity, value_capacity, max_tensors,
+                  max_rows, max_cols, max_len):
     """JSON-friendly parameters; the write layout is the top-K selector's for ``max_len``."""
-    return dict(width=width, lanes=lanes, bitmap_capacity=bitmap_capacity,
+    return dict(width=width, lanes=lanes, word_bits=word_bits, bitmap_capacity=bitmap_capacity,
                 value_capacity=value_capacity, max_tensors=max_tensors, max_rows=max_rows,
                 max_cols=max_cols, max_len=max_len)
 
@@ -62,6 +62,16 @@ class ActivationBufferDriver:
         self._command(op, slot)
         result = await self._result(40 * n_hint + 200)
         beats = [unpack(self.model.rdata_layout, p) for p in self.rdata.received[first:]]
-        elements = [(b["row"], b["col"], b["value"]) for b in beats]
-        lasts = [b["last"] for b in beats]
-        return result, elements, lasts
+        return (result, *beat_elements(beats))
+
+
+def beat_elements(beats):
+    """The elements of ``rdata`` beats, ``[(row, col, value), ...]``, and each element's
+    ``last`` flag (a beat's ``last`` marks its final element)."""
+    elements, lasts = [], []
+    for b in beats:
+        assert 1 <= b["count"] <= len(b["col"]), f"rdata beat with count {b['count']}"
+        for i in range(b["count"]):
+            elements.append((b["row"], b["col"][i], b["value"][i]))
+            lasts.append(b["last"] if i == b["count"] - 1 else 0)
+    return elements, lasts

@@ -11,16 +11,17 @@ import json
 import sys
 import tempfile
 
-from golden.config import AccelConfig
+from golden.config import AccelConfig, ConfigError
 
 from .act_buffer_driver import buffer_params, build
 from .runner import run_cocotb, simulator_missing
 
 
-def measure(simulator, width, lanes, shape, sparsities):
+def measure(simulator, width, lanes, word_bits, shape, sparsities):
     rows, cols = shape
-    config = AccelConfig(width=width, topk_lanes=lanes)
-    params = buffer_params(width=width, lanes=lanes, bitmap_capacity=rows * cols + lanes,
+    config = AccelConfig(width=width, topk_lanes=lanes, act_scan_bits=word_bits)
+    params = buffer_params(width=width, lanes=lanes, word_bits=config.act_scan_bits,
+                           bitmap_capacity=rows * cols + word_bits,
                            value_capacity=rows * cols + lanes, max_tensors=config.act_tensors,
                            max_rows=rows, max_cols=cols, max_len=config.max_tensor_len)
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
@@ -37,19 +38,27 @@ def main(argv=None):
     parser.add_argument("--cols", type=int, default=256, help="matrix columns (default 256)")
     parser.add_argument("--lanes", type=int, default=AccelConfig().topk_lanes,
                         help="write lanes (default: the configuration's top-K lanes)")
+    parser.add_argument("--scan-bits", type=int, default=AccelConfig().act_scan_bits,
+                        help="bitmap word bits (default: the configuration's act_scan_bits)")
     parser.add_argument("--sim", default="verilator", choices=["verilator", "icarus"])
     parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     args = parser.parse_args(argv)
-    for name in ("rows", "cols", "lanes"):
+    for name in ("rows", "cols", "lanes", "scan_bits"):
         if getattr(args, name) < 1:
-            parser.exit(2, f"error: --{name} must be at least 1\n")
+            parser.exit(2, f"error: --{name.replace('_', '-')} must be at least 1\n")
+    try:
+        AccelConfig(topk_lanes=args.lanes, act_scan_bits=args.scan_bits)
+    except ConfigError as e:
+        parser.exit(2, f"error: {e}\n")
     reason = simulator_missing(args.sim)
     if reason:
         parser.exit(2, f"error: {reason}\n")
     rows = []
     for width in (8, 16):
-        rows += measure(args.sim, width, args.lanes, (args.rows, args.cols), [0.5, 0.8, 0.9])
-    print(f"Activation buffer, {args.rows}x{args.cols} matrix, {args.lanes} lanes ({args.sim})")
+        rows += measure(args.sim, width, args.lanes, args.scan_bits, (args.rows, args.cols),
+                        [0.5, 0.8, 0.9])
+    print(f"Activation buffer, {args.rows}x{args.cols} matrix, {args.lanes} lanes, "
+          f"{args.scan_bits}-bit bitmap words ({args.sim})")
     print("| width | sparsity | kept | stored bits | vs dense | vs bitmap bound | "
           "vs entropy bound | index-value would be | write el/cycle | row read el/cycle "
           "| column read el/cycle | dense read el/cycle |")

@@ -37,7 +37,7 @@ class ExactlyOnceSpec(Elaboratable):
 
     def elaborate(self, platform):
         from amaranth.asserts import AnyConst, AnySeq
-        from amaranth.hdl import Assert, Signal, signed
+        from amaranth.hdl import Assert, Mux, Signal, signed
 
         from hw.act_buffer import ActOp
         from hw.mask_packer import MaskPacker
@@ -95,30 +95,44 @@ class ExactlyOnceSpec(Elaboratable):
                 with m.If(dut.cmd.ready):
                     m.d.sync += step.eq(3 + len(beats))
 
-        # Check every element read.
-        row, col = dut.rdata.payload.row, dut.rdata.payload.col
-        flat = Signal(range(n + 1))
-        position = Signal(range(n + 1))
-        m.d.comb += [
-            flat.eq(row * self.cols + col),
-            position.eq(flat if self.order == "rows" else col * self.rows + row),
-        ]
-        expected = Signal(signed(width))
-        kept_here = Signal()
-        with m.Switch(flat):
-            for i in range(n):
-                with m.Case(i):
-                    m.d.comb += [expected.eq(values[i]), kept_here.eq(keep[i])]
-        with m.If(dut.rdata.valid & dut.rdata.ready):
+        # Check every element read: lanes 0 .. count - 1 of each beat, in increasing order.
+        beat = dut.rdata.payload
+        fire = Signal()
+        m.d.comb += fire.eq(dut.rdata.valid & dut.rdata.ready)
+        last_position = prev
+        with m.If(fire):
             m.d.comb += [
                 Assert(step == 3 + len(beats), "read_only_when_asked"),
-                Assert((row < self.rows) & (col < self.cols), "element_in_range"),
-                Assert(kept_here, "element_was_kept"),
-                Assert(dut.rdata.payload.value == expected, "value_matches"),
-                Assert(position + 1 > prev, "order_strict_no_duplicates"),
+                Assert((beat.count >= 1) & (beat.count <= lanes), "beat_count_in_range"),
             ]
-            m.d.sync += [seen.eq(seen + 1), prev.eq(position + 1)]
-            with m.If(dut.rdata.payload.last):
+        for lane in range(lanes):
+            flat = Signal(range(n + 1), name=f"flat{lane}")
+            position = Signal(range(n + 1), name=f"position{lane}")
+            m.d.comb += [
+                flat.eq(beat.row * self.cols + beat.col[lane]),
+                position.eq(flat if self.order == "rows" else beat.col[lane] * self.rows
+                            + beat.row),
+            ]
+            expected = Signal(signed(width), name=f"expected{lane}")
+            kept_here = Signal(name=f"kept_here{lane}")
+            with m.Switch(flat):
+                for i in range(n):
+                    with m.Case(i):
+                        m.d.comb += [expected.eq(values[i]), kept_here.eq(keep[i])]
+            with m.If(fire & (lane < beat.count)):
+                m.d.comb += [
+                    Assert((beat.row < self.rows) & (beat.col[lane] < self.cols),
+                           "element_in_range"),
+                    Assert(kept_here, "element_was_kept"),
+                    Assert(beat.value[lane] == expected, "value_matches"),
+                    Assert(position + 1 > last_position, "order_strict_no_duplicates"),
+                ]
+            following = Signal.like(prev, name=f"following{lane}")
+            m.d.comb += following.eq(Mux(lane < beat.count, position + 1, last_position))
+            last_position = following
+        with m.If(fire):
+            m.d.sync += [seen.eq(seen + beat.count), prev.eq(last_position)]
+            with m.If(beat.last):
                 m.d.sync += read_done.eq(1)
         kept_total = Signal(range(n + 1))
         m.d.comb += kept_total.eq(sum(keep[i] for i in range(n)))

@@ -22,7 +22,8 @@ async def _setup(dut, name):
     await start_clock_and_reset(dut)
     p = params["buffer"]
     drv = ActivationBufferDriver(dut, p, rng)
-    golden = GoldenBuffer(width=p["width"], bitmap_capacity=drv.model.bitmap_words * p["lanes"],
+    golden = GoldenBuffer(width=p["width"],
+                          bitmap_capacity=drv.model.bitmap_words * p["word_bits"],
                           value_capacity=drv.model.value_words * p["lanes"],
                           max_tensors=p["max_tensors"])
     return params, drv, golden, np.random.default_rng(rng.getrandbits(32))
@@ -87,7 +88,7 @@ async def random_operations(dut):
             free_slots = [s for s in range(p["max_tensors"]) if s not in golden.table]
             slot = int(np_rng.choice(free_slots)) if free_slots else 0
             x, mask = _tensor(np_rng, p["width"], p["max_rows"], p["max_cols"])
-            words = (-(-x.size // lanes), -(-int(mask.sum()) // lanes))
+            words = (-(-x.size // p["word_bits"]), -(-int(mask.sum()) // lanes))
             fits = (slot not in golden.table
                     and bitmap_top + words[0] <= drv.model.bitmap_words
                     and value_top + words[1] <= drv.model.value_words)
@@ -111,7 +112,8 @@ async def random_operations(dut):
                 top = order.pop()
                 bitmap_top -= used_words[top][0]
                 value_top -= used_words[top][1]
-        assert int(dut.bitmap_used.value) == bitmap_top * lanes, f"case {case}: occupancy"
+        assert int(dut.bitmap_used.value) == bitmap_top * p["word_bits"], \
+            f"case {case}: occupancy"
         assert int(dut.values_used.value) == value_top * lanes
 
 
