@@ -1,0 +1,100 @@
+"""cocotb test: the accelerator's cycle model (:mod:`golden.perf_model`) against the top's
+reply cycles, command by command, on random shapes and sparsities with every stream at full
+rate.
+
+Parameters (``SWAT_TB_PARAMS``): ``config``, ``jobs`` (how many rounds of commands),
+``tolerance`` (relative), ``slack`` (cycles: a short command may be off by this much),
+``out`` (a JSON file: per command its kind, shape, measured and predicted cycles).
+
+The first THRESHOLD after reset also waits for the selector's histogram to be cleared
+(``2**radix_bits`` cycles); a warm-up command takes that before the measurements.
+"""
+
+import json
+
+import cocotb
+import numpy as np
+
+from golden import numerics, perf_model, topk
+from hw.top import RowMode
+
+from .accel_driver import AccelDriver
+from .tb_util import start_clock_and_reset, tb_params, tb_rng
+
+
+def _operand(np_rng, shape, width):
+    """Integers whose rows have different scales (so top-K keeps different counts per row),
+    with some exact zeros."""
+    lo, hi = numerics.operand_range(width)
+    x = np_rng.standard_normal(shape) * np_rng.lognormal(0, 0.6, size=(shape[0], 1))
+    x = np.clip(np.rint(x * hi / 4), lo, hi).astype(np.int64)
+    x[np_rng.random(shape) < 0.1] = 0
+    return x
+
+
+@cocotb.test()
+async def model_matches_rtl(dut):
+    params = tb_params()
+    await start_clock_and_reset(dut)
+    rng = tb_rng("perf_top")
+    drv = AccelDriver(dut, params["config"], rng, stall=0.0, short=0.0)
+    cfg = drv.config
+    np_rng = np.random.default_rng(rng.getrandbits(32))
+    report = []
+
+    def record(kind, measured, predicted, **shape):
+        report.append({"kind": kind, **shape, "measured": int(measured),
+                       "predicted": int(predicted)})
+
+    await drv.threshold(0, [1], 1)  # the histogram clear after reset
+    max_features = min(cfg.pe_max_rows, cfg.act_max_rows)
+    for job in range(params["jobs"]):
+        density = float(np_rng.choice([0.05, 0.1, 0.2, 0.5, 1.0]))
+        rows = int(np_rng.integers(1, max_features + 1))
+        depth = int(np_rng.integers(1, cfg.tile_depth + 1))
+        n = int(np_rng.integers(1, cfg.pe_max_tiles * cfg.pe_cols + 1))
+        tiles = -(-n // cfg.pe_cols)
+        s = _operand(np_rng, (rows, depth), cfg.width)
+        d = _operand(np_rng, (depth, n), cfg.width)
+
+        # Threshold refresh and save of the (feature-major) activations.
+        k = topk.topk_k(s.size, density)
+        reply = await drv.threshold(0, s, k)
+        record("threshold", reply["cycles"], perf_model.threshold_cycles(cfg, s.size),
+               n=s.size)
+        mask = topk.topk_mask(s, density)
+        reply = await drv.save_act(0, 0, s)
+        assert not reply["error"], reply
+        record("save", reply["cycles"], perf_model.save_act_cycles(cfg, s.size), n=s.size)
+
+        kept = mask.sum(axis=1)
+        shape = {"rows": rows, "depth": depth, "tiles": tiles, "density": density}
+        reply, _ = await drv.gemm(s, d, slot=0)
+        assert not reply["error"], reply
+        record("gemm", reply["cycles"], perf_model.gemm_cycles(cfg, mask, tiles),
+               mask=mask.astype(int).tolist(), **shape)
+        if job % 3 == 0:
+            reply, _ = await drv.gemm(s, d, mode=RowMode.DENSE)
+            assert not reply["error"], reply
+            record("gemm_dense", reply["cycles"],
+                   perf_model.gemm_cycles(cfg, mask, tiles, dense=True),
+                   mask=mask.astype(int).tolist(), **shape)
+        # The weight gradient's product: the saved rows (feature-major) times ``d``.
+        reply, _ = await drv.gemm_saved(0, rows, d, feature_major=True)
+        assert not reply["error"], reply
+        record("gemm_saved", reply["cycles"],
+               perf_model.gemm_saved_cycles(cfg, mask, tiles),
+               mask=mask.astype(int).tolist(), **shape)
+        await drv.free(0)
+
+    for r in report:
+        r["error"] = abs(r["predicted"] - r["measured"]) / r["measured"]
+    with open(params["out"], "w") as f:
+        json.dump(report, f)
+    bad = [r for r in report if r["error"] > params["tolerance"]
+           and abs(r["predicted"] - r["measured"]) > params["slack"]]
+    worst = max(report, key=lambda r: r["error"])
+    cocotb.log.info(f"worst model error {worst['error']:.2%}: {worst['kind']} "
+                    f"{worst['measured']} measured, {worst['predicted']} predicted")
+    assert not bad, f"model off on {len(bad)} commands, e.g. " + str(
+        {k: v for k, v in bad[0].items() if k != "mask"})
