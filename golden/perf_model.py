@@ -29,7 +29,7 @@ import numpy as np
 
 from . import pe_array
 
-__all__ = ["pe_array_job_cycles", "threshold_cycles", "save_act_cycles", "gemm_cycles",
+__all__ = ["pe_array_job_cycles", "row_arrival", "threshold_cycles", "save_act_cycles", "gemm_cycles",
            "act_row_read", "gemm_saved_cycles"]
 
 #: Cycles from the command's transfer to the first sparse and dense beats.
@@ -54,20 +54,31 @@ def pe_array_job_cycles(config, nnz, depth, tiles, *, dense=False):
     """
     L = config.sparse_port_lanes
     counts = [depth] * len(nnz) if dense else [int(n) for n in nnz]
-    beats, cycle = [], START
+    arrivals, cycle = [], START
     for n in counts:  # one beat a cycle, ``L`` entries each (an empty row: one empty beat)
-        row = []
-        for b in range(max(1, math.ceil(n / L))):
-            row.append((cycle, min(L, n - b * L) if n else 0))
-            cycle += 1
-        beats.append(row)
-    return _pe_job(config, counts, beats, depth, tiles, dense_start=START)
+        beats = max(1, math.ceil(n / L))
+        arrivals.append(row_arrival([(cycle + b, min(L, n - b * L) if n else 0)
+                                     for b in range(beats)]))
+        cycle += beats
+    return _pe_job(config, counts, arrivals, depth, tiles, dense_start=START)
 
 
-def _pe_job(config, counts, beats, depth, tiles, *, dense_start):
-    """The PE array's job, given when each sparse beat arrives: ``beats[i]`` lists row ``i``'s
-    beats as ``(cycle, entries)``, in the order sent; the dense tiles stream from
-    ``dense_start`` at one beat a cycle. Returns the cycle of the last result."""
+def row_arrival(beats):
+    """A sparse row's arrival at the PE array, from its beats ``[(cycle, entries)]``:
+    ``(bound, last)``, the earliest cycle after its last issue that its words allow (a word
+    is usable ``WORD_READY`` cycles after it is written; an entry a cycle, an empty word one
+    cycle) and the cycle of its last beat."""
+    bound, rest = 0, 0
+    for cycle, entries in reversed(beats):
+        rest += max(entries, 1)
+        bound = max(bound, cycle + WORD_READY + rest)
+    return bound, beats[-1][0]
+
+
+def _pe_job(config, counts, arrivals, depth, tiles, *, dense_start):
+    """The PE array's job, given when each sparse row arrives: ``arrivals[i]`` is row ``i``'s
+    :func:`row_arrival`, rows in the order sent; the dense tiles stream from ``dense_start``
+    at one beat a cycle. Returns the cycle of the last result."""
     R = config.pe_rows
     parts = config.pe_cols // config.dense_port_lanes
     costs = [pe_array.row_cost(n) for n in counts]
@@ -77,14 +88,12 @@ def _pe_job(config, counts, beats, depth, tiles, *, dense_start):
     # (``q, q + Q, ...``) pass at most one result a cycle between them.
     Q = config.result_port_lanes
     row_costs = [[] for _ in range(R)]
-    for bank, cost in zip(banks, costs):
+    not_before = [[] for _ in range(R)]  # the rows' arrival bounds, per PE row
+    loaded = 0  # the first cycle in which the banks are final
+    for bank, cost, (bound, last) in zip(banks, costs, arrivals):
         row_costs[bank].append(cost)
-    words = [[] for _ in range(R)]  # per PE row: (cycle written, cycles of work, row ends)
-    loaded = 0
-    for bank, row in zip(banks, beats):
-        for b, (cycle, entries) in enumerate(row):
-            words[bank].append((cycle, max(entries, 1), b == len(row) - 1))
-            loaded = max(loaded, cycle + 1)  # the first cycle in which the banks are final
+        not_before[bank].append(bound)
+        loaded = max(loaded, last + 1)
 
     tile_beats = depth * parts
     ready = []                           # per tile: first cycle its dense rows are usable
@@ -104,21 +113,6 @@ def _pe_job(config, counts, beats, depth, tiles, *, dense_start):
         if t == 0:
             # The rows arrive while the first tile runs: a row cannot finish before its words
             # are written (and read) and its work after each of them is done.
-            not_before = [[] for _ in range(R)]
-            for r in range(R):
-                rest = 0
-                bound = None
-                for written, work, row_end in reversed(words[r]):
-                    if row_end:
-                        if bound is not None:
-                            not_before[r].append(bound)
-                        rest, bound = 0, None
-                    rest += work
-                    candidate = written + WORD_READY + rest
-                    bound = candidate if bound is None else max(bound, candidate)
-                if bound is not None:
-                    not_before[r].append(bound)
-                not_before[r].reverse()
             departed = 0
             for q in range(Q):
                 group = list(range(q, R, Q))
@@ -230,71 +224,77 @@ def save_act_cycles(config, n):
     return math.ceil(n / config.topk_lanes) + SAVE_FIXED
 
 
-def _packer_beats(kept_row, lanes, first):
-    """The mask packer's output for one row whose input beats arrive from cycle ``first``:
-    ``[(cycle, entries, row_end)]`` (one output beat per input beat, full words packed across
-    beats, one extra beat when the last leaves more than ``lanes`` entries)."""
-    beats = [kept_row[i:i + lanes] for i in range(0, len(kept_row), lanes)] or [[]]
-    out, pending = [], 0
-    for j, beat in enumerate(beats):
-        pending += int(sum(beat))
-        cycle = first + j + 1
-        if j < len(beats) - 1:
-            full = pending >= lanes
-            out.append((cycle, lanes if full else 0, False))
-            pending -= lanes if full else 0
-        elif pending > lanes:
-            out += [(cycle, lanes, False), (cycle + 1, pending - lanes, True)]
+def _selector_rows(mask, lanes, first_cmd):
+    """Rows through the top-K selector's APPLY, one command each (the GEMM's rows), and
+    :class:`hw.row_adapters.EntriesToRows`: each row's :func:`row_arrival` at the PE array,
+    and the cycle after the last row's selector result.
+
+    The row's input beats arrive the cycle after its command; the mask packer turns each into
+    one output beat a cycle later, a full word of entries whenever ``lanes`` kept elements have
+    gathered, and the rest on the last beat (plus an extra beat if more than ``lanes`` remain);
+    the adapter holds a beat with entries until the next one, or the row's end, arrives. The
+    selector's result comes two cycles after the packer's last beat, and the next row's command
+    the cycle after."""
+    rows, depth = mask.shape
+    per_row = max(1, math.ceil(depth / lanes))
+    padded = np.zeros((rows, per_row * lanes), dtype=np.int64)
+    padded[:, :depth] = mask
+    cum = padded.reshape(rows, per_row, lanes).sum(axis=2).cumsum(axis=1)
+    words = cum // lanes  # full words emitted once beat j is in
+    before = np.concatenate([np.zeros((rows, 1), dtype=np.int64), words[:, :-1]], axis=1)
+    crossings = [[] for _ in range(rows)]
+    for r, j in zip(*np.nonzero(words[:, :-1] > before[:, :-1])):
+        crossings[r].append(int(j))
+    arrivals, cmd = [], first_cmd
+    for r in range(rows):
+        total = int(cum[r, -1])
+        pending = total - lanes * int(before[r, -1])  # entries left for the last beat(s)
+        last_out = cmd + per_row + 1
+        # The packer's beats with entries, or the row's end: (cycle, entries, row_end).
+        beats = [(cmd + j + 2, lanes, False) for j in crossings[r]]
+        if pending > lanes:
+            beats += [(last_out, lanes, False), (last_out + 1, pending - lanes, True)]
+            last_out += 1
         else:
-            out.append((cycle, pending, True))
-    return out
-
-
-def _rows_adapter(beats):
-    """:class:`hw.row_adapters.EntriesToRows` on one row's beats ``[(cycle, entries,
-    row_end)]``: the PE array's beats ``[(cycle, entries)]`` (a beat with entries is held until
-    the next one, or the row's end, arrives; a row with none becomes one empty beat)."""
-    out, held = [], None
-    for cycle, entries, row_end in beats:
-        if entries == 0 and not row_end:
-            continue
-        if held is not None:
-            out.append((cycle, held))
-            held = None
-        if entries:
-            if row_end:
+            beats.append((last_out, pending, True))
+        out, held = [], None
+        for cycle, entries, row_end in beats:
+            if held is not None:
+                out.append((cycle, held))
+                held = None
+            if entries and row_end:
                 out.append((cycle + 1, entries))
-            else:
+            elif entries:
                 held = entries
-        elif not out:
-            out.append((cycle, 0))
-    return out
+            elif not out:
+                out.append((cycle, 0))  # a row with no entries: one empty beat
+        arrivals.append(row_arrival(out))
+        cmd = last_out + GEMM_ROW_EXTRA
+    return arrivals, cmd
 
 
 def gemm_cycles(config, mask, tiles, *, dense=False):
     """Cycles of a GEMM command: the sparse operand's keep mask (``rows x depth``, as the
     selector will keep it) times ``tiles`` dense tiles; ``dense`` for the dense mode (every
-    element, the host's rows straight to the PE array)."""
+    element, the host's rows straight to the PE array, one beat a cycle and a cycle between
+    rows)."""
     mask = np.asarray(mask, dtype=bool)
     rows, depth = mask.shape
     lanes = config.topk_lanes
-    per_row = math.ceil(depth / lanes) if depth else 1
-    beats, counts = [], []
+    per_row = max(1, math.ceil(depth / lanes))
     if dense:
-        cycle = DENSE_FIRST_BEAT
-        for _ in range(rows):
-            beats.append([(cycle + 1 + j, min(lanes, depth - j * lanes))
-                          for j in range(per_row)])
-            counts.append(depth)
-            cycle += per_row + 1
-    else:
-        cycle = GEMM_FIRST_ROW
+        counts = [depth] * rows
+        # Row r's beats leave the adapter one a cycle from ``first``; the first word bounds
+        # the row's end (each later word brings ``lanes`` entries a cycle, more than the PE
+        # row uses).
+        arrivals = []
         for r in range(rows):
-            packed = _packer_beats(mask[r].tolist(), lanes, cycle + 1)
-            beats.append(_rows_adapter(packed))
-            counts.append(int(mask[r].sum()))
-            cycle = packed[-1][0] + GEMM_ROW_EXTRA
-    last = _pe_job(config, counts, beats, depth, tiles, dense_start=GEMM_PE_CMD + START)
+            first = DENSE_FIRST_BEAT + 1 + r * (per_row + 1)
+            arrivals.append((first + WORD_READY + depth, first + per_row - 1))
+    else:
+        counts = mask.sum(axis=1).astype(int).tolist()
+        arrivals, _ = _selector_rows(mask, lanes, GEMM_FIRST_ROW)
+    last = _pe_job(config, counts, arrivals, depth, tiles, dense_start=GEMM_PE_CMD + START)
     return last + GEMM_REPLY
 
 
@@ -358,5 +358,6 @@ def gemm_saved_cycles(config, mask, tiles):
             beats[feature].append((cycle, 0))
         feature += 1
         cycle += 1
-    last = _pe_job(config, counts, beats, depth, tiles, dense_start=GEMM_PE_CMD + START)
+    arrivals = [row_arrival(row) for row in beats]
+    last = _pe_job(config, counts, arrivals, depth, tiles, dense_start=GEMM_PE_CMD + START)
     return last + GEMM_REPLY
