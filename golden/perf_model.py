@@ -15,8 +15,7 @@ rows adapters and the buffer's bitmap scan emit them; double-buffered dense tile
 once every PE row has finished the tile two before it); one entry a cycle per PE row; and the
 result path: a row's last entry issues only while at most one finished row waits in its PE
 row's two-entry FIFO, and the PE rows sharing a result slot pass one result a cycle between
-them, oldest first (the RTL's round robin differs only in ties). Dense tiles after the third
-repeat the third's timing.
+them in round robin. Dense tiles after the third repeat the third's timing.
 
 Agreement with the RTL: :mod:`sim.model_vs_bench` (168 benchmark tiles, all within 2 %) and
 :mod:`sim.tb_perf_top` (random commands on the top).
@@ -146,14 +145,15 @@ def _pe_job(config, counts, arrivals, depth, tiles, *, dense_start):
 def _slot_group_tile(group, row_costs, starts, in_flight, slot_free, not_before=None):
     """One dense tile on the PE rows ``group`` that share a result slot: each PE row issues
     its rows' entries from ``starts[r]``; a row's result may leave two cycles after the cycle
-    that follows its last issue, one a cycle through the slot, oldest first; a row's last entry
+    that follows its last issue, one a cycle through the slot, in round robin among the PE
+    rows with a result waiting (the RTL's arbiter); a row's last entry
     issues only once the result of the row two before it has left (the result FIFO holds two).
     ``in_flight[r]`` (the departures of each PE row's last two results, updated) and
     ``slot_free`` carry the result path from one tile to the next. ``not_before[r][i]``, if
     given, is the earliest cycle after the last issue of PE row ``r``'s row ``i`` (its words'
     arrival). Returns the cycle after each PE row's last issue, the last departure and the
     slot's next free cycle."""
-    heap, ends, departed = [], {}, slot_free - 1
+    heads, ends, departed = {}, {}, slot_free - 1
     index, last_issue = {}, {}
 
     def finish(r, start):
@@ -163,16 +163,24 @@ def _slot_group_tile(group, row_costs, starts, in_flight, slot_free, not_before=
         if len(in_flight[r]) >= 2:
             end = max(end, in_flight[r][-2] + 1)
         last_issue[r] = end
-        heapq.heappush(heap, (end + RESULT_FIFO_WAIT, r))
+        heads[r] = end + RESULT_FIFO_WAIT
 
     for r in group:
         ends[r] = starts[r]
         if row_costs[r]:
             index[r] = 0
             finish(r, starts[r])
-    while heap:
-        eligible, r = heapq.heappop(heap)
-        departed = max(eligible, slot_free)
+    last_grant = -1
+    order = list(group)
+    while heads:
+        now = max(slot_free, min(heads.values()))
+        ready = [r for r in order if r in heads and heads[r] <= now]
+        # Round robin: the first ready PE row after the last one granted.
+        above = [r for r in ready if order.index(r) > last_grant]
+        r = (above or ready)[0]
+        last_grant = order.index(r)
+        del heads[r]
+        departed = now
         slot_free = departed + 1
         in_flight[r] = in_flight[r][-1:] + [departed]
         index[r] += 1
@@ -192,6 +200,9 @@ def _slot_group_tile(group, row_costs, starts, in_flight, slot_free, not_before=
 #: command's fixed cost.
 THRESHOLD_PASS = 258
 THRESHOLD_FIXED = 6
+#: The selector clears its histogram (``2**radix_bits`` bins) after reset; a command sent as
+#: reset ends waits for the rest.
+HISTOGRAM_CLEAR = 252
 #: SAVE_ACT: the command's fixed cost beyond one beat a cycle.
 SAVE_FIXED = 7
 #: GEMM: the first selector command's cycle; a row's cost beyond its beats (selector command,
@@ -212,11 +223,13 @@ def _selector_passes(config):
     return TopKSelector.from_config(config).passes
 
 
-def threshold_cycles(config, n):
+def threshold_cycles(config, n, *, after_reset=False):
     """Cycles of a THRESHOLD command on an ``n``-element tensor (each pass streams it once,
-    ``topk_lanes`` elements a cycle, then scans the histogram)."""
+    ``topk_lanes`` elements a cycle, then scans the histogram); ``after_reset`` for the first
+    one, sent as reset ends, which also waits for the histogram to be cleared."""
     passes = _selector_passes(config)
-    return passes * (math.ceil(n / config.topk_lanes) + THRESHOLD_PASS) + THRESHOLD_FIXED
+    return (passes * (math.ceil(n / config.topk_lanes) + THRESHOLD_PASS) + THRESHOLD_FIXED
+            + (HISTOGRAM_CLEAR if after_reset else 0))
 
 
 def save_act_cycles(config, n):

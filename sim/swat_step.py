@@ -32,7 +32,7 @@ from .cli import OneLineParser
 from golden.layers import SwatConv2d, SwatLinear, col2im, im2col
 
 __all__ = ["LayerSpec", "parse_layer", "step_config", "make_operands", "golden_step",
-           "run_step_on_rtl", "main"]
+           "run_step_on_rtl", "predict_step", "main"]
 
 
 class LayerSpec:
@@ -209,6 +209,42 @@ async def run_step_on_rtl(drv, spec, w, x, dy, density):
                        "dense_bits": int(cols.size * drv.config.width)}
 
 
+def _job_tiles(config, rows, depth, n):
+    """The jobs :func:`_tiled_gemm` runs: ``(row slice, reduction slice, dense tiles)``."""
+    col_step = config.pe_max_tiles * config.pe_cols
+    for r0 in range(0, rows, config.pe_max_rows):
+        for k0 in range(0, depth, config.tile_depth):
+            for c0 in range(0, n, col_step):
+                yield (slice(r0, r0 + config.pe_max_rows), slice(k0, k0 + config.tile_depth),
+                       -(-min(col_step, n - c0) // config.pe_cols))
+
+
+def predict_step(config, spec, w, x, dy, density):
+    """The cycles of each phase of :func:`run_step_on_rtl`, from the cycle model
+    (:mod:`golden.perf_model`), for the same operands and the same jobs. The first threshold
+    follows reset, so it also waits for the selector's histogram clear."""
+    from golden import perf_model
+
+    batch = x.shape[0]
+    w_matrix = w.reshape(spec.cout, -1)
+    w_mask = topk.apply_threshold(w_matrix, topk.topk_threshold(w, density))
+    cols = x if spec.kind == "linear" else im2col(x, spec.kernel, 1, spec.padding)
+    saved_mask = topk.apply_threshold(cols.T, topk.topk_threshold(x, density))
+    positions = spec.positions(batch)
+    phases = {
+        "weight threshold": perf_model.threshold_cycles(config, w.size, after_reset=True),
+        "activation threshold": perf_model.threshold_cycles(config, x.size),
+        "save activations": perf_model.save_act_cycles(config, cols.size),
+    }
+    for phase, mask in (("forward", w_mask), ("input gradient", w_mask.T)):
+        phases[phase] = sum(perf_model.gemm_cycles(config, mask[rows, red], tiles)
+                            for rows, red, tiles in _job_tiles(config, *mask.shape,
+                                                               positions))
+    phases["weight gradient"] = perf_model.gemm_saved_cycles(
+        config, saved_mask, -(-spec.cout // config.pe_cols))
+    return phases
+
+
 def compare(golden, rtl):
     """Names of the outputs that differ, with the first differing position."""
     problems = []
@@ -274,10 +310,11 @@ def main(argv=None):
     report = json.loads(out.read_text())
     print(f"SWAT step of {args.layer}, batch {args.batch}, density {args.density}, "
           f"{config.pe} array, {config.width}-bit, on {args.sim}")
-    print("| phase | cycles |\n|---|---|")
+    model = report["model"]
+    print("| phase | cycles | cycle model |\n|---|---|---|")
     for phase, cycles in report["cycles"].items():
-        print(f"| {phase} | {cycles} |")
-    print(f"| total | {sum(report['cycles'].values())} |")
+        print(f"| {phase} | {cycles} | {model[phase]} |")
+    print(f"| total | {sum(report['cycles'].values())} | {sum(model.values())} |")
     print(f"activation buffer: {report['stored_bits']} bits stored, "
           f"{report['stored_bits'] / report['dense_bits']:.1%} of dense "
           f"({report['dense_bits']} bits)")

@@ -3,7 +3,7 @@ accelerator top, compared bit for bit with golden.
 
 Parameters (``SWAT_TB_PARAMS``): ``config``, ``layer`` (a :class:`sim.swat_step.LayerSpec`
 dict), ``batch``, ``density``, ``seed``, ``out`` (a JSON report: cycles per phase, stored bits,
-problems).
+problems, and the cycle model's prediction of each phase).
 """
 
 import json
@@ -11,7 +11,8 @@ import json
 import cocotb
 
 from .accel_driver import AccelDriver
-from .swat_step import LayerSpec, compare, golden_step, make_operands, run_step_on_rtl
+from .swat_step import (LayerSpec, compare, golden_step, make_operands, predict_step,
+                         run_step_on_rtl)
 from .tb_util import start_clock_and_reset, tb_params, tb_rng
 
 
@@ -25,6 +26,7 @@ async def swat_step(dut):
     w, x, dy = make_operands(spec, params["batch"], width, params["seed"])
     want = golden_step(spec, w, x, dy, params["density"], width)
     y, dx, dw, report = await run_step_on_rtl(drv, spec, w, x, dy, params["density"])
+    report["model"] = predict_step(drv.config, spec, w, x, dy, params["density"])
     report["problems"] = compare(want, (y, dx, dw))
     with open(params["out"], "w") as f:
         json.dump(report, f)

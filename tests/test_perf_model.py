@@ -54,9 +54,9 @@ TOP_CONFIGS = {
 
 @pytest.mark.parametrize("name", sorted(TOP_CONFIGS))
 def test_top_model_agrees_with_the_rtl(run_cocotb, simulator, tmp_path, name):
-    """Every command (threshold, save, GEMM sparse and dense, weight-gradient GEMM) against the
-    top's reply cycles: the worst of these two runs is 2.02 % (6 of 297 cycles); the test allows
-    2.5 %, or 3 cycles for commands of a few dozen cycles."""
+    """Every command (threshold, save, GEMM sparse and dense, weight-gradient GEMM) within 2 %
+    of the top's reply cycles, or 3 cycles for commands of a few dozen cycles (the worst in
+    these runs: 1.0 % on commands over 100 cycles, 1 cycle in 65 below)."""
     if simulator != "verilator":
         pytest.skip("cycle counts are the same on both simulators; one suffices")
     from hw.top import SwatAccel
@@ -64,7 +64,7 @@ def test_top_model_agrees_with_the_rtl(run_cocotb, simulator, tmp_path, name):
     config = TOP_CONFIGS[name]
     out = tmp_path / "top_model.json"
     run_cocotb(SwatAccel(config), toplevel="swat_accel", test_module="sim.tb_perf_top",
-               params={"config": config.to_dict(), "jobs": 25, "tolerance": 0.025, "slack": 3,
+               params={"config": config.to_dict(), "jobs": 25, "tolerance": 0.02, "slack": 3,
                        "out": str(out)})
     report = json.loads(out.read_text())
     kinds = {r["kind"] for r in report}

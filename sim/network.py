@@ -1,0 +1,479 @@
+"""Network-level SWAT results from the cycle model: ``python -m sim.network``.
+
+For ResNet-18 on CIFAR-10 shapes and ResNet-50 on ImageNet shapes, under SWAT-U (first layer
+dense) and SWAT-ERK at sparsity 0.8 and 0.9, it predicts with :mod:`golden.perf_model` the
+cycles one training iteration takes on the generated accelerator, driven the way
+:mod:`sim.swat_step` drives it, and compares them with the same hardware in dense mode:
+
+* forward: the threshold refreshes of the weights and of the input activations (once every
+  ``--period`` iterations), saving the sparsified activations, and the forward products;
+* backward: the input-gradient and weight-gradient products.
+
+The dense baseline runs the same products in the PE array's dense mode (every element), with no
+threshold and no save. Each product is cut into the jobs the configuration allows (rows up to
+``pe_max_rows``, reductions up to ``tile_depth``, columns up to ``pe_max_tiles`` tiles); the
+weight gradient's activations are saved and read in chunks of ``tile_depth`` positions and as
+many features as the activation buffer holds. A layer's jobs are sampled (``--samples`` per
+row block, evenly spaced), modelled exactly, and scaled to the layer's job count.
+
+Operands come from :mod:`golden.synthetic` (no trained tensors of these networks exist here):
+weights and output gradients with log-normal per-channel scales, post-ReLU activations; SWAT's
+exact per-tensor top-K picks the masks.
+
+Writes ``network.json``, ``network.md`` and ``network.png`` into ``--out``, and prints the
+tables. Also reports how the speedup changes with the array size and with the top-K period.
+"""
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+from golden import budgets, networks, perf_model, synthetic, topk
+from golden.config import AccelConfig, ConfigError, parse_pe
+
+from .cli import OneLineParser
+
+__all__ = ["NETWORKS", "SCHEMES", "SWAT_REPORTED", "layer_densities", "evaluate", "main"]
+
+#: name -> (layer list, default batch)
+NETWORKS = {
+    "resnet18-cifar10": (networks.resnet18_cifar, 32),
+    "resnet50-imagenet": (networks.resnet50_imagenet, 4),
+}
+#: (scheme, sparsity)
+SCHEMES = [("SWAT-U", 0.8), ("SWAT-U", 0.9), ("SWAT-ERK", 0.8), ("SWAT-ERK", 0.9)]
+#: SWAT's reported figures (``../shared/SWAT.md``): speedups on a simulated sparse accelerator
+#: (any network) and ResNet-50's training FLOP reduction.
+SWAT_REPORTED = {
+    ("SWAT-U", 0.8): {"forward": 3.3, "backward": 3.4, "flop_reduction": 0.761},
+    ("SWAT-U", 0.9): {"forward": 5.6, "backward": 6.3, "flop_reduction": 0.856},
+    ("SWAT-ERK", 0.8): {"flop_reduction": 0.600},
+    ("SWAT-ERK", 0.9): {"flop_reduction": 0.790},
+}
+SWAT_ACTIVATION_SAVING = "23-50 %"
+
+
+def layer_densities(layers, scheme, sparsity):
+    """Per-layer densities: SWAT-U keeps the first layer dense; SWAT-ERK by RigL's rule."""
+    shapes = [(l.cout, l.cin, l.kernel, l.kernel) for l in layers]
+    if scheme == "SWAT-U":
+        return budgets.uniform_densities(shapes, 1 - sparsity, first_layer_dense=True)
+    if scheme == "SWAT-ERK":
+        return budgets.erk_densities(shapes, 1 - sparsity)
+    raise ValueError(f"scheme must be SWAT-U or SWAT-ERK, not {scheme!r}")
+
+
+def _chunks(total, size):
+    """``[(start, length), ...]`` covering ``range(total)`` in pieces of at most ``size``."""
+    return [(s, min(size, total - s)) for s in range(0, total, size)]
+
+
+def _sample(items, count):
+    """``count`` evenly spaced items (all of them if there are fewer)."""
+    if len(items) <= count:
+        return list(items)
+    return [items[i] for i in np.linspace(0, len(items) - 1, count).round().astype(int)]
+
+
+def _im2col_positions(x, layer, start, count):
+    """Columns ``start .. start + count - 1`` of ``im2col(x).T`` (``features x count``)."""
+    k, s, p = layer.kernel, layer.stride, layer.padding
+    out = layer.out_size
+    pos = np.arange(start, start + count)
+    b, rest = np.divmod(pos, out * out)
+    oy, ox = np.divmod(rest, out)
+    xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+    dy, dx = np.meshgrid(np.arange(k), np.arange(k), indexing="ij")
+    rows = oy[:, None, None] * s + dy[None]
+    cols = ox[:, None, None] * s + dx[None]
+    patches = xp[b[:, None, None, None], np.arange(x.shape[1])[None, :, None, None],
+                 rows[:, None], cols[:, None]]  # (count, cin, k, k)
+    return patches.reshape(count, -1).T
+
+
+@dataclasses.dataclass
+class _Totals:
+    threshold: float = 0.0
+    save: float = 0.0
+    forward: float = 0.0
+    input_grad: float = 0.0
+    weight_grad: float = 0.0
+    dense_forward: float = 0.0
+    dense_input_grad: float = 0.0
+    dense_weight_grad: float = 0.0
+    macs: float = 0.0
+    sparse_macs: float = 0.0
+    act_dense_bits: float = 0.0
+    act_swat_bits: float = 0.0
+    act_stored_bits: float = 0.0
+
+
+def _product_cycles(config, mask, cols, samples, *, dense_cache):
+    """Sparse and dense cycles of ``mask`` (rows x reduction, the sparse operand's keep mask)
+    times ``cols`` dense columns, in the jobs the configuration allows."""
+    rows, reduction = mask.shape
+    per_job_cols = config.pe_max_tiles * config.pe_cols
+    col_jobs = [(math.ceil(n / config.pe_cols), count) for n, count in
+                _column_groups(cols, per_job_cols)]
+    sparse = dense = 0.0
+    for r0, r_len in _chunks(rows, config.pe_max_rows):
+        k_chunks = _chunks(reduction, config.tile_depth)
+        picked = _sample(k_chunks, samples)
+        scale = len(k_chunks) / len(picked)
+        for k0, k_len in picked:
+            job = mask[r0:r0 + r_len, k0:k0 + k_len]
+            for tiles, count in col_jobs:
+                sparse += scale * count * perf_model.gemm_cycles(config, job, tiles)
+                key = (r_len, k_len, tiles)
+                if key not in dense_cache:
+                    dense_cache[key] = perf_model.gemm_cycles(config, job, tiles, dense=True)
+                dense += scale * count * dense_cache[key]
+    return sparse, dense
+
+
+def _column_groups(cols, per_job):
+    """``[(columns of a job, how many such jobs)]``."""
+    full, rest = divmod(cols, per_job)
+    return [(n, c) for n, c in ((per_job, full), (rest, 1)) if c and n]
+
+
+def _saved_chunk_features(config, positions, density):
+    """Features of a saved chunk of ``positions`` that the activation buffer holds (bitmap
+    bits, kept values with a 25 % margin over the expected count, rows)."""
+    by_bits = config.act_bitmap_bits // positions
+    by_values = int(config.act_values // max(1.0, 1.25 * density * positions))
+    return max(1, min(config.pe_max_rows, config.act_max_rows, by_bits, by_values))
+
+
+def evaluate(config, layers, densities, batch, *, samples, rng):
+    """Cycles, MACs and saved-activation bits of one training iteration, per layer and in
+    total: ``(per_layer, totals)`` with the threshold cycles given per refresh."""
+    width = config.width
+    dense_cache = {}
+    per_layer, totals = [], _Totals()
+    for index, (layer, density) in enumerate(zip(layers, densities)):
+        t = _Totals()
+        p = layer.positions(batch)
+        f, cout = layer.features, layer.cout
+        w = synthetic.weights(rng, cout, layer.cin, layer.kernel, width)
+        x = synthetic.activations(rng, batch, layer.cin, layer.size, width)
+        sparse_layer = density < 1.0
+        w_mask = (topk.topk_mask(w, density) if sparse_layer
+                  else np.ones(w.shape, bool)).reshape(cout, f)
+        x_mask = topk.topk_mask(x, density) if sparse_layer else np.ones(x.shape, bool)
+
+        # Forward and input gradient: W~ (or its transpose) through the selector.
+        fwd, fwd_dense = _product_cycles(config, w_mask, p, samples, dense_cache=dense_cache)
+        t.forward, t.dense_forward = (fwd if sparse_layer else fwd_dense), fwd_dense
+        t.macs += f * cout * p
+        t.sparse_macs += float(w_mask.sum()) * p
+        if index > 0:  # the first layer needs no input gradient
+            ig, ig_dense = _product_cycles(config, w_mask.T, p, samples,
+                                           dense_cache=dense_cache)
+            t.input_grad, t.dense_input_grad = (ig if sparse_layer else ig_dense), ig_dense
+            t.macs += f * cout * p
+            t.sparse_macs += float(w_mask.sum()) * p
+        if sparse_layer:
+            t.threshold = (perf_model.threshold_cycles(config, w.size)
+                           + perf_model.threshold_cycles(config, x.size))
+
+        # Weight gradient: X~ saved feature-major in chunks, read back by rows.
+        tiles = math.ceil(cout / config.pe_cols)
+        p_chunks = _chunks(p, config.tile_depth)
+        kept_sampled = elements_sampled = 0
+        fc = _saved_chunk_features(config, config.tile_depth, density)
+        for f0, f_len in _chunks(f, fc):
+            picked = _sample(p_chunks, samples)
+            scale = len(p_chunks) / len(picked)
+            for p0, p_len in picked:
+                chunk = _im2col_positions(x_mask, layer, p0, p_len)[f0:f0 + f_len]
+                kept_sampled += int(chunk.sum())
+                elements_sampled += chunk.size
+                key = (f_len, p_len, tiles)
+                if key not in dense_cache:
+                    dense_cache[key] = perf_model.gemm_cycles(config, chunk, tiles, dense=True)
+                t.dense_weight_grad += scale * dense_cache[key]
+                if sparse_layer:
+                    t.save += scale * perf_model.save_act_cycles(config, chunk.size)
+                    t.weight_grad += scale * perf_model.gemm_saved_cycles(config, chunk, tiles)
+        if not sparse_layer:
+            t.weight_grad = t.dense_weight_grad
+        t.macs += f * p * cout
+        t.sparse_macs += f * p * cout * (kept_sampled / elements_sampled)
+
+        # Saved activations: SWAT's X~ in the bitmap format, against dense X.
+        t.act_dense_bits = x.size * width
+        t.act_swat_bits = x.size + int(x_mask.sum()) * width
+        t.act_stored_bits = f * p * (1 + width * kept_sampled / elements_sampled)
+        per_layer.append({"layer": layer.name, "density": density, **dataclasses.asdict(t)})
+        for field in dataclasses.fields(_Totals):
+            setattr(totals, field.name, getattr(totals, field.name) + getattr(t, field.name))
+    return per_layer, totals
+
+
+def summarize(totals, period):
+    """Speedups, FLOP reduction and memory from :func:`evaluate`'s totals at top-K ``period``."""
+    forward = totals.threshold / period + totals.save + totals.forward
+    backward = totals.input_grad + totals.weight_grad
+    dense_forward = totals.dense_forward
+    dense_backward = totals.dense_input_grad + totals.dense_weight_grad
+    return {
+        "forward_cycles": round(forward), "backward_cycles": round(backward),
+        "dense_forward_cycles": round(dense_forward),
+        "dense_backward_cycles": round(dense_backward),
+        "forward_speedup": dense_forward / forward,
+        "backward_speedup": dense_backward / backward,
+        "training_speedup": (dense_forward + dense_backward) / (forward + backward),
+        "flop_reduction": 1 - totals.sparse_macs / totals.macs,
+        "activation_memory_vs_dense": totals.act_swat_bits / totals.act_dense_bits,
+        "activation_memory_saving": 1 - totals.act_swat_bits / totals.act_dense_bits,
+        "stored_im2col_vs_dense": totals.act_stored_bits / totals.act_dense_bits,
+        "threshold_share": totals.threshold / period / (forward + backward),
+    }
+
+
+def _run(config, network, scheme, sparsity, batch, samples, seed, period):
+    layers = NETWORKS[network][0]()
+    densities = layer_densities(layers, scheme, sparsity)
+    rng = np.random.default_rng(seed)
+    per_layer, totals = evaluate(config, layers, densities, batch, samples=samples, rng=rng)
+    return {"network": network, "scheme": scheme, "sparsity": sparsity, "batch": batch,
+            "pe": config.pe, "period": period,
+            "global_density": budgets.global_density(
+                [(l.cout, l.cin, l.kernel, l.kernel) for l in layers], densities),
+            **summarize(totals, period), "totals": dataclasses.asdict(totals),
+            "layers": per_layer}
+
+
+def _fmt(x, digits=2):
+    return f"{x:.{digits}f}"
+
+
+def format_tables(results, sweep_pe, sweep_period, sweep_lanes):
+    lines = ["| network | scheme | sparsity | batch | forward speedup | backward speedup | "
+             "training speedup | FLOP reduction | saved activations vs dense | "
+             "SWAT reported (fwd / bwd, FLOP red.) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        ref = SWAT_REPORTED.get((r["scheme"], r["sparsity"]), {})
+        speed = (f"{ref['forward']}x / {ref['backward']}x" if "forward" in ref else "-")
+        flops = f"{100 * ref['flop_reduction']:.1f} %" if "flop_reduction" in ref else "-"
+        lines.append(
+            f"| {r['network']} | {r['scheme']} | {r['sparsity']} | {r['batch']} "
+            f"| {_fmt(r['forward_speedup'])}x | {_fmt(r['backward_speedup'])}x "
+            f"| {_fmt(r['training_speedup'])}x | {100 * r['flop_reduction']:.1f} % "
+            f"| {100 * r['activation_memory_vs_dense']:.1f} % | {speed}, {flops} |")
+    lines += ["", "Cycles of one iteration by phase (millions; dense mode in brackets):", "",
+              "| network | scheme | sparsity | threshold passes | save activations | forward "
+              "product | input gradient | weight gradient |",
+              "|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        t, period = r["totals"], r["period"]
+        lines.append(
+            f"| {r['network']} | {r['scheme']} | {r['sparsity']} "
+            f"| {t['threshold'] / period / 1e6:.2f} | {t['save'] / 1e6:.2f} "
+            f"| {t['forward'] / 1e6:.2f} ({t['dense_forward'] / 1e6:.2f}) "
+            f"| {t['input_grad'] / 1e6:.2f} ({t['dense_input_grad'] / 1e6:.2f}) "
+            f"| {t['weight_grad'] / 1e6:.2f} ({t['dense_weight_grad'] / 1e6:.2f}) |")
+    lines += ["", "Array size (" + _sweep_label(sweep_pe) + "):", "",
+              "| array | forward speedup | backward speedup | training speedup |",
+              "|---|---|---|---|"]
+    for r in sweep_pe:
+        lines.append(f"| {r['pe']} | {_fmt(r['forward_speedup'])}x "
+                     f"| {_fmt(r['backward_speedup'])}x | {_fmt(r['training_speedup'])}x |")
+    lines += ["", "Top-K period (" + _sweep_label(sweep_period) + "):", "",
+              "| period | forward speedup | training speedup | threshold passes' share |",
+              "|---|---|---|---|"]
+    for r in sweep_period:
+        lines.append(f"| {r['period']} | {_fmt(r['forward_speedup'])}x "
+                     f"| {_fmt(r['training_speedup'])}x | {100 * r['threshold_share']:.1f} % |")
+    lines += ["", "Top-K selector lanes (" + _sweep_label(sweep_lanes) + "):", "",
+              "| lanes | forward speedup | backward speedup | training speedup |",
+              "|---|---|---|---|"]
+    for r in sweep_lanes:
+        lines.append(f"| {r['topk_lanes']} | {_fmt(r['forward_speedup'])}x "
+                     f"| {_fmt(r['backward_speedup'])}x | {_fmt(r['training_speedup'])}x |")
+    return "\n".join(lines)
+
+
+def _sweep_label(rows):
+    if not rows:
+        return "none"
+    r = rows[0]
+    return f"{r['network']}, {r['scheme']} {r['sparsity']}, batch {r['batch']}"
+
+
+def plot(results, sweep_pe, sweep_period, sweep_lanes, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 4, figsize=(19, 4.2))
+    ax = axes[0]
+    labels = [f"{r['network'].split('-')[0]}\n{r['scheme']} {r['sparsity']}" for r in results]
+    xs = np.arange(len(results))
+    ax.bar(xs - 0.2, [r["forward_speedup"] for r in results], 0.4, label="forward")
+    ax.bar(xs + 0.2, [r["backward_speedup"] for r in results], 0.4, label="backward")
+    for i, r in enumerate(results):
+        ref = SWAT_REPORTED.get((r["scheme"], r["sparsity"]), {})
+        if "forward" in ref:
+            ax.plot([i - 0.2, i + 0.2], [ref["forward"], ref["backward"]], "k_", ms=14,
+                    mew=2, label="SWAT reported" if i == 0 else None)
+    ax.set_xticks(xs, labels, fontsize=7)
+    ax.set_ylabel("speedup over dense mode")
+    ax.set_title("training speedup")
+    ax.legend(fontsize=8)
+    ax = axes[1]
+    pes = [r["pe"] for r in sweep_pe]
+    for key in ("forward_speedup", "backward_speedup", "training_speedup"):
+        ax.plot(pes, [r[key] for r in sweep_pe], "o-", label=key.split("_")[0])
+    ax.set_xlabel("PE array")
+    ax.set_title("speedup vs array size")
+    ax.legend(fontsize=8)
+    ax = axes[2]
+    periods = [r["period"] for r in sweep_period]
+    for key in ("forward_speedup", "training_speedup"):
+        ax.plot(periods, [r[key] for r in sweep_period], "o-", label=key.split("_")[0])
+    ax.set_xscale("log")
+    ax.set_xlabel("top-K period (iterations)")
+    ax.set_title("speedup vs top-K period")
+    ax.legend(fontsize=8)
+    ax = axes[3]
+    lanes = [r["topk_lanes"] for r in sweep_lanes]
+    for key in ("forward_speedup", "backward_speedup", "training_speedup"):
+        ax.plot(lanes, [r[key] for r in sweep_lanes], "o-", label=key.split("_")[0])
+    ax.set_xlabel("top-K selector lanes")
+    ax.set_title("speedup vs selector lanes")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None):
+    parser = OneLineParser(prog="python -m sim.network", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pe", default="16x16", help="PE array RxC (default: 16x16)")
+    parser.add_argument("--width", type=int, default=8, help="operand width (default: 8)")
+    parser.add_argument("--topk-lanes", type=int, default=AccelConfig().topk_lanes,
+                        help="elements per cycle of the top-K selector and the activation "
+                             "buffer (default: the configuration's)")
+    parser.add_argument("--networks", default=",".join(NETWORKS),
+                        help=f"comma-separated, of {', '.join(NETWORKS)} (default: both)")
+    parser.add_argument("--batch", type=int, default=None,
+                        help="batch size (default: 32 for CIFAR-10, 4 for ImageNet)")
+    parser.add_argument("--period", type=int, default=10,
+                        help="top-K period in iterations (default: 10, SWAT's CIFAR setting)")
+    parser.add_argument("--samples", type=int, default=2,
+                        help="jobs modelled per row block of a product (default: 2)")
+    parser.add_argument("--sweep-pes", default="4x4,8x8,16x16,32x32",
+                        help="array sizes of the array-size sweep (default: 4x4 to 32x32)")
+    parser.add_argument("--sweep-periods", default="1,10,100,1000",
+                        help="top-K periods of the period sweep (default: 1,10,100,1000)")
+    parser.add_argument("--sweep-lanes", default="4,8,16",
+                        help="top-K lanes of the selector-lanes sweep (default: 4,8,16)")
+    parser.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
+    parser.add_argument("--out", default="network_results",
+                        help="output folder (default: network_results)")
+    args = parser.parse_args(argv)
+    try:
+        rows, cols = parse_pe(args.pe)
+        config = AccelConfig(pe_rows=rows, pe_cols=cols, width=args.width,
+                             topk_lanes=args.topk_lanes)
+        from hw.top import check_config
+
+        check_config(config)
+        chosen = [n.strip() for n in args.networks.split(",") if n.strip()]
+        for name in chosen:
+            if name not in NETWORKS:
+                raise ValueError(f"--networks: unknown network {name!r} (known: "
+                                 f"{', '.join(NETWORKS)})")
+        if not chosen:
+            raise ValueError("--networks must name at least one network")
+        for flag, value, lo in (("--batch", args.batch, 1), ("--period", args.period, 1),
+                                ("--samples", args.samples, 1)):
+            if value is not None and value < lo:
+                raise ValueError(f"{flag} must be at least {lo}, not {value}")
+        sweep_pes = [parse_pe(p) for p in args.sweep_pes.split(",") if p.strip()]
+        sweep_configs = [dataclasses.replace(config, pe_rows=r, pe_cols=c)
+                         for r, c in sweep_pes]
+        for cfg in sweep_configs:
+            check_config(cfg)
+        try:
+            periods = [int(p) for p in args.sweep_periods.split(",") if p.strip()]
+        except ValueError:
+            raise ValueError("--sweep-periods must be comma-separated integers, not "
+                             f"{args.sweep_periods!r}") from None
+        if any(p < 1 for p in periods):
+            raise ValueError("--sweep-periods must be positive")
+        try:
+            lanes = [int(n) for n in args.sweep_lanes.split(",") if n.strip()]
+        except ValueError:
+            raise ValueError("--sweep-lanes must be comma-separated integers, not "
+                             f"{args.sweep_lanes!r}") from None
+        lane_configs = [dataclasses.replace(config, topk_lanes=n) for n in lanes]
+        for cfg in lane_configs:
+            check_config(cfg)
+    except (ConfigError, ValueError) as e:
+        parser.error(str(e))
+
+    start = time.monotonic()
+    results = []
+    for name in chosen:
+        batch = args.batch or NETWORKS[name][1]
+        for scheme, sparsity in SCHEMES:
+            print(f"{name} {scheme} {sparsity} on {config.pe} "
+                  f"({time.monotonic() - start:.0f} s so far)", flush=True)
+            results.append(_run(config, name, scheme, sparsity, batch, args.samples,
+                                args.seed, args.period))
+    # The sweeps: the first network, SWAT-U at 0.9.
+    sweep_net = chosen[0]
+    sweep_batch = args.batch or NETWORKS[sweep_net][1]
+    sweep_pe = []
+    for cfg in sweep_configs:
+        print(f"array-size sweep: {cfg.pe} ({time.monotonic() - start:.0f} s so far)",
+              flush=True)
+        sweep_pe.append(_run(cfg, sweep_net, "SWAT-U", 0.9, sweep_batch, args.samples,
+                             args.seed, args.period))
+    sweep_lanes = []
+    for cfg in lane_configs:
+        print(f"selector-lanes sweep: {cfg.topk_lanes} ({time.monotonic() - start:.0f} s so "
+              "far)", flush=True)
+        row = _run(cfg, sweep_net, "SWAT-U", 0.9, sweep_batch, args.samples, args.seed,
+                   args.period)
+        sweep_lanes.append({**row, "topk_lanes": cfg.topk_lanes})
+    base = next(r for r in results if r["network"] == sweep_net and r["scheme"] == "SWAT-U"
+                and r["sparsity"] == 0.9)
+    sweep_period = []
+    for period in periods:
+        totals = _Totals(**base["totals"])
+        sweep_period.append({**{k: base[k] for k in ("network", "scheme", "sparsity", "batch",
+                                                     "pe")},
+                             "period": period, **summarize(totals, period)})
+
+    os.makedirs(args.out, exist_ok=True)
+    tables = format_tables(results, sweep_pe, sweep_period, sweep_lanes)
+    with open(os.path.join(args.out, "network.json"), "w") as f:
+        json.dump({"config": config.to_dict(), "period": args.period, "results": results,
+                   "array_size_sweep": sweep_pe, "period_sweep": sweep_period,
+                   "topk_lanes_sweep": sweep_lanes}, f, indent=1)
+        f.write("\n")
+    header = (f"SWAT training on the {config.pe} accelerator ({config.width}-bit, "
+              f"{config.topk_lanes} top-K lanes), cycle model, top-K period {args.period}, "
+              f"seed {args.seed}\n\n")
+    with open(os.path.join(args.out, "network.md"), "w") as f:
+        f.write(header + tables + "\n")
+    plot(results, sweep_pe, sweep_period, sweep_lanes, os.path.join(args.out, "network.png"))
+    print(header + tables)
+    print(f"written: {args.out}/network.json, network.md, network.png "
+          f"({time.monotonic() - start:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
