@@ -416,9 +416,12 @@ def main(argv=None):
         except ValueError:
             raise ValueError("--sweep-lanes must be comma-separated integers, not "
                              f"{args.sweep_lanes!r}") from None
-        lane_configs = [dataclasses.replace(config, topk_lanes=n) for n in lanes]
-        for cfg in lane_configs:
-            check_config(cfg)
+        try:
+            lane_configs = [dataclasses.replace(config, topk_lanes=n) for n in lanes]
+            for cfg in lane_configs:
+                check_config(cfg)
+        except ConfigError as e:
+            raise ValueError(f"--sweep-lanes: {e}") from None
     except (ConfigError, ValueError) as e:
         parser.error(str(e))
 

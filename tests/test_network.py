@@ -1,0 +1,83 @@
+import json
+
+import numpy as np
+import pytest
+
+from cli_run import run_module
+
+from golden import networks
+from golden.config import AccelConfig
+from sim import network
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--networks", "vgg"], "error: --networks: unknown network 'vgg' (known: "
+                            "resnet18-cifar10, resnet50-imagenet)"),
+    (["--pe", "3"], "error: --pe must be ROWSxCOLS with positive integers, like 16x16, not '3'"),
+    (["--batch", "0"], "error: --batch must be at least 1, not 0"),
+    (["--sweep-lanes", "3"], "error: --sweep-lanes: topk_lanes must be a power of two, not 3"),
+    (["--sweep-periods", "a"], "error: --sweep-periods must be comma-separated integers, "
+                               "not 'a'"),
+])
+def test_bad_arguments_give_one_line_and_exit_2(tmp_path, args, message):
+    result = run_module("sim.network", *args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == message
+
+
+def test_im2col_positions_match_golden_im2col():
+    from golden.layers import im2col
+
+    rng = np.random.default_rng(0)
+    layer = networks.ConvShape("c", 3, 4, 3, 2, 1, 7)
+    x = rng.integers(-5, 6, size=(2, 3, 7, 7))
+    full = im2col(x, 3, 2, 1).T
+    assert np.array_equal(network._im2col_positions(x, layer, 5, 20), full[:, 5:25])
+
+
+def test_sampling_scales_to_every_job():
+    """With as many samples as jobs, the product's cycles are the sum over its jobs."""
+    from golden import perf_model
+
+    config = AccelConfig(pe_rows=4, pe_cols=4, tile_depth=16, pe_max_rows=8, pe_max_tiles=2)
+    mask = np.random.default_rng(1).random((12, 40)) < 0.3
+    sparse, dense = network._product_cycles(config, mask, 20, samples=10, dense_cache={})
+    want = want_dense = 0
+    for r0 in (0, 8):
+        for k0 in (0, 16, 32):
+            job = mask[r0:r0 + 8, k0:k0 + 16]
+            for tiles, count in ((2, 2), (1, 1)):  # two jobs of 8 columns, one of 4
+                want += count * perf_model.gemm_cycles(config, job, tiles)
+                want_dense += count * perf_model.gemm_cycles(config, job, tiles, dense=True)
+    assert (sparse, dense) == (want, want_dense)
+
+
+def test_network_results_end_to_end(tmp_path):
+    result = run_module("sim.network", "--pe", "4x4", "--networks", "resnet18-cifar10",
+                        "--batch", "1", "--samples", "1", "--sweep-pes", "4x4",
+                        "--sweep-periods", "1,100", "--sweep-lanes", "4", "--out", "res",
+                        cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "res"
+    assert sorted(p.name for p in out.iterdir()) == ["network.json", "network.md",
+                                                     "network.png"]
+    report = json.loads((out / "network.json").read_text())
+    results = report["results"]
+    assert [(r["scheme"], r["sparsity"]) for r in results] == network.SCHEMES
+    for r in results:
+        for key in ("forward_speedup", "backward_speedup", "training_speedup",
+                    "flop_reduction", "activation_memory_saving"):
+            assert key in r
+        assert r["backward_speedup"] > 1.5 and r["forward_speedup"] > 1.0
+        assert len(r["layers"]) == len(networks.resnet18_cifar())
+    u8, u9 = results[0], results[1]
+    # Sparser trains faster, with fewer FLOPs and less saved memory; SWAT-U keeps conv1 dense.
+    assert u9["training_speedup"] > u8["training_speedup"]
+    assert 0.75 < u8["flop_reduction"] < u9["flop_reduction"] < 0.9
+    assert u9["activation_memory_vs_dense"] < u8["activation_memory_vs_dense"] < 0.5
+    assert u8["layers"][0]["density"] == 1.0
+    # Recomputing the thresholds less often only removes threshold passes.
+    p1, p100 = report["period_sweep"]
+    assert p100["forward_speedup"] > p1["forward_speedup"]
+    assert p100["threshold_share"] < p1["threshold_share"]
+    assert "| SWAT-U | 0.9 |" in (out / "network.md").read_text()
