@@ -73,11 +73,16 @@ def _chunks(total, size):
     return [(s, min(size, total - s)) for s in range(0, total, size)]
 
 
-def _sample(items, count):
-    """``count`` evenly spaced items (all of them if there are fewer)."""
-    if len(items) <= count:
-        return list(items)
-    return [items[i] for i in np.linspace(0, len(items) - 1, count).round().astype(int)]
+def _sample(chunks, count):
+    """``[(chunk, weight), ...]``: ``count`` evenly spaced full chunks, each standing for its
+    share of all the full ones, and the short last chunk, if any, for itself."""
+    full = [c for c in chunks if c[1] == chunks[0][1]]
+    rest = [(c, 1.0) for c in chunks[len(full):]]
+    if len(full) > count:
+        picked = [full[i] for i in np.linspace(0, len(full) - 1, count).round().astype(int)]
+    else:
+        picked = full
+    return [(c, len(full) / len(picked)) for c in picked] + rest
 
 
 def _im2col_positions(x, layer, start, count):
@@ -122,10 +127,7 @@ def _product_cycles(config, mask, cols, samples, *, dense_cache):
                 _column_groups(cols, per_job_cols)]
     sparse = dense = 0.0
     for r0, r_len in _chunks(rows, config.pe_max_rows):
-        k_chunks = _chunks(reduction, config.tile_depth)
-        picked = _sample(k_chunks, samples)
-        scale = len(k_chunks) / len(picked)
-        for k0, k_len in picked:
+        for (k0, k_len), scale in _sample(_chunks(reduction, config.tile_depth), samples):
             job = mask[r0:r0 + r_len, k0:k0 + k_len]
             for tiles, count in col_jobs:
                 sparse += scale * count * perf_model.gemm_cycles(config, job, tiles)
@@ -188,12 +190,10 @@ def evaluate(config, layers, densities, batch, *, samples, rng):
         kept_sampled = elements_sampled = 0
         fc = _saved_chunk_features(config, config.tile_depth, density)
         for f0, f_len in _chunks(f, fc):
-            picked = _sample(p_chunks, samples)
-            scale = len(p_chunks) / len(picked)
-            for p0, p_len in picked:
+            for (p0, p_len), scale in _sample(p_chunks, samples):
                 chunk = _im2col_positions(x_mask, layer, p0, p_len)[f0:f0 + f_len]
-                kept_sampled += int(chunk.sum())
-                elements_sampled += chunk.size
+                kept_sampled += scale * int(chunk.sum())
+                elements_sampled += scale * chunk.size
                 key = (f_len, p_len, tiles)
                 if key not in dense_cache:
                     dense_cache[key] = perf_model.gemm_cycles(config, chunk, tiles, dense=True)
