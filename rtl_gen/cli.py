@@ -37,6 +37,12 @@ def build_parser(*, synth=True):
                        help="also synthesise, place and route for TARGET, one of "
                             f"{', '.join(TARGETS)}, and write synth_<TARGET>.json "
                             "(default: none)")
+    if synth:
+        from .board import BOARDS
+
+        p.add_argument("--board", default=None, metavar="BOARD",
+                       help="also build a bitstream of the built-in self-test for BOARD, one "
+                            f"of {', '.join(BOARDS)} (default: none)")
     p.add_argument("--freq", type=float, default=None, metavar="MHZ",
                    help="timing target of the synthesis in MHz (default: 125 on ECP5, 30 on "
                         "iCE40)")
@@ -109,6 +115,10 @@ def main(argv=None):
 
     if args.synth is not None and args.synth not in TARGETS:
         parser.error(f"--synth must be one of {', '.join(TARGETS)}, not {args.synth!r}")
+    from .board import BOARDS, BoardBuildFailed, build_board
+
+    if args.board is not None and args.board not in BOARDS:
+        parser.error(f"--board must be one of {', '.join(BOARDS)}, not {args.board!r}")
     if args.freq is not None and not 1 <= args.freq <= 1000:
         parser.error(f"--freq must be between 1 and 1000 MHz, not {args.freq:g}")
     out = args.out or os.path.join("rtl_out", f"{config.top_name}_{config.pe}_w{config.width}")
@@ -131,6 +141,19 @@ def main(argv=None):
             parser.exit(1, f"error: {str(e).splitlines()[0]}\n")
         print(format_report(report))
         print(f"  report: {os.path.join(out, f'synth_{args.synth}.json')}")
+    if args.board:
+        print(f"built-in self-test bitstream for {args.board}:", flush=True)
+        try:
+            report = build_board(config, args.board, out,
+                                 progress=lambda text: print(text, flush=True))
+        except BoardBuildFailed as e:
+            parser.exit(1, f"error: {str(e).splitlines()[0]}\n")
+        used = ", ".join(f"{k} {v['used']}/{v['available']}"
+                         for k, v in sorted(report["utilization"].items()) if v["used"])
+        print(f"  {report['bitstream']} ({report['bitstream_bytes']} bytes) in "
+              f"{report['seconds']:.0f} s; Fmax {report['fmax_mhz']:.1f} MHz (board clock "
+              f"{report['clock_mhz']:g} MHz)\n  used: {used}\n"
+              f"  report: {os.path.join(out, f'board_{args.board}.json')}")
     return 0
 
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from golden import pe_array as golden_pe
 from golden.config import AccelConfig
+from hw.layouts import dense_beats
 from hw.pe_array import PEMode, SparsePEArray
 
 from .payload import pack, unpack
@@ -72,24 +73,6 @@ def sparse_beats(rows, lanes):
                 "row_last": int(j == len(chunks) - 1),
                 "last": int(i == len(rows) - 1 and j == len(chunks) - 1),
             })
-    return beats
-
-
-def dense_beats(d, cols, dense_lanes):
-    """Beats of the dense operand ``d`` (depth x n) in tiles of ``cols`` columns (the last one
-    padded with zeros), each row in ``cols / dense_lanes`` beats, ``last`` ending each tile."""
-    d = np.asarray(d)
-    depth, n = d.shape
-    tiles = -(-n // cols)
-    padded = np.zeros((depth, tiles * cols), dtype=np.int64)
-    padded[:, :n] = d
-    beats = []
-    for t in range(tiles):
-        block = padded[:, t * cols:(t + 1) * cols]
-        for k in range(depth):
-            for p in range(0, cols, dense_lanes):
-                beats.append({"values": block[k, p:p + dense_lanes].tolist(),
-                              "last": int(k == depth - 1 and p + dense_lanes == cols)})
     return beats
 
 

