@@ -280,25 +280,27 @@ def format_tables(results, sweep_pe, sweep_period, sweep_lanes):
             f"| {t['forward'] / 1e6:.2f} ({t['dense_forward'] / 1e6:.2f}) "
             f"| {t['input_grad'] / 1e6:.2f} ({t['dense_input_grad'] / 1e6:.2f}) "
             f"| {t['weight_grad'] / 1e6:.2f} ({t['dense_weight_grad'] / 1e6:.2f}) |")
-    lines += ["", "Array size (" + _sweep_label(sweep_pe) + "):", "",
-              "| array | forward speedup | backward speedup | training speedup |",
-              "|---|---|---|---|"]
-    for r in sweep_pe:
-        lines.append(f"| {r['pe']} | {_fmt(r['forward_speedup'])}x "
-                     f"| {_fmt(r['backward_speedup'])}x | {_fmt(r['training_speedup'])}x |")
-    lines += ["", "Top-K period (" + _sweep_label(sweep_period) + "):", "",
-              "| period | forward speedup | training speedup | threshold passes' share |",
-              "|---|---|---|---|"]
-    for r in sweep_period:
-        lines.append(f"| {r['period']} | {_fmt(r['forward_speedup'])}x "
-                     f"| {_fmt(r['training_speedup'])}x | {100 * r['threshold_share']:.1f} % |")
-    lines += ["", "Top-K selector lanes (" + _sweep_label(sweep_lanes) + "):", "",
-              "| lanes | forward speedup | backward speedup | training speedup |",
-              "|---|---|---|---|"]
-    for r in sweep_lanes:
-        lines.append(f"| {r['topk_lanes']} | {_fmt(r['forward_speedup'])}x "
-                     f"| {_fmt(r['backward_speedup'])}x | {_fmt(r['training_speedup'])}x |")
+    lines += _sweep_table("Array size", sweep_pe, "array", "pe", SPEEDUPS)
+    lines += _sweep_table("Top-K period", sweep_period, "period", "period",
+                          ("forward_speedup", "training_speedup", "threshold_share"))
+    lines += _sweep_table("Top-K selector lanes", sweep_lanes, "lanes", "topk_lanes", SPEEDUPS)
     return "\n".join(lines)
+
+
+SPEEDUPS = ("forward_speedup", "backward_speedup", "training_speedup")
+
+
+def _sweep_table(title, rows, label, key, columns):
+    """A sweep's Markdown lines: ``key`` then ``columns`` (speedups, or a share in %)."""
+    names = [c.replace("_", " ").replace("threshold share", "threshold passes' share")
+             for c in columns]
+    lines = ["", f"{title} ({_sweep_label(rows)}):", "",
+             f"| {label} | " + " | ".join(names) + " |", "|---" * (len(columns) + 1) + "|"]
+    for r in rows:
+        cells = [f"{100 * r[c]:.1f} %" if c.endswith("share") else f"{_fmt(r[c])}x"
+                 for c in columns]
+        lines.append(f"| {r[key]} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _sweep_label(rows):
@@ -329,28 +331,20 @@ def plot(results, sweep_pe, sweep_period, sweep_lanes, path):
     ax.set_ylabel("speedup over dense mode")
     ax.set_title("training speedup")
     ax.legend(fontsize=8)
-    ax = axes[1]
-    pes = [r["pe"] for r in sweep_pe]
-    for key in ("forward_speedup", "backward_speedup", "training_speedup"):
-        ax.plot(pes, [r[key] for r in sweep_pe], "o-", label=key.split("_")[0])
-    ax.set_xlabel("PE array")
-    ax.set_title("speedup vs array size")
-    ax.legend(fontsize=8)
-    ax = axes[2]
-    periods = [r["period"] for r in sweep_period]
-    for key in ("forward_speedup", "training_speedup"):
-        ax.plot(periods, [r[key] for r in sweep_period], "o-", label=key.split("_")[0])
-    ax.set_xscale("log")
-    ax.set_xlabel("top-K period (iterations)")
-    ax.set_title("speedup vs top-K period")
-    ax.legend(fontsize=8)
-    ax = axes[3]
-    lanes = [r["topk_lanes"] for r in sweep_lanes]
-    for key in ("forward_speedup", "backward_speedup", "training_speedup"):
-        ax.plot(lanes, [r[key] for r in sweep_lanes], "o-", label=key.split("_")[0])
-    ax.set_xlabel("top-K selector lanes")
-    ax.set_title("speedup vs selector lanes")
-    ax.legend(fontsize=8)
+    for ax, rows, key, label, title, log in (
+            (axes[1], sweep_pe, "pe", "PE array", "array size", False),
+            (axes[2], sweep_period, "period", "top-K period (iterations)", "top-K period", True),
+            (axes[3], sweep_lanes, "topk_lanes", "top-K selector lanes", "selector lanes",
+             False)):
+        for column in SPEEDUPS:
+            if rows:
+                ax.plot([r[key] for r in rows], [r[column] for r in rows], "o-",
+                        label=column.split("_")[0])
+        if log:
+            ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.set_title(f"speedup vs {title}")
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
