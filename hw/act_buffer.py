@@ -297,17 +297,34 @@ class ActivationBuffer(wiring.Component):
         m.d.comb += shifted.eq(word >> offset)
         for j in range(word_bits):
             m.d.comb += segment[j].eq(shifted[j] & (j < span))
-        ranks = [Signal(range(lanes + 2), name=f"rank{j}") for j in range(word_bits + 1)]
+        # ranks[j]: kept elements before position j, saturated at lanes + 1, by a parallel
+        # prefix (log2(word_bits) levels of small adders, not a chain through the word).
+        saturate = lanes + 1
+        level = [segment[j] for j in range(word_bits)]
+        step = 1
+        while step < word_bits:
+            nxt = []
+            for j in range(word_bits):
+                if j < step:
+                    nxt.append(level[j])
+                    continue
+                total = Signal(range(saturate + 1), name=f"prefix{step}_{j}")
+                wide = level[j] + level[j - step]
+                m.d.comb += total.eq(Mux(wide > saturate, saturate, wide))
+                nxt.append(total)
+            level, step = nxt, step * 2
+        ranks = [Signal(range(saturate + 1), name=f"rank{j}") for j in range(word_bits + 1)]
         m.d.comb += ranks[0].eq(0)
-        for j in range(word_bits):  # kept elements before position j, saturated at lanes + 1
-            m.d.comb += ranks[j + 1].eq(Mux(ranks[j] == lanes + 1, lanes + 1,
-                                            ranks[j] + segment[j]))
+        for j in range(word_bits):
+            m.d.comb += ranks[j + 1].eq(level[j])
+        # The position of the i-th kept element: at most one position matches, so an OR tree.
         picks = [Signal(range(word_bits), name=f"pick{i}") for i in range(lanes)]
         for i in range(lanes):
-            m.d.comb += picks[i].eq(0)
-            for j in range(word_bits):
-                with m.If(segment[j] & (ranks[j] == i)):
-                    m.d.comb += picks[i].eq(j)
+            hits = [Mux(segment[j] & (ranks[j] == i), j, 0) for j in range(1, word_bits)]
+            while len(hits) > 1:
+                hits = [hits[k] | hits[k + 1] if k + 1 < len(hits) else hits[k]
+                        for k in range(0, len(hits), 2)]
+            m.d.comb += picks[i].eq(hits[0] if hits else 0)
         more = Signal()  # more kept elements in the segment than a beat holds
         take = Signal(range(lanes + 1))
         m.d.comb += [more.eq(ranks[word_bits] == lanes + 1),
