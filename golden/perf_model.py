@@ -214,7 +214,8 @@ GEMM_PE_CMD = 1
 GEMM_REPLY = 2
 #: GEMM in dense mode: the first host beat reaches the rows adapter.
 DENSE_FIRST_BEAT = 2
-#: GEMM_SAVED: the activation buffer's first scan cycle (command, read check, bitmap read).
+#: GEMM_SAVED: the activation buffer's first scan cycle (command, read check, bitmap read),
+#: and the register on its ``rdata``.
 SAVED_FIRST_SCAN = 5
 
 
@@ -341,35 +342,44 @@ def gemm_saved_cycles(config, mask, tiles):
     rows, depth = mask.shape
     counts = mask.sum(axis=1).astype(int).tolist()
     beats = [[] for _ in range(rows)]
-    # The act buffer's scan, through ElementsToRows (it holds a beat until the next arrives;
-    # passing a finished row, or an empty one, takes a cycle in which it accepts nothing).
-    cycle, feature, held = SAVED_FIRST_SCAN, 0, None
-    for row, take in act_row_read(config, mask):
-        if take == 0:
-            cycle += 1
-            continue
-        while held is not None or feature < row:
-            if held is not None and held[0] == row:
-                beats[row].append((cycle, held[1]))
-                held = None
-                break
-            if held is not None:                 # the held beat ends its row
-                beats[held[0]].append((cycle, held[1]))
-                held = None
-            else:                                # a row with no kept element
-                beats[feature].append((cycle, 0))
-            feature += 1
-            cycle += 1
-        held = (row, take)
-        cycle += 1
-    cycle += 1  # the buffer's result ends the element stream
+    # Cycle by cycle: the buffer's scan (a step a cycle; a step with kept elements waits for
+    # room in the two-entry register on ``rdata``), that register, and ElementsToRows (it
+    # holds a beat until the next arrives; passing a finished row, or an empty one, takes a
+    # cycle in which it accepts nothing; the buffer's result, once the register is empty,
+    # closes the remaining rows).
+    steps = act_row_read(config, mask)
+    step, cycle = 0, SAVED_FIRST_SCAN
+    out = skid = None          # the register's two entries: (row, take)
+    held, feature, ended, result_at = None, 0, False, None
     while feature < rows:
-        if held is not None:
+        # ElementsToRows, from the register's output.
+        take_out = False
+        if held is not None and ((out is not None and out[0] != feature) or ended):
             beats[held[0]].append((cycle, held[1]))
-            held = None
-        else:
+            held, feature = None, feature + 1
+        elif held is None and ((out is not None and out[0] > feature) or ended):
             beats[feature].append((cycle, 0))
-        feature += 1
+            feature += 1
+        elif out is not None:
+            if held is not None:
+                beats[held[0]].append((cycle, held[1]))
+            held, take_out = out, True
+        # The scan offers its step's beat while the register has room.
+        offer = None
+        if step < len(steps):
+            if steps[step][1] == 0:
+                step += 1
+            elif skid is None:
+                offer = steps[step]
+                step += 1
+        elif result_at is None and out is None and skid is None:
+            result_at = cycle
+        # The register (output entry, then the spare one), as hw.skid_buffer.SkidBuffer.
+        if take_out or out is None:
+            out, skid = (skid, None) if skid is not None else (offer, skid)
+        elif offer is not None:
+            skid = offer
+        ended = ended or (result_at is not None and cycle > result_at)
         cycle += 1
     arrivals = [row_arrival(row) for row in beats]
     last = _pe_job(config, counts, arrivals, depth, tiles, dense_start=GEMM_PE_CMD + START)

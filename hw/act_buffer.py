@@ -6,6 +6,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .mask_packer import compressed_beat
+from .skid_buffer import SkidBuffer
 from .validate import check_int
 
 __all__ = ["ActOp", "ActivationBuffer"]
@@ -173,6 +174,11 @@ class ActivationBuffer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         lanes, width, word_bits = self.lanes, self.width, self.word_bits
+        # The read walks drive ``rd``; a skid buffer registers it onto ``rdata`` so that the
+        # consumer's ready does not reach into the scan's logic.
+        m.submodules.rdata_skid = skid = SkidBuffer(self.rdata_layout)
+        rd = skid.i
+        wiring.connect(m, skid.o, wiring.flipped(self.rdata))
         lane_bits = (lanes - 1).bit_length()
         wb = (word_bits - 1).bit_length()  # bits of an element's position in its bitmap word
 
@@ -528,9 +534,9 @@ class ActivationBuffer(wiring.Component):
 
             with m.State("ROW_SCAN"):
                 emit = ~prepass
-                beat = self.rdata.payload
+                beat = rd.payload
                 m.d.comb += [
-                    self.rdata.valid.eq(emit & (take != 0)),
+                    rd.valid.eq(emit & (take != 0)),
                     beat.row.eq(row),
                     beat.count.eq(take),
                     beat.last.eq(emitted + take == desc.kept),
@@ -539,7 +545,7 @@ class ActivationBuffer(wiring.Component):
                     m.d.comb += [beat.col[i].eq(col + picks[i]), beat.value[i].eq(values[i])]
                 accept = Signal()
                 m.d.comb += [
-                    accept.eq(~emit | (take == 0) | self.rdata.ready),
+                    accept.eq(~emit | (take == 0) | rd.ready),
                     value_en.eq(1),
                     value_ptr.eq(vcount_next),
                 ]
@@ -594,14 +600,14 @@ class ActivationBuffer(wiring.Component):
             with m.State("READ_OUT"):
                 # The value words read in READ_VALUE are on the read ports (held: en is low).
                 m.d.comb += [
-                    self.rdata.valid.eq(1),
-                    self.rdata.payload.row.eq(out_row),
-                    self.rdata.payload.count.eq(1),
-                    self.rdata.payload.col[0].eq(out_col),
-                    self.rdata.payload.value[0].eq(Mux(out_kept, values[0], 0)),
-                    self.rdata.payload.last.eq(out_last),
+                    rd.valid.eq(1),
+                    rd.payload.row.eq(out_row),
+                    rd.payload.count.eq(1),
+                    rd.payload.col[0].eq(out_col),
+                    rd.payload.value[0].eq(Mux(out_kept, values[0], 0)),
+                    rd.payload.last.eq(out_last),
                 ]
-                with m.If(self.rdata.ready):
+                with m.If(rd.ready):
                     m.d.sync += emitted.eq(emitted + out_kept)
                     with m.If(out_last):
                         m.next = "RESULT"
@@ -609,8 +615,9 @@ class ActivationBuffer(wiring.Component):
                         advance()
 
             with m.State("RESULT"):
-                m.d.comb += self.result.valid.eq(1)
-                with m.If(self.result.ready):
+                # After the read's last beat has left (the result ends a read).
+                m.d.comb += self.result.valid.eq(skid.occupancy == 0)
+                with m.If(self.result.valid & self.result.ready):
                     m.next = "IDLE"
 
         return m
