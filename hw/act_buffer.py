@@ -211,11 +211,19 @@ class ActivationBuffer(wiring.Component):
         ]
 
         cmd = Signal(self.cmd_layout)
-        desc = Signal(self.descriptor_layout)  # of cmd.slot
-        with m.Switch(cmd.slot):
+        # The descriptor of cmd.slot, registered (the table's mux and the element count's
+        # multiplier stay out of the walks' paths): loaded with the command, then following
+        # the table a cycle behind (no state reads it in the cycle after it changes).
+        desc = Signal(self.descriptor_layout)
+        desc_n = Signal(range(self.max_rows * self.max_cols + 1))  # rows * cols
+        slot_next = Signal.like(cmd.slot)
+        m.d.comb += slot_next.eq(cmd.slot)
+        with m.If(self.cmd.valid & self.cmd.ready):
+            m.d.comb += slot_next.eq(self.cmd.payload.slot)
+        with m.Switch(slot_next):
             for s in range(self.max_tensors):
                 with m.Case(s):
-                    m.d.comb += desc.eq(table[s])
+                    m.d.sync += [desc.eq(table[s]), desc_n.eq(table[s].rows * table[s].cols)]
 
         result = Signal(self.result_layout)
         m.d.comb += self.result.payload.eq(result)
@@ -265,7 +273,7 @@ class ActivationBuffer(wiring.Component):
         bit = Signal()
         m.d.comb += bit.eq(word.bit_select(offset, 1))
         last_element = Signal()
-        m.d.comb += last_element.eq(flat + 1 == desc.rows * desc.cols)  # of a row-order walk
+        m.d.comb += last_element.eq(flat + 1 == desc_n)  # of a row-order walk
 
         # Values: the two words holding values ``value_ptr .. value_ptr + lanes - 1`` are read
         # (one from each bank); they are on the ports in the next cycle, for ``held_ptr``.
@@ -476,8 +484,8 @@ class ActivationBuffer(wiring.Component):
                     for s in range(self.max_tensors):
                         with m.If(cmd.slot == s):
                             m.d.sync += table[s].freed.eq(1)
-                    m.d.sync += result.stored_bits.eq(desc.rows * desc.cols + desc.kept * width)
-                    m.d.sync += [result.n.eq(desc.rows * desc.cols), result.kept.eq(desc.kept),
+                    m.d.sync += result.stored_bits.eq(desc_n + desc.kept * width)
+                    m.d.sync += [result.n.eq(desc_n), result.kept.eq(desc.kept),
                                  result.error.eq(0)]
                     m.next = "POP"
 
@@ -508,9 +516,9 @@ class ActivationBuffer(wiring.Component):
             # ---- READS ---------------------------------------------------------------------
             with m.State("READ_CHECK"):
                 m.d.sync += [
-                    result.n.eq(desc.rows * desc.cols),
+                    result.n.eq(desc_n),
                     result.kept.eq(desc.kept),
-                    result.stored_bits.eq(desc.rows * desc.cols + desc.kept * width),
+                    result.stored_bits.eq(desc_n + desc.kept * width),
                     emitted.eq(0),
                     prepass.eq(cmd.op == ActOp.READ_COLS),
                 ]
