@@ -28,16 +28,21 @@ class ExactlyOnceSpec(Elaboratable):
     column order with arbitrary backpressure. Every element read must be kept and carry its
     value, elements must come in strictly increasing order (so none twice), the read must end
     on its ``last`` beat with every kept element seen, and the result must report the count.
+
+    With ``deadline``, the consumer may stall ``rdata`` at most ``max_stall`` cycles in a row,
+    and the read must have ended by cycle ``deadline``: a bounded check of depth beyond the
+    deadline then covers every such run to its end, not only its first cycles.
     """
 
-    def __init__(self, params, *, rows, cols, order):
+    def __init__(self, params, *, rows, cols, order, deadline=None, max_stall=2):
         self.params = params
         self.rows, self.cols = rows, cols
         self.order = order
+        self.deadline, self.max_stall = deadline, max_stall
 
     def elaborate(self, platform):
         from amaranth.asserts import AnyConst, AnySeq
-        from amaranth.hdl import Assert, Mux, Signal, signed
+        from amaranth.hdl import Assert, Assume, Mux, Signal, signed
 
         from hw.act_buffer import ActOp
         from hw.mask_packer import MaskPacker
@@ -143,4 +148,20 @@ class ExactlyOnceSpec(Elaboratable):
                 Assert(dut.result.payload.kept == kept_total, "result_counts"),
                 Assert(~dut.result.payload.error, "read_accepted"),
             ]
+        if self.deadline is not None:
+            cycle = Signal(range(self.deadline + 2))
+            stalls = Signal(range(self.max_stall + 2))
+            finished = Signal()
+            with m.If(cycle <= self.deadline):
+                m.d.sync += cycle.eq(cycle + 1)
+            with m.If(dut.rdata.valid & ~dut.rdata.ready):
+                m.d.sync += stalls.eq(stalls + 1)
+            with m.Else():
+                m.d.sync += stalls.eq(0)
+            m.d.comb += Assume(stalls <= self.max_stall)
+            ended = (step == 3 + len(beats)) & dut.result.valid
+            with m.If(ended):
+                m.d.sync += finished.eq(1)
+            with m.If(cycle == self.deadline):
+                m.d.comb += Assert(finished | ended, "read_finishes_by_the_deadline")
         return m
