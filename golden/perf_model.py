@@ -21,7 +21,7 @@ Agreement with the RTL: :mod:`sim.model_vs_bench` (168 benchmark tiles, all with
 :mod:`sim.tb_perf_top` (random commands on the top).
 """
 
-import heapq
+import functools
 import math
 
 import numpy as np
@@ -102,39 +102,39 @@ def _pe_job(config, counts, arrivals, depth, tiles, *, dense_start):
     in_flight = [[] for _ in range(R)]   # per PE row: its last two results' departures
     slot_free = [0] * Q                  # per result slot: the first cycle it is free
     last_result = lag = 0
+
+    def run_tile(starts, bounds=None):
+        """One tile on every result slot's PE rows: each PE row's end and the last
+        departure."""
+        ends, departed = [0] * R, 0
+        for q in range(Q):
+            group = list(range(q, R, Q))
+            group_ends, group_departed, slot_free[q] = _slot_group_tile(
+                group, row_costs, starts, in_flight, slot_free[q], bounds)
+            departed = max(departed, group_departed)
+            for r in group:
+                ends[r] = group_ends[r]
+        return ends, departed
+
     for t in range(tiles):
         if t == 0:
             ready.append(dense_start + tile_beats)
+            # The rows arrive while the first tile runs: a row cannot finish before its words
+            # are written (and read) and its work after each of them is done.
+            ends, departed = run_tile([ready[0]] * R, not_before)
+            # The tile ends only once the load is complete.
+            end = [e if e > loaded else loaded + 1 for e in ends]
+            last_result = departed + 1
         else:
             # The loader takes tile t after tile t - 1, into the half tile t - 2 frees.
             start = ready[t - 1] if t < 2 else max(ready[t - 1], done_at[t - 2])
             ready.append(start + tile_beats)
-        if t == 0:
-            # The rows arrive while the first tile runs: a row cannot finish before its words
-            # are written (and read) and its work after each of them is done.
-            departed = 0
-            for q in range(Q):
-                group = list(range(q, R, Q))
-                ends, group_departed, slot_free[q] = _slot_group_tile(
-                    group, row_costs, [ready[0]] * R, in_flight, slot_free[q], not_before)
-                departed = max(departed, group_departed)
-                for r in group:
-                    # The tile ends only once the load is complete.
-                    end[r] = ends[r] if ends[r] > loaded else loaded + 1
-            last_result = departed + 1
-        if t > 0:
             starts = [max(end[r], ready[t]) for r in range(R)]
             if t <= STEADY_TILES:
-                departed = 0
-                for q in range(Q):
-                    group = list(range(q, R, Q))
-                    ends, group_departed, slot_free[q] = _slot_group_tile(
-                        group, row_costs, starts, in_flight, slot_free[q])
-                    departed = max(departed, group_departed)
-                    for r in group:
-                        span[r] = ends[r] - starts[r]
+                ends, departed = run_tile(starts)
+                span = [ends[r] - starts[r] for r in range(R)]
                 # How long after the last issue the last result leaves the slots.
-                lag = departed + 1 - max(starts[r] + span[r] for r in range(R))
+                lag = departed + 1 - max(ends)
             # Later tiles repeat the same rows on each PE row: their spans stay the same.
             end = [starts[r] + span[r] for r in range(R)]
             last_result = max(end) + lag
@@ -214,11 +214,11 @@ GEMM_PE_CMD = 1
 GEMM_REPLY = 2
 #: GEMM in dense mode: the first host beat reaches the rows adapter.
 DENSE_FIRST_BEAT = 2
-#: GEMM_SAVED: the activation buffer's first scan cycle (command, read check, bitmap read),
-#: and the register on its ``rdata``.
+#: GEMM_SAVED: the activation buffer's first scan cycle (command, read check, bitmap read).
 SAVED_FIRST_SCAN = 5
 
 
+@functools.lru_cache(maxsize=None)
 def _selector_passes(config):
     from hw.topk_selector import TopKSelector  # the pass count is the selector's rule
     return TopKSelector.from_config(config).passes
@@ -240,8 +240,7 @@ def save_act_cycles(config, n):
 
 def _selector_rows(mask, lanes, first_cmd):
     """Rows through the top-K selector's APPLY, one command each (the GEMM's rows), and
-    :class:`hw.row_adapters.EntriesToRows`: each row's :func:`row_arrival` at the PE array,
-    and the cycle after the last row's selector result.
+    :class:`hw.row_adapters.EntriesToRows`: each row's :func:`row_arrival` at the PE array.
 
     The row's input beats arrive the cycle after its command; the mask packer turns each into
     one output beat a cycle later, a full word of entries whenever ``lanes`` kept elements have
@@ -284,7 +283,7 @@ def _selector_rows(mask, lanes, first_cmd):
                 out.append((cycle, 0))  # a row with no entries: one empty beat
         arrivals.append(row_arrival(out))
         cmd = last_out + GEMM_ROW_EXTRA
-    return arrivals, cmd
+    return arrivals
 
 
 def gemm_cycles(config, mask, tiles, *, dense=False):
@@ -307,7 +306,7 @@ def gemm_cycles(config, mask, tiles, *, dense=False):
             arrivals.append((first + WORD_READY + depth, first + per_row - 1))
     else:
         counts = mask.sum(axis=1).astype(int).tolist()
-        arrivals, _ = _selector_rows(mask, lanes, GEMM_FIRST_ROW)
+        arrivals = _selector_rows(mask, lanes, GEMM_FIRST_ROW)
     last = _pe_job(config, counts, arrivals, depth, tiles, dense_start=GEMM_PE_CMD + START)
     return last + GEMM_REPLY
 

@@ -345,7 +345,6 @@ class ActivationBuffer(wiring.Component):
                      take.eq(Mux(ranks[word_bits] > lanes, lanes, ranks[word_bits]))]
 
         # The column and dense walks: element by element.
-        hold_value = Signal(signed(width))
         out_row = Signal.like(row)
         out_col = Signal.like(col)
         out_kept = Signal()

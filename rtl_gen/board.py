@@ -115,14 +115,14 @@ def build_board(config, board, out_dir, *, progress=print):
     if not os.path.exists(bitstream):
         raise BoardBuildFailed(f"{board} build made no bitstream ({bitstream})")
     pnr = json.load(open(os.path.join(build_dir, report_file)))
-    used = {k: v["used"] for k, v in pnr.get("utilization", {}).items()}
-    available = {k: v["available"] for k, v in pnr.get("utilization", {}).items()}
     fmax = min((v["achieved"] for v in pnr.get("fmax", {}).values()), default=None)
+    clock = _clock_mhz(platform)
     report = {"board": board, "bitstream": os.path.relpath(bitstream, out_dir),
               "bitstream_bytes": os.path.getsize(bitstream), "pe": config.pe,
-              "utilization": {k: {"used": used[k], "available": available[k]} for k in used},
-              "fmax_mhz": fmax, "clock_mhz": _clock_mhz(platform),
-              "meets_clock": fmax is not None and fmax >= _clock_mhz(platform),
+              "utilization": {k: {"used": v["used"], "available": v["available"]}
+                              for k, v in pnr.get("utilization", {}).items()},
+              "fmax_mhz": fmax, "clock_mhz": clock,
+              "meets_clock": fmax is not None and fmax >= clock,
               "seconds": round(time.monotonic() - start, 1)}
     with open(os.path.join(out_dir, f"board_{board}.json"), "w") as f:
         json.dump(report, f, indent=2, sort_keys=True)

@@ -118,9 +118,10 @@ class _Totals:
     act_stored_bits: float = 0.0
 
 
-def _product_cycles(config, mask, cols, samples, *, dense_cache):
+def _product_cycles(config, mask, cols, samples, *, dense_cache, sparse_layer=True):
     """Sparse and dense cycles of ``mask`` (rows x reduction, the sparse operand's keep mask)
-    times ``cols`` dense columns, in the jobs the configuration allows."""
+    times ``cols`` dense columns, in the jobs the configuration allows. A dense layer runs in
+    dense mode in both: its sparse cycles are its dense ones."""
     rows, reduction = mask.shape
     per_job_cols = config.pe_max_tiles * config.pe_cols
     col_jobs = [(math.ceil(n / config.pe_cols), count) for n, count in
@@ -130,12 +131,13 @@ def _product_cycles(config, mask, cols, samples, *, dense_cache):
         for (k0, k_len), scale in _sample(_chunks(reduction, config.tile_depth), samples):
             job = mask[r0:r0 + r_len, k0:k0 + k_len]
             for tiles, count in col_jobs:
-                sparse += scale * count * perf_model.gemm_cycles(config, job, tiles)
+                if sparse_layer:
+                    sparse += scale * count * perf_model.gemm_cycles(config, job, tiles)
                 key = (r_len, k_len, tiles)
                 if key not in dense_cache:
                     dense_cache[key] = perf_model.gemm_cycles(config, job, tiles, dense=True)
                 dense += scale * count * dense_cache[key]
-    return sparse, dense
+    return (sparse if sparse_layer else dense), dense
 
 
 def _column_groups(cols, per_job):
@@ -170,14 +172,14 @@ def evaluate(config, layers, densities, batch, *, samples, rng):
         x_mask = topk.topk_mask(x, density) if sparse_layer else np.ones(x.shape, bool)
 
         # Forward and input gradient: W~ (or its transpose) through the selector.
-        fwd, fwd_dense = _product_cycles(config, w_mask, p, samples, dense_cache=dense_cache)
-        t.forward, t.dense_forward = (fwd if sparse_layer else fwd_dense), fwd_dense
+        t.forward, t.dense_forward = _product_cycles(config, w_mask, p, samples,
+                                                     dense_cache=dense_cache,
+                                                     sparse_layer=sparse_layer)
         t.macs += f * cout * p
         t.sparse_macs += float(w_mask.sum()) * p
         if index > 0:  # the first layer needs no input gradient
-            ig, ig_dense = _product_cycles(config, w_mask.T, p, samples,
-                                           dense_cache=dense_cache)
-            t.input_grad, t.dense_input_grad = (ig if sparse_layer else ig_dense), ig_dense
+            t.input_grad, t.dense_input_grad = _product_cycles(
+                config, w_mask.T, p, samples, dense_cache=dense_cache, sparse_layer=sparse_layer)
             t.macs += f * cout * p
             t.sparse_macs += float(w_mask.sum()) * p
         if sparse_layer:
