@@ -184,16 +184,10 @@ class ActivationBuffer(wiring.Component):
 
         m.submodules.bitmap_mem = bitmap_mem = Memory(shape=unsigned(word_bits),
                                                       depth=self.bitmap_words, init=[])
-        # Value words alternate between two banks: words a and a + 1 are read in one cycle.
-        bank_depth = -(-self.value_words // 2)
-        value_banks = []
-        for b in range(2):
-            m.submodules[f"value_bank{b}"] = bank = Memory(shape=unsigned(lanes * width),
-                                                           depth=bank_depth, init=[])
-            value_banks.append(bank)
+        m.submodules.value_mem = value_mem = Memory(shape=unsigned(lanes * width),
+                                                    depth=self.value_words, init=[])
         bitmap_wp, bitmap_rp = bitmap_mem.write_port(), bitmap_mem.read_port()
-        value_wps = [bank.write_port() for bank in value_banks]
-        value_rps = [bank.read_port() for bank in value_banks]
+        value_wp, value_rp = value_mem.write_port(), value_mem.read_port()
         m.submodules.ptr_mem = ptr_mem = Memory(shape=unsigned(len(Signal(range(
             self.value_words * lanes + 1)))), depth=self.max_rows, init=[])
         ptr_wp = ptr_mem.write_port()
@@ -242,22 +236,20 @@ class ActivationBuffer(wiring.Component):
         merged_fill = Signal(range(word_bits + lanes + 1))
         m.d.comb += merged_fill.eq(fill + wbeat.bitmap_count)
         need_words = Signal(range(self.max_rows * self.max_cols // word_bits + 2))
-        n_cmd = Signal.like(result.n)
+        n_cmd = Signal.like(result.n)  # rows * cols of the command, registered with it
         m.d.comb += [
-            n_cmd.eq(cmd.rows * cmd.cols),
             need_words.eq((n_cmd + word_bits - 1) >> wb),
         ]
         value_waddr = Signal(range(self.value_words + 1))
         m.d.comb += value_waddr.eq(value_top + w_value_words)
-        for b, wp in enumerate(value_wps):
-            m.d.comb += [wp.addr.eq(value_waddr >> 1),
-                         wp.data.eq(Cat(e.value for e in wbeat.entries))]
+        m.d.comb += [value_wp.addr.eq(value_waddr),
+                     value_wp.data.eq(Cat(e.value for e in wbeat.entries))]
 
         # -- reads -------------------------------------------------------------------------
         row = Signal(range(self.max_rows + 1))
         col = Signal(range(self.max_cols + 1))
         flat = Signal(range(self.max_rows * self.max_cols + 1))
-        flat_next = Signal.like(flat)  # the scan's next position: its word is read ahead
+        flat_next = Signal.like(flat)  # a column or dense walk's next position
         vcount = Signal.like(result.kept)  # kept elements passed, in row order
         vcount_next = Signal.like(vcount)
         prepass = Signal()  # a column read's first scan, which fills ptr_mem
@@ -275,44 +267,38 @@ class ActivationBuffer(wiring.Component):
         last_element = Signal()
         m.d.comb += last_element.eq(flat + 1 == desc_n)  # of a row-order walk
 
-        # Values: the two words holding values ``value_ptr .. value_ptr + lanes - 1`` are read
-        # (one from each bank); they are on the ports in the next cycle, for ``held_ptr``.
+        # A column or dense walk reads the value word of ``value_ptr``; the value is on the port
+        # in the next cycle (and held while ``en`` is low), for ``held_ptr``.
         value_en = Signal()
         value_ptr = Signal.like(vcount)
         held_ptr = Signal.like(vcount)
-        value_word = Signal(range(self.value_words + 1))
-        m.d.comb += value_word.eq(desc.value_base + (value_ptr >> lane_bits))
-        m.d.comb += [
-            value_rps[0].addr.eq((value_word + 1) >> 1),
-            value_rps[1].addr.eq(value_word >> 1),
-            value_rps[0].en.eq(value_en),
-            value_rps[1].en.eq(value_en),
-        ]
+        m.d.comb += [value_rp.addr.eq(desc.value_base + (value_ptr >> lane_bits)),
+                     value_rp.en.eq(value_en)]
         with m.If(value_en):
             m.d.sync += held_ptr.eq(value_ptr)
-        held_word = Signal.like(value_word)
-        m.d.comb += held_word.eq(desc.value_base + (held_ptr >> lane_bits))
-        first_word = Mux(held_word[0], value_rps[1].data, value_rps[0].data)
-        second_word = Mux(held_word[0], value_rps[0].data, value_rps[1].data)
-        window = Cat(first_word, second_word)
-        held_offset = held_ptr[:lane_bits] if lane_bits else 0
-        values = [Signal(signed(width), name=f"value{i}") for i in range(lanes)]
-        for i in range(lanes):
-            m.d.comb += values[i].eq(window.word_select(held_offset + i, width))
+        walk_value = Signal(signed(width))
+        m.d.comb += walk_value.eq(value_rp.data.word_select(
+            held_ptr[:lane_bits] if lane_bits else 0, width))
 
-        # The scan of a row read: the kept elements of the current row in the word on the
-        # bitmap port, from ``flat`` on; the first ``lanes`` of them go out in one beat.
-        room = Signal.like(col)
-        span = Signal(range(word_bits + 1))  # the word's elements in this row, from `flat`
-        m.d.comb += [room.eq(desc.cols - col),
-                     span.eq(Mux(room < word_bits - offset, room, word_bits - offset))]
+        # The scan of a row read (and of a column read's first pass) works from registers
+        # only, so that no memory and no address adder sit in its loop: ``scan_word`` is the
+        # bitmap word being scanned (the bits a beat has taken cleared), the bitmap port holds
+        # the next word (read ahead at ``bitmap_fetch``), and ``seg_mask`` marks the bits of
+        # the current row in the word. Values come through a two-word window: ``value_held``
+        # and the next word, on the value port (read ahead at ``value_fetch``).
+        scan_word = Signal(word_bits)
+        seg_mask = Signal(word_bits)
+        seg_lo = Signal(range(word_bits))  # the segment's first bit in the word
+        room = Signal.like(col)  # columns of the row from the segment's first bit on
+        col_bias = Signal(len(Signal(range(self.max_cols))))  # a bit's column minus its position
+        bitmap_fetch = Signal(range(self.bitmap_words + 2))
+        value_fetch = Signal(range(self.value_words + 2))
+        value_held = Signal(lanes * width)
+        value_offset = Signal(range(lanes))  # of the next value in `value_held`
         segment = Signal(word_bits)
-        shifted = Signal(word_bits)
-        m.d.comb += shifted.eq(word >> offset)
-        for j in range(word_bits):
-            m.d.comb += segment[j].eq(shifted[j] & (j < span))
-        # ranks[j]: kept elements before position j, saturated at lanes + 1, by a parallel
-        # prefix (log2(word_bits) levels of small adders, not a chain through the word).
+        m.d.comb += segment.eq(scan_word & seg_mask)
+        # ranks[j]: kept elements of the segment before position j, saturated at lanes + 1, by
+        # a parallel prefix (log2(word_bits) levels of small adders, not a chain).
         saturate = lanes + 1
         level = [segment[j] for j in range(word_bits)]
         step = 1
@@ -339,10 +325,48 @@ class ActivationBuffer(wiring.Component):
                 hits = [hits[k] | hits[k + 1] if k + 1 < len(hits) else hits[k]
                         for k in range(0, len(hits), 2)]
             m.d.comb += picks[i].eq(hits[0] if hits else 0)
+        taken = Signal(word_bits)  # the bits this beat takes: the segment's first `lanes`
+        for j in range(word_bits):
+            m.d.comb += taken[j].eq(segment[j] & (ranks[j] < lanes))
         more = Signal()  # more kept elements in the segment than a beat holds
         take = Signal(range(lanes + 1))
         m.d.comb += [more.eq(ranks[word_bits] == lanes + 1),
                      take.eq(Mux(ranks[word_bits] > lanes, lanes, ranks[word_bits]))]
+        window = Cat(value_held, value_rp.data)
+        values = [Signal(signed(width), name=f"value{i}") for i in range(lanes)]
+        for i in range(lanes):
+            m.d.comb += values[i].eq(window.word_select(value_offset + i, width))
+        value_step = Signal(range(2 * lanes))
+        m.d.comb += value_step.eq(value_offset + take)
+
+        # The segment after this one, from registers only (no part of the scan's loop): the
+        # next row's in this word, or the rest of this row (or the next row) in the next word.
+        seg_end = Signal(range(word_bits + 1))  # one past the segment's last bit
+        row_ends = Signal()
+        m.d.comb += [row_ends.eq(room <= word_bits - seg_lo),
+                     seg_end.eq(Mux(row_ends, seg_lo + room, word_bits))]
+        word_done = Signal()  # the segment ends at the end of the word
+        next_lo = Signal.like(seg_lo)
+        next_room = Signal.like(room)
+        next_bias = Signal.like(col_bias)
+        next_mask = Signal(word_bits)
+        m.d.comb += [
+            word_done.eq(seg_end == word_bits),
+            next_lo.eq(Mux(word_done, 0, seg_end)),
+            next_room.eq(Mux(row_ends, desc.cols, room - (word_bits - seg_lo))),
+            next_bias.eq(Mux(row_ends, -next_lo, col_bias + word_bits)),
+        ]
+        for j in range(word_bits):
+            m.d.comb += next_mask[j].eq((j >= next_lo) & (j - next_lo < next_room))
+
+        def start_scan():
+            """Set up a scan from the tensor's first element (its first words are read)."""
+            m.d.sync += [
+                seg_lo.eq(0), room.eq(desc.cols), col_bias.eq(0), row.eq(0),
+                bitmap_fetch.eq(desc.bitmap_base), value_fetch.eq(desc.value_base),
+            ]
+            for j in range(word_bits):
+                m.d.sync += seg_mask[j].eq(j < desc.cols)
 
         # The column and dense walks: element by element.
         out_row = Signal.like(row)
@@ -379,6 +403,7 @@ class ActivationBuffer(wiring.Component):
                 with m.If(self.cmd.valid):
                     m.d.sync += [
                         cmd.eq(self.cmd.payload),
+                        n_cmd.eq(self.cmd.payload.rows * self.cmd.payload.cols),
                         result.op.eq(self.cmd.payload.op),
                         result.slot.eq(self.cmd.payload.slot),
                         result.stored_bits.eq(0),
@@ -417,8 +442,7 @@ class ActivationBuffer(wiring.Component):
                     # A value word (full, or the tensor's last partial one).
                     with m.If(wbeat.count != 0):
                         with m.If(value_waddr < self.value_words):
-                            for b, wp in enumerate(value_wps):
-                                m.d.comb += wp.en.eq(value_waddr[0] == b)
+                            m.d.comb += value_wp.en.eq(1)
                         with m.Else():
                             m.d.sync += w_refused.eq(1)
                         m.d.sync += w_value_words.eq(w_value_words + 1)
@@ -521,6 +545,9 @@ class ActivationBuffer(wiring.Component):
                     emitted.eq(0),
                     prepass.eq(cmd.op == ActOp.READ_COLS),
                 ]
+                # The tensor's first bitmap word (`flat` is 0) and first value word are read.
+                m.d.comb += [value_en.eq(1), value_ptr.eq(0)]
+                start_scan()
                 with m.If(~desc.valid | desc.freed):
                     finish(1, 0, 0)
                 with m.Elif((cmd.op != ActOp.READ_DENSE) & (desc.kept == 0)):
@@ -532,11 +559,21 @@ class ActivationBuffer(wiring.Component):
                     m.next = "READ_BITMAP"
 
             with m.State("READ_BITMAP"):
-                # The bitmap word of `flat` is read in this cycle, and the values at `vcount`.
-                m.d.comb += [value_en.eq(1), value_ptr.eq(vcount)]
                 with m.If((cmd.op == ActOp.READ_ROWS) | prepass):
+                    # The first words are on the ports: take them, and read the next ones.
+                    m.d.comb += [
+                        bitmap_rp.addr.eq(bitmap_fetch + 1),
+                        value_rp.addr.eq(value_fetch + 1),
+                        value_rp.en.eq(1),
+                    ]
+                    m.d.sync += [
+                        scan_word.eq(word), value_held.eq(value_rp.data), value_offset.eq(0),
+                        bitmap_fetch.eq(bitmap_fetch + 2), value_fetch.eq(value_fetch + 2),
+                    ]
                     m.next = "ROW_SCAN"
                 with m.Else():
+                    # The bitmap word of `flat` is read in this cycle, and the values at `vcount`.
+                    m.d.comb += [value_en.eq(1), value_ptr.eq(vcount)]
                     m.next = "READ_VALUE"
 
             with m.State("ROW_SCAN"):
@@ -549,35 +586,47 @@ class ActivationBuffer(wiring.Component):
                     beat.last.eq(emitted + take == desc.kept),
                 ]
                 for i in range(lanes):
-                    m.d.comb += [beat.col[i].eq(col + picks[i]), beat.value[i].eq(values[i])]
+                    m.d.comb += [beat.col[i].eq(col_bias + picks[i]),
+                                 beat.value[i].eq(values[i])]
                 accept = Signal()
+                # The ports hold the words after the current ones; they read on when those move.
                 m.d.comb += [
                     accept.eq(~emit | (take == 0) | rd.ready),
-                    value_en.eq(1),
-                    value_ptr.eq(vcount_next),
+                    bitmap_rp.addr.eq(bitmap_fetch),
+                    bitmap_rp.en.eq(0),
+                    value_rp.addr.eq(value_fetch),
                 ]
                 with m.If(accept):
                     m.d.comb += vcount_next.eq(vcount + take)
                     m.d.sync += emitted.eq(emitted + take)
+                    with m.If(value_step >= lanes):
+                        m.d.comb += value_rp.en.eq(1)
+                        m.d.sync += [value_held.eq(value_rp.data),
+                                     value_offset.eq(value_step - lanes),
+                                     value_fetch.eq(value_fetch + 1)]
+                    with m.Else():
+                        m.d.sync += value_offset.eq(value_step)
                     with m.If(more):
                         # The rest of the segment's kept elements in the next beat.
-                        m.d.comb += flat_next.eq(flat + picks[lanes - 1] + 1)
-                        m.d.sync += col.eq(col + picks[lanes - 1] + 1)
+                        m.d.sync += scan_word.eq(scan_word & ~taken)
                     with m.Else():
-                        m.d.comb += flat_next.eq(flat + span)
-                        with m.If(span == room):  # the row ends
-                            m.d.sync += [col.eq(0), row.eq(row + 1)]
+                        m.d.sync += [seg_lo.eq(next_lo), room.eq(next_room),
+                                     col_bias.eq(next_bias), seg_mask.eq(next_mask)]
+                        with m.If(word_done):
+                            m.d.comb += bitmap_rp.en.eq(1)
+                            m.d.sync += [scan_word.eq(word), bitmap_fetch.eq(bitmap_fetch + 1)]
+                        with m.If(row_ends):
+                            m.d.sync += row.eq(row + 1)
                             with m.If(prepass):
                                 with m.If(row + 1 == desc.rows):
                                     # The cursors are known: walk column by column.
-                                    m.d.sync += [prepass.eq(0), row.eq(0), emitted.eq(0)]
-                                    m.d.comb += [flat_next.eq(0), vcount_next.eq(0)]
+                                    # (`flat` is still 0: the scan does not move it.)
+                                    m.d.sync += [prepass.eq(0), row.eq(0), col.eq(0),
+                                                 emitted.eq(0), vcount.eq(0)]
                                     m.next = "READ_BITMAP"
                                 with m.Else():
                                     m.d.comb += [ptr_wp.en.eq(1), ptr_wp.addr.eq(row + 1),
                                                  ptr_wp.data.eq(vcount + take)]
-                        with m.Else():
-                            m.d.sync += col.eq(col + span)
                     with m.If(emit & (take != 0) & (emitted + take == desc.kept)):
                         m.next = "RESULT"
 
@@ -605,13 +654,13 @@ class ActivationBuffer(wiring.Component):
                     advance()
 
             with m.State("READ_OUT"):
-                # The value words read in READ_VALUE are on the read ports (held: en is low).
+                # The value word read in READ_VALUE is on the port (held: en is low).
                 m.d.comb += [
                     rd.valid.eq(1),
                     rd.payload.row.eq(out_row),
                     rd.payload.count.eq(1),
                     rd.payload.col[0].eq(out_col),
-                    rd.payload.value[0].eq(Mux(out_kept, values[0], 0)),
+                    rd.payload.value[0].eq(Mux(out_kept, walk_value, 0)),
                     rd.payload.last.eq(out_last),
                 ]
                 with m.If(rd.ready):

@@ -1,11 +1,12 @@
 """Group-wise selection over a stream: N:M, and the kernel-slice L1 norms of structured SWAT."""
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .arith import magnitude
 from .layouts import masked_beat, tensor_beat
+from .skid_buffer import SkidBuffer
 from .validate import check_int
 
 __all__ = ["GroupMode", "GroupWindow", "slice_norm_width"]
@@ -112,7 +113,8 @@ class GroupWindow(wiring.Component):
         tag = [Signal(self.tag_width, name=f"tag{s}") for s in range(slots)]
         end = [Signal(name=f"end{s}") for s in range(slots)]  # last element of its group
         last = [Signal(name=f"last{b}") for b in range(self.window_beats)]
-        mags = [magnitude(v) for v in value]
+        # Magnitudes are taken as elements enter, so the decisions start from registers.
+        mags = [Signal(unsigned(self.width), name=f"mag{s}") for s in range(slots)]
 
         # -- group tags of the entering beat: a chain over the lanes -------------------------
         position = Signal(range(self.max_group + 1))  # of the next element within its group
@@ -143,8 +145,11 @@ class GroupWindow(wiring.Component):
                 mod.d.comb += [after_pos.eq(next_pos[count - 1]),
                                after_grp.eq(next_grp[count - 1])]
 
-        # -- the middle beat's decisions ----------------------------------------------------
-        keep = Signal(lanes)
+        # -- the middle beat's decisions, in two stages ----------------------------------------
+        # Stage 1 (from the window's registers): for each lane, which group members beat it
+        # (N:M) and the members' magnitudes (slice norms); registered with the beat in a skid
+        # buffer. Stage 2 (from that register): the counts, the sums and the decisions.
+        larger_terms, member_terms = [], []
         for lane in range(lanes):
             s = middle + lane
             larger, members = [], [mags[s]]
@@ -157,30 +162,63 @@ class GroupWindow(wiring.Component):
                     larger.append(same & beats_it)
                 if abs(t - s) < self.max_slice:
                     members.append(Mux(same, mags[t], 0))
+            larger_terms.append(larger)
+            member_terms.append(members)
+        stage_layout = data.StructLayout({
+            "values": data.ArrayLayout(signed(self.width), lanes),
+            "valid": unsigned(lanes),
+            "ends": unsigned(lanes),
+            "larger": data.ArrayLayout(unsigned(max(1, max(map(len, larger_terms)))), lanes),
+            "members": data.ArrayLayout(
+                data.ArrayLayout(unsigned(self.width), max(map(len, member_terms))), lanes),
+            "last": 1,
+        })
+        mod.submodules.stage = stage = SkidBuffer(stage_layout)
+        staged = stage.i.payload
+        for lane in range(lanes):
+            s = middle + lane
+            mod.d.comb += [
+                staged.values[lane].eq(value[s]),
+                staged.valid[lane].eq(valid[s]),
+                staged.ends[lane].eq(valid[s] & end[s]),
+                staged.larger[lane].eq(Cat(*larger_terms[lane])),
+            ]
+            for k, term in enumerate(member_terms[lane]):
+                mod.d.comb += staged.members[lane][k].eq(term)
+        mod.d.comb += staged.last.eq(last[self.lookaround])
+
+        held = stage.o.payload
+        keep = Signal(lanes)
+        for lane in range(lanes):
             rank = Signal(range(2 * self.max_nm_m), name=f"rank{lane}")
             norm = Signal(self.norm_width, name=f"norm{lane}")
+            bits = held.larger[lane]
             mod.d.comb += [
-                rank.eq(sum(larger) if larger else 0),
-                norm.eq(sum(members)),
+                rank.eq(sum(bits[k] for k in range(len(larger_terms[lane])))
+                        if larger_terms[lane] else 0),
+                norm.eq(sum(held.members[lane][k] for k in range(len(member_terms[lane])))),
                 self.o.payload.sums[lane].eq(norm),
-                self.o.payload.ends[lane].eq(valid[s] & end[s]),
             ]
             with mod.If(self.mode == GroupMode.NM):
-                mod.d.comb += keep[lane].eq(valid[s] & (rank < self.n))
+                mod.d.comb += keep[lane].eq(held.valid[lane] & (rank < self.n))
             with mod.Else():
-                mod.d.comb += keep[lane].eq(valid[s] & ~self.keep_none & (norm >= self.threshold))
+                mod.d.comb += keep[lane].eq(held.valid[lane] & ~self.keep_none
+                                            & (norm >= self.threshold))
+        mod.d.comb += [
+            self.o.payload.keep.eq(keep),
+            self.o.payload.ends.eq(held.ends),
+            self.o.payload.count.eq(sum(held.valid[lane] for lane in range(lanes))),
+            self.o.payload.last.eq(held.last),
+            self.o.valid.eq(stage.o.valid),
+            stage.o.ready.eq(self.o.ready),
+        ]
+        for lane in range(lanes):
+            mod.d.comb += self.o.payload.values[lane].eq(held.values[lane])
 
         # The middle beat is offered if it holds elements, or is a tensor's (empty) last beat.
         mid_offer = Signal()
         mod.d.comb += mid_offer.eq(valid[middle] | last[self.lookaround])
         flushing = Signal()  # the tensor's last beat is in the window, not yet out
-        mod.d.comb += [
-            self.o.payload.keep.eq(keep),
-            self.o.payload.count.eq(sum(valid[middle + lane] for lane in range(lanes))),
-            self.o.payload.last.eq(last[self.lookaround]),
-        ]
-        for lane in range(lanes):
-            mod.d.comb += self.o.payload.values[lane].eq(value[middle + lane])
 
         # The window shifts when a beat enters (or, flushing, an empty beat); the middle beat
         # leaves with that shift, so it is offered only when the shift can happen.
@@ -188,9 +226,9 @@ class GroupWindow(wiring.Component):
         shift = Signal()
         mod.d.comb += [
             can_shift.eq(flushing | self.i.valid),
-            self.o.valid.eq(mid_offer & can_shift),
-            self.i.ready.eq(~flushing & (~mid_offer | self.o.ready)),
-            shift.eq(can_shift & (~mid_offer | self.o.ready)),
+            stage.i.valid.eq(mid_offer & can_shift),
+            self.i.ready.eq(~flushing & (~mid_offer | stage.i.ready)),
+            shift.eq(can_shift & (~mid_offer | stage.i.ready)),
         ]
         entering = self.i.valid & self.i.ready
         at_start = Signal(init=1)  # the next beat is a tensor's first
@@ -198,13 +236,15 @@ class GroupWindow(wiring.Component):
         with mod.If(shift):
             for s in range(slots - lanes):
                 mod.d.sync += [value[s].eq(value[s + lanes]), valid[s].eq(valid[s + lanes]),
-                               tag[s].eq(tag[s + lanes]), end[s].eq(end[s + lanes])]
+                               tag[s].eq(tag[s + lanes]), end[s].eq(end[s + lanes]),
+                               mags[s].eq(mags[s + lanes])]
             for b in range(self.window_beats - 1):
                 mod.d.sync += last[b].eq(last[b + 1])
             for lane in range(lanes):
                 s = slots - lanes + lane
                 mod.d.sync += [
                     value[s].eq(beat.values[lane]),
+                    mags[s].eq(magnitude(beat.values[lane])),
                     valid[s].eq(entering & (lane < beat.count)),
                     tag[s].eq(lane_tag[lane]),
                     end[s].eq(lane_wraps[lane] | (beat.last & (lane + 1 == beat.count))),
@@ -220,7 +260,7 @@ class GroupWindow(wiring.Component):
             with mod.Elif(at_start):
                 mod.d.sync += self.error.eq(0)
 
-        with mod.If(self.o.valid & self.o.ready & self.o.payload.last):
+        with mod.If(stage.i.valid & stage.i.ready & staged.last):
             # The tensor is out: empty the window for the next one.
             mod.d.sync += flushing.eq(0)
             for s in range(slots):

@@ -464,6 +464,7 @@ class SparsePEArray(wiring.Component):
         cycles = Signal(COUNTER_WIDTH)
         busy = Signal(COUNTER_WIDTH)
         entries = Signal(COUNTER_WIDTH)
+        macs = Signal(COUNTER_WIDTH)  # entries times columns, counted as entries issue
         stalls = Signal(COUNTER_WIDTH)
         clear = Signal()  # a job starts this cycle
         for pe in pe_rows:
@@ -635,8 +636,7 @@ class SparsePEArray(wiring.Component):
         moved = Signal(range(Q + 1))
         m.d.comb += moved.eq(sum(lane_moves))
         results_out = Signal(range(self.max_rows * self.max_tiles + 1))
-        total = Signal.like(results_out)
-        m.d.comb += total.eq(cmd.rows * cmd.tiles)
+        total = Signal.like(results_out)  # rows * tiles, registered with the command
         with m.If(load_out):
             m.d.sync += [out_valid.eq(moved != 0), results_out.eq(results_out + moved),
                          out.last.eq((moved != 0) & (results_out + moved == total))]
@@ -662,10 +662,11 @@ class SparsePEArray(wiring.Component):
         with m.If(computing):
             m.d.sync += [busy.eq(busy + popcount(issues)),
                          entries.eq(entries + popcount(real)),
+                         macs.eq(macs + sum(Mux(real[r], cmd.cols, 0) for r in range(R))),
                          stalls.eq(stalls + popcount(stalled))]
         m.d.comb += self.done.payload.error.eq(error)
         m.d.comb += [self.done.payload.cycles.eq(cycles), self.done.payload.busy.eq(busy),
-                     self.done.payload.macs.eq(entries * cmd.cols),
+                     self.done.payload.macs.eq(macs),
                      self.done.payload.stalls.eq(stalls)]
         with m.FSM():
             with m.State("IDLE"):
@@ -673,7 +674,8 @@ class SparsePEArray(wiring.Component):
                 with m.If(self.cmd.valid):
                     m.d.comb += clear.eq(1)
                     m.d.sync += [
-                        cmd.eq(c), error.eq(0), cycles.eq(1), busy.eq(0), entries.eq(0),
+                        cmd.eq(c), total.eq(c.rows * c.tiles), error.eq(0), cycles.eq(1),
+                        busy.eq(0), entries.eq(0), macs.eq(0),
                         stalls.eq(0), row_start.eq(1), rows_seen.eq(0), pos.eq(0),
                         nm_base.eq(0), nm_taken.eq(0), d_tile.eq(0), d_row.eq(0),
                         d_part.eq(0), loaded_tiles.eq(0), results_out.eq(0),

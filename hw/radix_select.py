@@ -39,7 +39,7 @@ class RadixSelect(wiring.Component):
     ``lanes`` keys per cycle with no stall; a transparent read port forwards the previous
     cycle's increment, so repeated keys need no stall either. The scan reads the banks bin by
     bin, adds them, and clears each bin behind it, so the next selection starts from zero. It
-    takes ``2**digit_bits + 2`` cycles per pass. After reset the banks are cleared once
+    takes ``2**digit_bits + 3`` cycles per pass. After reset the banks are cleared once
     (``2**digit_bits`` cycles) before the first command is accepted.
 
     Parameters
@@ -168,7 +168,11 @@ class RadixSelect(wiring.Component):
         found = Signal()
         found_bin = Signal(self.digit_bits)
         found_rem = Signal(cw)
-        m.d.comb += scan_sum.eq(sum(rp.data for rp, _ in banks))
+        # The banks' sum is registered (the memories' outputs are slow): checked a cycle later.
+        sum_valid = Signal()
+        sum_bin = Signal(self.digit_bits)
+        m.d.sync += [scan_sum.eq(sum(rp.data for rp, _ in banks)), sum_valid.eq(scan_valid),
+                     sum_bin.eq(scan_bin)]
 
         clear_addr = Signal(self.digit_bits)
         clearing = Signal()
@@ -186,11 +190,11 @@ class RadixSelect(wiring.Component):
                 ]
 
         m.d.sync += scan_valid.eq(0)
-        with m.If(scan_valid):
+        with m.If(sum_valid):
             with m.If(~found & (cum + scan_sum >= k_rem)):
                 m.d.sync += [
                     found.eq(1),
-                    found_bin.eq(scan_bin),
+                    found_bin.eq(sum_bin),
                     found_rem.eq(k_rem - cum),
                 ]
             with m.Else():
@@ -255,8 +259,10 @@ class RadixSelect(wiring.Component):
                     m.next = "SCAN_END"
 
             with m.State("SCAN_END"):
-                # The last bin's sum is checked in this cycle; the outcome is ready next cycle.
-                m.next = "NEXT_PASS"
+                # Bin 0's sum is registered in the first cycle and checked in the second; the
+                # outcome is ready in the next state.
+                with m.If(sum_valid & (sum_bin == 0)):
+                    m.next = "NEXT_PASS"
 
             with m.State("NEXT_PASS"):
                 with m.If(~found):

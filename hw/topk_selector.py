@@ -9,6 +9,7 @@ from .group_window import GroupMode, GroupWindow
 from .layouts import tensor_beat
 from .mask_packer import MaskPacker
 from .radix_select import RadixSelect
+from .skid_buffer import SkidBuffer
 from .validate import check_int
 
 __all__ = ["TopKOp", "TopKSelector"]
@@ -150,6 +151,8 @@ class TopKSelector(wiring.Component):
         m.submodules.radix = radix = self._radix
         m.submodules.packer = packer = self._packer
         m.submodules.window = window = self._window
+        # A register between the window's decisions and the packer (each is a long path).
+        m.submodules.window_out = window_out = SkidBuffer(packer.in_layout)
 
         # Stored thresholds, one for elements and one for kernel-slice norms.
         stored = {
@@ -195,12 +198,15 @@ class TopKSelector(wiring.Component):
 
         def route_window_to_packer():
             m.d.comb += [
-                packer.i.valid.eq(window.o.valid),
-                window.o.ready.eq(packer.i.ready),
-                packer.i.payload.values.eq(window.o.payload.values),
-                packer.i.payload.keep.eq(window.o.payload.keep),
-                packer.i.payload.count.eq(window.o.payload.count),
-                packer.i.payload.last.eq(window.o.payload.last),
+                window_out.i.valid.eq(window.o.valid),
+                window.o.ready.eq(window_out.i.ready),
+                window_out.i.payload.values.eq(window.o.payload.values),
+                window_out.i.payload.keep.eq(window.o.payload.keep),
+                window_out.i.payload.count.eq(window.o.payload.count),
+                window_out.i.payload.last.eq(window.o.payload.last),
+                packer.i.valid.eq(window_out.o.valid),
+                window_out.o.ready.eq(packer.i.ready),
+                packer.i.payload.eq(window_out.o.payload),
             ]
 
         def finish_from_packer(extra_error):
