@@ -198,7 +198,7 @@ def _slot_group_tile(group, row_costs, starts, in_flight, slot_free, not_before=
 
 #: Selector: cycles per threshold pass beyond one beat a cycle (the histogram scan), and the
 #: command's fixed cost.
-THRESHOLD_PASS = 259
+THRESHOLD_PASS = 261
 THRESHOLD_FIXED = 6
 #: The selector clears its histogram (``2**radix_bits`` bins) after reset; a command sent as
 #: reset ends waits for the rest.

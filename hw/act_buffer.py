@@ -267,12 +267,16 @@ class ActivationBuffer(wiring.Component):
         last_element = Signal()
         m.d.comb += last_element.eq(flat + 1 == desc_n)  # of a row-order walk
 
-        # A column or dense walk reads the value word of ``value_ptr``; the value is on the port
-        # in the next cycle (and held while ``en`` is low), for ``held_ptr``.
+        # A column or dense walk reads the value word of ``value_ptr`` (an index into the
+        # whole value memory, so that a cursor read from ptr_mem goes to the address with no
+        # adder); the value is on the port in the next cycle (held while ``en`` is low), for
+        # ``held_ptr``. ``value_start`` is the tensor's first value, as such an index.
         value_en = Signal()
         value_ptr = Signal.like(vcount)
         held_ptr = Signal.like(vcount)
-        m.d.comb += [value_rp.addr.eq(desc.value_base + (value_ptr >> lane_bits)),
+        value_start = Signal.like(vcount)
+        m.d.comb += value_start.eq(desc.value_base << lane_bits)
+        m.d.comb += [value_rp.addr.eq(value_ptr >> lane_bits),
                      value_rp.en.eq(value_en)]
         with m.If(value_en):
             m.d.sync += held_ptr.eq(value_ptr)
@@ -288,13 +292,13 @@ class ActivationBuffer(wiring.Component):
         # and the next word, on the value port (read ahead at ``value_fetch``).
         scan_word = Signal(word_bits)
         seg_mask = Signal(word_bits)
-        seg_lo = Signal(range(word_bits))  # the segment's first bit in the word
-        room = Signal.like(col)  # columns of the row from the segment's first bit on
+        from_lo = Signal(word_bits)  # the bits from the segment's first on
+        seg_hi = Signal(range(word_bits + self.max_cols + 1))  # where the row ends, in bits
         col_bias = Signal(len(Signal(range(self.max_cols))))  # a bit's column minus its position
         bitmap_fetch = Signal(range(self.bitmap_words + 2))
         value_fetch = Signal(range(self.value_words + 2))
         value_held = Signal(lanes * width)
-        value_offset = Signal(range(lanes))  # of the next value in `value_held`
+        value_offset = Signal(range(max(lanes, 2)))  # of the next value in `value_held`
         segment = Signal(word_bits)
         m.d.comb += segment.eq(scan_word & seg_mask)
         # ranks[j]: kept elements of the segment before position j, saturated at lanes + 1, by
@@ -341,28 +345,32 @@ class ActivationBuffer(wiring.Component):
 
         # The segment after this one, from registers only (no part of the scan's loop): the
         # next row's in this word, or the rest of this row (or the next row) in the next word.
-        seg_end = Signal(range(word_bits + 1))  # one past the segment's last bit
-        row_ends = Signal()
-        m.d.comb += [row_ends.eq(room <= word_bits - seg_lo),
-                     seg_end.eq(Mux(row_ends, seg_lo + room, word_bits))]
+        # The three cases: the row ends inside the word (the next row's segment follows in
+        # it), at its end, or beyond it (the row goes on in the next word). Only an adder and
+        # a comparison per bit lie between these registers and the next segment's mask.
+        row_ends = Signal()  # the row ends in this word
         word_done = Signal()  # the segment ends at the end of the word
-        next_lo = Signal.like(seg_lo)
-        next_room = Signal.like(room)
+        next_hi = Signal.like(seg_hi)
+        next_from = Signal(word_bits)
         next_bias = Signal.like(col_bias)
         next_mask = Signal(word_bits)
         m.d.comb += [
-            word_done.eq(seg_end == word_bits),
-            next_lo.eq(Mux(word_done, 0, seg_end)),
-            next_room.eq(Mux(row_ends, desc.cols, room - (word_bits - seg_lo))),
-            next_bias.eq(Mux(row_ends, -next_lo, col_bias + word_bits)),
+            row_ends.eq(seg_hi <= word_bits),
+            word_done.eq(seg_hi >= word_bits),
+            next_hi.eq(Mux(~word_done, seg_hi + desc.cols,
+                           Mux(row_ends, desc.cols, seg_hi - word_bits))),
+            next_from.eq(Mux(word_done, (1 << word_bits) - 1, from_lo & ~seg_mask)),
+            next_bias.eq(Mux(~word_done, -seg_hi,
+                             Mux(row_ends, 0, col_bias + word_bits))),
         ]
         for j in range(word_bits):
-            m.d.comb += next_mask[j].eq((j >= next_lo) & (j - next_lo < next_room))
+            m.d.comb += next_mask[j].eq(next_from[j] & (j < next_hi))
 
         def start_scan():
             """Set up a scan from the tensor's first element (its first words are read)."""
             m.d.sync += [
-                seg_lo.eq(0), room.eq(desc.cols), col_bias.eq(0), row.eq(0),
+                from_lo.eq((1 << word_bits) - 1), seg_hi.eq(desc.cols), col_bias.eq(0),
+                row.eq(0),
                 bitmap_fetch.eq(desc.bitmap_base), value_fetch.eq(desc.value_base),
             ]
             for j in range(word_bits):
@@ -546,7 +554,7 @@ class ActivationBuffer(wiring.Component):
                     prepass.eq(cmd.op == ActOp.READ_COLS),
                 ]
                 # The tensor's first bitmap word (`flat` is 0) and first value word are read.
-                m.d.comb += [value_en.eq(1), value_ptr.eq(0)]
+                m.d.comb += [value_en.eq(1), value_ptr.eq(value_start)]
                 start_scan()
                 with m.If(~desc.valid | desc.freed):
                     finish(1, 0, 0)
@@ -555,7 +563,8 @@ class ActivationBuffer(wiring.Component):
                     m.next = "RESULT"
                 with m.Else():
                     # The first row's values start at 0 (a column read's cursor table).
-                    m.d.comb += [ptr_wp.en.eq(1), ptr_wp.addr.eq(0), ptr_wp.data.eq(0)]
+                    m.d.comb += [ptr_wp.en.eq(1), ptr_wp.addr.eq(0),
+                                 ptr_wp.data.eq(value_start)]
                     m.next = "READ_BITMAP"
 
             with m.State("READ_BITMAP"):
@@ -573,7 +582,7 @@ class ActivationBuffer(wiring.Component):
                     m.next = "ROW_SCAN"
                 with m.Else():
                     # The bitmap word of `flat` is read in this cycle, and the values at `vcount`.
-                    m.d.comb += [value_en.eq(1), value_ptr.eq(vcount)]
+                    m.d.comb += [value_en.eq(1), value_ptr.eq(value_start + vcount)]
                     m.next = "READ_VALUE"
 
             with m.State("ROW_SCAN"):
@@ -610,7 +619,7 @@ class ActivationBuffer(wiring.Component):
                         # The rest of the segment's kept elements in the next beat.
                         m.d.sync += scan_word.eq(scan_word & ~taken)
                     with m.Else():
-                        m.d.sync += [seg_lo.eq(next_lo), room.eq(next_room),
+                        m.d.sync += [from_lo.eq(next_from), seg_hi.eq(next_hi),
                                      col_bias.eq(next_bias), seg_mask.eq(next_mask)]
                         with m.If(word_done):
                             m.d.comb += bitmap_rp.en.eq(1)
@@ -626,14 +635,14 @@ class ActivationBuffer(wiring.Component):
                                     m.next = "READ_BITMAP"
                                 with m.Else():
                                     m.d.comb += [ptr_wp.en.eq(1), ptr_wp.addr.eq(row + 1),
-                                                 ptr_wp.data.eq(vcount + take)]
+                                                 ptr_wp.data.eq(value_start + vcount + take)]
                     with m.If(emit & (take != 0) & (emitted + take == desc.kept)):
                         m.next = "RESULT"
 
             with m.State("READ_VALUE"):
                 column_walk = cmd.op == ActOp.READ_COLS
                 m.d.comb += [
-                    value_ptr.eq(Mux(column_walk, ptr_rp.data, vcount)),
+                    value_ptr.eq(Mux(column_walk, ptr_rp.data, value_start + vcount)),
                     value_en.eq(1),
                 ]
                 m.d.sync += [

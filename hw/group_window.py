@@ -147,8 +147,9 @@ class GroupWindow(wiring.Component):
 
         # -- the middle beat's decisions, in two stages ----------------------------------------
         # Stage 1 (from the window's registers): for each lane, which group members beat it
-        # (N:M) and the members' magnitudes (slice norms); registered with the beat in a skid
-        # buffer. Stage 2 (from that register): the counts, the sums and the decisions.
+        # (N:M) and partial sums of the members' magnitudes (slice norms); registered with the
+        # beat in a skid buffer. Stage 2 (from that register): the counts, the norms and the
+        # decisions.
         larger_terms, member_terms = [], []
         for lane in range(lanes):
             s = middle + lane
@@ -163,14 +164,15 @@ class GroupWindow(wiring.Component):
                 if abs(t - s) < self.max_slice:
                     members.append(Mux(same, mags[t], 0))
             larger_terms.append(larger)
-            member_terms.append(members)
+            # Stage 1 adds the magnitudes four at a time; stage 2 adds those partial sums.
+            member_terms.append([sum(members[k:k + 4]) for k in range(0, len(members), 4)])
         stage_layout = data.StructLayout({
             "values": data.ArrayLayout(signed(self.width), lanes),
             "valid": unsigned(lanes),
             "ends": unsigned(lanes),
             "larger": data.ArrayLayout(unsigned(max(1, max(map(len, larger_terms)))), lanes),
-            "members": data.ArrayLayout(
-                data.ArrayLayout(unsigned(self.width), max(map(len, member_terms))), lanes),
+            "partials": data.ArrayLayout(
+                data.ArrayLayout(unsigned(self.width + 2), max(map(len, member_terms))), lanes),
             "last": 1,
         })
         mod.submodules.stage = stage = SkidBuffer(stage_layout)
@@ -184,7 +186,7 @@ class GroupWindow(wiring.Component):
                 staged.larger[lane].eq(Cat(*larger_terms[lane])),
             ]
             for k, term in enumerate(member_terms[lane]):
-                mod.d.comb += staged.members[lane][k].eq(term)
+                mod.d.comb += staged.partials[lane][k].eq(term)
         mod.d.comb += staged.last.eq(last[self.lookaround])
 
         held = stage.o.payload
@@ -196,7 +198,7 @@ class GroupWindow(wiring.Component):
             mod.d.comb += [
                 rank.eq(sum(bits[k] for k in range(len(larger_terms[lane])))
                         if larger_terms[lane] else 0),
-                norm.eq(sum(held.members[lane][k] for k in range(len(member_terms[lane])))),
+                norm.eq(sum(held.partials[lane][k] for k in range(len(member_terms[lane])))),
                 self.o.payload.sums[lane].eq(norm),
             ]
             with mod.If(self.mode == GroupMode.NM):

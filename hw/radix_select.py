@@ -36,10 +36,11 @@ class RadixSelect(wiring.Component):
     value, and every key equal to it is kept by the comparison that follows.
 
     Each lane has its own histogram bank (a one-read, one-write memory), so a pass takes
-    ``lanes`` keys per cycle with no stall; a transparent read port forwards the previous
-    cycle's increment, so repeated keys need no stall either. The scan reads the banks bin by
+    ``lanes`` keys per cycle with no stall; a bin's count is read, registered, and written back
+    plus one two cycles later, with the two increments still in flight forwarded, so repeated
+    keys need no stall either. The scan reads the banks bin by
     bin, adds them, and clears each bin behind it, so the next selection starts from zero. It
-    takes ``2**digit_bits + 3`` cycles per pass. After reset the banks are cleared once
+    takes ``2**digit_bits + 5`` cycles per pass. After reset the banks are cleared once
     (``2**digit_bits`` cycles) before the first command is accepted.
 
     Parameters
@@ -120,7 +121,7 @@ class RadixSelect(wiring.Component):
             mem = Memory(shape=unsigned(cw), depth=self.bins, init=[])
             m.submodules[f"bank{lane}"] = mem
             wp = mem.write_port()
-            rp = mem.read_port(transparent_for=(wp,))
+            rp = mem.read_port()
             banks.append((rp, wp))
 
         k_zero = Signal()
@@ -139,7 +140,9 @@ class RadixSelect(wiring.Component):
             self.result.payload.n.eq(n),
         ]
 
-        # -- histogram pass: read bin (cycle 0), write bin + 1 (cycle 1) ---------------------
+        # -- histogram pass: read bin (cycle 0), its count registered (cycle 1), bin + 1
+        # written (cycle 2). The memories' outputs are slow, so they only feed registers; the
+        # two increments still in flight when a bin is read are forwarded to its write.
         hist_valid = Signal(lanes)
         hist_addr = [Signal(self.digit_bits, name=f"hist_addr{lane}") for lane in range(lanes)]
         keys_fire = self.keys.valid & self.keys.ready
@@ -158,8 +161,28 @@ class RadixSelect(wiring.Component):
                 hist_valid[lane].eq(keys_fire & self.keys.payload.valid[lane] & match),
                 hist_addr[lane].eq(digit),
             ]
+        read_data = [Signal(cw, name=f"read_data{lane}") for lane in range(lanes)]
+        inc_valid = Signal(lanes)
+        inc_addr = [Signal(self.digit_bits, name=f"inc_addr{lane}") for lane in range(lanes)]
+        m.d.sync += [read_data[lane].eq(rp.data) for lane, (rp, _) in enumerate(banks)]
+        m.d.sync += inc_valid.eq(hist_valid)
+        m.d.sync += [inc_addr[lane].eq(hist_addr[lane]) for lane in range(lanes)]
+        # The increments written one and two cycles ago (not yet seen by the read).
+        written = [[(Signal(name=f"w{age}_valid{lane}"),
+                     Signal(self.digit_bits, name=f"w{age}_addr{lane}"),
+                     Signal(cw, name=f"w{age}_data{lane}")) for age in (1, 2)]
+                   for lane in range(lanes)]
+        inc_data = [Signal(cw, name=f"inc_data{lane}") for lane in range(lanes)]
+        for lane in range(lanes):
+            (v1, a1, d1), (v2, a2, d2) = written[lane]
+            base = Mux(v1 & (a1 == inc_addr[lane]), d1,
+                       Mux(v2 & (a2 == inc_addr[lane]), d2, read_data[lane]))
+            m.d.comb += inc_data[lane].eq(base + 1)
+            m.d.sync += [v1.eq(inc_valid[lane]), a1.eq(inc_addr[lane]), d1.eq(inc_data[lane]),
+                         v2.eq(v1), a2.eq(a1), d2.eq(d1)]
 
-        # -- scan: read bin b (cycle 0); add the banks, clear bin b (cycle 1) ----------------
+        # -- scan: read bin b (cycle 0); clear it, register its counts (cycle 1); add the
+        # banks (cycle 2); check the sum (cycle 3) -------------------------------------------
         scan_addr = Signal(self.digit_bits)
         scan_valid = Signal()
         scan_bin = Signal(self.digit_bits)
@@ -168,11 +191,13 @@ class RadixSelect(wiring.Component):
         found = Signal()
         found_bin = Signal(self.digit_bits)
         found_rem = Signal(cw)
-        # The banks' sum is registered (the memories' outputs are slow): checked a cycle later.
+        read_valid = Signal()
+        read_bin = Signal(self.digit_bits)
         sum_valid = Signal()
         sum_bin = Signal(self.digit_bits)
-        m.d.sync += [scan_sum.eq(sum(rp.data for rp, _ in banks)), sum_valid.eq(scan_valid),
-                     sum_bin.eq(scan_bin)]
+        m.d.sync += [read_valid.eq(scan_valid), read_bin.eq(scan_bin),
+                     scan_sum.eq(sum(read_data)), sum_valid.eq(read_valid),
+                     sum_bin.eq(read_bin)]
 
         clear_addr = Signal(self.digit_bits)
         clearing = Signal()
@@ -184,9 +209,9 @@ class RadixSelect(wiring.Component):
                 m.d.comb += [wp.en.eq(1), wp.addr.eq(scan_bin), wp.data.eq(0)]
             with m.Else():
                 m.d.comb += [
-                    wp.en.eq(hist_valid[lane]),
-                    wp.addr.eq(hist_addr[lane]),
-                    wp.data.eq(rp.data + 1),
+                    wp.en.eq(inc_valid[lane]),
+                    wp.addr.eq(inc_addr[lane]),
+                    wp.data.eq(inc_data[lane]),
                 ]
 
         m.d.sync += scan_valid.eq(0)
@@ -234,6 +259,10 @@ class RadixSelect(wiring.Component):
                         m.next = "DRAIN"
 
             with m.State("DRAIN"):
+                # The last beat's counts are read in this cycle.
+                m.next = "DRAIN_WRITE"
+
+            with m.State("DRAIN_WRITE"):
                 # The last beat's increments are written in this cycle.
                 m.d.sync += [
                     scan_addr.eq(self.bins - 1),
@@ -259,8 +288,8 @@ class RadixSelect(wiring.Component):
                     m.next = "SCAN_END"
 
             with m.State("SCAN_END"):
-                # Bin 0's sum is registered in the first cycle and checked in the second; the
-                # outcome is ready in the next state.
+                # Bin 0's counts are registered, added and checked in this state's cycles;
+                # the outcome is ready in the next state.
                 with m.If(sum_valid & (sum_bin == 0)):
                     m.next = "NEXT_PASS"
 
