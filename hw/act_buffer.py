@@ -43,8 +43,8 @@ class ActivationBuffer(wiring.Component):
     holding more kept elements than that; it ends at the last kept element. A column read (the
     transposed order) first scans the bitmap the same way to find where each row's values
     start, then walks column by column with a cursor per row, one element a beat, so nothing is
-    expanded to dense: an element takes one cycle plus a bitmap-word cycle, a kept one a third.
-    A dense read walks every element the same way, one a beat.
+    expanded to dense: an element takes two cycles. A dense read walks every element the same
+    way, one a beat, two cycles each.
 
     A write that does not fit (bitmap, values or table), whose slot is taken, or whose length
     differs from ``rows * cols`` is refused: its stream is consumed, nothing stored is touched
@@ -654,13 +654,14 @@ class ActivationBuffer(wiring.Component):
                 ]
                 with m.If(bit):
                     m.d.comb += vcount_next.eq(vcount + 1)
+                # The walk moves on whatever the bit is, so that the bitmap's output does not
+                # reach the bitmap's address (a kept element is sent from READ_OUT).
+                advance()
                 with m.If(bit | (cmd.op == ActOp.READ_DENSE)):
                     with m.If(column_walk):
                         m.d.comb += [ptr_wp.en.eq(1), ptr_wp.addr.eq(row),
                                      ptr_wp.data.eq(ptr_rp.data + 1)]
                     m.next = "READ_OUT"
-                with m.Else():
-                    advance()
 
             with m.State("READ_OUT"):
                 # The value word read in READ_VALUE is on the port (held: en is low).
@@ -677,7 +678,9 @@ class ActivationBuffer(wiring.Component):
                     with m.If(out_last):
                         m.next = "RESULT"
                     with m.Else():
-                        advance()
+                        # The walk has moved on: the next element's bitmap word and cursor
+                        # are read in this cycle.
+                        m.next = "READ_VALUE"
 
             with m.State("RESULT"):
                 # After the read's last beat has left (the result ends a read).
