@@ -215,7 +215,7 @@ GEMM_REPLY = 2
 #: GEMM in dense mode: the first host beat reaches the rows adapter.
 DENSE_FIRST_BEAT = 2
 #: GEMM_SAVED: the activation buffer's first scan cycle (command, read check, bitmap read).
-SAVED_FIRST_SCAN = 5
+SAVED_FIRST_SCAN = 6
 
 
 @functools.lru_cache(maxsize=None)

@@ -8,6 +8,7 @@ from amaranth.lib.wiring import In, Out
 from .mask_packer import compressed_beat
 from .skid_buffer import SkidBuffer
 from .validate import check_int
+from .word_prefetch import WordPrefetch
 
 __all__ = ["ActOp", "ActivationBuffer"]
 
@@ -144,6 +145,7 @@ class ActivationBuffer(wiring.Component):
             "value_base": range(self.value_words + 1),
             "rows": range(max_rows + 1),
             "cols": range(max_cols + 1),
+            "n": range(max_n + 1),  # rows * cols, kept so that no read multiplies
             "kept": count_shape,
         })
         super().__init__({
@@ -205,9 +207,9 @@ class ActivationBuffer(wiring.Component):
         ]
 
         cmd = Signal(self.cmd_layout)
-        # The descriptor of cmd.slot, registered (the table's mux and the element count's
-        # multiplier stay out of the walks' paths): loaded with the command, then following
-        # the table a cycle behind (no state reads it in the cycle after it changes).
+        # The descriptor of cmd.slot, registered (the table's mux stays out of the walks'
+        # paths): loaded with the command, then following the table a cycle behind (no state
+        # reads it in the cycle after it changes).
         desc = Signal(self.descriptor_layout)
         desc_n = Signal(range(self.max_rows * self.max_cols + 1))  # rows * cols
         slot_next = Signal.like(cmd.slot)
@@ -217,7 +219,7 @@ class ActivationBuffer(wiring.Component):
         with m.Switch(slot_next):
             for s in range(self.max_tensors):
                 with m.Case(s):
-                    m.d.sync += [desc.eq(table[s]), desc_n.eq(table[s].rows * table[s].cols)]
+                    m.d.sync += [desc.eq(table[s]), desc_n.eq(table[s].n)]
 
         result = Signal(self.result_layout)
         m.d.comb += self.result.payload.eq(result)
@@ -286,19 +288,26 @@ class ActivationBuffer(wiring.Component):
 
         # The scan of a row read (and of a column read's first pass) works from registers
         # only, so that no memory and no address adder sit in its loop: ``scan_word`` is the
-        # bitmap word being scanned (the bits a beat has taken cleared), the bitmap port holds
-        # the next word (read ahead at ``bitmap_fetch``), and ``seg_mask`` marks the bits of
-        # the current row in the word. Values come through a two-word window: ``value_held``
-        # and the next word, on the value port (read ahead at ``value_fetch``).
+        # bitmap word being scanned (the bits a beat has taken cleared), the next words wait
+        # in a prefetch queue (the memories' enables held high, their addresses registered),
+        # and ``seg_mask`` marks the bits of the current row in the word. Values come through
+        # a two-word window: the first two words of the value queue.
+        m.submodules.bitmap_ahead = bitmap_ahead = WordPrefetch(
+            width=word_bits, addr_width=len(bitmap_rp.addr))
+        m.submodules.value_ahead = value_ahead = WordPrefetch(
+            width=lanes * width, addr_width=len(value_rp.addr))
+        m.d.comb += [
+            bitmap_ahead.mem_data.eq(bitmap_rp.data),
+            bitmap_ahead.start_addr.eq(desc.bitmap_base),
+            value_ahead.mem_data.eq(value_rp.data),
+            value_ahead.start_addr.eq(desc.value_base),
+        ]
         scan_word = Signal(word_bits)
         seg_mask = Signal(word_bits)
         from_lo = Signal(word_bits)  # the bits from the segment's first on
         seg_hi = Signal(range(word_bits + self.max_cols + 1))  # where the row ends, in bits
         col_bias = Signal(len(Signal(range(self.max_cols))))  # a bit's column minus its position
-        bitmap_fetch = Signal(range(self.bitmap_words + 2))
-        value_fetch = Signal(range(self.value_words + 2))
-        value_held = Signal(lanes * width)
-        value_offset = Signal(range(max(lanes, 2)))  # of the next value in `value_held`
+        value_offset = Signal(range(max(lanes, 2)))  # of the next value in the first word
         segment = Signal(word_bits)
         m.d.comb += segment.eq(scan_word & seg_mask)
         # ranks[j]: kept elements of the segment before position j, saturated at lanes + 1, by
@@ -336,7 +345,7 @@ class ActivationBuffer(wiring.Component):
         take = Signal(range(lanes + 1))
         m.d.comb += [more.eq(ranks[word_bits] == lanes + 1),
                      take.eq(Mux(ranks[word_bits] > lanes, lanes, ranks[word_bits]))]
-        window = Cat(value_held, value_rp.data)
+        window = Cat(value_ahead.head[0], value_ahead.head[1])
         values = [Signal(signed(width), name=f"value{i}") for i in range(lanes)]
         for i in range(lanes):
             m.d.comb += values[i].eq(window.word_select(value_offset + i, width))
@@ -370,9 +379,10 @@ class ActivationBuffer(wiring.Component):
             """Set up a scan from the tensor's first element (its first words are read)."""
             m.d.sync += [
                 from_lo.eq((1 << word_bits) - 1), seg_hi.eq(desc.cols), col_bias.eq(0),
-                row.eq(0),
-                bitmap_fetch.eq(desc.bitmap_base), value_fetch.eq(desc.value_base),
+                row.eq(0), value_offset.eq(0),
             ]
+            # (The queues' first reads are the walks' first reads too: same addresses.)
+            m.d.comb += [bitmap_ahead.start.eq(1), value_ahead.start.eq(1)]
             for j in range(word_bits):
                 m.d.sync += seg_mask[j].eq(j < desc.cols)
 
@@ -494,6 +504,7 @@ class ActivationBuffer(wiring.Component):
                                 table[s].value_base.eq(value_top),
                                 table[s].rows.eq(cmd.rows),
                                 table[s].cols.eq(cmd.cols),
+                                table[s].n.eq(n_cmd),
                                 table[s].kept.eq(w_kept),
                             ]
                     for s in range(self.max_tensors):
@@ -569,17 +580,16 @@ class ActivationBuffer(wiring.Component):
 
             with m.State("READ_BITMAP"):
                 with m.If((cmd.op == ActOp.READ_ROWS) | prepass):
-                    # The first words are on the ports: take them, and read the next ones.
+                    # Wait for the first bitmap word; the value queue fills meanwhile.
                     m.d.comb += [
-                        bitmap_rp.addr.eq(bitmap_fetch + 1),
-                        value_rp.addr.eq(value_fetch + 1),
+                        bitmap_rp.addr.eq(bitmap_ahead.mem_addr),
+                        value_rp.addr.eq(value_ahead.mem_addr),
                         value_rp.en.eq(1),
                     ]
-                    m.d.sync += [
-                        scan_word.eq(word), value_held.eq(value_rp.data), value_offset.eq(0),
-                        bitmap_fetch.eq(bitmap_fetch + 2), value_fetch.eq(value_fetch + 2),
-                    ]
-                    m.next = "ROW_SCAN"
+                    with m.If(bitmap_ahead.count != 0):
+                        m.d.comb += bitmap_ahead.pop.eq(1)
+                        m.d.sync += scan_word.eq(bitmap_ahead.head[0])
+                        m.next = "ROW_SCAN"
                 with m.Else():
                     # The bitmap word of `flat` is read in this cycle, and the values at `vcount`.
                     m.d.comb += [value_en.eq(1), value_ptr.eq(value_start + vcount)]
@@ -598,21 +608,21 @@ class ActivationBuffer(wiring.Component):
                     m.d.comb += [beat.col[i].eq(col_bias + picks[i]),
                                  beat.value[i].eq(values[i])]
                 accept = Signal()
-                # The ports hold the words after the current ones; they read on when those move.
+                # The queues keep two value words and a bitmap word at hand (the check costs
+                # no cycle: they refill as fast as the scan takes words).
                 m.d.comb += [
-                    accept.eq(~emit | (take == 0) | rd.ready),
-                    bitmap_rp.addr.eq(bitmap_fetch),
-                    bitmap_rp.en.eq(0),
-                    value_rp.addr.eq(value_fetch),
+                    accept.eq((value_ahead.count >= 2) & (bitmap_ahead.count != 0)
+                              & (~emit | (take == 0) | rd.ready)),
+                    bitmap_rp.addr.eq(bitmap_ahead.mem_addr),
+                    value_rp.addr.eq(value_ahead.mem_addr),
+                    value_rp.en.eq(1),
                 ]
                 with m.If(accept):
                     m.d.comb += vcount_next.eq(vcount + take)
                     m.d.sync += emitted.eq(emitted + take)
                     with m.If(value_step >= lanes):
-                        m.d.comb += value_rp.en.eq(1)
-                        m.d.sync += [value_held.eq(value_rp.data),
-                                     value_offset.eq(value_step - lanes),
-                                     value_fetch.eq(value_fetch + 1)]
+                        m.d.comb += value_ahead.pop.eq(1)
+                        m.d.sync += value_offset.eq(value_step - lanes)
                     with m.Else():
                         m.d.sync += value_offset.eq(value_step)
                     with m.If(more):
@@ -622,8 +632,8 @@ class ActivationBuffer(wiring.Component):
                         m.d.sync += [from_lo.eq(next_from), seg_hi.eq(next_hi),
                                      col_bias.eq(next_bias), seg_mask.eq(next_mask)]
                         with m.If(word_done):
-                            m.d.comb += bitmap_rp.en.eq(1)
-                            m.d.sync += [scan_word.eq(word), bitmap_fetch.eq(bitmap_fetch + 1)]
+                            m.d.comb += bitmap_ahead.pop.eq(1)
+                            m.d.sync += scan_word.eq(bitmap_ahead.head[0])
                         with m.If(row_ends):
                             m.d.sync += row.eq(row + 1)
                             with m.If(prepass):
@@ -655,12 +665,13 @@ class ActivationBuffer(wiring.Component):
                 with m.If(bit):
                     m.d.comb += vcount_next.eq(vcount + 1)
                 # The walk moves on whatever the bit is, so that the bitmap's output does not
-                # reach the bitmap's address (a kept element is sent from READ_OUT).
+                # reach the bitmap's address (a kept element is sent from READ_OUT); the bit
+                # only enables the cursor's write, not its address or data.
                 advance()
+                with m.If(column_walk):
+                    m.d.comb += [ptr_wp.en.eq(bit), ptr_wp.addr.eq(row),
+                                 ptr_wp.data.eq(ptr_rp.data + 1)]
                 with m.If(bit | (cmd.op == ActOp.READ_DENSE)):
-                    with m.If(column_walk):
-                        m.d.comb += [ptr_wp.en.eq(1), ptr_wp.addr.eq(row),
-                                     ptr_wp.data.eq(ptr_rp.data + 1)]
                     m.next = "READ_OUT"
 
             with m.State("READ_OUT"):
