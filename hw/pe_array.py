@@ -659,15 +659,26 @@ class SparsePEArray(wiring.Component):
         for pe in pe_rows:
             m.d.comb += [pe.run.eq(computing & ~failed), pe.loaded.eq(loaded),
                          pe.abort.eq(failed)]
-        with m.If(computing):
-            m.d.sync += [busy.eq(busy + popcount(issues)),
-                         entries.eq(entries + popcount(real)),
-                         macs.eq(macs + sum(Mux(real[r], cmd.cols, 0) for r in range(R))),
-                         stalls.eq(stalls + popcount(stalled))]
+        # The counters add the PE rows' flags a cycle late (registered first: the flags come
+        # from the banks' outputs); ``done`` reports them with the flags still to be added, so
+        # its payload is complete and steady from its first cycle.
+        counted = [Signal(R, name=f"counted_{name}") for name in ("issues", "real", "stalled")]
+        for flags, reg in zip((issues, real, stalled), counted):
+            m.d.sync += reg.eq(Mux(computing, flags, 0))
+        issues_late, real_late, stalled_late = counted
+        busy_now, entries_now, macs_now, stalls_now = (
+            Signal(COUNTER_WIDTH, name=f"{name}_now")
+            for name in ("busy", "entries", "macs", "stalls"))
+        m.d.comb += [busy_now.eq(busy + popcount(issues_late)),
+                     entries_now.eq(entries + popcount(real_late)),
+                     macs_now.eq(macs + sum(Mux(real_late[r], cmd.cols, 0) for r in range(R))),
+                     stalls_now.eq(stalls + popcount(stalled_late))]
+        m.d.sync += [busy.eq(busy_now), entries.eq(entries_now), macs.eq(macs_now),
+                     stalls.eq(stalls_now)]
         m.d.comb += self.done.payload.error.eq(error)
-        m.d.comb += [self.done.payload.cycles.eq(cycles), self.done.payload.busy.eq(busy),
-                     self.done.payload.macs.eq(macs),
-                     self.done.payload.stalls.eq(stalls)]
+        m.d.comb += [self.done.payload.cycles.eq(cycles), self.done.payload.busy.eq(busy_now),
+                     self.done.payload.macs.eq(macs_now),
+                     self.done.payload.stalls.eq(stalls_now)]
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += self.cmd.ready.eq(1)
