@@ -99,8 +99,9 @@ def build_board(config, board, out_dir, *, progress=print):
         platform = _platform(board)
         platform.build(BistBoard(config), name=name, build_dir=build_dir, do_program=False,
                        nextpnr_opts=f"--report {report_file} --timing-allow-fail")
-    except Exception as e:  # the toolchain's errors carry the tool's output
-        text = str(e)
+    except Exception as e:
+        # The tools write their errors to their logs, not to the exception.
+        text = "\n".join(filter(None, (_log_error(build_dir, name), str(e))))
         if re.search(r"Unable to place|utilisation|not enough|exceeds", text, re.I):
             raise BoardBuildFailed(f"the self-test of {config.pe} does not fit {board}: "
                                    f"{_first_line(text)}") from None
@@ -133,6 +134,19 @@ def build_board(config, board, out_dir, *, progress=print):
 def _clock_mhz(platform):
     clock = platform.lookup(platform.default_clk).clock
     return round(clock.frequency / 1e6, 3)
+
+
+def _log_error(build_dir, name):
+    """The first ``ERROR`` line of the Yosys or nextpnr log of a failed build, with the log's
+    path, or None."""
+    for log in (f"{name}.rpt", f"{name}.tim"):
+        path = os.path.join(build_dir, log)
+        if os.path.exists(path):
+            with open(path, errors="replace") as f:
+                errors = [line.strip() for line in f if "ERROR" in line]
+            if errors:
+                return f"{errors[0][:300]} (log: {path})"
+    return None
 
 
 def _first_line(text):
