@@ -352,11 +352,10 @@ class ActivationBuffer(wiring.Component):
         value_step = Signal(range(2 * lanes))
         m.d.comb += value_step.eq(value_offset + take)
 
-        # The segment after this one, from registers only (no part of the scan's loop): the
-        # next row's in this word, or the rest of this row (or the next row) in the next word.
-        # The three cases: the row ends inside the word (the next row's segment follows in
-        # it), at its end, or beyond it (the row goes on in the next word). Only an adder and
-        # a comparison per bit lie between these registers and the next segment's mask.
+        # The segment after this one, from registers only (no part of the scan's loop). Three
+        # cases: the row ends inside the word (the next row's segment follows in it), at its
+        # end, or beyond it (the row goes on in the next word). Only an adder and a comparison
+        # per bit lie between these registers and the next segment's mask.
         row_ends = Signal()  # the row ends in this word
         word_done = Signal()  # the segment ends at the end of the word
         next_hi = Signal.like(seg_hi)
@@ -639,9 +638,10 @@ class ActivationBuffer(wiring.Component):
                             with m.If(prepass):
                                 with m.If(row + 1 == desc.rows):
                                     # The cursors are known: walk column by column.
-                                    # (`flat` is still 0: the scan does not move it.)
-                                    m.d.sync += [prepass.eq(0), row.eq(0), col.eq(0),
-                                                 emitted.eq(0), vcount.eq(0)]
+                                    # (`flat` and `col` are still 0: the scan moves
+                                    # neither.)
+                                    m.d.sync += [prepass.eq(0), row.eq(0), emitted.eq(0),
+                                                 vcount.eq(0)]
                                     m.next = "READ_BITMAP"
                                 with m.Else():
                                     m.d.comb += [ptr_wp.en.eq(1), ptr_wp.addr.eq(row + 1),

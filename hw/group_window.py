@@ -43,7 +43,9 @@ class GroupWindow(wiring.Component):
     group on entry; the middle beat's elements are ranked against (``NM``), or summed with
     (``SLICE``), their group's other members in the window. The middle beat leaves with its
     decisions as the window shifts one beat per input beat: ``lanes`` elements per cycle, with
-    ``B`` extra cycles per tensor to flush the window.
+    ``B`` extra cycles per tensor to flush the window. The decisions are made in two stages with a
+    register between them (the comparisons and partial sums, then the counts, norms and keep
+    bits), so a beat comes out a cycle after the window lets it go.
 
     Every beat but a tensor's last must be full (``count == lanes``), so that the window holds
     consecutive elements; a short beat before the last sets ``error``.

@@ -463,7 +463,6 @@ class SparsePEArray(wiring.Component):
         error = Signal(ERROR_LAYOUT)
         cycles = Signal(COUNTER_WIDTH)
         busy = Signal(COUNTER_WIDTH)
-        entries = Signal(COUNTER_WIDTH)
         macs = Signal(COUNTER_WIDTH)  # entries times columns, counted as entries issue
         stalls = Signal(COUNTER_WIDTH)
         clear = Signal()  # a job starts this cycle
@@ -666,15 +665,12 @@ class SparsePEArray(wiring.Component):
         for flags, reg in zip((issues, real, stalled), counted):
             m.d.sync += reg.eq(Mux(computing, flags, 0))
         issues_late, real_late, stalled_late = counted
-        busy_now, entries_now, macs_now, stalls_now = (
-            Signal(COUNTER_WIDTH, name=f"{name}_now")
-            for name in ("busy", "entries", "macs", "stalls"))
+        busy_now, macs_now, stalls_now = (
+            Signal(COUNTER_WIDTH, name=f"{name}_now") for name in ("busy", "macs", "stalls"))
         m.d.comb += [busy_now.eq(busy + popcount(issues_late)),
-                     entries_now.eq(entries + popcount(real_late)),
                      macs_now.eq(macs + sum(Mux(real_late[r], cmd.cols, 0) for r in range(R))),
                      stalls_now.eq(stalls + popcount(stalled_late))]
-        m.d.sync += [busy.eq(busy_now), entries.eq(entries_now), macs.eq(macs_now),
-                     stalls.eq(stalls_now)]
+        m.d.sync += [busy.eq(busy_now), macs.eq(macs_now), stalls.eq(stalls_now)]
         m.d.comb += self.done.payload.error.eq(error)
         m.d.comb += [self.done.payload.cycles.eq(cycles), self.done.payload.busy.eq(busy_now),
                      self.done.payload.macs.eq(macs_now),
@@ -686,7 +682,7 @@ class SparsePEArray(wiring.Component):
                     m.d.comb += clear.eq(1)
                     m.d.sync += [
                         cmd.eq(c), total.eq(c.rows * c.tiles), error.eq(0), cycles.eq(1),
-                        busy.eq(0), entries.eq(0), macs.eq(0),
+                        busy.eq(0), macs.eq(0),
                         stalls.eq(0), row_start.eq(1), rows_seen.eq(0), pos.eq(0),
                         nm_base.eq(0), nm_taken.eq(0), d_tile.eq(0), d_row.eq(0),
                         d_part.eq(0), loaded_tiles.eq(0), results_out.eq(0),
