@@ -400,15 +400,12 @@ class ActivationBuffer(wiring.Component):
                 with m.Else():
                     m.d.sync += row.eq(row + 1)
                     m.d.comb += flat_next.eq(flat + desc.cols)
-                m.next = "READ_BITMAP"
             with m.Else():
                 m.d.comb += flat_next.eq(flat + 1)
                 with m.If(col + 1 == desc.cols):
                     m.d.sync += [col.eq(0), row.eq(row + 1)]
                 with m.Else():
                     m.d.sync += col.eq(col + 1)
-                # The next word is read as `flat` moves, so no bitmap cycle is needed.
-                m.next = "READ_VALUE"
 
         def finish(error, n, kept):
             m.d.sync += [result.error.eq(error), result.n.eq(n), result.kept.eq(kept)]
@@ -662,35 +659,38 @@ class ActivationBuffer(wiring.Component):
                     out_last.eq(Mux(cmd.op == ActOp.READ_DENSE, last_element,
                                     emitted + 1 == desc.kept)),
                 ]
-                with m.If(bit):
-                    m.d.comb += vcount_next.eq(vcount + 1)
-                # The walk moves on whatever the bit is, so that the bitmap's output does not
-                # reach the bitmap's address (a kept element is sent from READ_OUT); the bit
-                # only enables the cursor's write, not its address or data.
+                # The walk moves on whatever the bit is, and the bit goes only to a register
+                # (``out_kept``): the bitmap's output, the slowest signal here, reaches no
+                # address, write enable or state; READ_OUT acts on it a cycle later.
                 advance()
-                with m.If(column_walk):
-                    m.d.comb += [ptr_wp.en.eq(bit), ptr_wp.addr.eq(row),
-                                 ptr_wp.data.eq(ptr_rp.data + 1)]
-                with m.If(bit | (cmd.op == ActOp.READ_DENSE)):
-                    m.next = "READ_OUT"
+                m.next = "READ_OUT"
 
             with m.State("READ_OUT"):
-                # The value word read in READ_VALUE is on the port (held: en is low).
+                # The value word read in READ_VALUE is on the port (held: en is low). A column
+                # walk passes an element not kept in this cycle, with no beat.
+                send = Signal()
                 m.d.comb += [
-                    rd.valid.eq(1),
+                    send.eq(out_kept | (cmd.op == ActOp.READ_DENSE)),
+                    rd.valid.eq(send),
                     rd.payload.row.eq(out_row),
                     rd.payload.count.eq(1),
                     rd.payload.col[0].eq(out_col),
                     rd.payload.value[0].eq(Mux(out_kept, walk_value, 0)),
                     rd.payload.last.eq(out_last),
                 ]
-                with m.If(rd.ready):
+                with m.If((cmd.op == ActOp.READ_COLS) & out_kept):
+                    # The kept element's row cursor moves on (the same write while the beat
+                    # waits; ptr_mem's read is transparent, for a one-row tensor).
+                    m.d.comb += [ptr_wp.en.eq(1), ptr_wp.addr.eq(out_row),
+                                 ptr_wp.data.eq(held_ptr + 1)]
+                with m.If(~send | rd.ready):
                     m.d.sync += emitted.eq(emitted + out_kept)
-                    with m.If(out_last):
+                    m.d.comb += vcount_next.eq(vcount + out_kept)
+                    with m.If(send & out_last):
                         m.next = "RESULT"
                     with m.Else():
                         # The walk has moved on: the next element's bitmap word and cursor
-                        # are read in this cycle.
+                        # were read in this cycle.
                         m.next = "READ_VALUE"
 
             with m.State("RESULT"):

@@ -30,13 +30,17 @@ def build_parser(*, synth=True):
                        default=default, help=f"{text} (default: %(default)s)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="output folder (default: rtl_out/<top-name>_<R>x<C>_w<width>)")
-    from .synth import TARGETS
+    from .synth import SYNTH_BLOCKS, TARGETS
 
     if synth:
         p.add_argument("--synth", default=None, metavar="TARGET",
                        help="also synthesise, place and route for TARGET, one of "
                             f"{', '.join(TARGETS)}, and write synth_<TARGET>.json "
                             "(default: none)")
+        p.add_argument("--synth-block", default=None, metavar="BLOCK",
+                       help="with --synth: place and route only BLOCK, one of "
+                            f"{', '.join(SYNTH_BLOCKS)}, in the harness, for its own Fmax; "
+                            "writes synth_<TARGET>_<BLOCK>.json (default: the whole top)")
     if synth:
         from .board import BOARDS
 
@@ -111,10 +115,16 @@ def main(argv=None):
         check_config(config)  # combinations the blocks cannot work with
     except ConfigError as e:
         parser.error(_flag_message(e))
-    from .synth import TARGETS, SynthFlowFailed, format_report, synthesize
+    from .synth import SYNTH_BLOCKS, TARGETS, SynthFlowFailed, format_report, synthesize
 
     if args.synth is not None and args.synth not in TARGETS:
         parser.error(f"--synth must be one of {', '.join(TARGETS)}, not {args.synth!r}")
+    if args.synth_block is not None:
+        if args.synth_block not in SYNTH_BLOCKS:
+            parser.error(f"--synth-block must be one of {', '.join(SYNTH_BLOCKS)}, "
+                         f"not {args.synth_block!r}")
+        if args.synth is None:
+            parser.error("--synth-block needs --synth TARGET")
     from .board import BOARDS, BoardBuildFailed, build_board
 
     if args.board is not None and args.board not in BOARDS:
@@ -135,12 +145,13 @@ def main(argv=None):
         freq = args.freq or (125 if args.synth.startswith("ecp5") else 30)
         print(f"synthesis for {args.synth} at {freq:g} MHz (YoWASP tools; minutes):", flush=True)
         try:
-            report = synthesize(config, args.synth, freq, out,
+            report = synthesize(config, args.synth, freq, out, block=args.synth_block,
                                 progress=lambda text: print(text, flush=True))
         except SynthFlowFailed as e:
             parser.exit(1, f"error: {str(e).splitlines()[0]}\n")
         print(format_report(report))
-        print(f"  report: {os.path.join(out, f'synth_{args.synth}.json')}")
+        name = f"synth_{args.synth}" + (f"_{args.synth_block}" if args.synth_block else "")
+        print(f"  report: {os.path.join(out, name + '.json')}")
     if args.board:
         print(f"built-in self-test bitstream for {args.board}:", flush=True)
         try:

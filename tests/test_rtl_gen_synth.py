@@ -17,6 +17,10 @@ TINY = ["--pe", "2x2", "--tile-depth", "16", "--topk-lanes", "2", "--pe-bank-ent
                             "ice40-up5k, not 'virtex'"),
     (["--synth", "ecp5-85f", "--freq", "0"], "error: --freq must be between 1 and 1000 MHz, "
                                              "not 0"),
+    (["--synth-block", "pe_array"], "error: --synth-block needs --synth TARGET"),
+    (["--synth", "ecp5-85f", "--synth-block", "controller"],
+     "error: --synth-block must be one of topk_selector, act_buffer, pe_array, not "
+     "'controller'"),
 ])
 def test_bad_synth_flags(tmp_path, args, message):
     result = run_module("rtl_gen", *args, cwd=tmp_path)
@@ -29,6 +33,7 @@ def test_tiny_configuration_report_is_complete_and_plausible(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads((tmp_path / "gen" / "synth_ecp5-25f.json").read_text())
     assert report["target"] == "ecp5-25f" and report["freq_target_mhz"] == 50
+    assert report["block"] == "top"
     for key in ("luts", "ffs", "dsps", "brams"):
         assert 0 <= report[key]["used"] <= report[key]["available"], key
     assert report["luts"]["available"] == 24288 and report["luts"]["used"] > 500
@@ -48,3 +53,20 @@ def test_a_design_that_does_not_fit_is_reported(tmp_path):
     result = run_module("rtl_gen", *TINY, "--out", "gen", "--synth", "ice40-up5k", cwd=tmp_path)
     assert result.returncode == 1
     assert result.stderr.startswith("error: the design does not fit ice40-up5k"), result.stderr
+
+
+def test_one_block_alone_gets_its_own_report(tmp_path):
+    result = run_module("rtl_gen", *TINY, "--out", "gen", "--synth", "ecp5-25f",
+                        "--synth-block", "pe_array", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "UnusedElaboratable" not in result.stderr  # only the block is built
+    report = json.loads((tmp_path / "gen" / "synth_ecp5-25f_pe_array.json").read_text())
+    assert not (tmp_path / "gen" / "synth_ecp5-25f.json").exists()
+    assert report["block"] == "pe_array" and report["blocks"] == {}
+    assert report["freq_target_mhz"] == 125
+    # The PE array alone: its DSPs (one per PE) and fewer LUTs than the whole top.
+    assert report["dsps"]["used"] >= 4 and 300 < report["luts"]["used"] < 10000
+    assert report["critical_path"]["from"].startswith("dut.")
+    assert 5 < report["fmax_mhz"] < 400
+    assert "ecp5-25f, pe_array: Fmax" in result.stdout
+    assert "synth_ecp5-25f_pe_array.json" in result.stdout
