@@ -33,8 +33,9 @@ __all__ = ["pe_array_job_cycles", "row_arrival", "threshold_cycles", "save_act_c
 
 #: Cycles from the command's transfer to the first sparse and dense beats.
 START = 1
-#: A bank word can be issued from the second cycle after the cycle it was written in.
-WORD_READY = 2
+#: A bank word can be issued from the third cycle after the cycle it was written in (it is
+#: read through the PE row's prefetch queue).
+WORD_READY = 3
 #: From a row's last entry issued to its result taken on the result port.
 RESULT_PATH = 4
 #: A finished row's result may leave its PE row's FIFO this many cycles after the cycle that
@@ -122,8 +123,10 @@ def _pe_job(config, counts, arrivals, depth, tiles, *, dense_start):
             # The rows arrive while the first tile runs: a row cannot finish before its words
             # are written (and read) and its work after each of them is done.
             ends, departed = run_tile([ready[0]] * R, not_before)
-            # The tile ends only once the load is complete.
-            end = [e if e > loaded else loaded + 1 for e in ends]
+            # The tile ends only once the load is complete, and the next tile's first word
+            # is read once it is (it is queued two cycles later).
+            end = [max(e, loaded + 2) if row_costs[r] else max(e, loaded + 1)
+                   for r, e in enumerate(ends)]
             last_result = departed + 1
         else:
             # The loader takes tile t after tile t - 1, into the half tile t - 2 frees.

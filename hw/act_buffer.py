@@ -258,8 +258,13 @@ class ActivationBuffer(wiring.Component):
         emitted = Signal.like(vcount)
         m.d.comb += [flat_next.eq(flat), vcount_next.eq(vcount)]
         m.d.sync += [flat.eq(flat_next), vcount.eq(vcount_next)]
+        # A column or dense walk reads the bitmap word of ``flat`` from a register: the
+        # address of the position the walk moves to is computed a cycle ahead (each element
+        # spends two cycles, READ_VALUE and READ_OUT, so the word is read in READ_OUT).
+        bitmap_raddr = Signal.like(bitmap_rp.addr)
+        m.d.sync += bitmap_raddr.eq(desc.bitmap_base + (flat_next >> wb))
         m.d.comb += [
-            bitmap_rp.addr.eq(desc.bitmap_base + (flat_next >> wb)),
+            bitmap_rp.addr.eq(bitmap_raddr),
             ptr_rp.addr.eq(row),
         ]
         word = bitmap_rp.data
@@ -380,7 +385,6 @@ class ActivationBuffer(wiring.Component):
                 from_lo.eq((1 << word_bits) - 1), seg_hi.eq(desc.cols), col_bias.eq(0),
                 row.eq(0), value_offset.eq(0),
             ]
-            # (The queues' first reads are the walks' first reads too: same addresses.)
             m.d.comb += [bitmap_ahead.start.eq(1), value_ahead.start.eq(1)]
             for j in range(word_bits):
                 m.d.sync += seg_mask[j].eq(j < desc.cols)
@@ -560,8 +564,10 @@ class ActivationBuffer(wiring.Component):
                     emitted.eq(0),
                     prepass.eq(cmd.op == ActOp.READ_COLS),
                 ]
-                # The tensor's first bitmap word (`flat` is 0) and first value word are read.
-                m.d.comb += [value_en.eq(1), value_ptr.eq(value_start)]
+                # The tensor's first bitmap word and first value word are read, for the
+                # queues (the walks read theirs again from READ_BITMAP).
+                m.d.comb += [value_en.eq(1), value_ptr.eq(value_start),
+                             bitmap_rp.addr.eq(bitmap_ahead.mem_addr)]
                 start_scan()
                 with m.If(~desc.valid | desc.freed):
                     finish(1, 0, 0)

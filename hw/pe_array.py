@@ -42,6 +42,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .validate import check_int
+from .word_prefetch import WordPrefetch
 
 __all__ = ["PEMode", "SparsePEArray"]
 
@@ -146,20 +147,30 @@ class _PERow(wiring.Component):
             m.d.sync += words.eq(words + 1)
 
         # -- sequencer: one entry a cycle ----------------------------------------------------
-        # The bank is read while the loader still fills it (tile 0 overlaps the sparse load):
-        # a word is used only if it was written before it was read (``word_ok``), and a tile
-        # ends at the bank's last word only once the load is complete (``loaded``).
+        # The bank is read while the loader still fills it (tile 0 overlaps the sparse load),
+        # through a bounded prefetch queue: it reads only words already written, and once the
+        # load is complete (``loaded``) it goes round the bank again for the next tile. The
+        # sequencer works from the queue's registers, so the bank's output reaches no address
+        # or decision. A tile ends at the bank's last word only once the load is complete.
         lanes = word_layout["index"].shape.length
+        m.submodules.ahead = ahead = WordPrefetch(
+            width=word_layout.size, addr_width=len(bank_rp.addr), bounded=True)
+        m.d.comb += [
+            ahead.start.eq(self.clear), ahead.start_addr.eq(0),
+            ahead.limit.eq(words), ahead.wrap.eq(self.loaded),
+            ahead.mem_data.eq(bank_rp.data), bank_rp.addr.eq(ahead.mem_addr),
+        ]
         tile = Signal.like(self.tiles)
-        addr = Signal(range(self._bank_words + 1))
+        addr = Signal(range(self._bank_words + 1))  # of the word at the queue's head
         lane = Signal(_index(lanes))
         word_ok = Signal()
+        m.d.comb += word_ok.eq(ahead.count != 0)
         # Rows whose last entry has issued and whose result has not been taken; at most two,
         # the depth of the result FIFO, so a result always has a place to go.
         outstanding = Signal(range(3))
 
         word = Signal(word_layout)
-        m.d.comb += word.eq(bank_rp.data)
+        m.d.comb += word.eq(ahead.head[0])
         entries = Signal(range(lanes + 1))
         m.d.comb += entries.eq(Mux(word.count == 0, 1, word.count))
         last_in_word = Signal()
@@ -186,26 +197,20 @@ class _PERow(wiring.Component):
             self.issue.eq(issue),
             self.issue_entry.eq(issue & (word.count != 0)),
             self.stall.eq(active & ~issue & ~tile_end),
+            ahead.pop.eq(issue & last_in_word),
         ]
 
-        addr_next = Signal.like(addr)
-        m.d.comb += addr_next.eq(addr)
         with m.If(self.clear):
-            m.d.sync += [tile.eq(0), lane.eq(0)]
-            m.d.comb += addr_next.eq(0)
+            m.d.sync += [tile.eq(0), lane.eq(0), addr.eq(0)]
         with m.Else():
             with m.If(issue):
                 with m.If(last_in_word):
-                    m.d.sync += lane.eq(0)
-                    m.d.comb += addr_next.eq(addr + 1)
+                    m.d.sync += [lane.eq(0), addr.eq(addr + 1)]
                 with m.Else():
                     m.d.sync += lane.eq(lane + 1)
             with m.If(tile_end):
-                m.d.comb += addr_next.eq(0)
-                m.d.sync += tile.eq(tile + 1)
-        m.d.sync += [addr.eq(addr_next), word_ok.eq(~self.clear & (addr_next < words))]
+                m.d.sync += [addr.eq(0), tile.eq(tile + 1)]
         m.d.comb += [
-            bank_rp.addr.eq(addr_next),
             self.tile_done.eq(tile_end),
             self.tile_done_half.eq(tile[0]),
         ]

@@ -23,6 +23,13 @@ class WordPrefetch(wiring.Component):
     from then on, a consumer taking at most one word a cycle always finds at least one word
     (and two when it took none in the cycle before, or once the queue has filled).
 
+    A *bounded* reader follows a memory that is still being written: it reads an address only
+    below ``limit`` (the words written so far), so a word written in cycle ``t`` (``limit``
+    counting it from ``t + 1``) is queued in cycle ``t + 3`` at the earliest. When it reaches
+    ``limit`` while ``wrap`` is high, it goes on from address 0: a consumer that reads the
+    memory again and again from the start finds the next pass's first words queued. ``start``
+    reads nothing (its address may not be written yet).
+
     Parameters
     ----------
     width : int
@@ -31,6 +38,8 @@ class WordPrefetch(wiring.Component):
         Address width of the read port.
     depth : int
         Queue entries (at least 2); 4 lets the consumer take a word every cycle.
+    bounded : bool
+        Add ``limit`` and ``wrap`` (see above).
 
     Attributes
     ----------
@@ -47,6 +56,10 @@ class WordPrefetch(wiring.Component):
         The read port's address (its ``en`` must be 1).
     mem_data : Signal(width), in
         The read port's data.
+    limit : Signal(addr_width + 1), in
+        Bounded only: addresses below it may be read.
+    wrap : Signal, in
+        Bounded only: ``limit`` is final; read from address 0 again on reaching it.
 
     Raises
     ------
@@ -54,14 +67,17 @@ class WordPrefetch(wiring.Component):
         If a parameter is out of range.
     """
 
-    def __init__(self, *, width, addr_width, depth=4):
+    def __init__(self, *, width, addr_width, depth=4, bounded=False):
         check_int("width", width, 1)
         check_int("addr_width", addr_width, 0)
         check_int("depth", depth, 2)
+        if not isinstance(bounded, bool):
+            raise TypeError(f"bounded must be a bool, not {bounded!r}")
         self.width = width
         self.addr_width = addr_width
         self.depth = depth
-        super().__init__({
+        self.bounded = bounded
+        members = {
             "start": In(1),
             "start_addr": In(addr_width),
             "pop": In(1),
@@ -69,7 +85,10 @@ class WordPrefetch(wiring.Component):
             "count": Out(range(depth + 1)),
             "mem_addr": Out(addr_width),
             "mem_data": In(width),
-        })
+        }
+        if bounded:
+            members.update({"limit": In(addr_width + 1), "wrap": In(1)})
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
@@ -77,7 +96,6 @@ class WordPrefetch(wiring.Component):
         queue = [Signal(self.width, name=f"word{i}") for i in range(depth)]
         count = self.count
         pending = Signal()  # a read was issued last cycle: its word is on mem_data
-        addr = Signal(self.addr_width)  # the address read next
         taken = Signal()
         m.d.comb += [
             taken.eq(self.pop & (count != 0)),
@@ -93,14 +111,32 @@ class WordPrefetch(wiring.Component):
             with m.Else():
                 m.d.sync += queue[i].eq(shifted)
         # Room for one more word even if nothing is taken: the count never passes depth.
+        room = Signal()
+        m.d.comb += room.eq(count + pending < depth)
+        # ``addr`` is one bit wider when bounded: it may equal ``limit``.
+        addr = Signal(self.addr_width + self.bounded)  # the address read next
         issue = Signal()
-        m.d.comb += issue.eq(count + pending < depth)
+        read_addr = Signal(self.addr_width + self.bounded)
+        if self.bounded:
+            at_limit = Signal()
+            m.d.comb += [
+                at_limit.eq(addr >= self.limit),
+                read_addr.eq(Mux(at_limit, 0, addr)),
+                issue.eq(room & (~at_limit | (self.wrap & (self.limit != 0)))),
+            ]
+        else:
+            m.d.comb += [read_addr.eq(addr), issue.eq(room)]
         with m.If(self.start):
-            m.d.comb += self.mem_addr.eq(self.start_addr)
-            m.d.sync += [count.eq(0), pending.eq(1), addr.eq(self.start_addr + 1)]
+            m.d.sync += [count.eq(0), pending.eq(0 if self.bounded else 1)]
+            if self.bounded:
+                m.d.comb += self.mem_addr.eq(read_addr)
+                m.d.sync += addr.eq(self.start_addr)
+            else:
+                m.d.comb += self.mem_addr.eq(self.start_addr)
+                m.d.sync += addr.eq(self.start_addr + 1)
         with m.Else():
-            m.d.comb += self.mem_addr.eq(addr)
+            m.d.comb += self.mem_addr.eq(read_addr)
             m.d.sync += [count.eq(left + pending), pending.eq(issue)]
             with m.If(issue):
-                m.d.sync += addr.eq(addr + 1)
+                m.d.sync += addr.eq(read_addr + 1)
         return m

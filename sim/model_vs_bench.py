@@ -35,7 +35,7 @@ def main(path="benchmarks/pe_array.json"):
                                    job["sparsity"])]["sparse_cycles"]
             errors.append((abs(predicted - actual) / actual, config.pe, job["layer"],
                            job["gemm"], job["sparsity"], predicted, actual))
-    errors.sort(reverse=True)
+    errors.sort(key=lambda e: e[0], reverse=True)
     print("| error | pe | layer | gemm | sparsity | predicted | measured |")
     print("|---|---|---|---|---|---|---|")
     for e in errors[:8]:
