@@ -77,6 +77,10 @@ class AccelConfig:
         Sparse entries each PE row's bank holds.
     pe_max_rows, pe_max_tiles : int
         Most sparse rows and dense column tiles in one PE-array job.
+    pe_lut_products : int
+        PEs (the last ones, in row order) whose products are built from LUTs and carry chains
+        instead of a DSP multiplier (0 to ``pe_rows * pe_cols``): an array with more PEs than
+        the part has multipliers fits (ECP5-85F: 156). The results are the same.
     topk_lanes : int
         Elements per beat of the streaming top-K selector (1 to 16).
     max_tensor_len : int
@@ -127,6 +131,9 @@ class AccelConfig:
                                         "sparse tile is spread over the banks)")
     pe_max_rows: int = _field(4096, "most sparse rows in one PE-array job")
     pe_max_tiles: int = _field(1024, "most dense column tiles in one PE-array job")
+    pe_lut_products: int = _field(0, "PEs (the last, in row order) whose products use LUTs, "
+                                     "not a DSP multiplier, so that more PEs than the part's "
+                                     "multipliers fit")
     topk_lanes: int = _field(4, "elements per cycle of the top-K selector and the activation "
                                 "buffer's writes")
     max_tensor_len: int = _field(1 << 24, "longest tensor (elements) the top-K selector takes")
@@ -156,6 +163,7 @@ class AccelConfig:
         _check_int("pe_bank_entries", self.pe_bank_entries, 1, 1 << 20)
         _check_int("pe_max_rows", self.pe_max_rows, 1, 1 << 16)
         _check_int("pe_max_tiles", self.pe_max_tiles, 1, 1 << 16)
+        _check_int("pe_lut_products", self.pe_lut_products, 0, self.pe_rows * self.pe_cols)
         _check_int("topk_lanes", self.topk_lanes, 1, MAX_TOPK_LANES)
         if self.topk_lanes & (self.topk_lanes - 1):
             # The activation buffer addresses lanes within a word by bit slicing.

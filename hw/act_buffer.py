@@ -255,7 +255,9 @@ class ActivationBuffer(wiring.Component):
         vcount = Signal.like(result.kept)  # kept elements passed, in row order
         vcount_next = Signal.like(vcount)
         prepass = Signal()  # a column read's first scan, which fills ptr_mem
-        emitted = Signal.like(vcount)
+        # Kept elements still to send (counting down, so that "the last one" is a comparison
+        # of this register with a beat's small count, not an adder and a wide comparison).
+        to_emit = Signal.like(vcount)
         m.d.comb += [flat_next.eq(flat), vcount_next.eq(vcount)]
         m.d.sync += [flat.eq(flat_next), vcount.eq(vcount_next)]
         # A column or dense walk reads the bitmap word of ``flat`` from a register: the
@@ -561,7 +563,7 @@ class ActivationBuffer(wiring.Component):
                     result.n.eq(desc_n),
                     result.kept.eq(desc.kept),
                     result.stored_bits.eq(desc_n + desc.kept * width),
-                    emitted.eq(0),
+                    to_emit.eq(desc.kept),
                     prepass.eq(cmd.op == ActOp.READ_COLS),
                 ]
                 # The tensor's first bitmap word and first value word are read, for the
@@ -604,7 +606,7 @@ class ActivationBuffer(wiring.Component):
                     rd.valid.eq(emit & (take != 0)),
                     beat.row.eq(row),
                     beat.count.eq(take),
-                    beat.last.eq(emitted + take == desc.kept),
+                    beat.last.eq(take == to_emit),
                 ]
                 for i in range(lanes):
                     m.d.comb += [beat.col[i].eq(col_bias + picks[i]),
@@ -621,7 +623,7 @@ class ActivationBuffer(wiring.Component):
                 ]
                 with m.If(accept):
                     m.d.comb += vcount_next.eq(vcount + take)
-                    m.d.sync += emitted.eq(emitted + take)
+                    m.d.sync += to_emit.eq(to_emit - take)
                     with m.If(value_step >= lanes):
                         m.d.comb += value_ahead.pop.eq(1)
                         m.d.sync += value_offset.eq(value_step - lanes)
@@ -643,13 +645,13 @@ class ActivationBuffer(wiring.Component):
                                     # The cursors are known: walk column by column.
                                     # (`flat` and `col` are still 0: the scan moves
                                     # neither.)
-                                    m.d.sync += [prepass.eq(0), row.eq(0), emitted.eq(0),
+                                    m.d.sync += [prepass.eq(0), row.eq(0), to_emit.eq(desc.kept),
                                                  vcount.eq(0)]
                                     m.next = "READ_BITMAP"
                                 with m.Else():
                                     m.d.comb += [ptr_wp.en.eq(1), ptr_wp.addr.eq(row + 1),
                                                  ptr_wp.data.eq(value_start + vcount + take)]
-                    with m.If(emit & (take != 0) & (emitted + take == desc.kept)):
+                    with m.If(emit & (take != 0) & (take == to_emit)):
                         m.next = "RESULT"
 
             with m.State("READ_VALUE"):
@@ -663,7 +665,7 @@ class ActivationBuffer(wiring.Component):
                     out_col.eq(col),
                     out_kept.eq(bit),
                     out_last.eq(Mux(cmd.op == ActOp.READ_DENSE, last_element,
-                                    emitted + 1 == desc.kept)),
+                                    to_emit == 1)),
                 ]
                 # The walk moves on whatever the bit is, and the bit goes only to a register
                 # (``out_kept``): the bitmap's output, the slowest signal here, reaches no
@@ -690,7 +692,7 @@ class ActivationBuffer(wiring.Component):
                     m.d.comb += [ptr_wp.en.eq(1), ptr_wp.addr.eq(out_row),
                                  ptr_wp.data.eq(held_ptr + 1)]
                 with m.If(~send | rd.ready):
-                    m.d.sync += emitted.eq(emitted + out_kept)
+                    m.d.sync += to_emit.eq(to_emit - out_kept)
                     m.d.comb += vcount_next.eq(vcount + out_kept)
                     with m.If(send & out_last):
                         m.next = "RESULT"

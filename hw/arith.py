@@ -2,7 +2,7 @@
 
 from amaranth.hdl import Mux, Value
 
-__all__ = ["magnitude"]
+__all__ = ["magnitude", "logic_product"]
 
 
 def magnitude(value):
@@ -14,3 +14,21 @@ def magnitude(value):
     value = Value.cast(value)
     width = len(value)
     return Mux(value[-1], -value, value)[:width]
+
+
+def logic_product(a, b):
+    """``a * b`` of two signed values, built from partial products and an adder tree.
+
+    Synthesis maps a ``*`` to a DSP multiplier; this sum of shifted partial products is
+    mapped to LUTs and carry chains instead, for arrays with more products than the part has
+    multipliers. The result is exact: a signed value of ``len(a) + len(b)`` bits.
+    """
+    a, b = Value.cast(a).as_signed(), Value.cast(b).as_signed()
+    width = len(a) + len(b)
+    # b = -b[n-1] * 2**(n-1) + sum(b[i] * 2**i): the sign bit's partial product is subtracted.
+    terms = [Mux(b[i], a, 0) << i for i in range(len(b) - 1)]
+    terms.append(-(Mux(b[-1], a, 0) << (len(b) - 1)))
+    while len(terms) > 1:  # a balanced tree: log2(n) adders deep
+        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
+                 for i in range(0, len(terms), 2)]
+    return terms[0][:width].as_signed()

@@ -118,34 +118,50 @@ class GroupWindow(wiring.Component):
         # Magnitudes are taken as elements enter, so the decisions start from registers.
         mags = [Signal(unsigned(self.width), name=f"mag{s}") for s in range(slots)]
 
-        # -- group tags of the entering beat: a chain over the lanes -------------------------
-        position = Signal(range(self.max_group + 1))  # of the next element within its group
-        group = Signal(self.tag_width)  # tag of the next element's group
+        # -- group tags of the entering beat: every lane at once -----------------------------
+        # Lane i of a beat is ``lanes`` elements after lane i of the beat before, so its
+        # position in its group moves by ``lanes mod group`` (one wrap more when that passes
+        # the group's end) and its tag by ``lanes // group``: one adder and one comparison per
+        # lane, not a chain over the lanes. A tensor's first beat takes the positions
+        # ``i mod group`` from a table. ``group`` 0 counts as 1.
+        group_last = Signal(range(self.max_group))  # group - 1
+        step = Signal(range(self.max_group))        # lanes mod group
+        step_groups = Signal(range(lanes + 1))      # lanes // group
+        first_pos = [Signal(range(self.max_group), name=f"first_pos{i}") for i in range(lanes)]
+        first_tag = [Signal(self.tag_width, name=f"first_tag{i}") for i in range(lanes)]
+        with mod.Switch(self.group):
+            for size in range(1, self.max_group + 1):
+                with mod.Case(*([0, 1] if size == 1 else [size])):
+                    mod.d.comb += [group_last.eq(size - 1), step.eq(lanes % size),
+                                   step_groups.eq(lanes // size)]
+                    for i in range(lanes):
+                        mod.d.comb += [first_pos[i].eq(i % size), first_tag[i].eq(i // size)]
+        lane_pos = [Signal(range(self.max_group), name=f"lane_pos{i}") for i in range(lanes)]
+        lane_grp = [Signal(self.tag_width, name=f"lane_grp{i}") for i in range(lanes)]
+        at_start = Signal(init=1)  # the next beat is a tensor's first
         beat = self.i.payload
         lane_tag, lane_wraps, next_pos, next_grp = [], [], [], []
-        pos, grp = position, group
         for lane in range(lanes):
-            lane_tag.append(grp)
-            p_next = Signal(range(self.max_group + 1), name=f"next_pos{lane}")
-            g_next = Signal(self.tag_width, name=f"next_grp{lane}")
+            pos = Mux(at_start, first_pos[lane], lane_pos[lane])
+            grp = Mux(at_start, first_tag[lane], lane_grp[lane])
+            cur_pos = Signal(range(self.max_group), name=f"pos{lane}")
+            cur_grp = Signal(self.tag_width, name=f"grp{lane}")
+            mod.d.comb += [cur_pos.eq(pos), cur_grp.eq(grp)]
+            lane_tag.append(cur_grp)
             wraps = Signal(name=f"wraps{lane}")
-            mod.d.comb += wraps.eq(pos + 1 >= self.group)
+            mod.d.comb += wraps.eq(cur_pos == group_last)
             lane_wraps.append(wraps)
-            with mod.If(wraps):
-                mod.d.comb += [p_next.eq(0), g_next.eq(grp + 1)]
+            moved = Signal(range(2 * self.max_group), name=f"moved{lane}")
+            mod.d.comb += moved.eq(cur_pos + step)
+            p_next = Signal.like(cur_pos, name=f"next_pos{lane}")
+            g_next = Signal.like(cur_grp, name=f"next_grp{lane}")
+            with mod.If(moved > group_last):
+                mod.d.comb += [p_next.eq(moved - group_last - 1),
+                               g_next.eq(cur_grp + step_groups + 1)]
             with mod.Else():
-                mod.d.comb += [p_next.eq(pos + 1), g_next.eq(grp)]
+                mod.d.comb += [p_next.eq(moved), g_next.eq(cur_grp + step_groups)]
             next_pos.append(p_next)
             next_grp.append(g_next)
-            pos, grp = p_next, g_next
-        # The counters after the beat's last valid lane.
-        after_pos = Signal.like(position)
-        after_grp = Signal.like(group)
-        mod.d.comb += [after_pos.eq(position), after_grp.eq(group)]
-        for count in range(1, lanes + 1):
-            with mod.If(beat.count == count):
-                mod.d.comb += [after_pos.eq(next_pos[count - 1]),
-                               after_grp.eq(next_grp[count - 1])]
 
         # -- the middle beat's decisions, in two stages ----------------------------------------
         # Stage 1 (from the window's registers): for each lane, which group members beat it
@@ -235,7 +251,6 @@ class GroupWindow(wiring.Component):
             shift.eq(can_shift & (~mid_offer | stage.i.ready)),
         ]
         entering = self.i.valid & self.i.ready
-        at_start = Signal(init=1)  # the next beat is a tensor's first
 
         with mod.If(shift):
             for s in range(slots - lanes):
@@ -256,9 +271,11 @@ class GroupWindow(wiring.Component):
             mod.d.sync += last[-1].eq(entering & beat.last)
 
         with mod.If(entering):
-            mod.d.sync += [position.eq(after_pos), group.eq(after_grp), at_start.eq(beat.last)]
+            mod.d.sync += at_start.eq(beat.last)
+            mod.d.sync += [lane_pos[i].eq(next_pos[i]) for i in range(lanes)]
+            mod.d.sync += [lane_grp[i].eq(next_grp[i]) for i in range(lanes)]
             with mod.If(beat.last):
-                mod.d.sync += [flushing.eq(1), position.eq(0), group.eq(0)]
+                mod.d.sync += flushing.eq(1)
             with mod.If(~beat.last & (beat.count != lanes)):
                 mod.d.sync += self.error.eq(1)
             with mod.Elif(at_start):

@@ -41,6 +41,7 @@ from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .arith import logic_product
 from .validate import check_int
 from .word_prefetch import WordPrefetch
 
@@ -94,8 +95,9 @@ class _PERow(wiring.Component):
     one entry a cycle, a 3-stage multiply-accumulate pipeline and a two-entry result FIFO."""
 
     def __init__(self, *, cols, width, acc_width, depth_bits, bank_words, word_layout,
-                 max_rows, max_tiles):
+                 max_rows, max_tiles, lut_products=()):
         self._cols = cols
+        self._lut_products = frozenset(lut_products)  # columns whose product uses LUTs
         self._bank_words = bank_words
         self._word_layout = word_layout
         self._depth_bits = depth_bits
@@ -246,7 +248,10 @@ class _PERow(wiring.Component):
         m.d.sync += [s2_valid.eq(s1_valid & ~kill), s2_last.eq(s1_last), s2_row.eq(s1_row),
                      s2_tile.eq(s1_tile)]
         for c in range(self._cols):
-            m.d.sync += products[c].eq(s1_value * dense_row[c])
+            if c in self._lut_products:
+                m.d.sync += products[c].eq(logic_product(s1_value, dense_row[c]))
+            else:
+                m.d.sync += products[c].eq(s1_value * dense_row[c])
 
         # -- stage 2 -> 3: accumulate; a row's last entry moves the sums to the holding register
         first = Signal(init=1)
@@ -330,6 +335,9 @@ class SparsePEArray(wiring.Component):
         Largest group size of the ``NM`` mode.
     acc_width : int
         Accumulator width (from the configuration: ``golden.numerics.acc_width``).
+    lut_products : int
+        PEs, the last ones in row order, whose products are built from LUTs
+        (:func:`hw.arith.logic_product`) rather than a multiplier that synthesis maps to a DSP.
 
     Attributes
     ----------
@@ -354,7 +362,7 @@ class SparsePEArray(wiring.Component):
     """
 
     def __init__(self, *, rows, cols, width, tile_depth, lanes, dense_lanes, bank_entries,
-                 result_lanes, max_rows, max_tiles, nm_max_m, acc_width):
+                 result_lanes, max_rows, max_tiles, nm_max_m, acc_width, lut_products=0):
         check_int("rows", rows, 1)
         check_int("cols", cols, 1)
         check_int("width", width, 2, 16)
@@ -369,12 +377,14 @@ class SparsePEArray(wiring.Component):
         check_int("max_tiles", max_tiles, 1)
         check_int("nm_max_m", nm_max_m, 1)
         check_int("acc_width", acc_width, 2 * width)
+        check_int("lut_products", lut_products, 0, rows * cols)
         self.rows, self.cols, self.width = rows, cols, width
         self.tile_depth, self.lanes, self.dense_lanes = tile_depth, lanes, dense_lanes
         self.bank_words = -(-bank_entries // lanes)
         self.max_rows, self.max_tiles, self.nm_max_m = max_rows, max_tiles, nm_max_m
         self.result_lanes = result_lanes
         self.acc_width = acc_width
+        self.lut_products = lut_products
         self.depth_bits = max(1, (tile_depth - 1).bit_length())
         index_bits = max(self.depth_bits, (nm_max_m - 1).bit_length())
         self.cmd_layout = data.StructLayout({
@@ -437,7 +447,8 @@ class SparsePEArray(wiring.Component):
                 "dense_lanes": config.dense_port_lanes, "bank_entries": config.pe_bank_entries,
                 "result_lanes": config.result_port_lanes,
                 "max_rows": config.pe_max_rows, "max_tiles": config.pe_max_tiles,
-                "nm_max_m": config.nm_max_m, "acc_width": config.acc_width}
+                "nm_max_m": config.nm_max_m, "acc_width": config.acc_width,
+                "lut_products": config.pe_lut_products}
 
     @classmethod
     def from_config(cls, config):
@@ -447,11 +458,13 @@ class SparsePEArray(wiring.Component):
         m = Module()
         R, C, L, P = self.rows, self.cols, self.lanes, self.dense_lanes
         pe_rows = []
+        first_lut = R * C - self.lut_products  # PEs from this one on (row order) use LUTs
         for r in range(R):
             pe = _PERow(cols=C, width=self.width, acc_width=self.acc_width,
                         depth_bits=self.depth_bits, bank_words=self.bank_words,
                         word_layout=self.word_layout, max_rows=self.max_rows,
-                        max_tiles=self.max_tiles)
+                        max_tiles=self.max_tiles,
+                        lut_products=[c for c in range(C) if r * C + c >= first_lut])
             m.submodules[f"pe_row{r}"] = pe
             pe_rows.append(pe)
 
@@ -489,8 +502,6 @@ class SparsePEArray(wiring.Component):
         bank = Signal(_index(R))
         rows_seen = Signal(range(self.max_rows + 1))
         pos = Signal(range(self.tile_depth + L + 1))  # entries so far in the row (DENSE index)
-        nm_base = Signal(range(self.tile_depth + self.nm_max_m * (L + 1) + 1))
-        nm_taken = Signal(range(self.nm_max_m + 1))  # entries in the current group so far
         beat = self.sparse.payload
         target = Signal(_index(R))
         m.d.comb += target.eq(Mux(row_start, least, bank))
@@ -498,17 +509,49 @@ class SparsePEArray(wiring.Component):
         word = Signal(self.word_layout)
         lane_index = [Signal(range(self.tile_depth + self.nm_max_m * (L + 1) + L + 1),
                              name=f"lane_index{i}") for i in range(L)]
-        nm_bases = [Signal.like(nm_base, name=f"nm_base{i}") for i in range(L + 1)]
-        nm_takens = [Signal.like(nm_taken, name=f"nm_taken{i}") for i in range(L + 1)]
-        m.d.comb += [nm_bases[0].eq(nm_base), nm_takens[0].eq(nm_taken)]
+        # NM: lane i of a row's first beat is entry i, in group i // n at index i % n; each
+        # later beat is L entries on, so every lane's group position moves by L % n (one group
+        # more when that wraps) and its group's base by (L // n) * m. Per lane: a register, an
+        # adder and a comparison, with the tables set when the command is taken (no chain
+        # over the lanes, no multiplier).
+        base_shape = range(self.tile_depth + self.nm_max_m * (L + 1) + 1)
+        taken_shape = range(self.nm_max_m + 1)
+        lane_taken = [Signal(taken_shape, name=f"nm_taken{i}") for i in range(L)]
+        lane_base = [Signal(base_shape, name=f"nm_base{i}") for i in range(L)]
+        first_taken = [Signal(taken_shape, name=f"nm_first_taken{i}") for i in range(L)]
+        first_base = [Signal(base_shape, name=f"nm_first_base{i}") for i in range(L)]
+        step = Signal(taken_shape)               # L % n
+        step_base = Signal(base_shape)           # (L // n) * m
+        step_base_wrap = Signal(base_shape)      # (L // n + 1) * m
+        nm_bases, nm_next = [], []
         for i in range(L):
-            # NM: entry i is in the group at nm_bases[i]; a group holds nm_n entries.
-            wrap = Signal(name=f"nm_wrap{i}")
-            m.d.comb += wrap.eq(nm_takens[i] + 1 == cmd.nm_n)
-            m.d.comb += [
-                nm_takens[i + 1].eq(Mux(wrap, 0, nm_takens[i] + 1)),
-                nm_bases[i + 1].eq(Mux(wrap, nm_bases[i] + cmd.nm_m, nm_bases[i])),
-            ]
+            taken_now = Signal(taken_shape, name=f"nm_taken_now{i}")
+            base_now = Signal(base_shape, name=f"nm_base_now{i}")
+            m.d.comb += [taken_now.eq(Mux(row_start, first_taken[i], lane_taken[i])),
+                         base_now.eq(Mux(row_start, first_base[i], lane_base[i]))]
+            nm_bases.append(base_now)
+            moved = Signal(range(2 * self.nm_max_m + 1), name=f"nm_moved{i}")
+            m.d.comb += moved.eq(taken_now + step)
+            wraps = Signal(name=f"nm_wraps{i}")
+            m.d.comb += wraps.eq(moved >= cmd.nm_n)
+            nm_next += [lane_taken[i].eq(Mux(wraps, moved - cmd.nm_n, moved)),
+                        lane_base[i].eq(base_now + Mux(wraps, step_base_wrap, step_base))]
+
+        def set_nm_tables(n, stride):
+            """Set the NM tables for group size ``n`` and stride ``stride`` (a command's)."""
+            def times(k):  # k * stride with shifts and adders (k is a constant)
+                terms = [stride << b for b in range(k.bit_length()) if k >> b & 1]
+                return sum(terms[1:], terms[0]) if terms else 0
+            with m.Switch(n):
+                for size in range(1, self.nm_max_m + 1):
+                    with m.Case(size):
+                        m.d.sync += [step.eq(L % size), step_base.eq(times(L // size)),
+                                     step_base_wrap.eq(times(L // size + 1))]
+                        for i in range(L):
+                            m.d.sync += [first_taken[i].eq(i % size),
+                                         first_base[i].eq(times(i // size))]
+
+        for i in range(L):
             with m.Switch(cmd.mode):
                 with m.Case(PEMode.DENSE):
                     m.d.comb += lane_index[i].eq(pos + i)
@@ -689,11 +732,12 @@ class SparsePEArray(wiring.Component):
                         cmd.eq(c), total.eq(c.rows * c.tiles), error.eq(0), cycles.eq(1),
                         busy.eq(0), macs.eq(0),
                         stalls.eq(0), row_start.eq(1), rows_seen.eq(0), pos.eq(0),
-                        nm_base.eq(0), nm_taken.eq(0), d_tile.eq(0), d_row.eq(0),
+                        d_tile.eq(0), d_row.eq(0),
                         d_part.eq(0), loaded_tiles.eq(0), results_out.eq(0),
                         dense_skip.eq(0), loaded.eq(0),
                     ]
                     m.d.sync += [load.eq(0) for load in loads]
+                    set_nm_tables(c.nm_n, c.nm_m)
                     with m.If(bad_cmd):
                         m.d.sync += error.command.eq(1)
                         m.next = "DONE"
@@ -719,12 +763,12 @@ class SparsePEArray(wiring.Component):
                     with m.If(rows_seen >= cmd.rows):
                         m.d.sync += error.rows.eq(1)  # a row beyond the declared count
                     with m.If(beat.row_last):
-                        m.d.sync += [pos.eq(0), nm_base.eq(0), nm_taken.eq(0)]
+                        m.d.sync += pos.eq(0)
                         with m.If(rows_seen != self.max_rows):
                             m.d.sync += rows_seen.eq(rows_seen + 1)
                     with m.Else():
-                        m.d.sync += [pos.eq(row_end_pos), nm_base.eq(nm_bases[L]),
-                                     nm_taken.eq(nm_takens[L])]
+                        m.d.sync += pos.eq(row_end_pos)
+                    m.d.sync += nm_next  # (a row's first beat starts from the tables)
                     with m.If(beat.last):
                         with m.If(~beat.row_last | (rows_seen + 1 != cmd.rows)):
                             m.d.sync += error.rows.eq(1)

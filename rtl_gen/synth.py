@@ -35,6 +35,8 @@ TARGETS = {
 SYNTH_BLOCKS = {block.name: block.instance for block in available_blocks()}
 _BUILD = {block.name: block.build for block in available_blocks()}
 
+_CELL_NAMES = {"dsps": "DSP multipliers", "brams": "block RAMs", "luts": "LUTs"}
+
 # nextpnr's utilization names for each resource.
 _PNR_NAMES = {
     "ecp5": {"luts": "TRELLIS_COMB", "ffs": "TRELLIS_FF", "dsps": "MULT18X18D",
@@ -67,7 +69,8 @@ def synthesize(config, target, freq_mhz, out_dir, *, progress=print, blocks=True
     from hw.harness import SynthHarness
     from hw.top import SwatAccel
     from sim.runner import compact_zero_init, trigger_comb_blocks
-    from sim.synth import SynthesisFailed, cell_counts, find_tool, find_yosys, synth_stats
+    from sim.synth import (SynthesisFailed, cell_counts, find_tool, find_yosys, run_synthesis,
+                           synth_stats)
 
     if target not in TARGETS:
         raise SynthFlowFailed(f"--synth must be one of {', '.join(TARGETS)}, not {target!r}")
@@ -93,13 +96,25 @@ def synthesize(config, target, freq_mhz, out_dir, *, progress=print, blocks=True
         f.write(trigger_comb_blocks(compact_zero_init(text)))
 
     progress(f"  yosys: synth_{family} of {block or 'the top'} in its harness ...")
-    script = (f"read_verilog harness.v; synth_{family} -top harness -json harness.json; "
-              "tee -q -o stat.json stat -json")
-    result = subprocess.run([yosys, "-q", "-l", "yosys.log", "-p", script], cwd=work,
-                            capture_output=True, text=True)
+    result, flow = run_synthesis(yosys, work, "harness.v", family, "harness",
+                                 json_out="harness.json")
     if result.returncode != 0 or not os.path.exists(os.path.join(work, "harness.json")):
         raise SynthFlowFailed(f"yosys failed (log: {os.path.join(work, 'yosys.log')}): "
                               f"{(result.stderr or result.stdout).strip()[-300:]}")
+
+    # What cannot fit is said before place and route (which would take long to fail).
+    cells = cell_counts(json.load(open(os.path.join(work, "stat.json"))), family)
+    over = [key for key in ("dsps", "brams", "luts") if cells[key] > available[key]]
+    if over:
+        key = over[0]
+        message = (f"the design does not fit {target}: {cells[key]} {_CELL_NAMES[key]} after "
+                   f"synthesis, the part has {available[key]}")
+        if key == "dsps" and block in (None, "pe_array"):
+            spare = available["dsps"] - (cells["dsps"] - config.pe_rows * config.pe_cols
+                                         + config.pe_lut_products)
+            message += (f" (--pe-lut-products {config.pe_rows * config.pe_cols - spare} "
+                        "builds that many PE products from LUTs)" if spare > 0 else "")
+        raise SynthFlowFailed(message)
 
     progress(f"  nextpnr: place and route on {target} at {freq_mhz} MHz ...")
     command = [nextpnr, *pnr_args, "--json", "harness.json", "--freq", str(freq_mhz),
@@ -147,7 +162,7 @@ def synthesize(config, target, freq_mhz, out_dir, *, progress=print, blocks=True
         # The controller: the top (synthesised in its harness above) beyond the blocks and the
         # harness's flip-flops. Synthesising the bare top instead trips an assertion in YoWASP
         # Yosys 0.70's ABC9 reintegration on some configurations.
-        top = cell_counts(json.load(open(os.path.join(work, "stat.json"))), family)
+        top = dict(cells)
         top["ffs"] -= harness.input_bits + 1
         areas["controller"] = {k: top[k] - sum(b[k] for b in areas.values())
                                for k in ("luts", "ffs", "dsps", "brams")}
@@ -164,6 +179,8 @@ def synthesize(config, target, freq_mhz, out_dir, *, progress=print, blocks=True
         "blocks": areas,
         "harness": {"input_bits": harness.input_bits, "output_bits": harness.output_bits},
         "tools": {"yosys": _version(yosys, "-V"), "nextpnr": _version(nextpnr, "--version")},
+        # "abc" when Yosys's ABC9 asserted on this netlist and LUTs were mapped by abc instead.
+        "lut_mapping": flow,
         "seconds": round(time.monotonic() - start, 1),
     }
     path = os.path.join(out_dir, f"{name}.json")
@@ -185,6 +202,8 @@ def format_report(report):
         lines.append("  per block (synthesised alone): " + "; ".join(
             f"{name} {b['luts']} LUTs, {b['ffs']} FFs, {b['dsps']} DSPs, {b['brams']} BRAMs"
             for name, b in report["blocks"].items()))
-    lines.append(f"  tools: {report['tools']['yosys']}, {report['tools']['nextpnr']}; "
+    mapping = "" if report["lut_mapping"] == "abc9" else (
+        " (LUTs mapped by abc: ABC9 asserted on this netlist)")
+    lines.append(f"  tools: {report['tools']['yosys']}, {report['tools']['nextpnr']}{mapping}; "
                  f"{report['seconds']} s")
     return "\n".join(lines)

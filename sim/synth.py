@@ -19,7 +19,8 @@ import time
 
 from .runner import cache_dir, to_verilog
 
-__all__ = ["SynthesisFailed", "cell_counts", "synth_stats", "find_tool", "find_yosys"]
+__all__ = ["SynthesisFailed", "cell_counts", "synth_stats", "find_tool", "find_yosys",
+           "run_synthesis"]
 
 _FAMILIES = {
     "ecp5": ("synth_ecp5", {"luts": ("LUT4",), "ffs": ("TRELLIS_FF",), "brams": ("DP16KD",),
@@ -29,6 +30,16 @@ _FAMILIES = {
                                                                   "S", "ES", "SS", "ESS")),
                               "brams": ("SB_RAM40_4K",), "dsps": ("SB_MAC16",),
                               "carry": ("SB_CARRY",)}),
+}
+
+
+# LUT mapping with the classic ``abc`` instead of ``abc9``, in place of the synth script's
+# ``map_luts`` step: YoWASP Yosys's ABC9 reintegration asserts on some netlists (0.66 to 0.70
+# seen; which netlists changes from version to version), and these builds have no -noabc9.
+_FALLBACK_MAP_LUTS = {
+    "ecp5": "techmap -map +/lattice/latches_map.v; abc -lut 4:7; clean",
+    "ice40": ("techmap -map +/ice40/latches_map.v; abc -lut 4; ice40_wrapcarry -unwrap; "
+              "techmap -map +/ice40/ff_map.v; clean; opt_lut -tech ice40"),
 }
 
 
@@ -59,6 +70,46 @@ def cell_counts(stat, family):
             for key, names in _FAMILIES[family][1].items()}
 
 
+def _abc9_asserted(log_path):
+    """Whether a failed Yosys run died in ABC9's reintegration (the YoWASP bug)."""
+    try:
+        text = log_path.read_text(errors="replace")
+    except OSError:
+        return False
+    return "ABC_OPS_REINTEGRATE" in text and "ERROR: Assert" in text
+
+
+def run_synthesis(tool, work, verilog_file, family, top, *, json_out=None,
+                  flows=("abc9", "abc")):
+    """Run ``synth_<family>`` on ``verilog_file`` in ``work``, writing ``stat.json`` (and
+    ``json_out``); if ABC9 asserts (a YoWASP Yosys bug on some netlists), run again with
+    ``abc`` mapping the LUTs. Returns ``(result, flow)``: the last run's
+    :class:`subprocess.CompletedProcess` and ``"abc9"`` or ``"abc"``. The log is
+    ``yosys.log`` (the failed ABC9 run's is kept as ``yosys_abc9.log``). ``flows`` limits the
+    flows tried, in order."""
+    from pathlib import Path
+
+    work = Path(work)
+    command = _FAMILIES[family][0]
+    out = f" -json {json_out}" if json_out else ""
+    stat = "tee -q -o stat.json stat -json"
+    scripts = {
+        "abc9": f"read_verilog {verilog_file}; {command} -top {top}{out}; {stat}",
+        "abc": (f"read_verilog {verilog_file}; {command} -top {top} -run :map_luts; "
+                f"{_FALLBACK_MAP_LUTS[family]}; {command} -top {top} -run map_cells:{out}; "
+                f"{stat}"),
+    }
+    for flow in flows:
+        script = scripts[flow]
+        (work / "stat.json").unlink(missing_ok=True)
+        result = subprocess.run([tool, "-q", "-l", "yosys.log", "-p", script], cwd=work,
+                                capture_output=True, text=True)
+        if result.returncode == 0 or not _abc9_asserted(work / "yosys.log"):
+            return result, flow
+        (work / "yosys.log").replace(work / "yosys_abc9.log")
+    return result, flow
+
+
 def synth_stats(component, name, family="ecp5", *, yosys=None):
     """Cell counts of ``component`` after Yosys synthesis for ``family``, and the seconds taken.
 
@@ -69,16 +120,12 @@ def synth_stats(component, name, family="ecp5", *, yosys=None):
     """
     if family not in _FAMILIES:
         raise ValueError(f"family must be one of {', '.join(_FAMILIES)}, not {family!r}")
-    command = _FAMILIES[family][0]
     tool = find_yosys(yosys)
     work = cache_dir("synth", f"{name}-{family}")
     (work / f"{name}.v").write_text(to_verilog(component, name))
     stat_file = work / "stat.json"
-    stat_file.unlink(missing_ok=True)
-    script = f"read_verilog {name}.v; {command} -top {name}; tee -q -o stat.json stat -json"
     start = time.perf_counter()
-    result = subprocess.run([tool, "-q", "-l", "yosys.log", "-p", script], cwd=work,
-                            capture_output=True, text=True)
+    result, flow = run_synthesis(tool, work, f"{name}.v", family, name)
     seconds = time.perf_counter() - start
     if result.returncode != 0:
         raise SynthesisFailed(f"{os.path.basename(tool)} failed on {name}: "
@@ -89,4 +136,5 @@ def synth_stats(component, name, family="ecp5", *, yosys=None):
     stats = cell_counts(json.loads(stat_file.read_text()), family)
     stats["seconds"] = round(seconds, 1)
     stats["yosys"] = os.path.basename(tool)
+    stats["flow"] = flow
     return stats

@@ -24,6 +24,7 @@ def test_from_config():
     ({"dense_lanes": 3}, ValueError, "dense_lanes must divide cols (4), not 3"),
     ({"bank_entries": "x"}, TypeError, "bank_entries must be an integer, not 'x'"),
     ({"acc_width": 8}, ValueError, "acc_width must be at least 16, not 8"),
+    ({"lut_products": 13}, ValueError, "lut_products must be between 0 and 12, not 13"),
 ])
 def test_parameters_are_validated(change, error, message):
     params = SparsePEArray.params_from_config(AccelConfig(**SMALL))
@@ -33,7 +34,11 @@ def test_parameters_are_validated(change, error, message):
     assert str(info.value) == message
 
 
-@pytest.mark.parametrize("config", [SMALL, WIDE], ids=["w8", "w16"])
+# Seven of the 3x4 PEs (the last row and three of the middle one) multiply in LUTs.
+LUT = dict(SMALL, pe_lut_products=7)
+
+
+@pytest.mark.parametrize("config", [SMALL, WIDE, LUT], ids=["w8", "w16", "w8_lut"])
 def test_cocotb_against_golden(run_cocotb, config):
     cfg = AccelConfig(**config)
     run_cocotb(SparsePEArray.from_config(cfg), toplevel="pe_array",

@@ -49,6 +49,22 @@ def test_tiny_configuration_report_is_complete_and_plausible(tmp_path):
     assert "Fmax" in result.stdout and "| luts |" in result.stdout
 
 
+def test_too_many_multipliers_are_reported_with_the_fix(tmp_path):
+    """6x5 PEs need 30 multipliers (plus the controller's), the ECP5-25F has 28: refused
+    after synthesis, before place and route, with the --pe-lut-products that fits."""
+    tiny = list(TINY)
+    tiny[tiny.index("--pe") + 1] = "6x5"
+    result = run_module("rtl_gen", *tiny, "--out", "gen", "--synth", "ecp5-25f", cwd=tmp_path)
+    assert result.returncode == 1
+    message = result.stderr.strip()
+    assert message.startswith("error: the design does not fit ecp5-25f: "), message
+    used = int(message.split(": ")[2].split()[0])
+    assert used > 30 and message.endswith(
+        f"the part has 28 (--pe-lut-products {30 - (28 - (used - 30))} builds that many PE "
+        "products from LUTs)"), message
+    assert "nextpnr" not in result.stdout
+
+
 def test_a_design_that_does_not_fit_is_reported(tmp_path):
     result = run_module("rtl_gen", *TINY, "--out", "gen", "--synth", "ice40-up5k", cwd=tmp_path)
     assert result.returncode == 1

@@ -15,3 +15,67 @@ def test_unknown_family_is_refused():
 
     with pytest.raises(ValueError, match="family must be one of ecp5, ice40"):
         synth.synth_stats(SkidBuffer(8), "x", "virtex")
+
+
+def test_lut_products_take_no_dsp():
+    """The PE array maps each product to a DSP multiplier unless it is one of the
+    ``pe_lut_products``: those become LUTs, and the DSP count drops by as many."""
+    from golden.config import AccelConfig
+    from hw.pe_array import SparsePEArray
+
+    base = AccelConfig(pe_rows=2, pe_cols=2, width=8, tile_depth=16, pe_bank_entries=32,
+                       pe_max_rows=8, pe_max_tiles=2, nm_max_m=4)
+    all_dsp = synth.synth_stats(SparsePEArray.from_config(base), "pe_array_dsp", "ecp5")
+    three_lut = synth.synth_stats(SparsePEArray.from_config(base.replace(pe_lut_products=3)),
+                                  "pe_array_lut3", "ecp5")
+    assert all_dsp["dsps"] >= 4
+    assert three_lut["dsps"] == all_dsp["dsps"] - 3
+    assert three_lut["luts"] > all_dsp["luts"] + 3 * 40  # an 8x8 product is dozens of LUTs
+
+
+def test_lut_mapping_without_abc9_gives_the_same_registers(tmp_path):
+    """The fallback flow (abc maps the LUTs), on both families, run by the real Yosys."""
+    import json
+
+    from sim.runner import to_verilog
+
+    (tmp_path / "skid.v").write_text(to_verilog(SkidBuffer(8), "skid"))
+    tool = synth.find_yosys()
+    for family, ff_cells in (("ecp5", 18), ("ice40", 18)):
+        result, flow = synth.run_synthesis(tool, tmp_path, "skid.v", family, "skid",
+                                           json_out="skid.json", flows=("abc",))
+        assert result.returncode == 0 and flow == "abc", result.stderr
+        stats = synth.cell_counts(json.loads((tmp_path / "stat.json").read_text()), family)
+        assert stats["ffs"] == ff_cells and 0 < stats["luts"] < 60
+        assert (tmp_path / "skid.json").stat().st_size > 1000
+
+
+def test_an_abc9_assertion_is_retried_with_abc(tmp_path):
+    """A stand-in Yosys that dies in ABC9's reintegration the way YoWASP Yosys does on some
+    netlists: the synthesis is run again with the abc flow, and the first log is kept."""
+    import stat
+    import sys
+
+    fake = tmp_path / "fake_yosys"
+    fake.write_text(f"""#!{sys.executable}
+import sys
+script = sys.argv[sys.argv.index("-p") + 1]
+log = open("yosys.log", "w")
+if "-run :map_luts" not in script:
+    log.write("2.46.17.7. Executing ABC_OPS_REINTEGRATE pass\\n")
+    log.write("ERROR: Assert `GetSize(conn.first) == GetSize(conn.second)' failed\\n")
+    sys.exit(1)
+assert "abc -lut 4:7" in script and "-run map_cells: -json out.json" in script, script
+open("stat.json", "w").write("{{}}")
+""")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    result, flow = synth.run_synthesis(str(fake), tmp_path, "x.v", "ecp5", "x",
+                                       json_out="out.json")
+    assert result.returncode == 0, result.stderr
+    assert flow == "abc"
+    assert "ABC_OPS_REINTEGRATE" in (tmp_path / "yosys_abc9.log").read_text()
+    # Any other failure is not retried.
+    fake.write_text(f"#!{sys.executable}\nimport sys\nopen('yosys.log', 'w').write('ERROR: syntax')\n"
+                    "sys.exit(1)\n")
+    result, flow = synth.run_synthesis(str(fake), tmp_path, "x.v", "ecp5", "x")
+    assert result.returncode == 1 and flow == "abc9"
