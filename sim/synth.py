@@ -25,7 +25,8 @@ __all__ = ["SynthesisFailed", "cell_counts", "synth_stats", "find_tool", "find_y
 _FAMILIES = {
     "ecp5": ("synth_ecp5", {"luts": ("LUT4",), "ffs": ("TRELLIS_FF",), "brams": ("DP16KD",),
                             "dsps": ("MULT18X18D",), "carry": ("CCU2C",)}),
-    "ice40": ("synth_ice40", {"luts": ("SB_LUT4",),
+    # -dsp: the UltraPlus parts' SB_MAC16 blocks take the multipliers (none without it).
+    "ice40": ("synth_ice40 -dsp", {"luts": ("SB_LUT4",),
                               "ffs": tuple(f"SB_DFF{s}" for s in ("", "E", "SR", "ESR", "R", "ER",
                                                                   "S", "ES", "SS", "ESS")),
                               "brams": ("SB_RAM40_4K",), "dsps": ("SB_MAC16",),

@@ -1,3 +1,5 @@
+import pytest
+
 from hw.skid_buffer import SkidBuffer
 from sim import synth
 
@@ -11,23 +13,23 @@ def test_skid_buffer_synthesizes_to_its_registers():
 
 
 def test_unknown_family_is_refused():
-    import pytest
-
     with pytest.raises(ValueError, match="family must be one of ecp5, ice40"):
         synth.synth_stats(SkidBuffer(8), "x", "virtex")
 
 
-def test_lut_products_take_no_dsp():
-    """The PE array maps each product to a DSP multiplier unless it is one of the
-    ``pe_lut_products``: those become LUTs, and the DSP count drops by as many."""
+@pytest.mark.parametrize("family", ["ecp5", "ice40"])
+def test_lut_products_take_no_dsp(family):
+    """The PE array maps each product to a DSP multiplier (MULT18X18D; SB_MAC16 on the
+    UltraPlus) unless it is one of the ``pe_lut_products``: those become LUTs, and the DSP
+    count drops by as many."""
     from golden.config import AccelConfig
     from hw.pe_array import SparsePEArray
 
     base = AccelConfig(pe_rows=2, pe_cols=2, width=8, tile_depth=16, pe_bank_entries=32,
                        pe_max_rows=8, pe_max_tiles=2, nm_max_m=4)
-    all_dsp = synth.synth_stats(SparsePEArray.from_config(base), "pe_array_dsp", "ecp5")
+    all_dsp = synth.synth_stats(SparsePEArray.from_config(base), "pe_array_dsp", family)
     three_lut = synth.synth_stats(SparsePEArray.from_config(base.replace(pe_lut_products=3)),
-                                  "pe_array_lut3", "ecp5")
+                                  "pe_array_lut3", family)
     assert all_dsp["dsps"] >= 4
     assert three_lut["dsps"] == all_dsp["dsps"] - 3
     assert three_lut["luts"] > all_dsp["luts"] + 3 * 40  # an 8x8 product is dozens of LUTs
