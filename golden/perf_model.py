@@ -37,10 +37,10 @@ START = 1
 #: read through the PE row's prefetch queue).
 WORD_READY = 3
 #: From a row's last entry issued to its result taken on the result port.
-RESULT_PATH = 4
+RESULT_PATH = 5
 #: A finished row's result may leave its PE row's FIFO this many cycles after the cycle that
 #: follows the row's last issue.
-RESULT_FIFO_WAIT = 2
+RESULT_FIFO_WAIT = 3
 #: Dense tiles after the first simulated row by row; later tiles repeat the last one's spans.
 STEADY_TILES = 3
 

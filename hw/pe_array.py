@@ -92,7 +92,7 @@ def _argmin(m, values):
 
 class _PERow(wiring.Component):
     """One PE row: its bank of sparse rows, its copy of the dense tiles, a sequencer that issues
-    one entry a cycle, a 3-stage multiply-accumulate pipeline and a two-entry result FIFO."""
+    one entry a cycle, a 4-stage multiply-accumulate pipeline and a two-entry result FIFO."""
 
     def __init__(self, *, cols, width, acc_width, depth_bits, bank_words, word_layout,
                  max_rows, max_tiles, lut_products=()):
@@ -237,21 +237,29 @@ class _PERow(wiring.Component):
         m.d.sync += [s1_valid.eq(issue & ~kill), s1_last.eq(entry_row_last), s1_value.eq(value),
                      s1_row.eq(word.row), s1_tile.eq(tile)]
 
-        # -- stage 1 -> 2: multiply (registered products) ------------------------------------
+        # -- stage 1 -> 1b: register the dense row (the tile memory's output, a block RAM's
+        # on larger arrays, goes to a register, not through a multiplier) ---------------------
         dense_row = Signal(self._tile_shape)
-        m.d.comb += dense_row.eq(self.d_rdata)
+        s1b_valid, s1b_last = Signal(), Signal()
+        s1b_value = Signal(self._value_shape)
+        s1b_row, s1b_tile = Signal.like(s1_row), Signal.like(s1_tile)
+        m.d.sync += [dense_row.eq(self.d_rdata), s1b_valid.eq(s1_valid & ~kill),
+                     s1b_last.eq(s1_last), s1b_value.eq(s1_value), s1b_row.eq(s1_row),
+                     s1b_tile.eq(s1_tile)]
+
+        # -- stage 1b -> 2: multiply (registered products) -----------------------------------
         acc_shape = self.hold_values.shape().elem_shape
         s2_valid, s2_last = Signal(), Signal()
         s2_row, s2_tile = Signal.like(s1_row), Signal.like(s1_tile)
         products = [Signal(signed(2 * self._value_shape.width), name=f"product{c}")
                     for c in range(self._cols)]
-        m.d.sync += [s2_valid.eq(s1_valid & ~kill), s2_last.eq(s1_last), s2_row.eq(s1_row),
-                     s2_tile.eq(s1_tile)]
+        m.d.sync += [s2_valid.eq(s1b_valid & ~kill), s2_last.eq(s1b_last), s2_row.eq(s1b_row),
+                     s2_tile.eq(s1b_tile)]
         for c in range(self._cols):
             if c in self._lut_products:
-                m.d.sync += products[c].eq(logic_product(s1_value, dense_row[c]))
+                m.d.sync += products[c].eq(logic_product(s1b_value, dense_row[c]))
             else:
-                m.d.sync += products[c].eq(s1_value * dense_row[c])
+                m.d.sync += products[c].eq(s1b_value * dense_row[c])
 
         # -- stage 2 -> 3: accumulate; a row's last entry moves the sums to the holding register
         first = Signal(init=1)
