@@ -207,11 +207,11 @@ THRESHOLD_FIXED = 6
 #: reset ends waits for the rest.
 HISTOGRAM_CLEAR = 252
 #: SAVE_ACT: the command's fixed cost beyond one beat a cycle.
-SAVE_FIXED = 7
+SAVE_FIXED = 8
 #: GEMM: the first selector command's cycle; a row's cost beyond its beats (selector command,
 #: packer register, result); the cycle the PE array's command is taken.
 GEMM_FIRST_ROW = 2
-GEMM_ROW_EXTRA = 3
+GEMM_ROW_EXTRA = 2
 GEMM_PE_CMD = 1
 #: From the PE array's last result to the reply.
 GEMM_REPLY = 2
@@ -245,8 +245,8 @@ def _selector_rows(mask, lanes, first_cmd):
     """Rows through the top-K selector's APPLY, one command each (the GEMM's rows), and
     :class:`hw.row_adapters.EntriesToRows`: each row's :func:`row_arrival` at the PE array.
 
-    The row's input beats arrive the cycle after its command; the mask packer turns each into
-    one output beat a cycle later, a full word of entries whenever ``lanes`` kept elements have
+    The row's input beats arrive the cycle after its command; a register and the mask packer
+    turn each into one output beat two cycles later, a full word of entries whenever ``lanes`` kept elements have
     gathered, and the rest on the last beat (plus an extra beat if more than ``lanes`` remain);
     the adapter holds a beat with entries until the next one, or the row's end, arrives. The
     selector's result comes two cycles after the packer's last beat, and the next row's command
@@ -265,9 +265,9 @@ def _selector_rows(mask, lanes, first_cmd):
     for r in range(rows):
         total = int(cum[r, -1])
         pending = total - lanes * int(before[r, -1])  # entries left for the last beat(s)
-        last_out = cmd + per_row + 1
+        last_out = cmd + per_row + 2
         # The packer's beats with entries, or the row's end: (cycle, entries, row_end).
-        beats = [(cmd + j + 2, lanes, False) for j in crossings[r]]
+        beats = [(cmd + j + 3, lanes, False) for j in crossings[r]]
         if pending > lanes:
             beats += [(last_out, lanes, False), (last_out + 1, pending - lanes, True)]
             last_out += 1

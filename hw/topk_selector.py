@@ -151,7 +151,8 @@ class TopKSelector(wiring.Component):
         m.submodules.radix = radix = self._radix
         m.submodules.packer = packer = self._packer
         m.submodules.window = window = self._window
-        # A register between the window's decisions and the packer (each is a long path).
+        # A register between the decisions (the window's, or APPLY's comparisons) and the
+        # packer: each is a long path.
         m.submodules.window_out = window_out = SkidBuffer(packer.in_layout)
 
         # Stored thresholds, one for elements and one for kernel-slice norms.
@@ -305,13 +306,18 @@ class TopKSelector(wiring.Component):
                 finish_from_radix("slice", window_error | group_size_bad)
 
             with m.State("APPLY_RUN"):
+                # The keep decisions (a magnitude and a comparison per lane) are registered
+                # before the packer, as the window's are.
                 m.d.comb += [
-                    packer.i.valid.eq(self.data.valid),
-                    packer.i.payload.values.eq(beat.values),
-                    packer.i.payload.keep.eq(keep),
-                    packer.i.payload.count.eq(beat.count),
-                    packer.i.payload.last.eq(beat.last),
-                    self.data.ready.eq(packer.i.ready),
+                    window_out.i.valid.eq(self.data.valid),
+                    window_out.i.payload.values.eq(beat.values),
+                    window_out.i.payload.keep.eq(keep),
+                    window_out.i.payload.count.eq(beat.count),
+                    window_out.i.payload.last.eq(beat.last),
+                    self.data.ready.eq(window_out.i.ready),
+                    packer.i.valid.eq(window_out.o.valid),
+                    window_out.o.ready.eq(packer.i.ready),
+                    packer.i.payload.eq(window_out.o.payload),
                 ]
                 finish_from_packer(missing_stored)
 
