@@ -194,6 +194,11 @@ class ActivationBuffer(wiring.Component):
             self.value_words * lanes + 1)))), depth=self.max_rows, init=[])
         ptr_wp = ptr_mem.write_port()
         ptr_rp = ptr_mem.read_port(transparent_for=(ptr_wp,))
+        # A column read's first pass writes each row's first cursor through these registers.
+        ptr_late = Signal()
+        ptr_late_addr = Signal.like(ptr_wp.addr)
+        ptr_late_data = Signal.like(ptr_wp.data)
+        m.d.sync += ptr_late.eq(0)
 
         table = [Signal(self.descriptor_layout, name=f"slot{s}") for s in range(self.max_tensors)]
         stack = [Signal(range(self.max_tensors), name=f"stack{s}")
@@ -649,8 +654,10 @@ class ActivationBuffer(wiring.Component):
                                                  vcount.eq(0)]
                                     m.next = "READ_BITMAP"
                                 with m.Else():
-                                    m.d.comb += [ptr_wp.en.eq(1), ptr_wp.addr.eq(row + 1),
-                                                 ptr_wp.data.eq(value_start + vcount + take)]
+                                    # Written a cycle later, from registers (no cursor is
+                                    # read before the first pass ends).
+                                    m.d.sync += [ptr_late.eq(1), ptr_late_addr.eq(row + 1),
+                                                 ptr_late_data.eq(value_start + vcount + take)]
                     with m.If(emit & (take != 0) & (take == to_emit)):
                         m.next = "RESULT"
 
@@ -707,4 +714,7 @@ class ActivationBuffer(wiring.Component):
                 with m.If(self.result.valid & self.result.ready):
                     m.next = "IDLE"
 
+        with m.If(ptr_late):  # (no state writes ptr_mem in the cycle after a first-pass row)
+            m.d.comb += [ptr_wp.en.eq(1), ptr_wp.addr.eq(ptr_late_addr),
+                         ptr_wp.data.eq(ptr_late_data)]
         return m
