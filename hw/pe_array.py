@@ -476,13 +476,17 @@ class SparsePEArray(wiring.Component):
             m.submodules[f"pe_row{r}"] = pe
             pe_rows.append(pe)
 
-        # The dense tiles (two halves), one read port per PE row: every PE row reads its own
-        # index each cycle. Synthesis replicates the memory as the read ports require.
-        m.submodules.dense_tiles = dense_tiles = Memory(
-            shape=data.ArrayLayout(signed(self.width), C), depth=2 << self.depth_bits, init=[])
-        dense_wp = dense_tiles.write_port()
-        for pe in pe_rows:
-            port = dense_tiles.read_port()
+        # The dense tiles (two halves): one copy per PE row, each with one read port (every PE
+        # row reads its own index each cycle), all written alike. Separate memories rather
+        # than one with a read port per PE row: Yosys would replicate that one the same way,
+        # but its memory mapping dies (WebAssembly build, 16 read ports) on a 16x16 array.
+        dense_wps = []
+        for r, pe in enumerate(pe_rows):
+            tiles_copy = Memory(shape=data.ArrayLayout(signed(self.width), C),
+                                depth=2 << self.depth_bits, init=[])
+            m.submodules[f"dense_tiles{r}"] = tiles_copy
+            dense_wps.append(tiles_copy.write_port())
+            port = tiles_copy.read_port()
             m.d.comb += [port.addr.eq(pe.d_raddr), pe.d_rdata.eq(port.data)]
 
         cmd = Signal(self.cmd_layout)
@@ -618,8 +622,9 @@ class SparsePEArray(wiring.Component):
         m.d.comb += d_fire.eq(self.dense.valid & self.dense.ready)
         for pe in pe_rows:
             m.d.comb += pe.loaded_tiles.eq(loaded_tiles)
-        m.d.comb += [dense_wp.en.eq(d_fire & row_complete & ~dense_skip),
-                     dense_wp.addr.eq(Cat(d_row, d_tile[0])), dense_wp.data.eq(d_word)]
+        for dense_wp in dense_wps:
+            m.d.comb += [dense_wp.en.eq(d_fire & row_complete & ~dense_skip),
+                         dense_wp.addr.eq(Cat(d_row, d_tile[0])), dense_wp.data.eq(d_word)]
         with m.If(d_fire):
             if parts > 1:
                 for lane in range(P):

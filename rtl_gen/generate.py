@@ -22,7 +22,8 @@ def memory_sizes(accel):
         "act_buffer_bitmap": act.bitmap_words * act.word_bits,
         "act_buffer_values": 2 * -(-act.value_words // 2) * act.lanes * act.width,
         "pe_array_banks": pe.rows * pe.bank_words * word_bits,
-        "pe_array_dense_tiles": (2 << pe.depth_bits) * pe.cols * pe.width,
+        # one copy per PE row (each PE row reads its own dense row every cycle)
+        "pe_array_dense_tiles": pe.rows * (2 << pe.depth_bits) * pe.cols * pe.width,
         "topk_histograms": sel.lanes * (1 << 8) * (cfg.max_tensor_len.bit_length() + 1),
     }
 
