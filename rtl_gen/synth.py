@@ -83,8 +83,8 @@ def synthesize(config, target, freq_mhz, out_dir, *, progress=print, blocks=True
     except SynthesisFailed as e:
         raise SynthFlowFailed(str(e)) from None
     start = time.monotonic()
-    name = f"synth_{target}" + (f"_{block}" if block else "")
-    work = os.path.join(out_dir, name)
+    report_name = f"synth_{target}" + (f"_{block}" if block else "")
+    work = os.path.join(out_dir, report_name)
     os.makedirs(work, exist_ok=True)
 
     # A block alone is built from the configuration the way the top builds it.
@@ -153,10 +153,10 @@ def synthesize(config, target, freq_mhz, out_dir, *, progress=print, blocks=True
     if blocks and block is None:
         progress("  yosys: each block alone, for its area ...")
         try:
-            for name, instance in SYNTH_BLOCKS.items():
+            for block_name, instance in SYNTH_BLOCKS.items():
                 component = getattr(accel, instance)
-                stats = synth_stats(component, f"{config.top_name}_{name}", family)
-                areas[name] = {k: stats[k] for k in ("luts", "ffs", "dsps", "brams")}
+                stats = synth_stats(component, f"{config.top_name}_{block_name}", family)
+                areas[block_name] = {k: stats[k] for k in ("luts", "ffs", "dsps", "brams")}
         except SynthesisFailed as e:
             raise SynthFlowFailed(str(e)) from None
         # The controller: the top (synthesised in its harness above) beyond the blocks and the
@@ -183,7 +183,7 @@ def synthesize(config, target, freq_mhz, out_dir, *, progress=print, blocks=True
         "lut_mapping": flow,
         "seconds": round(time.monotonic() - start, 1),
     }
-    path = os.path.join(out_dir, f"{name}.json")
+    path = os.path.join(out_dir, f"{report_name}.json")
     with open(path, "w") as f:
         json.dump(report, f, indent=2, sort_keys=True)
         f.write("\n")

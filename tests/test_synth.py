@@ -32,7 +32,9 @@ def test_lut_products_take_no_dsp(family):
                                   "pe_array_lut3", family)
     assert all_dsp["dsps"] >= 4
     assert three_lut["dsps"] == all_dsp["dsps"] - 3
-    assert three_lut["luts"] > all_dsp["luts"] + 3 * 40  # an 8x8 product is dozens of LUTs
+    # An 8x8 product from partial products: three levels of adders, in carry chains (LUT
+    # counts are not compared: memory mapping may differ between the two netlists).
+    assert three_lut["carry"] >= all_dsp["carry"] + 3 * 8
 
 
 def test_lut_mapping_without_abc9_gives_the_same_registers(tmp_path):
