@@ -345,13 +345,15 @@ def gemm_saved_cycles(config, mask, tiles):
     counts = mask.sum(axis=1).astype(int).tolist()
     beats = [[] for _ in range(rows)]
     # Cycle by cycle: the buffer's scan (a step a cycle; a step with kept elements waits for
-    # room in the two-entry register on ``rdata``), that register, and ElementsToRows (it
-    # holds a beat until the next arrives; passing a finished row, or an empty one, takes a
-    # cycle in which it accepts nothing; the buffer's result, once the register is empty,
+    # room in the beat stage), the beat stage (it passes its beat on when the register on
+    # ``rdata`` has room), that two-entry register, and ElementsToRows (it holds a beat until
+    # the next arrives; passing a finished row, or an empty one, takes a cycle in which it
+    # accepts nothing; the buffer's result, once the stage and the register are empty,
     # closes the remaining rows).
     steps = act_row_read(config, mask)
     step, cycle = 0, SAVED_FIRST_SCAN
     out = skid = None          # the register's two entries: (row, take)
+    stage = None               # the buffer's beat stage: (row, take)
     held, feature, ended, result_at = None, 0, False, None
     while feature < rows:
         # ElementsToRows, from the register's output.
@@ -366,16 +368,22 @@ def gemm_saved_cycles(config, mask, tiles):
             if held is not None:
                 beats[held[0]].append((cycle, held[1]))
             held, take_out = out, True
-        # The scan offers its step's beat while the register has room.
-        offer = None
+        # The stage passes its beat on while the register has room; the scan fills the stage
+        # when it is empty or passes its beat on.
+        offer = stage if skid is None else None
+        filled = None
         if step < len(steps):
             if steps[step][1] == 0:
                 step += 1
-            elif skid is None:
-                offer = steps[step]
+            elif stage is None or offer is not None:
+                filled = steps[step]
                 step += 1
-        elif result_at is None and out is None and skid is None:
+        elif result_at is None and out is None and skid is None and stage is None:
             result_at = cycle
+        if filled is not None:
+            stage = filled
+        elif offer is not None:
+            stage = None
         # The register (output entry, then the spare one), as hw.skid_buffer.SkidBuffer.
         if take_out or out is None:
             out, skid = (skid, None) if skid is not None else (offer, skid)

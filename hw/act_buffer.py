@@ -342,14 +342,12 @@ class ActivationBuffer(wiring.Component):
         m.d.comb += ranks[0].eq(0)
         for j in range(word_bits):
             m.d.comb += ranks[j + 1].eq(level[j])
-        # The position of the i-th kept element: at most one position matches, so an OR tree.
-        picks = [Signal(range(word_bits), name=f"pick{i}") for i in range(lanes)]
+        # Lane i's element, one-hot over the word's positions (at most one matches): the scan
+        # registers these, and the beat stage below encodes them.
+        one_hot = [Signal(word_bits, name=f"one_hot{i}") for i in range(lanes)]
         for i in range(lanes):
-            hits = [Mux(segment[j] & (ranks[j] == i), j, 0) for j in range(1, word_bits)]
-            while len(hits) > 1:
-                hits = [hits[k] | hits[k + 1] if k + 1 < len(hits) else hits[k]
-                        for k in range(0, len(hits), 2)]
-            m.d.comb += picks[i].eq(hits[0] if hits else 0)
+            for j in range(word_bits):
+                m.d.comb += one_hot[i][j].eq(segment[j] & (ranks[j] == i))
         taken = Signal(word_bits)  # the bits this beat takes: the segment's first `lanes`
         for j in range(word_bits):
             m.d.comb += taken[j].eq(segment[j] & (ranks[j] < lanes))
@@ -385,6 +383,22 @@ class ActivationBuffer(wiring.Component):
         ]
         for j in range(word_bits):
             m.d.comb += next_mask[j].eq(next_from[j] & (j < next_hi))
+
+        # A row read's beat waits in this stage before the skid buffer (it takes a new one
+        # when empty or when its beat leaves in this cycle): see the end of elaborate.
+        stage = Signal(data.StructLayout({
+            "row": len(row),
+            "count": range(lanes + 1),
+            "last": 1,
+            "col_bias": len(col_bias),
+            "one_hot": data.ArrayLayout(word_bits, lanes),
+            "value": data.ArrayLayout(signed(width), lanes),
+        }))
+        stage_valid = Signal()
+        stage_room = Signal()
+        m.d.comb += stage_room.eq(~stage_valid | rd.ready)
+        with m.If(rd.ready):  # (before the scan's refill, which overrides it)
+            m.d.sync += stage_valid.eq(0)
 
         def start_scan():
             """Set up a scan from the tensor's first element (its first words are read)."""
@@ -606,27 +620,23 @@ class ActivationBuffer(wiring.Component):
 
             with m.State("ROW_SCAN"):
                 emit = ~prepass
-                beat = rd.payload
-                m.d.comb += [
-                    rd.valid.eq(emit & (take != 0)),
-                    beat.row.eq(row),
-                    beat.count.eq(take),
-                    beat.last.eq(take == to_emit),
-                ]
-                for i in range(lanes):
-                    m.d.comb += [beat.col[i].eq(col_bias + picks[i]),
-                                 beat.value[i].eq(values[i])]
                 accept = Signal()
                 # The queues keep two value words and a bitmap word at hand (the check costs
                 # no cycle: they refill as fast as the scan takes words).
                 m.d.comb += [
                     accept.eq((value_ahead.count >= 2) & (bitmap_ahead.count != 0)
-                              & (~emit | (take == 0) | rd.ready)),
+                              & (~emit | (take == 0) | stage_room)),
                     bitmap_rp.addr.eq(bitmap_ahead.mem_addr),
                     value_rp.addr.eq(value_ahead.mem_addr),
                     value_rp.en.eq(1),
                 ]
                 with m.If(accept):
+                    with m.If(emit & (take != 0)):
+                        m.d.sync += [stage_valid.eq(1), stage.row.eq(row), stage.count.eq(take),
+                                     stage.last.eq(take == to_emit), stage.col_bias.eq(col_bias)]
+                        for i in range(lanes):
+                            m.d.sync += [stage.one_hot[i].eq(one_hot[i]),
+                                         stage.value[i].eq(values[i])]
                     m.d.comb += vcount_next.eq(vcount + take)
                     m.d.sync += to_emit.eq(to_emit - take)
                     with m.If(value_step >= lanes):
@@ -710,9 +720,25 @@ class ActivationBuffer(wiring.Component):
 
             with m.State("RESULT"):
                 # After the read's last beat has left (the result ends a read).
-                m.d.comb += self.result.valid.eq(skid.occupancy == 0)
+                m.d.comb += self.result.valid.eq((skid.occupancy == 0) & ~stage_valid)
                 with m.If(self.result.valid & self.result.ready):
                     m.next = "IDLE"
+
+        # The row scan's beat stage: the lanes' positions are encoded (an OR tree) and moved to
+        # their columns (an adder) here, out of the scan's loop. Only a row read fills it, and a
+        # read ends once it is empty, so the walks' beats (READ_OUT) never meet it.
+        with m.If(stage_valid):
+            beat = rd.payload
+            m.d.comb += [rd.valid.eq(1), beat.row.eq(stage.row), beat.count.eq(stage.count),
+                         beat.last.eq(stage.last)]
+            for i in range(lanes):
+                hits = [Mux(stage.one_hot[i][j], j, 0) for j in range(1, word_bits)]
+                while len(hits) > 1:
+                    hits = [hits[k] | hits[k + 1] if k + 1 < len(hits) else hits[k]
+                            for k in range(0, len(hits), 2)]
+                pick = hits[0] if hits else 0
+                m.d.comb += [beat.col[i].eq(stage.col_bias + pick),
+                             beat.value[i].eq(stage.value[i])]
 
         with m.If(ptr_late):  # (no state writes ptr_mem in the cycle after a first-pass row)
             m.d.comb += [ptr_wp.en.eq(1), ptr_wp.addr.eq(ptr_late_addr),
