@@ -193,7 +193,7 @@ class ActivationBuffer(wiring.Component):
         m.submodules.ptr_mem = ptr_mem = Memory(shape=unsigned(len(Signal(range(
             self.value_words * lanes + 1)))), depth=self.max_rows, init=[])
         ptr_wp = ptr_mem.write_port()
-        ptr_rp = ptr_mem.read_port(transparent_for=(ptr_wp,))
+        ptr_rp = ptr_mem.read_port()
         # A column read's first pass writes each row's first cursor through these registers.
         ptr_late = Signal()
         ptr_late_addr = Signal.like(ptr_wp.addr)
@@ -416,6 +416,13 @@ class ActivationBuffer(wiring.Component):
         out_kept = Signal()
         out_last = Signal()
 
+        # A column walk's cursor (the next value of the element's row), from a register: the
+        # cursor memory's output goes only to that register, never to the value memory's
+        # address. ``walk_row_next`` is the row a column walk moves to.
+        cursor = Signal.like(ptr_rp.data)
+        walk_row_next = Signal.like(row)
+        m.d.comb += walk_row_next.eq(Mux(row + 1 == desc.rows, 0, row + 1))
+
         def advance():
             """Move to the next element of a column or dense walk."""
             with m.If(cmd.op == ActOp.READ_COLS):
@@ -615,7 +622,9 @@ class ActivationBuffer(wiring.Component):
                         m.next = "ROW_SCAN"
                 with m.Else():
                     # The bitmap word of `flat` is read in this cycle, and the values at `vcount`.
+                    # A column walk starts at row 0, whose cursor is the tensor's first value.
                     m.d.comb += [value_en.eq(1), value_ptr.eq(value_start + vcount)]
+                    m.d.sync += cursor.eq(value_start)
                     m.next = "READ_VALUE"
 
             with m.State("ROW_SCAN"):
@@ -674,8 +683,10 @@ class ActivationBuffer(wiring.Component):
             with m.State("READ_VALUE"):
                 column_walk = cmd.op == ActOp.READ_COLS
                 m.d.comb += [
-                    value_ptr.eq(Mux(column_walk, ptr_rp.data, value_start + vcount)),
+                    value_ptr.eq(Mux(column_walk, cursor, value_start + vcount)),
                     value_en.eq(1),
+                    # The cursor of the row the walk moves to, for READ_OUT to register.
+                    ptr_rp.addr.eq(walk_row_next),
                 ]
                 m.d.sync += [
                     out_row.eq(row),
@@ -705,17 +716,22 @@ class ActivationBuffer(wiring.Component):
                 ]
                 with m.If((cmd.op == ActOp.READ_COLS) & out_kept):
                     # The kept element's row cursor moves on (the same write while the beat
-                    # waits; ptr_mem's read is transparent, for a one-row tensor).
+                    # waits).
                     m.d.comb += [ptr_wp.en.eq(1), ptr_wp.addr.eq(out_row),
                                  ptr_wp.data.eq(held_ptr + 1)]
                 with m.If(~send | rd.ready):
                     m.d.sync += to_emit.eq(to_emit - out_kept)
                     m.d.comb += vcount_next.eq(vcount + out_kept)
+                    # The next element's cursor, registered: ptr_mem's (read with the row
+                    # the walk moved to, which ``row`` now holds), or for a one-row tensor
+                    # this element's cursor moved on (the write above is too late for a read).
+                    m.d.sync += cursor.eq(Mux(desc.rows == 1, held_ptr + out_kept,
+                                              ptr_rp.data))
                     with m.If(send & out_last):
                         m.next = "RESULT"
                     with m.Else():
-                        # The walk has moved on: the next element's bitmap word and cursor
-                        # were read in this cycle.
+                        # The walk has moved on: the next element's bitmap word was read in
+                        # this cycle.
                         m.next = "READ_VALUE"
 
             with m.State("RESULT"):

@@ -73,6 +73,26 @@ async def write_then_read_all_orders(dut):
 
 
 @cocotb.test()
+async def one_row_and_one_column(dut):
+    """Edge shapes of the walks: a column read of one row revisits that row's cursor every
+    element, a one-column tensor wraps at every row."""
+    params, drv, golden, np_rng = await _setup(dut, "edges")
+    p = params["buffer"]
+    lo, hi = -(1 << (p["width"] - 1)), (1 << (p["width"] - 1)) - 1
+    shapes = [(1, p["max_cols"]), (p["max_rows"], 1), (1, 1), (2, p["max_cols"])]
+    for rows, cols in shapes:
+        x = np_rng.integers(lo, hi + 1, size=(rows, cols))
+        x[0, 0] = lo
+        for density in (0.5, 1.0):
+            mask = topk.topk_mask(x, density)
+            assert (await drv.write(0, x, mask))["error"] == 0
+            golden.write(0, x, mask)
+            await _check_reads(drv, golden, 0, f"{rows}x{cols} d={density}")
+            assert (await drv.free(0))["error"] == 0
+            golden.free(0)
+
+
+@cocotb.test()
 async def random_operations(dut):
     """Writes, reads and frees in random order, including writes that do not fit."""
     params, drv, golden, np_rng = await _setup(dut, "random")
