@@ -491,6 +491,12 @@ class SparsePEArray(wiring.Component):
 
         cmd = Signal(self.cmd_layout)
         error = Signal(ERROR_LAYOUT)
+        # Any error flag, as its own register (set with the flag): it stops every PE row, so
+        # an OR of the flags would sit in front of that fan-out.
+        failed = Signal()
+
+        def flag(name):
+            m.d.sync += [getattr(error, name).eq(1), failed.eq(1)]
         cycles = Signal(COUNTER_WIDTH)
         busy = Signal(COUNTER_WIDTH)
         macs = Signal(COUNTER_WIDTH)  # entries times columns, counted as entries issue
@@ -633,7 +639,7 @@ class SparsePEArray(wiring.Component):
                             with m.Case(part):
                                 m.d.sync += staging[part * P + lane].eq(dbeat.values[lane])
             with m.If(dbeat.last != tile_complete):
-                m.d.sync += error.dense_last.eq(1)
+                flag("dense_last")
             with m.If(row_complete):
                 m.d.sync += d_part.eq(0)
                 with m.If(tile_complete):
@@ -714,8 +720,6 @@ class SparsePEArray(wiring.Component):
         # (results already out are void: ``done.error`` says so).
         computing = Signal()
         loaded = Signal()
-        failed = Signal()
-        m.d.comb += failed.eq(error.as_value().any())
         for pe in pe_rows:
             m.d.comb += [pe.run.eq(computing & ~failed), pe.loaded.eq(loaded),
                          pe.abort.eq(failed)]
@@ -742,8 +746,8 @@ class SparsePEArray(wiring.Component):
                 with m.If(self.cmd.valid):
                     m.d.comb += clear.eq(1)
                     m.d.sync += [
-                        cmd.eq(c), total.eq(c.rows * c.tiles), error.eq(0), cycles.eq(1),
-                        busy.eq(0), macs.eq(0),
+                        cmd.eq(c), total.eq(c.rows * c.tiles), error.eq(0), failed.eq(0),
+                        cycles.eq(1), busy.eq(0), macs.eq(0),
                         stalls.eq(0), row_start.eq(1), rows_seen.eq(0), pos.eq(0),
                         d_tile.eq(0), d_row.eq(0),
                         d_part.eq(0), loaded_tiles.eq(0), results_out.eq(0),
@@ -752,7 +756,7 @@ class SparsePEArray(wiring.Component):
                     m.d.sync += [load.eq(0) for load in loads]
                     set_nm_tables(c.nm_n, c.nm_m)
                     with m.If(bad_cmd):
-                        m.d.sync += error.command.eq(1)
+                        flag("command")
                         m.next = "DONE"
                     with m.Else():
                         m.next = "LOAD"
@@ -768,13 +772,13 @@ class SparsePEArray(wiring.Component):
                                 m.d.sync += loads[r].eq(loads[r] + beat_cost)
                     m.d.sync += [bank.eq(target), row_start.eq(beat.row_last)]
                     with m.If(index_bad):
-                        m.d.sync += error.index.eq(1)
+                        flag("index")
                     with m.If(dense_row_bad):
-                        m.d.sync += error.rows.eq(1)
+                        flag("rows")
                     with m.If(target_full):
-                        m.d.sync += error.bank_full.eq(1)
+                        flag("bank_full")
                     with m.If(rows_seen >= cmd.rows):
-                        m.d.sync += error.rows.eq(1)  # a row beyond the declared count
+                        flag("rows")  # a row beyond the declared count
                     with m.If(beat.row_last):
                         m.d.sync += pos.eq(0)
                         with m.If(rows_seen != self.max_rows):
@@ -784,7 +788,7 @@ class SparsePEArray(wiring.Component):
                     m.d.sync += nm_next  # (a row's first beat starts from the tables)
                     with m.If(beat.last):
                         with m.If(~beat.row_last | (rows_seen + 1 != cmd.rows)):
-                            m.d.sync += error.rows.eq(1)
+                            flag("rows")
                         m.d.sync += loaded.eq(1)
                         m.next = "COMPUTE"
             with m.State("COMPUTE"):
