@@ -57,6 +57,20 @@ def plot(points, path, target):
     plt.close(fig)
 
 
+def write_results(points, out, target, freq):
+    """Write ``sweep.json``, ``sweep.md`` and (with points) ``sweep.png`` in ``out``; return
+    the Markdown table."""
+    with open(os.path.join(out, "sweep.json"), "w") as f:
+        json.dump(points, f, indent=1, sort_keys=True)
+        f.write("\n")
+    table = format_table(points)
+    with open(os.path.join(out, "sweep.md"), "w") as f:
+        f.write(f"Sweep on {target} at {freq:g} MHz\n\n{table}\n")
+    if points:
+        plot(points, os.path.join(out, "sweep.png"), target)
+    return table
+
+
 def main(argv=None):
     parser = build_parser(synth=False)
     parser.prog = "python -m rtl_gen.sweep"
@@ -109,14 +123,10 @@ def main(argv=None):
               f"{report['brams']['used']} BRAMs, Fmax {report['fmax_mhz']:.1f} MHz", flush=True)
         points.append({"pe": config.pe, "width": config.width,
                        "pes": config.pe_rows * config.pe_cols, "report": report})
-    with open(os.path.join(out, "sweep.json"), "w") as f:
-        json.dump(points, f, indent=1, sort_keys=True)
-        f.write("\n")
-    table = format_table(points)
-    with open(os.path.join(out, "sweep.md"), "w") as f:
-        f.write(f"Sweep on {args.target} at {freq:g} MHz\n\n{table}\n")
-    if points:
-        plot(points, os.path.join(out, "sweep.png"), args.target)
+        # Written after every point, so that a long sweep cut short keeps what it measured.
+        table = write_results(points, out, args.target, freq)
+    if not points:
+        table = write_results(points, out, args.target, freq)
     print(table)
     print(f"written: {out}/sweep.json, sweep.md" + (", sweep.png" if points else ""))
     return 0 if points else 1

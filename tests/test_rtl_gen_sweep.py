@@ -27,3 +27,12 @@ def test_tiny_sweep_writes_table_plot_and_json(tmp_path):
     assert "| 2x2 | 8 | 4 |" in table
     png = (tmp_path / "sweep" / "sweep.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10000
+    # What the sweep writes after each point: a sweep cut short keeps the points it measured.
+    from rtl_gen.sweep import write_results
+
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    table = write_results(points[:1], str(partial), "ecp5-25f", 50)
+    assert "| 1x1 | 8 | 1 |" in table and "2x2" not in table
+    assert json.loads((partial / "sweep.json").read_text()) == points[:1]
+    assert (partial / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
