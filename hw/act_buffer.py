@@ -197,7 +197,6 @@ class ActivationBuffer(wiring.Component):
         # A column read's first pass writes each row's first cursor through these registers.
         ptr_late = Signal()
         ptr_late_addr = Signal.like(ptr_wp.addr)
-        ptr_late_data = Signal.like(ptr_wp.data)
         m.d.sync += ptr_late.eq(0)
 
         table = [Signal(self.descriptor_layout, name=f"slot{s}") for s in range(self.max_tensors)]
@@ -263,8 +262,15 @@ class ActivationBuffer(wiring.Component):
         # Kept elements still to send (counting down, so that "the last one" is a comparison
         # of this register with a beat's small count, not an adder and a wide comparison).
         to_emit = Signal.like(vcount)
-        m.d.comb += [flat_next.eq(flat), vcount_next.eq(vcount)]
-        m.d.sync += [flat.eq(flat_next), vcount.eq(vcount_next)]
+        # A row scan's beat count reaches ``vcount`` and ``to_emit`` a cycle late, from this
+        # register (so that no carry chain follows the scan's count of kept bits): the counts
+        # as of now are ``vcount + take_late`` and ``to_emit - take_late``.
+        take_late = Signal(range(self.lanes + 1))
+        to_emit_now = Signal.like(to_emit)
+        m.d.comb += [flat_next.eq(flat), vcount_next.eq(vcount + take_late),
+                     to_emit_now.eq(to_emit - take_late)]
+        m.d.sync += [flat.eq(flat_next), vcount.eq(vcount_next), to_emit.eq(to_emit_now),
+                     take_late.eq(0)]
         # A column or dense walk reads the bitmap word of ``flat`` from a register: the
         # address of the position the walk moves to is computed a cycle ahead (each element
         # spends two cycles, READ_VALUE and READ_OUT, so the word is read in READ_OUT).
@@ -630,24 +636,27 @@ class ActivationBuffer(wiring.Component):
             with m.State("ROW_SCAN"):
                 emit = ~prepass
                 accept = Signal()
+                # This beat holds the read's last kept element (``take`` is small, so the
+                # comparison's wide part comes from registers only).
+                last_beat = Signal()
+                m.d.comb += last_beat.eq(take == to_emit_now)
                 # The queues keep two value words and a bitmap word at hand (the check costs
                 # no cycle: they refill as fast as the scan takes words).
                 m.d.comb += [
                     accept.eq((value_ahead.count >= 2) & (bitmap_ahead.count != 0)
-                              & (~emit | (take == 0) | stage_room)),
+                              & (~emit | ~segment.any() | stage_room)),
                     bitmap_rp.addr.eq(bitmap_ahead.mem_addr),
                     value_rp.addr.eq(value_ahead.mem_addr),
                     value_rp.en.eq(1),
                 ]
                 with m.If(accept):
-                    with m.If(emit & (take != 0)):
+                    with m.If(emit & segment.any()):
                         m.d.sync += [stage_valid.eq(1), stage.row.eq(row), stage.count.eq(take),
-                                     stage.last.eq(take == to_emit), stage.col_bias.eq(col_bias)]
+                                     stage.last.eq(last_beat), stage.col_bias.eq(col_bias)]
                         for i in range(lanes):
                             m.d.sync += [stage.one_hot[i].eq(one_hot[i]),
                                          stage.value[i].eq(values[i])]
-                    m.d.comb += vcount_next.eq(vcount + take)
-                    m.d.sync += to_emit.eq(to_emit - take)
+                    m.d.sync += take_late.eq(take)
                     with m.If(value_step >= lanes):
                         m.d.comb += value_ahead.pop.eq(1)
                         m.d.sync += value_offset.eq(value_step - lanes)
@@ -670,14 +679,14 @@ class ActivationBuffer(wiring.Component):
                                     # (`flat` and `col` are still 0: the scan moves
                                     # neither.)
                                     m.d.sync += [prepass.eq(0), row.eq(0), to_emit.eq(desc.kept),
-                                                 vcount.eq(0)]
+                                                 vcount.eq(0), take_late.eq(0)]
                                     m.next = "READ_BITMAP"
                                 with m.Else():
-                                    # Written a cycle later, from registers (no cursor is
-                                    # read before the first pass ends).
-                                    m.d.sync += [ptr_late.eq(1), ptr_late_addr.eq(row + 1),
-                                                 ptr_late_data.eq(value_start + vcount + take)]
-                    with m.If(emit & (take != 0) & (take == to_emit)):
+                                    # Written a cycle later, when ``vcount + take_late``
+                                    # counts this beat (no cursor is read before the first
+                                    # pass ends).
+                                    m.d.sync += [ptr_late.eq(1), ptr_late_addr.eq(row + 1)]
+                    with m.If(emit & segment.any() & last_beat):
                         m.next = "RESULT"
 
             with m.State("READ_VALUE"):
@@ -758,5 +767,5 @@ class ActivationBuffer(wiring.Component):
 
         with m.If(ptr_late):  # (no state writes ptr_mem in the cycle after a first-pass row)
             m.d.comb += [ptr_wp.en.eq(1), ptr_wp.addr.eq(ptr_late_addr),
-                         ptr_wp.data.eq(ptr_late_data)]
+                         ptr_wp.data.eq(value_start + vcount_next)]
         return m
