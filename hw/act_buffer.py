@@ -203,6 +203,14 @@ class ActivationBuffer(wiring.Component):
         stack = [Signal(range(self.max_tensors), name=f"stack{s}")
                  for s in range(self.max_tensors)]
         depth = Signal(range(self.max_tensors + 1))
+        # The stack's top slot, stack[depth - 1], in a register (a pop's descriptor is then one
+        # mux away, not two), and the slot below it, which a pop moves there.
+        top_slot = Signal(range(self.max_tensors))
+        below_slot = Signal(range(self.max_tensors))
+        with m.Switch(depth):
+            for s in range(2, self.max_tensors + 1):
+                with m.Case(s):
+                    m.d.comb += below_slot.eq(stack[s - 2])
         bitmap_top = Signal(range(self.bitmap_words + 1))  # in words
         value_top = Signal(range(self.value_words + 1))
         m.d.comb += [
@@ -546,6 +554,7 @@ class ActivationBuffer(wiring.Component):
                             m.d.sync += stack[s].eq(cmd.slot)
                     m.d.sync += [
                         depth.eq(depth + 1),
+                        top_slot.eq(cmd.slot),
                         bitmap_top.eq(bitmap_top + need_words),
                         value_top.eq(value_top + w_value_words),
                         result.stored_bits.eq(n_cmd + w_kept * width),
@@ -567,12 +576,7 @@ class ActivationBuffer(wiring.Component):
 
             with m.State("POP"):
                 # Pop freed tensors off the top of the stack; their space returns.
-                top_slot = Signal(range(self.max_tensors))
                 top_desc = Signal(self.descriptor_layout)
-                with m.Switch(depth):
-                    for s in range(1, self.max_tensors + 1):
-                        with m.Case(s):
-                            m.d.comb += top_slot.eq(stack[s - 1])
                 with m.Switch(top_slot):
                     for s in range(self.max_tensors):
                         with m.Case(s):
@@ -583,6 +587,7 @@ class ActivationBuffer(wiring.Component):
                             m.d.sync += [table[s].valid.eq(0), table[s].freed.eq(0)]
                     m.d.sync += [
                         depth.eq(depth - 1),
+                        top_slot.eq(below_slot),
                         bitmap_top.eq(top_desc.bitmap_base),
                         value_top.eq(top_desc.value_base),
                     ]

@@ -115,7 +115,7 @@ class _PERow(wiring.Component):
             "loaded": In(1),       # the sparse load is complete: the bank is final
             "abort": In(1),        # the job failed: drop the result held
             "tiles": In(range(max_tiles + 1)),
-            "loaded_tiles": In(range(max_tiles + 1)),
+            "tile_loaded": In(1),  # the loader completed a dense tile this cycle
             "take": In(1),         # the arbiter takes the holding register this cycle
             # status
             "words": Out(range(bank_words + 1)),
@@ -180,12 +180,14 @@ class _PERow(wiring.Component):
         entry_row_last = Signal()
         m.d.comb += entry_row_last.eq(word.row_last & last_in_word)
 
-        active = Signal()
+        # Whether a tile is left (``tile < tiles``) and whether it is loaded (the loader is
+        # ahead of this row) are registered flags, updated with the counts they compare,
+        # so that no comparison's carry chain lies in front of the issue logic.
+        tile_live = Signal()
         ready_tile = Signal()
-        m.d.comb += [
-            active.eq(self.run & (tile < self.tiles)),
-            ready_tile.eq(self.loaded_tiles > tile),
-        ]
+        tiles_ahead = Signal.like(self.tiles)  # tiles loaded that this row has not finished
+        active = Signal()
+        m.d.comb += active.eq(self.run & tile_live)
         at_end = Signal()  # past the bank's last word, and no more will come
         m.d.comb += at_end.eq(self.loaded & (addr == words))
         credit = Signal()
@@ -203,7 +205,9 @@ class _PERow(wiring.Component):
         ]
 
         with m.If(self.clear):
-            m.d.sync += [tile.eq(0), lane.eq(0), addr.eq(0)]
+            # (A job without tiles is refused: ``run`` never rises.)
+            m.d.sync += [tile.eq(0), lane.eq(0), addr.eq(0), tile_live.eq(1), ready_tile.eq(0),
+                         tiles_ahead.eq(0)]
         with m.Else():
             with m.If(issue):
                 with m.If(last_in_word):
@@ -211,7 +215,13 @@ class _PERow(wiring.Component):
                 with m.Else():
                     m.d.sync += lane.eq(lane + 1)
             with m.If(tile_end):
-                m.d.sync += [addr.eq(0), tile.eq(tile + 1)]
+                m.d.sync += [addr.eq(0), tile.eq(tile + 1), tile_live.eq(tile + 1 < self.tiles)]
+            m.d.sync += [
+                tiles_ahead.eq(tiles_ahead + self.tile_loaded - tile_end),
+                ready_tile.eq(Mux(self.tile_loaded,
+                                  Mux(tile_end, tiles_ahead != 0, 1),
+                                  Mux(tile_end, tiles_ahead != 1, tiles_ahead != 0))),
+            ]
         m.d.comb += [
             self.tile_done.eq(tile_end),
             self.tile_done_half.eq(tile[0]),
@@ -606,7 +616,6 @@ class SparsePEArray(wiring.Component):
         d_part = Signal(_index(parts))
         staging = Signal(data.ArrayLayout(signed(self.width), C))
         pending = [Signal(R, name=f"pending{h}") for h in range(2)]  # PE rows still using a half
-        loaded_tiles = Signal(range(self.max_tiles + 1))
         dense_on = Signal()     # the job takes dense beats
         dense_skip = Signal()   # ... and drops them (the job failed)
         half_free = Signal()
@@ -627,7 +636,7 @@ class SparsePEArray(wiring.Component):
         d_fire = Signal()
         m.d.comb += d_fire.eq(self.dense.valid & self.dense.ready)
         for pe in pe_rows:
-            m.d.comb += pe.loaded_tiles.eq(loaded_tiles)
+            m.d.comb += pe.tile_loaded.eq(d_fire & tile_complete & ~dense_skip & ~clear)
         for dense_wp in dense_wps:
             m.d.comb += [dense_wp.en.eq(d_fire & row_complete & ~dense_skip),
                          dense_wp.addr.eq(Cat(d_row, d_tile[0])), dense_wp.data.eq(d_word)]
@@ -644,8 +653,6 @@ class SparsePEArray(wiring.Component):
                 m.d.sync += d_part.eq(0)
                 with m.If(tile_complete):
                     m.d.sync += [d_row.eq(0), d_tile.eq(d_tile + 1)]
-                    with m.If(~dense_skip):
-                        m.d.sync += loaded_tiles.eq(loaded_tiles + 1)
                 with m.Else():
                     m.d.sync += d_row.eq(d_row + 1)
             with m.Else():
@@ -750,7 +757,7 @@ class SparsePEArray(wiring.Component):
                         cycles.eq(1), busy.eq(0), macs.eq(0),
                         stalls.eq(0), row_start.eq(1), rows_seen.eq(0), pos.eq(0),
                         d_tile.eq(0), d_row.eq(0),
-                        d_part.eq(0), loaded_tiles.eq(0), results_out.eq(0),
+                        d_part.eq(0), results_out.eq(0),
                         dense_skip.eq(0), loaded.eq(0),
                     ]
                     m.d.sync += [load.eq(0) for load in loads]
