@@ -245,6 +245,7 @@ class ActivationBuffer(wiring.Component):
         w_bitmap_words = Signal(range(self.bitmap_words + 2))
         w_value_words = Signal(range(self.value_words + 2))
         w_refused = Signal()
+        w_error = Signal()  # refused, or the stream's length was not the command's
         merged = Signal(word_bits + lanes)
         m.d.comb += merged.eq(bits | (wbeat.bitmap << fill))
         merged_fill = Signal(range(word_bits + lanes + 1))
@@ -532,10 +533,13 @@ class ActivationBuffer(wiring.Component):
                             bitmap_wp.addr.eq(bitmap_top + w_bitmap_words),
                             bitmap_wp.data.eq(bits[:word_bits]),
                         ]
+                # The write's verdict, registered: it enables every descriptor field of the
+                # slot, a wide fan-out that should start at a flip-flop.
+                m.d.sync += w_error.eq(w_refused | (w_elements != n_cmd))
                 m.next = "WRITE_COMMIT"
 
             with m.State("WRITE_COMMIT"):
-                error = w_refused | (w_elements != n_cmd)
+                error = w_error
                 with m.If(~error):
                     for s in range(self.max_tensors):
                         with m.If(cmd.slot == s):
