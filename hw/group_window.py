@@ -182,17 +182,15 @@ class GroupWindow(wiring.Component):
                 if abs(t - s) < self.max_slice:
                     members.append(Mux(same, mags[t], 0))
             larger_terms.append(larger)
-            # Stage 1 adds the magnitudes eight at a time; stage 2 adds those partial sums
-            # (at most three with the default largest slice, so its adders and the threshold
-            # comparison fit a cycle).
-            member_terms.append([sum(members[k:k + 8]) for k in range(0, len(members), 8)])
+            # Stage 1 adds the magnitudes four at a time; stage 2 adds those partial sums.
+            member_terms.append([sum(members[k:k + 4]) for k in range(0, len(members), 4)])
         stage_layout = data.StructLayout({
             "values": data.ArrayLayout(signed(self.width), lanes),
             "valid": unsigned(lanes),
             "ends": unsigned(lanes),
             "larger": data.ArrayLayout(unsigned(max(1, max(map(len, larger_terms)))), lanes),
             "partials": data.ArrayLayout(
-                data.ArrayLayout(unsigned(self.width + 3), max(map(len, member_terms))), lanes),
+                data.ArrayLayout(unsigned(self.width + 2), max(map(len, member_terms))), lanes),
             "last": 1,
         })
         mod.submodules.stage = stage = SkidBuffer(stage_layout)
