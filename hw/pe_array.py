@@ -185,7 +185,9 @@ class _PERow(wiring.Component):
         # so that no comparison's carry chain lies in front of the issue logic.
         tile_live = Signal()
         ready_tile = Signal()
-        tiles_ahead = Signal.like(self.tiles)  # tiles loaded that this row has not finished
+        # Tiles loaded that this row has not finished: at most two, the dense buffer's halves
+        # (the loader fills a half only once every row has released it), so two bits.
+        tiles_ahead = Signal(2)
         active = Signal()
         m.d.comb += active.eq(self.run & tile_live)
         at_end = Signal()  # past the bank's last word, and no more will come
