@@ -22,13 +22,15 @@ __all__ = ["main", "format_table", "plot"]
 
 
 def format_table(points):
-    lines = ["| pe | width | PEs | LUTs | FFs | DSPs | BRAMs | Fmax MHz | target MHz | seconds |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| pe | width | PEs | LUTs | FFs | DSPs | BRAMs | Fmax MHz | target MHz | router "
+             "| seconds |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for p in points:
         r = p["report"]
         lines.append(f"| {p['pe']} | {p['width']} | {p['pes']} | {r['luts']['used']} | "
                      f"{r['ffs']['used']} | {r['dsps']['used']} | {r['brams']['used']} | "
-                     f"{r['fmax_mhz']:.1f} | {r['freq_target_mhz']:g} | {r['seconds']} |")
+                     f"{r['fmax_mhz']:.1f} | {r['freq_target_mhz']:g} | "
+                     f"{r['router']} | {r['seconds']} |")
     return "\n".join(lines)
 
 

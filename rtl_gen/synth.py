@@ -58,12 +58,18 @@ def _version(path, flag):
     return match.group(1) if match else (text.splitlines() or ["unknown"])[0]
 
 
-def synthesize(config, target, freq_mhz, out_dir, *, progress=print, blocks=True, block=None):
+#: Seconds nextpnr may take with router1 before the run is repeated with router2.
+ROUTER1_SECONDS = 1200
+
+
+def synthesize(config, target, freq_mhz, out_dir, *, progress=print, blocks=True, block=None,
+               router1_seconds=ROUTER1_SECONDS):
     """Synthesise, place and route ``config`` for ``target``; write and return the report.
     ``blocks=False`` skips the per-block syntheses (the report's ``blocks`` is then empty).
     ``block`` (one of :data:`SYNTH_BLOCKS`) places and routes that block alone in the harness
     instead of the top, for its own Fmax and area; its report is
-    ``synth_<target>_<block>.json``."""
+    ``synth_<target>_<block>.json``. nextpnr routes with router1 unless it is still running
+    after ``router1_seconds``; then with router2 (the report's ``router`` says which)."""
     from amaranth.back import verilog
 
     from hw.harness import SynthHarness
@@ -119,14 +125,21 @@ def synthesize(config, target, freq_mhz, out_dir, *, progress=print, blocks=True
     progress(f"  nextpnr: place and route on {target} at {freq_mhz} MHz ...")
     command = [nextpnr, *pnr_args, "--json", "harness.json", "--freq", str(freq_mhz),
                "--report", "report.json", "--timing-allow-fail", "-q", "-l", "nextpnr.log",
-               # router1 (the default) fights congestion for an hour where router2 takes
-               # minutes (4x4 on the ECP5-85F: stopped after 35 min, against 2 min).
-               "--router", "router2"]
-    if family == "ecp5":
-        command.append("--lpf-allow-unconstrained")
-    else:
-        command.append("--pcf-allow-unconstrained")
-    result = subprocess.run(command, cwd=work, capture_output=True, text=True)
+               "--lpf-allow-unconstrained" if family == "ecp5" else "--pcf-allow-unconstrained"]
+    # router1 (nextpnr's default, timing-driven) gives the better Fmax (the 4x4 PE array alone,
+    # same placement: 85.9 MHz against router2's 67.9) but can fight congestion for an hour
+    # (the whole 4x4 top: stopped after 35 min; router2 routed it in 2 min). So router1 gets
+    # ``router1_seconds`` for place and route, then the run starts again with router2.
+    router = "router1"
+    try:
+        result = subprocess.run(command, cwd=work, capture_output=True, text=True,
+                                timeout=router1_seconds)
+    except subprocess.TimeoutExpired:
+        router = "router2"
+        progress(f"  nextpnr: router1 not done after {router1_seconds:g} s; place and route "
+                 "again with router2 ...")
+        result = subprocess.run([*command, "--router", "router2"], cwd=work,
+                                capture_output=True, text=True)
     report_path = os.path.join(work, "report.json")
     if result.returncode != 0 or not os.path.exists(report_path):
         log = open(os.path.join(work, "nextpnr.log")).read() if os.path.exists(
@@ -184,6 +197,8 @@ def synthesize(config, target, freq_mhz, out_dir, *, progress=print, blocks=True
         "tools": {"yosys": _version(yosys, "-V"), "nextpnr": _version(nextpnr, "--version")},
         # "abc" when Yosys's ABC9 asserted on this netlist and LUTs were mapped by abc instead.
         "lut_mapping": flow,
+        # "router2" when router1 did not finish in router1_seconds (router2's Fmax is lower).
+        "router": router,
         "seconds": round(time.monotonic() - start, 1),
     }
     path = os.path.join(out_dir, f"{report_name}.json")
@@ -207,6 +222,8 @@ def format_report(report):
             for name, b in report["blocks"].items()))
     mapping = "" if report["lut_mapping"] == "abc9" else (
         " (LUTs mapped by abc: ABC9 asserted on this netlist)")
-    lines.append(f"  tools: {report['tools']['yosys']}, {report['tools']['nextpnr']}{mapping}; "
-                 f"{report['seconds']} s")
+    routing = "" if report["router"] == "router1" else (
+        f" (routed by {report['router']}: router1 ran out of time)")
+    lines.append(f"  tools: {report['tools']['yosys']}, {report['tools']['nextpnr']}{mapping}"
+                 f"{routing}; {report['seconds']} s")
     return "\n".join(lines)
