@@ -50,7 +50,26 @@ def build_parser(*, synth=True):
     p.add_argument("--freq", type=float, default=None, metavar="MHZ",
                    help="timing target of the synthesis in MHz (default: 125 on ECP5, 30 on "
                         "iCE40)")
+    p.add_argument("--router1-seconds", type=float, default=None, metavar="S",
+                   help="seconds nextpnr may route with router1 (better Fmax) before it starts "
+                        "again with router2 (faster on congested designs); 0 routes with "
+                        "router2 only (default: 1200)")
     return p
+
+
+def check_synth_args(parser, args):
+    """Refuse a ``--freq`` or ``--router1-seconds`` out of range (a one-line usage error)."""
+    if args.freq is not None and not 1 <= args.freq <= 1000:
+        parser.error(f"--freq must be between 1 and 1000 MHz, not {args.freq:g}")
+    if args.router1_seconds is not None and not 0 <= args.router1_seconds <= 86400:
+        parser.error(f"--router1-seconds must be between 0 and 86400, not "
+                     f"{args.router1_seconds:g}")
+
+
+def router1_seconds(args):
+    from .synth import ROUTER1_SECONDS
+
+    return ROUTER1_SECONDS if args.router1_seconds is None else args.router1_seconds
 
 
 def config_from_args(args):
@@ -129,8 +148,7 @@ def main(argv=None):
 
     if args.board is not None and args.board not in BOARDS:
         parser.error(f"--board must be one of {', '.join(BOARDS)}, not {args.board!r}")
-    if args.freq is not None and not 1 <= args.freq <= 1000:
-        parser.error(f"--freq must be between 1 and 1000 MHz, not {args.freq:g}")
+    check_synth_args(parser, args)
     out = args.out or os.path.join("rtl_out", f"{config.top_name}_{config.pe}_w{config.width}")
     start = time.perf_counter()
     try:
@@ -146,7 +164,8 @@ def main(argv=None):
         print(f"synthesis for {args.synth} at {freq:g} MHz (YoWASP tools; minutes):", flush=True)
         try:
             report = synthesize(config, args.synth, freq, out, block=args.synth_block,
-                                progress=lambda text: print(text, flush=True))
+                                progress=lambda text: print(text, flush=True),
+                                router1_seconds=router1_seconds(args))
         except SynthFlowFailed as e:
             parser.exit(1, f"error: {str(e).splitlines()[0]}\n")
         print(format_report(report))

@@ -14,7 +14,7 @@ import time
 
 from golden.config import ConfigError, parse_pe
 
-from .cli import _flag_message, build_parser, config_from_args
+from .cli import _flag_message, build_parser, check_synth_args, config_from_args, router1_seconds
 from .generate import generate
 from .synth import TARGETS, SynthFlowFailed, synthesize
 
@@ -102,8 +102,7 @@ def main(argv=None):
         parser.error(_flag_message(e))
     except ValueError:
         parser.error(f"--widths must be comma-separated integers, not {args.widths!r}")
-    if args.freq is not None and not 1 <= args.freq <= 1000:
-        parser.error(f"--freq must be between 1 and 1000 MHz, not {args.freq:g}")
+    check_synth_args(parser, args)
     freq = args.freq or (125 if args.target.startswith("ecp5") else 30)
     out = args.out or os.path.join("rtl_out", f"sweep_{args.target}")
     os.makedirs(out, exist_ok=True)
@@ -117,7 +116,8 @@ def main(argv=None):
         generate(config, folder)
         try:
             report = synthesize(config, args.target, freq, folder, blocks=False,
-                                progress=lambda text: print("  " + text.strip(), flush=True))
+                                progress=lambda text: print("  " + text.strip(), flush=True),
+                                router1_seconds=router1_seconds(args))
         except SynthFlowFailed as e:
             print(f"  {name}: {str(e).splitlines()[0]}", flush=True)
             continue

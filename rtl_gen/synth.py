@@ -129,15 +129,18 @@ def synthesize(config, target, freq_mhz, out_dir, *, progress=print, blocks=True
     # router1 (nextpnr's default, timing-driven) gives the better Fmax (the 4x4 PE array alone,
     # same placement: 85.9 MHz against router2's 67.9) but can fight congestion for an hour
     # (the whole 4x4 top: stopped after 35 min; router2 routed it in 2 min). So router1 gets
-    # ``router1_seconds`` for place and route, then the run starts again with router2.
-    router = "router1"
-    try:
-        result = subprocess.run(command, cwd=work, capture_output=True, text=True,
-                                timeout=router1_seconds)
-    except subprocess.TimeoutExpired:
-        router = "router2"
-        progress(f"  nextpnr: router1 not done after {router1_seconds:g} s; place and route "
-                 "again with router2 ...")
+    # ``router1_seconds`` for place and route, then the run starts again with router2 (at
+    # once with 0).
+    router = "router1" if router1_seconds > 0 else "router2"
+    if router == "router1":
+        try:
+            result = subprocess.run(command, cwd=work, capture_output=True, text=True,
+                                    timeout=router1_seconds)
+        except subprocess.TimeoutExpired:
+            router = "router2"
+            progress(f"  nextpnr: router1 not done after {router1_seconds:g} s; place and "
+                     "route again with router2 ...")
+    if router == "router2":
         result = subprocess.run([*command, "--router", "router2"], cwd=work,
                                 capture_output=True, text=True)
     report_path = os.path.join(work, "report.json")

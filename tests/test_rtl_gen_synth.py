@@ -17,6 +17,8 @@ TINY = ["--pe", "2x2", "--tile-depth", "16", "--topk-lanes", "2", "--pe-bank-ent
                             "ice40-up5k, not 'virtex'"),
     (["--synth", "ecp5-85f", "--freq", "0"], "error: --freq must be between 1 and 1000 MHz, "
                                              "not 0"),
+    (["--synth", "ecp5-85f", "--router1-seconds", "-1"],
+     "error: --router1-seconds must be between 0 and 86400, not -1"),
     (["--synth-block", "pe_array"], "error: --synth-block needs --synth TARGET"),
     (["--synth", "ecp5-85f", "--synth-block", "controller"],
      "error: --synth-block must be one of topk_selector, act_buffer, pe_array, not "
@@ -94,10 +96,12 @@ def test_a_design_that_does_not_fit_is_reported(tmp_path):
 
 def test_one_block_alone_gets_its_own_report(tmp_path):
     result = run_module("rtl_gen", *TINY, "--out", "gen", "--synth", "ecp5-25f",
-                        "--synth-block", "pe_array", cwd=tmp_path)
+                        "--synth-block", "pe_array", "--router1-seconds", "0", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "UnusedElaboratable" not in result.stderr  # only the block is built
     report = json.loads((tmp_path / "gen" / "synth_ecp5-25f_pe_array.json").read_text())
+    assert report["router"] == "router2"  # --router1-seconds 0: router2 only, no router1 try
+    assert "router1 not done" not in result.stdout and "routed by router2" in result.stdout
     assert not (tmp_path / "gen" / "synth_ecp5-25f.json").exists()
     assert report["block"] == "pe_array" and report["blocks"] == {}
     assert report["freq_target_mhz"] == 125
