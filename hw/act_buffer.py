@@ -539,8 +539,7 @@ class ActivationBuffer(wiring.Component):
                 m.next = "WRITE_COMMIT"
 
             with m.State("WRITE_COMMIT"):
-                error = w_error
-                with m.If(~error):
+                with m.If(~w_error):
                     for s in range(self.max_tensors):
                         with m.If(cmd.slot == s):
                             m.d.sync += [
@@ -563,7 +562,7 @@ class ActivationBuffer(wiring.Component):
                         value_top.eq(value_top + w_value_words),
                         result.stored_bits.eq(n_cmd + w_kept * width),
                     ]
-                finish(error, w_elements, w_kept)
+                finish(w_error, w_elements, w_kept)
 
             # ---- FREE ----------------------------------------------------------------------
             with m.State("FREE"):

@@ -638,7 +638,7 @@ class SparsePEArray(wiring.Component):
         d_fire = Signal()
         m.d.comb += d_fire.eq(self.dense.valid & self.dense.ready)
         for pe in pe_rows:
-            m.d.comb += pe.tile_loaded.eq(d_fire & tile_complete & ~dense_skip & ~clear)
+            m.d.comb += pe.tile_loaded.eq(d_fire & tile_complete & ~dense_skip)
         for dense_wp in dense_wps:
             m.d.comb += [dense_wp.en.eq(d_fire & row_complete & ~dense_skip),
                          dense_wp.addr.eq(Cat(d_row, d_tile[0])), dense_wp.data.eq(d_word)]

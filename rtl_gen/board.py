@@ -98,7 +98,7 @@ def build_board(config, board, out_dir, *, progress=print):
     try:
         platform = _platform(board)
         platform.build(BistBoard(config), name=name, build_dir=build_dir, do_program=False,
-                       nextpnr_opts=f"--report {report_file} --timing-allow-fail --router router2",
+                       nextpnr_opts=f"--report {report_file} --timing-allow-fail",
                        # The iCEBreaker's UP5K has 8 SB_MAC16 multipliers: use them.
                        **({"synth_opts": "-dsp"} if family == "ice40" else {}))
     except Exception as e:

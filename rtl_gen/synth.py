@@ -200,7 +200,7 @@ def synthesize(config, target, freq_mhz, out_dir, *, progress=print, blocks=True
         "tools": {"yosys": _version(yosys, "-V"), "nextpnr": _version(nextpnr, "--version")},
         # "abc" when Yosys's ABC9 asserted on this netlist and LUTs were mapped by abc instead.
         "lut_mapping": flow,
-        # "router2" when router1 did not finish in router1_seconds (router2's Fmax is lower).
+        # "router2" when router1 did not finish in router1_seconds, or that was 0.
         "router": router,
         "seconds": round(time.monotonic() - start, 1),
     }
@@ -225,8 +225,7 @@ def format_report(report):
             for name, b in report["blocks"].items()))
     mapping = "" if report["lut_mapping"] == "abc9" else (
         " (LUTs mapped by abc: ABC9 asserted on this netlist)")
-    routing = "" if report["router"] == "router1" else (
-        f" (routed by {report['router']}: router1 ran out of time)")
+    routing = "" if report["router"] == "router1" else f" (routed by {report['router']})"
     lines.append(f"  tools: {report['tools']['yosys']}, {report['tools']['nextpnr']}{mapping}"
                  f"{routing}; {report['seconds']} s")
     return "\n".join(lines)

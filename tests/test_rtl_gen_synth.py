@@ -55,14 +55,10 @@ def test_tiny_configuration_report_is_complete_and_plausible(tmp_path):
 def test_router2_takes_over_when_router1_runs_out_of_time(tmp_path):
     """nextpnr with router1 gets ``router1_seconds``; past that the run starts again with
     router2, and the report and the table say so."""
-    from golden.config import AccelConfig, parse_pe
+    from rtl_gen.cli import build_parser, config_from_args
     from rtl_gen.synth import format_report, synthesize
 
-    rows, cols = parse_pe("2x2")
-    config = AccelConfig(pe_rows=rows, pe_cols=cols, tile_depth=16, topk_lanes=2,
-                         pe_bank_entries=64, pe_max_rows=16, pe_max_tiles=4, max_tensor_len=256,
-                         act_bitmap_bits=256, act_values=128, act_tensors=2, act_max_rows=16,
-                         act_max_cols=16, nm_max_m=4)
+    config = config_from_args(build_parser().parse_args(TINY))
     messages = []
     report = synthesize(config, "ecp5-25f", 50, str(tmp_path), progress=messages.append,
                         block="pe_array", router1_seconds=0.5)
