@@ -111,8 +111,10 @@ def run_synthesis(tool, work, verilog_file, family, top, *, json_out=None,
     return result, flow
 
 
-def synth_stats(component, name, family="ecp5", *, yosys=None):
+def synth_stats(component, name, family="ecp5", *, yosys=None, flows=("abc9", "abc")):
     """Cell counts of ``component`` after Yosys synthesis for ``family``, and the seconds taken.
+    ``flows`` are the LUT-mapping flows tried, in order (see :func:`run_synthesis`); the flow
+    that ran is ``stats["flow"]``.
 
     Raises
     ------
@@ -126,7 +128,7 @@ def synth_stats(component, name, family="ecp5", *, yosys=None):
     (work / f"{name}.v").write_text(to_verilog(component, name))
     stat_file = work / "stat.json"
     start = time.perf_counter()
-    result, flow = run_synthesis(tool, work, f"{name}.v", family, name)
+    result, flow = run_synthesis(tool, work, f"{name}.v", family, name, flows=flows)
     seconds = time.perf_counter() - start
     if result.returncode != 0:
         raise SynthesisFailed(f"{os.path.basename(tool)} failed on {name}: "
