@@ -1,6 +1,6 @@
 """Small arithmetic helpers shared by the blocks."""
 
-from amaranth.hdl import Mux, Value
+from amaranth.hdl import Mux, Signal, Value, signed
 
 __all__ = ["magnitude", "logic_product"]
 
@@ -16,19 +16,36 @@ def magnitude(value):
     return Mux(value[-1], -value, value)[:width]
 
 
-def logic_product(a, b):
+def logic_product(m, a, b, *, name="product"):
     """``a * b`` of two signed values, built from partial products and an adder tree.
 
     Synthesis maps a ``*`` to a DSP multiplier; this sum of shifted partial products is
     mapped to LUTs and carry chains instead, for arrays with more products than the part has
     multipliers. The result is exact: a signed value of ``len(a) + len(b)`` bits.
+
+    Each partial sum is a signal of ``m`` (named ``{name}_sum{i}``) that synthesis must keep:
+    otherwise Yosys merges the whole tree into one multi-operand sum and builds it as a
+    carry-save tree of LUTs, which for 8x8 bits on the ECP5 takes 2.5 times the logic cells
+    (333 LUT4 + 8 CCU2C against 65 LUT4 + 36 CCU2C) for about the same delay.
     """
     a, b = Value.cast(a).as_signed(), Value.cast(b).as_signed()
     width = len(a) + len(b)
     # b = -b[n-1] * 2**(n-1) + sum(b[i] * 2**i): the sign bit's partial product is subtracted.
     terms = [Mux(b[i], a, 0) << i for i in range(len(b) - 1)]
     terms.append(-(Mux(b[-1], a, 0) << (len(b) - 1)))
+    sums = 0
+
+    def partial_sum(left, right):
+        nonlocal sums
+        # Sums are exact modulo 2**width, so no partial sum needs more bits than the product.
+        total = left + right
+        kept = Signal(signed(min(len(total), width)), name=f"{name}_sum{sums}",
+                      attrs={"keep": 1})
+        sums += 1
+        m.d.comb += kept.eq(total)
+        return kept
+
     while len(terms) > 1:  # a balanced tree: log2(n) adders deep
-        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
+        terms = [partial_sum(terms[i], terms[i + 1]) if i + 1 < len(terms) else terms[i]
                  for i in range(0, len(terms), 2)]
     return terms[0][:width].as_signed()

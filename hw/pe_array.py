@@ -269,7 +269,8 @@ class _PERow(wiring.Component):
                      s2_tile.eq(s1b_tile)]
         for c in range(self._cols):
             if c in self._lut_products:
-                m.d.sync += products[c].eq(logic_product(s1b_value, dense_row[c]))
+                m.d.sync += products[c].eq(logic_product(
+                    m, s1b_value, dense_row[c], name=f"product{c}"))
             else:
                 m.d.sync += products[c].eq(s1b_value * dense_row[c])
 

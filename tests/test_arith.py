@@ -11,11 +11,11 @@ from hw.arith import logic_product, magnitude
 
 
 def simulate(width, build, cases):
-    """Drive ``a``, ``b`` (signed ``width``) through ``build(a, b)``; check each expected
-    value."""
+    """Drive ``a``, ``b`` (signed ``width``) through ``build(m, a, b)`` (``m`` the module it
+    may add signals to); check each expected value."""
     m = Module()
     a, b = Signal(signed(width)), Signal(signed(width))
-    out = build(a, b)
+    out = build(m, a, b)
     result = Signal.like(out)
     m.d.comb += result.eq(out)
     seen = []
@@ -48,9 +48,9 @@ def test_logic_product_wide_operands(width):
     pairs = [(lo, lo), (lo, hi), (hi, hi), (lo, -1), (-1, -1), (0, lo), (hi, 1)]
     pairs += [(rng.randint(lo, hi), rng.randint(lo, hi)) for _ in range(400)]
     simulate(width, logic_product, [(x, y, x * y) for x, y in pairs])
-    assert len(logic_product(Signal(signed(width)), Signal(signed(width)))) == 2 * width
+    assert len(logic_product(Module(), Signal(signed(width)), Signal(signed(width)))) == 2 * width
 
 
 def test_magnitude_of_the_most_negative_value_fits():
     cases = [(x, 0, abs(x)) for x in range(-128, 128)]
-    simulate(8, lambda a, b: magnitude(a), cases)
+    simulate(8, lambda m, a, b: magnitude(a), cases)
