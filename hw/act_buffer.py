@@ -296,19 +296,23 @@ class ActivationBuffer(wiring.Component):
         last_element = Signal()
         m.d.comb += last_element.eq(flat + 1 == desc_n)  # of a row-order walk
 
-        # A column or dense walk reads the value word of ``value_ptr`` (an index into the
-        # whole value memory, so that a cursor read from ptr_mem goes to the address with no
+        # A column or dense walk reads the value word of ``cursor`` (the walk's next value: an
+        # index into the whole value memory, so that a cursor read from ptr_mem needs no
         # adder); the value is on the port in the next cycle (held while ``en`` is low), for
-        # ``held_ptr``. ``value_start`` is the tensor's first value, as such an index.
+        # ``held_ptr``. ``value_start`` is the tensor's first value, as such an index. The
+        # port's address is one of two registers, chosen by a third (``walk_reads``): the
+        # prefetch queue's (scans) or the cursor (walks); no state logic reaches the block
+        # RAMs' address inputs (the 4x4 top's slowest path had seven LUTs from the state to
+        # them).
+        cursor = Signal.like(ptr_rp.data)
+        walk_reads = Signal()
         value_en = Signal()
-        value_ptr = Signal.like(vcount)
         held_ptr = Signal.like(vcount)
         value_start = Signal.like(vcount)
         m.d.comb += value_start.eq(desc.value_base << lane_bits)
-        m.d.comb += [value_rp.addr.eq(value_ptr >> lane_bits),
-                     value_rp.en.eq(value_en)]
+        m.d.comb += [value_rp.en.eq(value_en)]
         with m.If(value_en):
-            m.d.sync += held_ptr.eq(value_ptr)
+            m.d.sync += held_ptr.eq(cursor)
         walk_value = Signal(signed(width))
         m.d.comb += walk_value.eq(value_rp.data.word_select(
             held_ptr[:lane_bits] if lane_bits else 0, width))
@@ -431,10 +435,9 @@ class ActivationBuffer(wiring.Component):
         out_kept = Signal()
         out_last = Signal()
 
-        # A column walk's cursor (the next value of the element's row), from a register: the
+        # A column walk's cursor is the next value of the element's row, from a register: the
         # cursor memory's output goes only to that register, never to the value memory's
         # address. ``walk_row_next`` is the row a column walk moves to.
-        cursor = Signal.like(ptr_rp.data)
         walk_row_next = Signal.like(row)
         m.d.comb += walk_row_next.eq(Mux(row + 1 == desc.rows, 0, row + 1))
 
@@ -472,6 +475,7 @@ class ActivationBuffer(wiring.Component):
                         row.eq(0), col.eq(0),
                         bits.eq(0), fill.eq(0), w_elements.eq(0), w_kept.eq(0),
                         w_bitmap_words.eq(0), w_value_words.eq(0), w_refused.eq(0),
+                        walk_reads.eq(0),
                     ]
                     m.d.comb += [flat_next.eq(0), vcount_next.eq(0)]
                     with m.Switch(self.cmd.payload.op):
@@ -608,8 +612,9 @@ class ActivationBuffer(wiring.Component):
                 ]
                 # The tensor's first bitmap word and first value word are read, for the
                 # queues (the walks read theirs again from READ_BITMAP).
-                m.d.comb += [value_en.eq(1), value_ptr.eq(value_start),
-                             bitmap_rp.addr.eq(bitmap_ahead.mem_addr)]
+                m.d.comb += [value_en.eq(1), bitmap_rp.addr.eq(bitmap_ahead.mem_addr)]
+                # A walk's first value (a column walk's: row 0's cursor) is the tensor's first.
+                m.d.sync += [cursor.eq(value_start), walk_reads.eq(cmd.op == ActOp.READ_DENSE)]
                 start_scan()
                 with m.If(~desc.valid | desc.freed):
                     finish(1, 0, 0)
@@ -627,7 +632,6 @@ class ActivationBuffer(wiring.Component):
                     # Wait for the first bitmap word; the value queue fills meanwhile.
                     m.d.comb += [
                         bitmap_rp.addr.eq(bitmap_ahead.mem_addr),
-                        value_rp.addr.eq(value_ahead.mem_addr),
                         value_rp.en.eq(1),
                     ]
                     with m.If(bitmap_ahead.count != 0):
@@ -635,10 +639,8 @@ class ActivationBuffer(wiring.Component):
                         m.d.sync += scan_word.eq(bitmap_ahead.head[0])
                         m.next = "ROW_SCAN"
                 with m.Else():
-                    # The bitmap word of `flat` is read in this cycle, and the values at `vcount`.
-                    # A column walk starts at row 0, whose cursor is the tensor's first value.
-                    m.d.comb += [value_en.eq(1), value_ptr.eq(value_start + vcount)]
-                    m.d.sync += cursor.eq(value_start)
+                    # The bitmap word of `flat` is read in this cycle, and the first value.
+                    m.d.comb += value_en.eq(1)
                     m.next = "READ_VALUE"
 
             with m.State("ROW_SCAN"):
@@ -654,7 +656,6 @@ class ActivationBuffer(wiring.Component):
                     accept.eq((value_ahead.count >= 2) & (bitmap_ahead.count != 0)
                               & (~emit | ~segment.any() | stage_room)),
                     bitmap_rp.addr.eq(bitmap_ahead.mem_addr),
-                    value_rp.addr.eq(value_ahead.mem_addr),
                     value_rp.en.eq(1),
                 ]
                 with m.If(accept):
@@ -687,7 +688,8 @@ class ActivationBuffer(wiring.Component):
                                     # (`flat` and `col` are still 0: the scan moves
                                     # neither.)
                                     m.d.sync += [prepass.eq(0), row.eq(0), to_emit.eq(desc.kept),
-                                                 vcount.eq(0), take_late.eq(0)]
+                                                 vcount.eq(0), take_late.eq(0),
+                                                 walk_reads.eq(1)]
                                     m.next = "READ_BITMAP"
                                 with m.Else():
                                     # Written a cycle later, when ``vcount + take_late``
@@ -698,9 +700,7 @@ class ActivationBuffer(wiring.Component):
                         m.next = "RESULT"
 
             with m.State("READ_VALUE"):
-                column_walk = cmd.op == ActOp.READ_COLS
                 m.d.comb += [
-                    value_ptr.eq(Mux(column_walk, cursor, value_start + vcount)),
                     value_en.eq(1),
                     # The cursor of the row the walk moves to, for READ_OUT to register.
                     ptr_rp.addr.eq(walk_row_next),
@@ -739,11 +739,12 @@ class ActivationBuffer(wiring.Component):
                 with m.If(~send | rd.ready):
                     m.d.sync += to_emit.eq(to_emit - out_kept)
                     m.d.comb += vcount_next.eq(vcount + out_kept)
-                    # The next element's cursor, registered: ptr_mem's (read with the row
-                    # the walk moved to, which ``row`` now holds), or for a one-row tensor
-                    # this element's cursor moved on (the write above is too late for a read).
-                    m.d.sync += cursor.eq(Mux(desc.rows == 1, held_ptr + out_kept,
-                                              ptr_rp.data))
+                    # The next element's value, registered: a column walk's is ptr_mem's
+                    # (read with the row the walk moved to, which ``row`` now holds), or for a
+                    # one-row tensor this element's cursor moved on (the write above is too
+                    # late for a read); a dense walk's is the next in row order.
+                    m.d.sync += cursor.eq(Mux((cmd.op == ActOp.READ_COLS) & (desc.rows != 1),
+                                              ptr_rp.data, held_ptr + out_kept))
                     with m.If(send & out_last):
                         m.next = "RESULT"
                     with m.Else():
@@ -772,6 +773,8 @@ class ActivationBuffer(wiring.Component):
                 pick = hits[0] if hits else 0
                 m.d.comb += [beat.col[i].eq(stage.col_bias + pick),
                              beat.value[i].eq(stage.value[i])]
+
+        m.d.comb += value_rp.addr.eq(Mux(walk_reads, cursor >> lane_bits, value_ahead.mem_addr))
 
         with m.If(ptr_late):  # (no state writes ptr_mem in the cycle after a first-pass row)
             m.d.comb += [ptr_wp.en.eq(1), ptr_wp.addr.eq(ptr_late_addr),
