@@ -219,6 +219,15 @@ GEMM_REPLY = 2
 DENSE_FIRST_BEAT = 2
 #: GEMM_SAVED: the activation buffer's first scan cycle (command, read check, bitmap read).
 SAVED_FIRST_SCAN = 6
+#: The register slice between the rows adapters and the PE array's sparse input: a row beat
+#: reaches the PE array this many cycles after the adapter offers it.
+SPARSE_SLICE = 1
+
+
+def _sliced_arrival(beats):
+    """:func:`row_arrival` of a row whose adapter beats are ``[(cycle, entries)]``, after the
+    sparse register slice."""
+    return row_arrival([(cycle + SPARSE_SLICE, entries) for cycle, entries in beats])
 
 
 @functools.lru_cache(maxsize=None)
@@ -284,7 +293,7 @@ def _selector_rows(mask, lanes, first_cmd):
                 held = entries
             elif not out:
                 out.append((cycle, 0))  # a row with no entries: one empty beat
-        arrivals.append(row_arrival(out))
+        arrivals.append(_sliced_arrival(out))
         cmd = last_out + GEMM_ROW_EXTRA
     return arrivals
 
@@ -305,7 +314,7 @@ def gemm_cycles(config, mask, tiles, *, dense=False):
         # row uses).
         arrivals = []
         for r in range(rows):
-            first = DENSE_FIRST_BEAT + 1 + r * (per_row + 1)
+            first = DENSE_FIRST_BEAT + 1 + r * (per_row + 1) + SPARSE_SLICE
             arrivals.append((first + WORD_READY + depth, first + per_row - 1))
     else:
         counts = mask.sum(axis=1).astype(int).tolist()
@@ -391,6 +400,6 @@ def gemm_saved_cycles(config, mask, tiles):
             skid = offer
         ended = ended or (result_at is not None and cycle > result_at)
         cycle += 1
-    arrivals = [row_arrival(row) for row in beats]
+    arrivals = [_sliced_arrival(row) for row in beats]
     last = _pe_job(config, counts, arrivals, depth, tiles, dense_start=GEMM_PE_CMD + START)
     return last + GEMM_REPLY

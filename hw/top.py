@@ -10,6 +10,7 @@ from golden.config import ConfigError
 from .act_buffer import ActivationBuffer, ActOp
 from .pe_array import COUNTER_WIDTH, PEMode, SparsePEArray
 from .row_adapters import ElementsToRows, EntriesToRows
+from .skid_buffer import SkidBuffer
 from .topk_selector import TopKOp, TopKSelector
 
 __all__ = ["AccelOp", "RowMode", "SwatAccel", "check_config"]
@@ -205,12 +206,19 @@ class SwatAccel(wiring.Component):
         with m.If(buffer_to_host):
             m.d.comb += [self.act_out.valid.eq(act.rdata.valid),
                          act.rdata.ready.eq(self.act_out.ready)]
+        # The sparse rows reach the PE array through a register slice: the routes (decoded
+        # from the state) and the adapters' logic would otherwise run on into the PE array's
+        # loader (its N:M and index checks), one path of some twenty LUTs (the 4x4 top at
+        # 49 MHz). It costs each row beat a cycle (golden.perf_model.SPARSE_SLICE).
+        m.submodules.sparse_slice = sparse_slice = SkidBuffer(pe.sparse_layout)
+        wiring.connect(m, sparse_slice.o, pe.sparse)
+        rows_in = sparse_slice.i
         with m.If(entries_to_pe):
-            m.d.comb += [pe.sparse.valid.eq(e2r.o.valid), e2r.o.ready.eq(pe.sparse.ready),
-                         pe.sparse.payload.eq(e2r.o.payload)]
+            m.d.comb += [rows_in.valid.eq(e2r.o.valid), e2r.o.ready.eq(rows_in.ready),
+                         rows_in.payload.eq(e2r.o.payload)]
         with m.If(elements_to_pe):
-            m.d.comb += [pe.sparse.valid.eq(el2r.o.valid), el2r.o.ready.eq(pe.sparse.ready),
-                         pe.sparse.payload.eq(el2r.o.payload)]
+            m.d.comb += [rows_in.valid.eq(el2r.o.valid), el2r.o.ready.eq(rows_in.ready),
+                         rows_in.payload.eq(el2r.o.payload)]
 
         # -- sub-commands ---------------------------------------------------------------------
         m.d.comb += [
