@@ -370,16 +370,10 @@ class ActivationBuffer(wiring.Component):
         taken = Signal(word_bits)  # the bits this beat takes: the segment's first `lanes`
         for j in range(word_bits):
             m.d.comb += taken[j].eq(segment[j] & (ranks[j] < lanes))
-        # The segment's kept elements, in a register (``seg_count``): the beat's size and
-        # whether the segment needs another beat come from it, not from the prefix above, so
-        # that the scan's decisions (the queues' pops, the next segment) are a comparison away
-        # from flip-flops. The count of the segment that follows is found beside the scan (see
-        # ``next_count`` below).
-        seg_count = Signal(range(word_bits + 1))
         more = Signal()  # more kept elements in the segment than a beat holds
         take = Signal(range(lanes + 1))
-        m.d.comb += [more.eq(seg_count > lanes),
-                     take.eq(Mux(more, lanes, seg_count))]
+        m.d.comb += [more.eq(ranks[word_bits] == lanes + 1),
+                     take.eq(Mux(ranks[word_bits] > lanes, lanes, ranks[word_bits]))]
         window = Cat(value_ahead.head[0], value_ahead.head[1])
         values = [Signal(signed(width), name=f"value{i}") for i in range(lanes)]
         for i in range(lanes):
@@ -408,12 +402,6 @@ class ActivationBuffer(wiring.Component):
         ]
         for j in range(word_bits):
             m.d.comb += next_mask[j].eq(next_from[j] & (j < next_hi))
-        # Kept elements of the segment after this one: in the next queued word when this word
-        # is done, or further on in this one (whose bits past the segment no beat has taken).
-        next_count = Signal.like(seg_count)
-        m.d.comb += next_count.eq(
-            sum((Mux(word_done, bitmap_ahead.head[0], scan_word) & next_mask)[j]
-                for j in range(word_bits)))
 
         # A row read's beat waits in this stage before the skid buffer (it takes a new one
         # when empty or when its beat leaves in this cycle): see the end of elaborate.
@@ -648,10 +636,7 @@ class ActivationBuffer(wiring.Component):
                     ]
                     with m.If(bitmap_ahead.count != 0):
                         m.d.comb += bitmap_ahead.pop.eq(1)
-                        first_segment = bitmap_ahead.head[0] & seg_mask
-                        m.d.sync += [scan_word.eq(bitmap_ahead.head[0]),
-                                     seg_count.eq(sum(first_segment[j]
-                                                      for j in range(word_bits)))]
+                        m.d.sync += scan_word.eq(bitmap_ahead.head[0])
                         m.next = "ROW_SCAN"
                 with m.Else():
                     # The bitmap word of `flat` is read in this cycle, and the first value.
@@ -669,12 +654,12 @@ class ActivationBuffer(wiring.Component):
                 # no cycle: they refill as fast as the scan takes words).
                 m.d.comb += [
                     accept.eq((value_ahead.count >= 2) & (bitmap_ahead.count != 0)
-                              & (~emit | (seg_count == 0) | stage_room)),
+                              & (~emit | ~segment.any() | stage_room)),
                     bitmap_rp.addr.eq(bitmap_ahead.mem_addr),
                     value_rp.en.eq(1),
                 ]
                 with m.If(accept):
-                    with m.If(emit & (seg_count != 0)):
+                    with m.If(emit & segment.any()):
                         m.d.sync += [stage_valid.eq(1), stage.row.eq(row), stage.count.eq(take),
                                      stage.last.eq(last_beat), stage.col_bias.eq(col_bias)]
                         for i in range(lanes):
@@ -688,12 +673,10 @@ class ActivationBuffer(wiring.Component):
                         m.d.sync += value_offset.eq(value_step)
                     with m.If(more):
                         # The rest of the segment's kept elements in the next beat.
-                        m.d.sync += [scan_word.eq(scan_word & ~taken),
-                                     seg_count.eq(seg_count - lanes)]
+                        m.d.sync += scan_word.eq(scan_word & ~taken)
                     with m.Else():
                         m.d.sync += [from_lo.eq(next_from), seg_hi.eq(next_hi),
-                                     col_bias.eq(next_bias), seg_mask.eq(next_mask),
-                                     seg_count.eq(next_count)]
+                                     col_bias.eq(next_bias), seg_mask.eq(next_mask)]
                         with m.If(word_done):
                             m.d.comb += bitmap_ahead.pop.eq(1)
                             m.d.sync += scan_word.eq(bitmap_ahead.head[0])
@@ -713,7 +696,7 @@ class ActivationBuffer(wiring.Component):
                                     # counts this beat (no cursor is read before the first
                                     # pass ends).
                                     m.d.sync += [ptr_late.eq(1), ptr_late_addr.eq(row + 1)]
-                    with m.If(emit & (seg_count != 0) & last_beat):
+                    with m.If(emit & segment.any() & last_beat):
                         m.next = "RESULT"
 
             with m.State("READ_VALUE"):
