@@ -3,6 +3,9 @@ import pytest
 from hw.skid_buffer import SkidBuffer
 from sim import synth
 
+# Bits of an adder per carry cell: CCU2C holds two, SB_CARRY one.
+BITS_PER_CARRY_CELL = {"ecp5": 2, "ice40": 1}
+
 
 def test_skid_buffer_synthesizes_to_its_registers():
     stats = synth.synth_stats(SkidBuffer(8), "skid_buffer_w8", "ecp5")
@@ -36,40 +39,24 @@ def test_lut_products_take_no_dsp(family):
     width = base.width
     assert all_dsp["dsps"] >= 4
     assert three_lut["dsps"] == all_dsp["dsps"] - 3
-    # Each LUT product is seven carry-chain adders of at least ``width`` bits (CCU2C: two bits
-    # a cell; SB_CARRY: one). LUT counts are not compared: abc's result on the rest of the
-    # array moves by more than the products' ANDs.
-    bits_per_carry_cell = {"ecp5": 2, "ice40": 1}[family]
-    assert three_lut["carry"] - all_dsp["carry"] >= 3 * 7 * width // bits_per_carry_cell
+    # Each LUT product is seven carry-chain adders of at least ``width`` bits. LUT counts are
+    # not compared: abc's result on the rest of the array moves by more than the products' ANDs.
+    assert three_lut["carry"] - all_dsp["carry"] >= 3 * 7 * width // BITS_PER_CARRY_CELL[family]
 
 
 @pytest.mark.parametrize("family", ["ecp5", "ice40"])
 def test_logic_product_maps_to_adders_in_carry_chains(family):
     """An 8x8 product from LUTs is seven carry-chain adders plus the partial products' ANDs:
     about 140 LUT4 on the ECP5 (a CCU2C holds two) and 135 on the iCE40 (an SB_CARRY shares
-    its cell's LUT). Merged into one carry-save sum it took 349 and 185."""
-    from amaranth.hdl import Module, Signal, signed
-    from amaranth.lib import wiring
-    from amaranth.lib.wiring import In, Out
+    its cell's LUT). Merged into one carry-save sum it takes 325 and 186
+    (``python -m sim.bench_logic_product``)."""
+    from sim.bench_logic_product import RegisteredProduct
 
-    from hw.arith import logic_product
-
-    class RegisteredProduct(wiring.Component):
-        a: In(signed(8))
-        b: In(signed(8))
-        product: Out(signed(16))
-
-        def elaborate(self, platform):
-            m = Module()
-            a, b = Signal(signed(8)), Signal(signed(8))
-            m.d.sync += [a.eq(self.a), b.eq(self.b),
-                         self.product.eq(logic_product(m, a, b))]
-            return m
-
-    stats = synth.synth_stats(RegisteredProduct(), "logic_product_w8", family)
+    stats = synth.synth_stats(RegisteredProduct(8), "logic_product_w8", family)
     assert stats["dsps"] == 0 and stats["ffs"] == 32
     lut4_per_carry_cell = {"ecp5": 2, "ice40": 0}[family]
-    assert 7 * 4 <= stats["carry"]  # seven adders, each at least eight bits
+    # Seven adders, each at least eight bits.
+    assert 7 * 4 <= stats["carry"] and 7 * 8 // BITS_PER_CARRY_CELL[family] <= stats["carry"]
     assert stats["luts"] + lut4_per_carry_cell * stats["carry"] <= 160, stats
 
 
@@ -119,3 +106,15 @@ open("stat.json", "w").write("{{}}")
                     "sys.exit(1)\n")
     result, flow = synth.run_synthesis(str(fake), tmp_path, "x.v", "ecp5", "x")
     assert result.returncode == 1 and flow == "abc9"
+
+
+def test_logic_product_benchmark_refuses_bad_widths():
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "sim.bench_logic_product", "--widths", "8,1"],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "python -m sim.bench_logic_product: error: --widths must be between 2 and 32, "
+        "not '8,1'")
