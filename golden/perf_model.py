@@ -224,10 +224,50 @@ SAVED_FIRST_SCAN = 6
 SPARSE_SLICE = 1
 
 
-def _sliced_arrival(beats):
-    """:func:`row_arrival` of a row whose adapter beats are ``[(cycle, entries)]``, after the
-    sparse register slice."""
-    return row_arrival([(cycle + SPARSE_SLICE, entries) for cycle, entries in beats])
+class _RowPacker:
+    """:class:`hw.row_packer.RowPacker` on the rows adapters' beats: the words each row
+    becomes, and the cycles in which it takes no beat (a row's second word leaving)."""
+
+    def __init__(self, lanes):
+        self.lanes = lanes
+        self.fill = 0
+        self.busy_at = None
+        self.words = {}
+
+    def push(self, row, cycle, entries, row_last):
+        """A beat of ``row`` with ``entries`` leaves the adapter in ``cycle``."""
+        words = self.words.setdefault(row, [])
+        total = self.fill + entries
+        if total >= self.lanes:
+            words.append((cycle, self.lanes))
+            self.fill = total - self.lanes
+            if row_last and self.fill:
+                words.append((cycle + 1, self.fill))
+                self.busy_at = cycle + 1
+                self.fill = 0
+        elif row_last:
+            words.append((cycle, total))
+            self.fill = 0
+        else:
+            self.fill = total
+
+    def busy(self, cycle):
+        return cycle == self.busy_at
+
+    def arrival(self, row):
+        """:func:`row_arrival` of ``row``'s words, after the sparse register slice."""
+        return row_arrival([(cycle + SPARSE_SLICE, n) for cycle, n in self.words[row]])
+
+
+def _packed_arrivals(lanes, rows_beats):
+    """The arrivals of rows whose adapter beats are ``[(cycle, entries)]`` each, through the
+    row packer and the sparse register slice (rows far enough apart that the packer never holds
+    up the next row's first beat)."""
+    packer = _RowPacker(lanes)
+    for row, beats in enumerate(rows_beats):
+        for i, (cycle, entries) in enumerate(beats):
+            packer.push(row, cycle, entries, i == len(beats) - 1)
+    return [packer.arrival(row) for row in range(len(rows_beats))]
 
 
 @functools.lru_cache(maxsize=None)
@@ -250,14 +290,15 @@ def save_act_cycles(config, n):
     return math.ceil(n / config.topk_lanes) + SAVE_FIXED
 
 
-def _selector_rows(mask, lanes, first_cmd):
+def _selector_rows(mask, lanes, word_lanes, first_cmd):
     """Rows through the top-K selector's APPLY, one command each (the GEMM's rows), and
     :class:`hw.row_adapters.EntriesToRows`: each row's :func:`row_arrival` at the PE array.
 
     The row's input beats arrive the cycle after its command; a register and the mask packer
     turn each into one output beat two cycles later, a full word of entries whenever ``lanes`` kept elements have
     gathered, and the rest on the last beat (plus an extra beat if more than ``lanes`` remain);
-    the adapter holds a beat with entries until the next one, or the row's end, arrives. The
+    the adapter holds a beat with entries until the next one, or the row's end, arrives, and the
+    row packer gathers the beats into words of ``word_lanes``. The
     selector's result comes two cycles after the packer's last beat, and the next row's command
     the cycle after."""
     rows, depth = mask.shape
@@ -270,7 +311,7 @@ def _selector_rows(mask, lanes, first_cmd):
     crossings = [[] for _ in range(rows)]
     for r, j in zip(*np.nonzero(words[:, :-1] > before[:, :-1])):
         crossings[r].append(int(j))
-    arrivals, cmd = [], first_cmd
+    rows_beats, cmd = [], first_cmd
     for r in range(rows):
         total = int(cum[r, -1])
         pending = total - lanes * int(before[r, -1])  # entries left for the last beat(s)
@@ -293,9 +334,9 @@ def _selector_rows(mask, lanes, first_cmd):
                 held = entries
             elif not out:
                 out.append((cycle, 0))  # a row with no entries: one empty beat
-        arrivals.append(_sliced_arrival(out))
+        rows_beats.append(out)
         cmd = last_out + GEMM_ROW_EXTRA
-    return arrivals
+    return _packed_arrivals(word_lanes, rows_beats)
 
 
 def gemm_cycles(config, mask, tiles, *, dense=False):
@@ -309,16 +350,16 @@ def gemm_cycles(config, mask, tiles, *, dense=False):
     per_row = max(1, math.ceil(depth / lanes))
     if dense:
         counts = [depth] * rows
-        # Row r's beats leave the adapter one a cycle from ``first``; the first word bounds
-        # the row's end (each later word brings ``lanes`` entries a cycle, more than the PE
-        # row uses).
-        arrivals = []
+        # Row r's beats leave the adapter one a cycle from ``first``, a cycle between rows.
+        rows_beats = []
         for r in range(rows):
-            first = DENSE_FIRST_BEAT + 1 + r * (per_row + 1) + SPARSE_SLICE
-            arrivals.append((first + WORD_READY + depth, first + per_row - 1))
+            first = DENSE_FIRST_BEAT + 1 + r * (per_row + 1)
+            rows_beats.append([(first + b, min(lanes, depth - b * lanes))
+                               for b in range(per_row)])
+        arrivals = _packed_arrivals(config.sparse_port_lanes, rows_beats)
     else:
         counts = mask.sum(axis=1).astype(int).tolist()
-        arrivals = _selector_rows(mask, lanes, GEMM_FIRST_ROW)
+        arrivals = _selector_rows(mask, lanes, config.sparse_port_lanes, GEMM_FIRST_ROW)
     last = _pe_job(config, counts, arrivals, depth, tiles, dense_start=GEMM_PE_CMD + START)
     return last + GEMM_REPLY
 
@@ -352,7 +393,7 @@ def gemm_saved_cycles(config, mask, tiles):
     mask = np.asarray(mask, dtype=bool)
     rows, depth = mask.shape
     counts = mask.sum(axis=1).astype(int).tolist()
-    beats = [[] for _ in range(rows)]
+    packer = _RowPacker(config.sparse_port_lanes)
     # Cycle by cycle: the buffer's scan (a step a cycle; a step with kept elements waits for
     # room in the beat stage), the beat stage (it passes its beat on when the register on
     # ``rdata`` has room), that two-entry register, and ElementsToRows (it holds a beat until
@@ -365,18 +406,24 @@ def gemm_saved_cycles(config, mask, tiles):
     stage = None               # the buffer's beat stage: (row, take)
     held, feature, ended, result_at = None, 0, False, None
     while feature < rows:
-        # ElementsToRows, from the register's output.
+        # ElementsToRows, from the register's output, into the row packer (which takes no
+        # beat in a cycle its second word of a row leaves).
         take_out = False
+        blocked = packer.busy(cycle)
         if held is not None and ((out is not None and out[0] != feature) or ended):
-            beats[held[0]].append((cycle, held[1]))
-            held, feature = None, feature + 1
+            if not blocked:
+                packer.push(held[0], cycle, held[1], True)
+                held, feature = None, feature + 1
         elif held is None and ((out is not None and out[0] > feature) or ended):
-            beats[feature].append((cycle, 0))
-            feature += 1
+            if not blocked:
+                packer.push(feature, cycle, 0, True)
+                feature += 1
         elif out is not None:
-            if held is not None:
-                beats[held[0]].append((cycle, held[1]))
-            held, take_out = out, True
+            if held is not None and not blocked:
+                packer.push(held[0], cycle, held[1], False)
+                held, take_out = out, True
+            elif held is None:
+                held, take_out = out, True
         # The stage passes its beat on while the register has room; the scan fills the stage
         # when it is empty or passes its beat on.
         offer = stage if skid is None else None
@@ -400,6 +447,6 @@ def gemm_saved_cycles(config, mask, tiles):
             skid = offer
         ended = ended or (result_at is not None and cycle > result_at)
         cycle += 1
-    arrivals = [_sliced_arrival(row) for row in beats]
+    arrivals = [packer.arrival(row) for row in range(rows)]
     last = _pe_job(config, counts, arrivals, depth, tiles, dense_start=GEMM_PE_CMD + START)
     return last + GEMM_REPLY

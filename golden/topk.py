@@ -17,7 +17,7 @@ from fractions import Fraction
 import numpy as np
 
 __all__ = [
-    "density_fraction", "topk_k", "magnitudes", "topk_threshold", "kth_largest_magnitude", "apply_threshold", "topk_mask",
+    "density_fraction", "topk_k", "magnitudes", "topk_threshold", "kth_largest_magnitude", "apply_threshold", "sent_mask", "topk_mask",
     "TopKPeriod", "nm_mask", "structured_norms", "structured_threshold", "structured_mask",
 ]
 
@@ -103,6 +103,17 @@ def apply_threshold(x, threshold):
     This is how a stored threshold is reused between recomputations (SWAT's top-K period).
     """
     return magnitudes(x) >= threshold
+
+
+def sent_mask(x, mask):
+    """The elements of ``mask`` that the hardware stores and multiplies: the kept ones that are
+    not zero.
+
+    A kept zero (every zero ties with a threshold of 0, common after a ReLU) adds nothing to
+    any product, so the selector sends neither its bitmap bit nor its value; SWAT's count of
+    kept elements (``mask.sum()``) is reported beside it.
+    """
+    return np.asarray(mask, bool) & (np.asarray(x) != 0)
 
 
 def topk_mask(x, density):

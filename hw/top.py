@@ -10,6 +10,7 @@ from golden.config import ConfigError
 from .act_buffer import ActivationBuffer, ActOp
 from .pe_array import COUNTER_WIDTH, PEMode, SparsePEArray
 from .row_adapters import ElementsToRows, EntriesToRows
+from .row_packer import RowPacker
 from .skid_buffer import SkidBuffer
 from .topk_selector import TopKOp, TopKSelector
 
@@ -113,6 +114,7 @@ class SwatAccel(wiring.Component):
             "keep_none": 1,
             "n": sel.result_layout["n"].shape,
             "kept": sel.result_layout["kept"].shape,
+            "nonzero": sel.result_layout["nonzero"].shape,
             "stored_bits": act.result_layout["stored_bits"].shape,
             "pe_error": pe.done_layout["error"].shape,
             "cycles": unsigned(COUNTER_WIDTH),
@@ -212,7 +214,12 @@ class SwatAccel(wiring.Component):
         # 49 MHz). It costs each row beat a cycle (golden.perf_model.SPARSE_SLICE).
         m.submodules.sparse_slice = sparse_slice = SkidBuffer(pe.sparse_layout)
         wiring.connect(m, sparse_slice.o, pe.sparse)
-        rows_in = sparse_slice.i
+        # The adapters' beats carry at most ``topk_lanes`` entries (a column walk's one); the
+        # packer fills each bank word, so a job takes as many words in either read order.
+        m.submodules.row_packer = row_packer = RowPacker(pe.sparse_layout,
+                                                         in_lanes=cfg.topk_lanes)
+        wiring.connect(m, row_packer.o, sparse_slice.i)
+        rows_in = row_packer.i
         with m.If(entries_to_pe):
             m.d.comb += [rows_in.valid.eq(e2r.o.valid), e2r.o.ready.eq(rows_in.ready),
                          rows_in.payload.eq(e2r.o.payload)]
@@ -250,7 +257,8 @@ class SwatAccel(wiring.Component):
                 m.d.sync += [reply.threshold.eq(sel.result.payload.threshold),
                              reply.keep_none.eq(sel.result.payload.keep_none),
                              reply.n.eq(sel.result.payload.n),
-                             reply.kept.eq(reply.kept + sel.result.payload.kept)]
+                             reply.kept.eq(reply.kept + sel.result.payload.kept),
+                             reply.nonzero.eq(reply.nonzero + sel.result.payload.nonzero)]
                 with m.If(sel.result.payload.error):
                     m.d.sync += reply.error.eq(1)
 

@@ -1,12 +1,12 @@
 """The streaming top-K selector: exact per-tensor threshold, then sparsify-and-compress."""
 
-from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .arith import magnitude
 from .group_window import GroupMode, GroupWindow
-from .layouts import tensor_beat
+from .layouts import masked_beat, tensor_beat
 from .mask_packer import MaskPacker
 from .radix_select import RadixSelect
 from .skid_buffer import SkidBuffer
@@ -37,10 +37,11 @@ class TopKSelector(wiring.Component):
       up to 8 bits, two up to 16); the result carries the k-th largest magnitude, or
       ``keep_none`` when ``k == 0``. The threshold is stored.
     * ``APPLY``: the tensor is streamed once; every element with ``|x| >= threshold`` is kept
-      and ``out`` carries the bitmap and the packed ``(index, value)`` entries (see
-      :class:`hw.mask_packer.MaskPacker`). The threshold is the stored one (``use_stored``:
-      SWAT's top-K period reuses it between recomputations) or the command's ``threshold`` and
-      ``keep_none``. The result carries the count kept.
+      and ``out`` carries the bitmap and the packed ``(index, value)`` entries of the kept
+      elements that are not zero (see :class:`hw.mask_packer.MaskPacker`). The threshold is
+      the stored one (``use_stored``: SWAT's top-K period reuses it between recomputations) or
+      the command's ``threshold`` and ``keep_none``. The result carries ``kept``, the count
+      kept (ties at the threshold included: SWAT's count), and ``nonzero``, the count sent.
     * ``NM`` with ``nm_n`` and ``nm_m``: the tensor is streamed once, in full beats but the
       last; ``out`` carries the elements among the ``nm_n`` largest magnitudes of their group of
       ``nm_m`` (see :class:`hw.group_window.GroupWindow`), in the same form as ``APPLY``.
@@ -50,6 +51,10 @@ class TopKSelector(wiring.Component):
       norm (``n`` counts slices). It is stored apart from the element threshold.
     * ``SLICE_APPLY`` with ``slice_len``: every slice whose norm reaches the stored (or given)
       norm threshold is kept whole.
+
+    A kept element whose value is zero adds nothing to any product, so no mode sends it: ``out``
+    (its bitmap and entries) holds the kept elements that are not zero. Such zeros are common:
+    after a ReLU, SWAT's threshold is often 0 and every zero ties with it.
 
     ``k`` is given, not the density: the host computes ``k = ceil(density * n)`` exactly
     (``golden.topk.topk_k``), which a fixed-point density could not do for densities like 0.3.
@@ -79,7 +84,7 @@ class TopKSelector(wiring.Component):
     out : Out(stream.Signature(out_layout))
         The compressed tensor of an ``APPLY``, ``NM`` or ``SLICE_APPLY``.
     result : Out(stream.Signature(result_layout))
-        ``op``, ``threshold``, ``keep_none``, ``n``, ``kept``, ``error`` (``k > n``, a tensor
+        ``op``, ``threshold``, ``keep_none``, ``n``, ``kept``, ``nonzero``, ``error`` (``k > n``, a tensor
         over ``max_len``, passes of different lengths, ``use_stored`` with nothing stored, or,
         in the group modes, a short beat before the last or a group size of 0).
     passes, slice_passes : int
@@ -125,6 +130,7 @@ class TopKSelector(wiring.Component):
             "keep_none": 1,
             "n": unsigned(len_width),
             "kept": unsigned(len_width),
+            "nonzero": unsigned(len_width),
             "error": 1,
         })
         super().__init__({
@@ -152,8 +158,11 @@ class TopKSelector(wiring.Component):
         m.submodules.packer = packer = self._packer
         m.submodules.window = window = self._window
         # A register between the decisions (the window's, or APPLY's comparisons) and the
-        # packer: each is a long path.
-        m.submodules.window_out = window_out = SkidBuffer(packer.in_layout)
+        # packer: each is a long path. ``keep`` is what the packer sends (the kept elements
+        # that are not zero), ``decided`` what was kept (counted for ``kept``).
+        decided_layout = masked_beat(self.width, self.lanes, decided=unsigned(self.lanes))
+        m.submodules.window_out = window_out = SkidBuffer(decided_layout)
+        swat_kept = Signal.like(self.result.payload.kept)
 
         # Stored thresholds, one for elements and one for kernel-slice norms.
         stored = {
@@ -179,6 +188,19 @@ class TopKSelector(wiring.Component):
                 count_mask[lane].eq(lane < beat.count),
                 keep[lane].eq(~keep_none & (mag >= threshold)),
             ]
+
+        def decide(decisions, values):
+            """``window_out``'s mask fields from the keep decisions of a beat's ``values``."""
+            nonzero = [values[lane] != 0 for lane in range(self.lanes)]
+            return [window_out.i.payload.decided.eq(decisions),
+                    window_out.i.payload.keep.eq(
+                        decisions & Cat(*nonzero))]
+
+        # SWAT's count of kept elements, from the registered decisions as they reach the packer.
+        staged = window_out.o.payload
+        with m.If(window_out.o.valid & window_out.o.ready):
+            m.d.sync += swat_kept.eq(swat_kept + sum(
+                staged.decided[lane] & (lane < staged.count) for lane in range(self.lanes)))
         m.d.comb += [
             radix.cmd.payload.k.eq(cmd.k),
             radix.cmd.payload.first_pass.eq(Mux(cmd.op == TopKOp.THRESHOLD,
@@ -202,12 +224,20 @@ class TopKSelector(wiring.Component):
                 window_out.i.valid.eq(window.o.valid),
                 window.o.ready.eq(window_out.i.ready),
                 window_out.i.payload.values.eq(window.o.payload.values),
-                window_out.i.payload.keep.eq(window.o.payload.keep),
+                *decide(window.o.payload.keep, window.o.payload.values),
                 window_out.i.payload.count.eq(window.o.payload.count),
                 window_out.i.payload.last.eq(window.o.payload.last),
+            ]
+            stage_to_packer()
+
+        def stage_to_packer():
+            m.d.comb += [
                 packer.i.valid.eq(window_out.o.valid),
                 window_out.o.ready.eq(packer.i.ready),
-                packer.i.payload.eq(window_out.o.payload),
+                packer.i.payload.values.eq(window_out.o.payload.values),
+                packer.i.payload.keep.eq(window_out.o.payload.keep),
+                packer.i.payload.count.eq(window_out.o.payload.count),
+                packer.i.payload.last.eq(window_out.o.payload.last),
             ]
 
         def finish_from_packer(extra_error):
@@ -215,7 +245,8 @@ class TopKSelector(wiring.Component):
             with m.If(packer.result.valid):
                 m.d.sync += [
                     result.n.eq(packer.result.payload.n),
-                    result.kept.eq(packer.result.payload.kept),
+                    result.kept.eq(swat_kept),
+                    result.nonzero.eq(packer.result.payload.kept),
                     result.error.eq(packer.result.payload.error | extra_error),
                 ]
                 m.next = "RESULT"
@@ -257,6 +288,8 @@ class TopKSelector(wiring.Component):
                         result.threshold.eq(0),
                         result.keep_none.eq(0),
                         result.kept.eq(0),
+                        result.nonzero.eq(0),
+                        swat_kept.eq(0),
                         threshold.eq(chosen_threshold),
                         keep_none.eq(chosen_keep_none),
                         missing_stored.eq(use_stored & ~kind_valid),
@@ -311,14 +344,12 @@ class TopKSelector(wiring.Component):
                 m.d.comb += [
                     window_out.i.valid.eq(self.data.valid),
                     window_out.i.payload.values.eq(beat.values),
-                    window_out.i.payload.keep.eq(keep),
+                    *decide(keep, beat.values),
                     window_out.i.payload.count.eq(beat.count),
                     window_out.i.payload.last.eq(beat.last),
                     self.data.ready.eq(window_out.i.ready),
-                    packer.i.valid.eq(window_out.o.valid),
-                    window_out.o.ready.eq(packer.i.ready),
-                    packer.i.payload.eq(window_out.o.payload),
                 ]
+                stage_to_packer()
                 finish_from_packer(missing_stored)
 
             with m.State("WINDOW_APPLY_RUN"):

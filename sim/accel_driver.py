@@ -3,10 +3,16 @@
 
 Every method sends the command and its streams (with random stalls on every port), waits for
 the reply and returns it decoded, with whatever came back on ``result`` or ``act_out``.
+
+A product the PE array's banks cannot hold is refused before anything is sent
+(:class:`JobTooLarge`): the driver knows what each row keeps (the thresholds it refreshed, the
+tensors it saved) and where the array deals it (:func:`golden.pe_array.bank_words`).
 """
 
 import numpy as np
 
+from golden import pe_array as golden_pe
+from golden import topk
 from golden.config import AccelConfig
 from hw.top import AccelOp, RowMode, SwatAccel
 
@@ -16,7 +22,11 @@ from .pe_array_driver import dense_beats
 from .streams import StreamSink, StreamSource
 from .topk_driver import tensor_beats
 
-__all__ = ["build", "AccelDriver"]
+__all__ = ["build", "AccelDriver", "JobTooLarge"]
+
+
+class JobTooLarge(ValueError):
+    """A product whose sparse rows the PE array's banks cannot hold."""
 
 
 def build(config):
@@ -39,6 +49,11 @@ class AccelDriver:
         self.result = StreamSink(dut, "result", dut.clk, rng=rng, stall=stall)
         self.act_out = StreamSink(dut, "act_out", dut.clk, rng=rng, stall=stall)
         self.reply = StreamSink(dut, "reply", dut.clk, rng=rng, stall=stall)
+        #: Refuse products the banks cannot hold before sending them (off: let the hardware
+        #: see them, and flag ``bank_full``).
+        self.check_banks = True
+        self.thresholds = {}  # threshold slot -> (threshold, keep_none), as refreshed
+        self.saved = {}       # activation slot -> the entries each stored row keeps
 
     # -- plumbing --------------------------------------------------------------------------
     def _pack_command(self, op, **fields):
@@ -76,13 +91,43 @@ class AccelDriver:
         """Threshold refresh: the exact top-K threshold of ``x`` into ``slot``."""
         self._command(AccelOp.THRESHOLD, slot=slot, k=k)
         beats = sum(self._send_tensor(x) for _ in range(self.model.selector.passes))
-        return await self._reply(beats)
+        reply = await self._reply(beats)
+        if not reply["error"]:
+            self.thresholds[slot] = (reply["threshold"], reply["keep_none"])
+        return reply
+
+    def sent_mask(self, x, slot):
+        """The elements of ``x`` that threshold ``slot`` keeps and the selector sends."""
+        threshold, keep_none = self.thresholds.get(slot, (0, 1))
+        x = np.asarray(x)
+        mask = np.zeros(x.shape, bool) if keep_none else topk.apply_threshold(x, threshold)
+        return topk.sent_mask(x, mask)
 
     async def save_act(self, slot, act_slot, x):
         """Sparsify matrix ``x`` with threshold ``slot`` and store it in ``act_slot``."""
         rows, depth = np.asarray(x).shape
         self._command(AccelOp.SAVE_ACT, slot=slot, act_slot=act_slot, rows=rows, depth=depth)
-        return await self._reply(self._send_tensor(x))
+        reply = await self._reply(self._send_tensor(x))
+        if not reply["error"]:
+            self.saved[act_slot] = self.sent_mask(x, slot)
+        return reply
+
+    def bank_words(self, row_entries):
+        """Words each PE row's bank would hold for rows of ``row_entries`` (in order)."""
+        return golden_pe.bank_words(row_entries, self.config.pe_rows,
+                                    self.config.sparse_port_lanes)
+
+    def _check_banks(self, row_entries):
+        if not self.check_banks:
+            return
+        words = self.bank_words(row_entries)
+        held = self.model.pe_array.bank_words
+        if max(words) > held:
+            row = int(np.argmax(words))
+            raise JobTooLarge(
+                f"the product's {len(row_entries)} sparse rows need {max(words)} bank words on "
+                f"PE row {row}, whose bank holds {held} (pe_bank_entries "
+                f"{self.config.pe_bank_entries}, {self.config.sparse_port_lanes} entries a word)")
 
     async def _gemm_results(self, command, rows, d, send_rows):
         """Send a GEMM command, its rows (``send_rows()``) and the dense tiles of ``d``; return
@@ -120,6 +165,13 @@ class AccelDriver:
         """``sparsify(s) @ d``: the rows of ``s`` streamed and sparsified by ``mode``."""
         s = np.asarray(s)
         rows, depth = s.shape
+        if mode == RowMode.DENSE:
+            entries = [depth] * rows
+        elif mode == RowMode.NM:
+            entries = topk.sent_mask(s, topk.nm_mask(s, *nm)).sum(axis=1)
+        else:
+            entries = self.sent_mask(s, slot).sum(axis=1)
+        self._check_banks(entries)
         command = self._gemm_command(AccelOp.GEMM, rows=rows, depth=depth,
                                      n=np.asarray(d).shape[1], mode=mode, slot=slot,
                                      nm_n=nm[0], nm_m=nm[1])
@@ -131,6 +183,9 @@ class AccelDriver:
         of ``d``) stored in ``act_slot``: saved as ``X`` (read column by column) or, with
         ``feature_major``, as ``X.T`` (read row by row)."""
         depth, n = np.asarray(d).shape
+        if act_slot in self.saved:
+            mask = self.saved[act_slot]
+            self._check_banks((mask if feature_major else mask.T).sum(axis=1))
         command = self._gemm_command(AccelOp.GEMM_SAVED, rows=features, depth=depth, n=n,
                                      act_slot=act_slot, feature_major=feature_major)
         return await self._gemm_results(command, features * depth, d, lambda: 0)
@@ -146,4 +201,5 @@ class AccelDriver:
 
     async def free(self, act_slot):
         self._command(AccelOp.FREE, act_slot=act_slot)
+        self.saved.pop(act_slot, None)
         return await self._reply(100)

@@ -167,9 +167,11 @@ def evaluate(config, layers, densities, batch, *, samples, rng):
         w = synthetic.weights(rng, cout, layer.cin, layer.kernel, width)
         x = synthetic.activations(rng, batch, layer.cin, layer.size, width)
         sparse_layer = density < 1.0
-        w_mask = (topk.topk_mask(w, density) if sparse_layer
+        # What the selector sends and the buffer stores: kept elements that are not zero.
+        w_mask = (topk.sent_mask(w, topk.topk_mask(w, density)) if sparse_layer
                   else np.ones(w.shape, bool)).reshape(cout, f)
-        x_mask = topk.topk_mask(x, density) if sparse_layer else np.ones(x.shape, bool)
+        x_mask = (topk.sent_mask(x, topk.topk_mask(x, density)) if sparse_layer
+                  else np.ones(x.shape, bool))
 
         # Forward and input gradient: W~ (or its transpose) through the selector.
         t.forward, t.dense_forward = _product_cycles(config, w_mask, p, samples,

@@ -26,6 +26,7 @@ import sys
 import numpy as np
 
 from golden import numerics, topk
+from golden import pe_array as golden_pe
 from golden.config import AccelConfig, ConfigError, parse_pe
 
 from .cli import OneLineParser
@@ -97,14 +98,16 @@ def step_config(pe_rows, pe_cols, width, spec, batch, tile_depth=None):
         depth = tile_depth
     rows = max(f, cout)
     tensor = max(f * cout, positions * f, batch * spec.cin * spec.size ** 2)
-    lanes = max(pe_rows, 4)
-    return AccelConfig(
+    config = AccelConfig(
         pe_rows=pe_rows, pe_cols=pe_cols, width=width, tile_depth=depth,
-        pe_bank_entries=lanes * (-(-rows * depth // (pe_rows * lanes)) + depth),
         pe_max_rows=rows, pe_max_tiles=max(1, -(-max(positions, cout) // pe_cols)),
         max_tensor_len=_pow2(tensor), act_bitmap_bits=_pow2(positions * f),
         act_values=_pow2(positions * f), act_tensors=2, act_max_rows=max(depth, _pow2(f)),
         act_max_cols=max(depth, _pow2(f)))
+    # Banks for any job of the step, whatever its rows keep: a row takes whole words.
+    lanes = config.sparse_port_lanes
+    return config.replace(pe_bank_entries=lanes * golden_pe.bank_words_bound(
+        rows, depth, pe_rows, lanes))
 
 
 def make_operands(spec, batch, width, seed):
@@ -227,9 +230,12 @@ def predict_step(config, spec, w, x, dy, density):
 
     batch = x.shape[0]
     w_matrix = w.reshape(spec.cout, -1)
-    w_mask = topk.apply_threshold(w_matrix, topk.topk_threshold(w, density))
+    # What the selector sends: the kept elements that are not zero.
+    w_mask = topk.sent_mask(w_matrix, topk.apply_threshold(w_matrix,
+                                                           topk.topk_threshold(w, density)))
     cols = x if spec.kind == "linear" else im2col(x, spec.kernel, 1, spec.padding)
-    saved_mask = topk.apply_threshold(cols.T, topk.topk_threshold(x, density))
+    saved_mask = topk.sent_mask(cols.T, topk.apply_threshold(cols.T,
+                                                             topk.topk_threshold(x, density)))
     positions = spec.positions(batch)
     phases = {
         "weight threshold": perf_model.threshold_cycles(config, w.size, after_reset=True),

@@ -33,7 +33,7 @@ async def stored_bits_and_cycles(dut):
     for sparsity in params["sparsities"]:
         x = np.clip(np.rint(np.maximum(np_rng.standard_normal((rows, cols)), 0) * hi / 3),
                     0, hi).astype(np.int64)
-        mask = topk.topk_mask(x, 1 - sparsity)
+        mask = topk.sent_mask(x, topk.topk_mask(x, 1 - sparsity))  # what the selector sends
         n = x.size
         row = {"width": p["width"], "lanes": p["lanes"], "sparsity": sparsity, "n": n,
                "kept": int(mask.sum())}

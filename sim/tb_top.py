@@ -59,11 +59,15 @@ async def linear_layer_step(dut):
     assert (await drv.threshold(1, x, topk.topk_k(x.size, density)))["error"] == 0
     reply = await drv.save_act(1, 0, x)
     assert reply["error"] == 0 and reply["kept"] == int(x_mask.sum())
+    assert reply["nonzero"] == int(topk.sent_mask(x, x_mask).sum())
+    assert reply["stored_bits"] == x.size + reply["nonzero"] * w_
 
     reply, got = await drv.gemm(w, x.T)                       # forward: W~ @ X.T = Y.T
     assert reply["error"] == 0, str(reply)
     _check("forward", got, w, w_mask, x.T, drv.cols)
-    assert reply["macs"] == int(w_mask.sum()) * min(drv.cols, batch) * -(-batch // drv.cols)
+    assert reply["kept"] == int(w_mask.sum()), "SWAT's count, kept zeros included"
+    assert reply["macs"] == int(topk.sent_mask(w, w_mask).sum()) * min(drv.cols, batch) \
+        * -(-batch // drv.cols), "kept zeros reached the PE array"
     reply, got = await drv.gemm(w.T, dy.T)                    # input grad: W~.T @ dY.T
     assert reply["error"] == 0, str(reply)
     _check("input_grad", got, w.T, w_mask.T, dy.T, drv.cols)

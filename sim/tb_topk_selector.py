@@ -31,10 +31,12 @@ def _check_applied(got, want, label):
     assert got.error == 0, f"{label}: error flag set"
     assert got.n == want.n, f"{label}: n {got.n} != {want.n}"
     assert got.kept == want.kept, f"{label}: kept {got.kept} != {want.kept}"
+    assert got.nonzero == want.nonzero, f"{label}: nonzero {got.nonzero} != {want.nonzero}"
     assert got.bitmap == want.bitmap, f"{label}: bitmap differs"
     assert got.indices == want.indices, f"{label}: indices differ"
     assert got.values == want.values, f"{label}: packed values differ"
-    assert len(got.values) == got.kept, f"{label}: emitted {len(got.values)}, reported {got.kept}"
+    assert len(got.values) == got.nonzero, \
+        f"{label}: emitted {len(got.values)}, reported {got.nonzero}"
 
 
 async def _select_and_apply(drv, x, k, label):
@@ -152,6 +154,24 @@ async def _slice_select_and_apply(drv, w, k, slice_len, label):
 
 
 @cocotb.test()
+async def kept_zeros_are_not_sent(dut):
+    """A post-ReLU tensor (most elements zero) at densities whose threshold is 0: every element
+    is kept (SWAT's count), only the non-zero ones are sent, in every mode that keeps zeros."""
+    _, drv, np_rng, lo, hi = await _setup(dut, "kept_zeros")
+    for n in (1, drv.lanes, 3 * drv.lanes + 1, 61):
+        x = np.maximum(np_rng.integers(lo, hi + 1, size=n), 0)
+        x[np_rng.random(n) < 0.5] = 0
+        for k in sorted({n, max(1, n - 1), int(np.count_nonzero(x)) + 1} & set(range(1, n + 1))):
+            label = f"relu n={n} k={k}"
+            await _select_and_apply(drv, x, k, label)
+        got = await drv.apply(x, threshold=0, keep_none=0)
+        assert (got.kept, got.nonzero) == (n, int(np.count_nonzero(x))), \
+            f"relu n={n}: kept {got.kept}, nonzero {got.nonzero}"
+        want = golden_nm(x, 1, 2, drv.width)
+        _check_applied(await drv.nm(x, 1, 2), want, f"relu n={n} 1:2")
+
+
+@cocotb.test()
 async def structured_slices(dut):
     """Structured SWAT: kernel slices ranked by L1 norm, whole slices kept."""
     params, drv, np_rng, lo, hi = await _setup(dut, "slices")
@@ -174,7 +194,8 @@ async def structured_slices(dut):
                     if k and kind == "random":
                         # The same as golden's structured_mask at the density that gives k.
                         mask = topk.structured_mask(w, Fraction(k, slices)).reshape(-1)
-                        assert got.bitmap == mask.astype(int).tolist(), f"{label}: vs golden"
+                        sent = topk.sent_mask(w.reshape(-1), mask)
+                        assert got.bitmap == sent.astype(int).tolist(), f"{label}: vs golden"
     # A stored norm threshold reused on a later weight, and a given one.
     w1 = np_rng.integers(lo, hi + 1, size=(4, 4, 3, 3))
     result = await drv.slice_threshold(w1, 5, 9)

@@ -30,6 +30,7 @@ class Applied:
     values: list
     n: int
     kept: int
+    nonzero: int = 0
     error: int = 0
     threshold: object = None
     beats: int = 0
@@ -63,14 +64,18 @@ def golden_threshold(x, k):
 
 
 def golden_encoded(x, mask, width):
-    """The :class:`Applied` that golden's encodings give for the elements of ``x`` in ``mask``."""
+    """The :class:`Applied` that golden's encodings give for the elements of ``x`` in ``mask``:
+    the kept elements that are not zero are sent (:func:`golden.topk.sent_mask`), and
+    ``kept`` counts them all."""
     x = np.asarray(x).reshape(-1)
     mask = np.asarray(mask, bool).reshape(-1)
-    bm = encodings.encode_bitmap(x, mask, width)
-    iv = encodings.encode_index_value(x, mask, width)
+    sent = topk.sent_mask(x, mask)
+    bm = encodings.encode_bitmap(x, sent, width)
+    iv = encodings.encode_index_value(x, sent, width)
     assert np.array_equal(bm.values, iv.values)
     return Applied(bitmap=bm.bitmap.astype(int).tolist(), indices=iv.indices.tolist(),
-                   values=iv.values.tolist(), n=int(x.size), kept=int(mask.sum()))
+                   values=iv.values.tolist(), n=int(x.size), kept=int(mask.sum()),
+                   nonzero=int(sent.sum()))
 
 
 def golden_apply(x, threshold, keep_none, width):
@@ -224,8 +229,8 @@ class TopKSelectorDriver:
         self.short = saved
         result = await self._result(beats)
         applied = Applied(bitmap=[], indices=[], values=[], n=result["n"], kept=result["kept"],
-                          error=result["error"], threshold=(result["threshold"],
-                                                            result["keep_none"]))
+                          nonzero=result["nonzero"], error=result["error"],
+                          threshold=(result["threshold"], result["keep_none"]))
         received = [unpack(self.model.out_layout, p) for p in self.out.received[first:]]
         applied.beats = len(received)
         for i, beat in enumerate(received):

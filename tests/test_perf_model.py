@@ -39,14 +39,15 @@ def test_model_agrees_with_the_rtl(run_cocotb, simulator, tmp_path):
 
 
 # The accelerator top: 8-bit with 32-bit bitmap words; 16-bit (two threshold passes) on a
-# 2x4 array with one result slot and 8-bit bitmap words (a word boundary every 8 elements).
+# 2x4 array with one result slot, 8-bit bitmap words (a word boundary every 8 elements) and
+# bank words of 8 entries, twice the selector's beats (the row packer gathers them).
 TOP_CONFIGS = {
     "4x4_w8": AccelConfig(pe_rows=4, pe_cols=4, width=8, tile_depth=64, pe_bank_entries=1024,
                           pe_max_rows=64, pe_max_tiles=6, max_tensor_len=1 << 13,
                           act_bitmap_bits=1 << 13, act_values=1 << 12, act_tensors=2,
                           act_max_rows=64, act_max_cols=64),
     "2x4_w16": AccelConfig(pe_rows=2, pe_cols=4, width=16, tile_depth=48, pe_bank_entries=1024,
-                           pe_result_lanes=1, pe_max_rows=40, pe_max_tiles=5,
+                           pe_sparse_lanes=8, pe_result_lanes=1, pe_max_rows=40, pe_max_tiles=5,
                            max_tensor_len=1 << 12, act_bitmap_bits=1 << 12, act_values=1 << 11,
                            act_tensors=2, act_max_rows=48, act_max_cols=48, act_scan_bits=8),
 }

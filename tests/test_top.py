@@ -1,5 +1,7 @@
+import numpy as np
 import pytest
 
+from golden import pe_array as golden_pe
 from golden.config import AccelConfig, ConfigError
 from hw.top import SwatAccel
 
@@ -16,12 +18,35 @@ def test_configurations_that_cannot_work_are_refused():
         SwatAccel(AccelConfig(tile_depth=512, act_max_rows=256))
 
 
-@pytest.mark.parametrize("width", [8, 16])
-def test_cocotb_linear_layer_step(run_cocotb, width):
+@pytest.mark.parametrize("width, density", [(8, 0.3), (16, 0.3), (8, 0.9)])
+def test_cocotb_linear_layer_step(run_cocotb, width, density):
+    """At density 0.9 a fifth of the operands (zeros) tie with a threshold of 0."""
     cfg = AccelConfig(**dict(TINY, width=width))
     run_cocotb(SwatAccel(cfg), toplevel="swat_accel", test_module="sim.tb_top",
                params={"config": cfg.to_dict(), "batch": 5, "fan_in": 7, "fan_out": 4,
-                       "density": 0.3})
+                       "density": density})
+
+
+@pytest.mark.parametrize("fits", [True, False])
+def test_cocotb_banks_at_the_exact_limit(run_cocotb, fits):
+    """16 positions x 16 features saved in both orders, on a 2x2 array whose bank words (4
+    entries) are wider than the selector's beats (2): banks at the exact size golden says the
+    weight gradient needs, or one entry smaller. Also: kept zeros (tb_top_banks)."""
+    rng = np.random.default_rng(5)
+    x = rng.integers(-128, 128, size=(16, 16))
+    x[rng.random(x.shape) < 0.3] = 0
+    dy = rng.integers(-128, 128, size=(16, 3))
+    cfg = AccelConfig(pe_rows=2, pe_cols=2, width=8, tile_depth=16, topk_lanes=2,
+                      pe_sparse_lanes=4, pe_max_rows=16, pe_max_tiles=2, max_tensor_len=256,
+                      act_bitmap_bits=1024, act_values=512, act_tensors=2, act_max_rows=16,
+                      act_max_cols=16, nm_max_m=4)
+    words = max(golden_pe.bank_words((x != 0).sum(axis=0), cfg.pe_rows, cfg.sparse_port_lanes))
+    entries = (words - 1) * cfg.sparse_port_lanes + (1 if fits else 0)
+    cfg = cfg.replace(pe_bank_entries=entries)
+    assert SwatAccel(cfg).pe_array.bank_words == (words if fits else words - 1)
+    run_cocotb(SwatAccel(cfg), toplevel="swat_accel", test_module="sim.tb_top_banks",
+               params={"config": cfg.to_dict(), "x": x.tolist(), "dy": dy.tolist(),
+                       "fits": fits})
 
 
 def test_timing_example(run_cocotb, tmp_path):
