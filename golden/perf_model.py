@@ -21,12 +21,11 @@ Agreement with the RTL: :mod:`sim.model_vs_bench` (168 benchmark tiles, all with
 :mod:`sim.tb_perf_top` (random commands on the top).
 """
 
-import functools
 import math
 
 import numpy as np
 
-from . import pe_array
+from . import pe_array, topk
 
 __all__ = ["pe_array_job_cycles", "row_arrival", "threshold_cycles", "save_act_cycles", "gemm_cycles",
            "act_row_read", "gemm_saved_cycles"]
@@ -270,17 +269,11 @@ def _packed_arrivals(lanes, rows_beats):
     return [packer.arrival(row) for row in range(len(rows_beats))]
 
 
-@functools.lru_cache(maxsize=None)
-def _selector_passes(config):
-    from hw.topk_selector import TopKSelector  # the pass count is the selector's rule
-    return TopKSelector.from_config(config).passes
-
-
 def threshold_cycles(config, n, *, after_reset=False):
     """Cycles of a THRESHOLD command on an ``n``-element tensor (each pass streams it once,
     ``topk_lanes`` elements a cycle, then scans the histogram); ``after_reset`` for the first
     one, sent as reset ends, which also waits for the histogram to be cleared."""
-    passes = _selector_passes(config)
+    passes = topk.threshold_passes(config.width)
     return (passes * (math.ceil(n / config.topk_lanes) + THRESHOLD_PASS) + THRESHOLD_FIXED
             + (HISTOGRAM_CLEAR if after_reset else 0))
 

@@ -17,7 +17,7 @@ from fractions import Fraction
 import numpy as np
 
 __all__ = [
-    "density_fraction", "topk_k", "magnitudes", "topk_threshold", "kth_largest_magnitude", "apply_threshold", "sent_mask", "topk_mask",
+    "density_fraction", "topk_k", "magnitudes", "topk_threshold", "kth_largest_magnitude", "apply_threshold", "RADIX_BITS", "threshold_passes", "sent_mask", "topk_mask",
     "TopKPeriod", "nm_mask", "structured_norms", "structured_threshold", "structured_mask",
 ]
 
@@ -103,6 +103,17 @@ def apply_threshold(x, threshold):
     This is how a stored threshold is reused between recomputations (SWAT's top-K period).
     """
     return magnitudes(x) >= threshold
+
+
+#: Key bits the hardware ranks per threshold pass (a histogram of ``2**RADIX_BITS`` bins).
+RADIX_BITS = 8
+
+
+def threshold_passes(width, radix_bits=RADIX_BITS):
+    """Times a tensor of ``width``-bit operands is streamed to find its exact top-K threshold:
+    one radix-select pass per ``radix_bits`` of magnitude (the passes over the key's zero top
+    digits are skipped)."""
+    return -(-int(width) // radix_bits)
 
 
 def sent_mask(x, mask):

@@ -4,6 +4,8 @@ from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from golden.topk import RADIX_BITS
+
 from .arith import magnitude
 from .group_window import GroupMode, GroupWindow
 from .layouts import masked_beat, tensor_beat
@@ -93,7 +95,8 @@ class TopKSelector(wiring.Component):
         Width of the thresholds (the widest key: a kernel-slice norm).
     """
 
-    def __init__(self, *, width, lanes, max_len, max_nm_m=8, max_slice=9, radix_bits=8):
+    def __init__(self, *, width, lanes, max_len, max_nm_m=8, max_slice=9,
+                 radix_bits=RADIX_BITS):
         check_int("width", width, 2)
         self.width = width
         self.lanes = lanes

@@ -170,6 +170,8 @@ def contract_cycles(lanes, jobs, start):
                         two_word_rows += 1
                 elif row_last:
                     words.append(cycle)
+                else:
+                    fill = total
                 if row_last:
                     fill = 0
                 cycle += 1

@@ -9,6 +9,14 @@ def test_passes_follow_width():
     assert TopKSelector(width=12, lanes=2, max_len=100).passes == 2
 
 
+@pytest.mark.parametrize("width", range(2, 17))
+def test_passes_are_goldens_rule(width):
+    """The cycle model counts threshold passes with golden's rule, not the hardware's."""
+    from golden.topk import threshold_passes
+
+    assert TopKSelector(width=width, lanes=2, max_len=100).passes == threshold_passes(width)
+
+
 def test_from_config():
     from golden.config import AccelConfig
 
