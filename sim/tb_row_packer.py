@@ -243,18 +243,10 @@ async def _random(dut, name, in_stall, out_stall):
 
 
 @cocotb.test()
-async def random_rows_both_sides_stall(dut):
-    await _random(dut, "both", 0.3, 0.3)
-
-
-@cocotb.test()
-async def random_rows_slow_producer(dut):
-    await _random(dut, "slow_producer", 0.8, 0.1)
-
-
-@cocotb.test()
-async def random_rows_slow_consumer(dut):
-    await _random(dut, "slow_consumer", 0.1, 0.8)
+@cocotb.parametrize(stalls=[(0.3, 0.3), (0.8, 0.1), (0.1, 0.8)])
+async def random_rows_random_stalls(dut, stalls):
+    """Both sides stalling, a slow producer, a slow consumer."""
+    await _random(dut, f"stalls_{stalls}", *stalls)
 
 
 @cocotb.test()
