@@ -58,7 +58,7 @@ class RowPacker(wiring.Component):
         L, N = self.lanes, self.in_lanes
         beat, out = self.i.payload, self.o.payload
         held = Signal(self._layout)  # the row's gathered entries, ``fill`` of them
-        fill = Signal(range(L))
+        fill = Signal(range(max(L, 2)))  # never zero bits wide (Verilog has no such vector)
         flush = Signal()       # ``held`` is a row's last word, left over: it goes next
         flush_last = Signal()  # ... and the job's last
 
@@ -72,8 +72,9 @@ class RowPacker(wiring.Component):
                     if j - f < N and j >= f:
                         m.d.comb += [merged.index[j].eq(beat.index[j - f]),
                                      merged.value[j].eq(beat.value[j - f])]
-            with m.If(fill > j):
-                m.d.comb += [merged.index[j].eq(index), merged.value[j].eq(value)]
+            if j < L - 1:  # (``fill`` is at most L - 1)
+                with m.If(fill > j):
+                    m.d.comb += [merged.index[j].eq(index), merged.value[j].eq(value)]
 
         full = Signal()
         m.d.comb += full.eq(total >= L)
