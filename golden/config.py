@@ -127,7 +127,7 @@ class AccelConfig:
                                      "0 means pe_rows (the array's consumption rate), at least topk_lanes")
     pe_result_lanes: int = _field(0, "row results per beat of the PE array's result port; "
                                      "0 means one per 2 PE rows")
-    pe_bank_entries: int = _field(2048, "sparse entries each PE row's bank holds (a job's "
+    pe_bank_entries: int = _field(4096, "sparse entries each PE row's bank holds (a job's "
                                         "sparse tile is spread over the banks)")
     pe_max_rows: int = _field(4096, "most sparse rows in one PE-array job")
     pe_max_tiles: int = _field(1024, "most dense column tiles in one PE-array job")
@@ -139,8 +139,8 @@ class AccelConfig:
     max_tensor_len: int = _field(1 << 24, "longest tensor (elements) the top-K selector takes")
     nm_max_m: int = _field(8, "largest M of the top-K selector's N:M mode")
     max_kernel_slice: int = _field(9, "longest kernel slice (kh*kw) of structured top-K")
-    act_bitmap_bits: int = _field(1 << 19, "activation buffer capacity: bitmap bits (elements)")
-    act_values: int = _field(1 << 16, "activation buffer capacity: kept values")
+    act_bitmap_bits: int = _field(1 << 20, "activation buffer capacity: bitmap bits (elements)")
+    act_values: int = _field(1 << 17, "activation buffer capacity: kept values")
     act_scan_bits: int = _field(32, "activation buffer bitmap word: a row read scans one a "
                                     "cycle (power of two, at least topk_lanes)")
     act_tensors: int = _field(16, "activation buffer descriptor slots (tensors held at once)")

@@ -2,10 +2,10 @@
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, enum, stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .mask_packer import compressed_beat
+from .memory import SimpleDualPortMemory
 from .skid_buffer import SkidBuffer
 from .validate import check_int
 from .word_prefetch import WordPrefetch
@@ -184,14 +184,14 @@ class ActivationBuffer(wiring.Component):
         lane_bits = (lanes - 1).bit_length()
         wb = (word_bits - 1).bit_length()  # bits of an element's position in its bitmap word
 
-        m.submodules.bitmap_mem = bitmap_mem = Memory(shape=unsigned(word_bits),
-                                                      depth=self.bitmap_words, init=[])
-        m.submodules.value_mem = value_mem = Memory(shape=unsigned(lanes * width),
-                                                    depth=self.value_words, init=[])
+        m.submodules.bitmap_mem = bitmap_mem = SimpleDualPortMemory(
+            shape=unsigned(word_bits), depth=self.bitmap_words)
+        m.submodules.value_mem = value_mem = SimpleDualPortMemory(
+            shape=unsigned(lanes * width), depth=self.value_words)
         bitmap_wp, bitmap_rp = bitmap_mem.write_port(), bitmap_mem.read_port()
         value_wp, value_rp = value_mem.write_port(), value_mem.read_port()
-        m.submodules.ptr_mem = ptr_mem = Memory(shape=unsigned(len(Signal(range(
-            self.value_words * lanes + 1)))), depth=self.max_rows, init=[])
+        m.submodules.ptr_mem = ptr_mem = SimpleDualPortMemory(shape=unsigned(len(Signal(range(
+            self.value_words * lanes + 1)))), depth=self.max_rows)
         ptr_wp = ptr_mem.write_port()
         ptr_rp = ptr_mem.read_port()
         # A column read's first pass writes each row's first cursor through these registers.

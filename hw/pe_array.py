@@ -38,10 +38,11 @@ was seen are void.
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, enum, stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .arith import logic_product
+from .hierarchy import instantiate
+from .memory import SimpleDualPortMemory
 from .validate import check_int
 from .word_prefetch import WordPrefetch
 
@@ -96,6 +97,11 @@ class _PERow(wiring.Component):
 
     def __init__(self, *, cols, width, acc_width, depth_bits, bank_words, word_layout,
                  max_rows, max_tiles, lut_products=()):
+        #: What the row is built from (equal rows share one Verilog module: hw.hierarchy).
+        self.params = {"cols": cols, "width": width, "acc_width": acc_width,
+                       "depth_bits": depth_bits, "bank_words": bank_words,
+                       "word_layout": repr(word_layout), "max_rows": max_rows,
+                       "max_tiles": max_tiles, "lut_products": sorted(lut_products)}
         self._cols = cols
         self._lut_products = frozenset(lut_products)  # columns whose product uses LUTs
         self._bank_words = bank_words
@@ -134,7 +140,8 @@ class _PERow(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         word_layout = self._word_layout
-        m.submodules.bank = bank = Memory(shape=word_layout, depth=self._bank_words, init=[])
+        m.submodules.bank = bank = SimpleDualPortMemory(shape=word_layout,
+                                                        depth=self._bank_words)
         bank_wp, bank_rp = bank.write_port(), bank.read_port()
 
         words = Signal.like(self.words)
@@ -486,7 +493,7 @@ class SparsePEArray(wiring.Component):
                         word_layout=self.word_layout, max_rows=self.max_rows,
                         max_tiles=self.max_tiles,
                         lut_products=[c for c in range(C) if r * C + c >= first_lut])
-            m.submodules[f"pe_row{r}"] = pe
+            m.submodules[f"pe_row{r}"] = instantiate(pe, pe.params)
             pe_rows.append(pe)
 
         # The dense tiles (two halves): one copy per PE row, each with one read port (every PE
@@ -495,8 +502,8 @@ class SparsePEArray(wiring.Component):
         # but its memory mapping dies (WebAssembly build, 16 read ports) on a 16x16 array.
         dense_wps = []
         for r, pe in enumerate(pe_rows):
-            tiles_copy = Memory(shape=data.ArrayLayout(signed(self.width), C),
-                                depth=2 << self.depth_bits, init=[])
+            tiles_copy = SimpleDualPortMemory(shape=data.ArrayLayout(signed(self.width), C),
+                                              depth=2 << self.depth_bits)
             m.submodules[f"dense_tiles{r}"] = tiles_copy
             dense_wps.append(tiles_copy.write_port())
             port = tiles_copy.read_port()

@@ -2,9 +2,9 @@
 
 from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .memory import SimpleDualPortMemory
 from .validate import check_int
 
 __all__ = ["RadixSelect", "radix_digits"]
@@ -118,7 +118,7 @@ class RadixSelect(wiring.Component):
 
         banks = []
         for lane in range(lanes):
-            mem = Memory(shape=unsigned(cw), depth=self.bins, init=[])
+            mem = SimpleDualPortMemory(shape=unsigned(cw), depth=self.bins)
             m.submodules[f"bank{lane}"] = mem
             wp = mem.write_port()
             rp = mem.read_port()

@@ -143,6 +143,11 @@ class TopKSelector(wiring.Component):
             "result": Out(stream.Signature(self.result_layout)),
         })
 
+    @property
+    def radix(self):
+        """The radix select that ranks the keys (its histogram memories are the selector's)."""
+        return self._radix
+
     @staticmethod
     def params_from_config(config):
         """The constructor's arguments for an :class:`golden.config.AccelConfig`."""

@@ -8,6 +8,7 @@ from golden.config import AccelConfig, ConfigError, parse_pe
 from sim.cli import OneLineParser
 
 from .generate import MANIFEST_NAME, generate
+from .progress import Progress
 
 __all__ = ["main", "build_parser", "config_from_args"]
 
@@ -97,6 +98,10 @@ def _summary(config, manifest, out, seconds):
     memories = manifest["memories_bits"]
     lines.append(f"  on-chip memory {sum(memories.values()) / 8192:.1f} KiB: " + ", ".join(
         f"{name} {bits / 8192:.1f}" for name, bits in memories.items()))
+    rams = {family: sum(m["block_rams"][family] for m in manifest["memories"])
+            for family in manifest["memories"][0]["block_rams"]}
+    lines.append("  block RAMs if every memory maps to them: " + ", ".join(
+        f"{family} {count}" for family, count in rams.items()))
     lines.append(f"  {MANIFEST_NAME}: parameters, derived widths, memory sizes and ports")
     lines.append(f"  done in {seconds:.1f} s")
     return "\n".join(lines)
@@ -152,7 +157,8 @@ def main(argv=None):
     out = args.out or os.path.join("rtl_out", f"{config.top_name}_{config.pe}_w{config.width}")
     start = time.perf_counter()
     try:
-        manifest = generate(config, out)
+        with Progress("rtl_gen") as progress:
+            manifest = generate(config, out, step=progress.step)
     except OSError as e:
         parser.exit(1, f"error: cannot write to {out}: {e.strerror}\n")
     except (ValueError, TypeError) as e:

@@ -1,34 +1,47 @@
 """Write the Verilog and the JSON manifest of one configuration."""
 
+import errno
 import json
+import os
 import pathlib
 
 from golden.config import AccelConfig
-from sim.runner import to_verilog
 
+from amaranth.hdl import Signal
+
+from .block_ram import FAMILIES, block_rams
 from .blocks import available_blocks, port_table
+from .verilog import to_verilog
 
-__all__ = ["generate", "memory_sizes", "MANIFEST_NAME"]
+__all__ = ["generate", "memories", "MANIFEST_NAME"]
 
 MANIFEST_NAME = "manifest.json"
 
 
-def memory_sizes(accel):
-    """``{memory: bits}`` of an accelerator's on-chip memories."""
-    cfg = accel.config
+def memories(accel):
+    """The accelerator's on-chip memories: ``[{name, width, depth, copies, bits, block_rams}]``,
+    ``bits`` over all copies, ``block_rams`` per FPGA family (:mod:`rtl_gen.block_ram`) over
+    all copies."""
     act, pe, sel = accel.act_buffer, accel.pe_array, accel.selector
-    word_bits = pe.word_layout.size
-    return {
-        "act_buffer_bitmap": act.bitmap_words * act.word_bits,
-        "act_buffer_values": 2 * -(-act.value_words // 2) * act.lanes * act.width,
-        "pe_array_banks": pe.rows * pe.bank_words * word_bits,
+    radix = sel.radix
+    shapes = [
+        ("act_buffer_bitmap", act.word_bits, act.bitmap_words, 1),
+        ("act_buffer_values", act.lanes * act.width, act.value_words, 1),
+        ("act_buffer_cursors", len(Signal(range(act.value_words * act.lanes + 1))), act.max_rows,
+         1),
+        ("pe_array_banks", pe.word_layout.size, pe.bank_words, pe.rows),
         # one copy per PE row (each PE row reads its own dense row every cycle)
-        "pe_array_dense_tiles": pe.rows * (2 << pe.depth_bits) * pe.cols * pe.width,
-        "topk_histograms": sel.lanes * (1 << 8) * (cfg.max_tensor_len.bit_length() + 1),
-    }
+        ("pe_array_dense_tiles", pe.cols * pe.width, 2 << pe.depth_bits, pe.rows),
+        ("topk_histograms", radix.count_width, radix.bins, sel.lanes),
+    ]
+    return [{"name": name, "width": width, "depth": depth, "copies": copies,
+             "bits": width * depth * copies,
+             "block_rams": {family: copies * block_rams(family, width, depth)
+                            for family in FAMILIES}}
+            for name, width, depth, copies in shapes]
 
 
-def generate(config: AccelConfig, out_dir):
+def generate(config: AccelConfig, out_dir, *, step=lambda text: None):
     """Emit the accelerator of ``config`` into ``out_dir``: ``<top_name>.v`` and the manifest;
     return the manifest dict.
 
@@ -42,16 +55,23 @@ def generate(config: AccelConfig, out_dir):
     """
     from hw.top import SwatAccel
 
-    accel = SwatAccel(config)
     out = pathlib.Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)  # before the work: a folder we cannot make fails now
+    if not os.access(out, os.W_OK):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(out))
+    step("elaborating the design")
+    accel = SwatAccel(config)
+    step("converting it to Verilog (Amaranth's back end and Yosys)")
+    text = to_verilog(accel, config.top_name)
+    step("writing the Verilog and the manifest")
     filename = f"{config.top_name}.v"
-    (out / filename).write_text(to_verilog(accel, config.top_name))
+    (out / filename).write_text(text)
     manifest = {
         "generator": "swat-accel rtl_gen",
         "config": config.to_dict(),
         "derived": config.derived(),
-        "memories_bits": memory_sizes(accel),
+        "memories": memories(accel),
+        "memories_bits": {m["name"]: m["bits"] for m in memories(accel)},
         "top": {
             "module": config.top_name,
             "file": filename,

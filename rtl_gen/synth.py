@@ -16,6 +16,7 @@ import subprocess
 import time
 
 from .blocks import available_blocks
+from .verilog import to_verilog
 
 __all__ = ["TARGETS", "SYNTH_BLOCKS", "SynthFlowFailed", "synthesize", "format_report"]
 
@@ -70,11 +71,8 @@ def synthesize(config, target, freq_mhz, out_dir, *, progress=print, blocks=True
     instead of the top, for its own Fmax and area; its report is
     ``synth_<target>_<block>.json``. nextpnr routes with router1 unless it is still running
     after ``router1_seconds``; then with router2 (the report's ``router`` says which)."""
-    from amaranth.back import verilog
-
     from hw.harness import SynthHarness
     from hw.top import SwatAccel
-    from sim.runner import compact_zero_init, trigger_comb_blocks
     from sim.synth import (SynthesisFailed, cell_counts, find_tool, find_yosys, run_synthesis,
                            synth_stats)
 
@@ -96,10 +94,9 @@ def synthesize(config, target, freq_mhz, out_dir, *, progress=print, blocks=True
     # A block alone is built from the configuration the way the top builds it.
     accel = SwatAccel(config) if block is None else None
     harness = SynthHarness(_BUILD[block](config) if block else accel)
-    text = verilog.convert(harness, name="harness", ports=[harness.si, harness.so],
-                           emit_src=False)
+    text = to_verilog(harness, "harness", ports=[harness.si, harness.so])
     with open(os.path.join(work, "harness.v"), "w") as f:
-        f.write(trigger_comb_blocks(compact_zero_init(text)))
+        f.write(text)
 
     progress(f"  yosys: synth_{family} of {block or 'the top'} in its harness ...")
     result, flow = run_synthesis(yosys, work, "harness.v", family, "harness",

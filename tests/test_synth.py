@@ -64,7 +64,7 @@ def test_lut_mapping_without_abc9_gives_the_same_registers(tmp_path):
     """The fallback flow (abc maps the LUTs), on both families, run by the real Yosys."""
     import json
 
-    from sim.runner import to_verilog
+    from rtl_gen.verilog import to_verilog
 
     (tmp_path / "skid.v").write_text(to_verilog(SkidBuffer(8), "skid"))
     tool = synth.find_yosys()

@@ -1,0 +1,55 @@
+"""Components emitted once as a Verilog module and instantiated wherever they repeat.
+
+Amaranth flattens a design into one netlist, so an array of ``R`` identical PE rows costs ``R``
+times one row to convert. A component placed with :func:`instantiate` becomes an ``Instance`` of
+a module named after its class and parameters; the Verilog of each such module is converted
+once, from the component itself, by whoever converts the design (:func:`collect` tells them
+which). The hardware is the same; only the Verilog keeps the hierarchy.
+"""
+
+import contextlib
+import hashlib
+
+from amaranth.hdl import ClockSignal, Instance, ResetSignal, Value
+from amaranth.lib import wiring
+
+__all__ = ["module_name", "instantiate", "collect"]
+
+_collecting = []  # the registries of the conversions under way, innermost last
+
+
+def module_name(component, params):
+    """The module name of ``component`` built with ``params`` (a dict of plain values): the
+    class name and a digest of the parameters, so equal components share one module."""
+    text = repr(sorted(params.items()))
+    digest = hashlib.sha256(f"{type(component).__qualname__}\0{text}".encode()).hexdigest()
+    return f"swat_{type(component).__name__.strip('_').lower()}_{digest[:10]}"
+
+
+def instantiate(component, params, *, domain="sync"):
+    """An ``Instance`` standing for ``component`` (a ``lib.wiring.Component`` whose ``params``
+    say everything it is built from), its ports joined to the component's own, and clocked by
+    ``domain``. The component is registered for conversion as its own module."""
+    name = module_name(component, params)
+    # Its netlist is built once, from whichever equal component is registered first; the
+    # others stand behind their instances and are never elaborated themselves.
+    component._MustUse__used = True
+    if _collecting:
+        _collecting[-1].setdefault(name, component)
+    ports = {"i_clk": ClockSignal(domain), "i_rst": ResetSignal(domain)}
+    for path, member, value in component.signature.flatten(component):
+        direction = "i" if member.flow == wiring.In else "o"
+        ports[f"{direction}_{'__'.join(str(p) for p in path)}"] = Value.cast(value)
+    return Instance(name, **ports)
+
+
+@contextlib.contextmanager
+def collect():
+    """Within it, components placed with :func:`instantiate` are gathered in the dict it
+    yields, ``{module name: component}`` (one component per module)."""
+    registry = {}
+    _collecting.append(registry)
+    try:
+        yield registry
+    finally:
+        _collecting.pop()

@@ -1,0 +1,113 @@
+"""On-chip memories, emitted as instances of one small Verilog module written for block-RAM
+inference, not as Amaranth memories.
+
+Amaranth writes a memory's initial contents into its netlist bit by bit, so converting a design
+with megabits of buffers takes seconds per megabit; an instance of a Verilog module costs the
+same whatever its size. :data:`VERILOG` is the module (:data:`MODULE`): one write port, one
+synchronous read port that returns the word as it was before a write to the same address in
+the same cycle, contents zero at start. Every flow that reads the generated Verilog gets it
+in the same file (:func:`rtl_gen.verilog.to_verilog`); a flow that reads Amaranth's own output
+adds it (:func:`hw.memory.verilog_sources`).
+"""
+
+from amaranth.hdl import ClockSignal, Instance, Module, Shape, Value
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from .validate import check_int
+
+__all__ = ["MODULE", "VERILOG", "SimpleDualPortMemory", "address_width", "verilog_sources"]
+
+MODULE = "swat_sdp_ram"
+
+VERILOG = f"""\
+// One write port, one synchronous read port (read before write), zero at start: the pattern
+// Yosys maps to block RAM (or to LUT RAM and registers when it is small).
+module {MODULE} #(
+  parameter WIDTH = 8,
+  parameter DEPTH = 16,
+  parameter ABITS = 4
+) (
+  input wire clk,
+  input wire w_en,
+  input wire [ABITS-1:0] w_addr,
+  input wire [WIDTH-1:0] w_data,
+  input wire r_en,
+  input wire [ABITS-1:0] r_addr,
+  output reg [WIDTH-1:0] r_data
+);
+  reg [WIDTH-1:0] mem [0:DEPTH-1];
+  integer i;
+  initial for (i = 0; i < DEPTH; i = i + 1) mem[i] = {{WIDTH{{1'b0}}}};
+  always @(posedge clk) begin
+    if (w_en) mem[w_addr] <= w_data;
+    if (r_en) r_data <= mem[r_addr];
+  end
+endmodule
+"""
+
+
+def address_width(depth):
+    """Address bits of a memory of ``depth`` words (at least one: Verilog has no empty vector)."""
+    return max(1, (depth - 1).bit_length())
+
+
+def verilog_sources():
+    """``{file name: Verilog text}`` a design with these memories needs beside its own."""
+    return {f"{MODULE}.v": VERILOG}
+
+
+class _Port:
+    """A memory port's signals: ``addr``, ``data`` and ``en`` (as ``lib.memory``'s ports)."""
+
+    def __init__(self, addr, data, en):
+        self.addr, self.data, self.en = addr, data, en
+
+
+class SimpleDualPortMemory(wiring.Component):
+    """A memory of ``depth`` words of ``shape``, one write port and one read port.
+
+    The read port is synchronous: ``r_data`` holds, from the cycle after ``r_en``, the word at
+    ``r_addr`` as it was before any write of that cycle. It has the ports of
+    ``lib.memory.Memory``'s ``write_port()`` and non-transparent ``read_port()``, as
+    :meth:`write_port` and :meth:`read_port` (each may be taken once).
+
+    Parameters
+    ----------
+    shape : shape-like
+        Shape of a word (an ``int`` width or a ``lib.data`` layout).
+    depth : int
+        Words, at least 1.
+
+    Attributes
+    ----------
+    w_en, w_addr, w_data : In
+        Write port: ``w_data`` goes to ``w_addr`` at the clock edge when ``w_en``.
+    r_en, r_addr, r_data : In, In, Out
+        Read port: ``r_en`` (1 unless driven) loads ``r_data`` from ``r_addr``.
+    """
+
+    def __init__(self, *, shape, depth):
+        check_int("depth", depth, 1)
+        self.shape, self.depth = shape, depth
+        self.width = Shape.cast(shape).width
+        abits = address_width(depth)
+        super().__init__({
+            "w_en": In(1), "w_addr": In(abits), "w_data": In(shape),
+            "r_en": In(1, init=1), "r_addr": In(abits), "r_data": Out(shape),
+        })
+
+    def write_port(self):
+        return _Port(self.w_addr, self.w_data, self.w_en)
+
+    def read_port(self):
+        return _Port(self.r_addr, self.r_data, self.r_en)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.ram = Instance(
+            MODULE, p_WIDTH=self.width, p_DEPTH=self.depth, p_ABITS=len(self.w_addr),
+            i_clk=ClockSignal(), i_w_en=self.w_en, i_w_addr=self.w_addr,
+            i_w_data=Value.cast(self.w_data), i_r_en=self.r_en, i_r_addr=self.r_addr,
+            o_r_data=Value.cast(self.r_data))
+        return m
