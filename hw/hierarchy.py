@@ -10,7 +10,7 @@ which). The hardware is the same; only the Verilog keeps the hierarchy.
 import contextlib
 import hashlib
 
-from amaranth.hdl import ClockSignal, Instance, ResetSignal, Value
+from amaranth.hdl import ClockSignal, Instance, ResetSignal, Shape, Value
 from amaranth.lib import wiring
 
 __all__ = ["module_name", "instantiate", "collect"]
@@ -26,10 +26,22 @@ def module_name(component, params):
     return f"swat_{type(component).__name__.strip('_').lower()}_{digest[:10]}"
 
 
-def instantiate(component, params, *, domain="sync"):
+def instantiate(component, params, *, inputs=None, domain="sync"):
     """An ``Instance`` standing for ``component`` (a ``lib.wiring.Component`` whose ``params``
     say everything it is built from), its ports joined to the component's own, and clocked by
-    ``domain``. The component is registered for conversion as its own module."""
+    ``domain``. The component is registered for conversion as its own module.
+
+    ``inputs`` maps names of input members to the values that drive them directly, in place
+    of the component's own signals (which stay undriven): one value shared by many instances
+    then makes no copy per instance in the netlist."""
+    inputs = dict(inputs or {})
+    for member_name, value in inputs.items():
+        member = component.signature.members.get(member_name)
+        if member is None or not member.is_port or member.flow != wiring.In:
+            raise ValueError(f"{member_name!r} is not an input port of {component!r}")
+        if len(Value.cast(value)) != Shape.cast(member.shape).width:
+            raise ValueError(f"{member_name!r} takes {Shape.cast(member.shape).width} bits, "
+                             f"not {len(Value.cast(value))}")
     name = module_name(component, params)
     # Its netlist is built once, from whichever equal component is registered first; the
     # others stand behind their instances and are never elaborated themselves.
@@ -39,6 +51,8 @@ def instantiate(component, params, *, domain="sync"):
     ports = {"i_clk": ClockSignal(domain), "i_rst": ResetSignal(domain)}
     for path, member, value in component.signature.flatten(component):
         direction = "i" if member.flow == wiring.In else "o"
+        if len(path) == 1 and path[0] in inputs:
+            value = inputs[path[0]]
         ports[f"{direction}_{'__'.join(str(p) for p in path)}"] = Value.cast(value)
     return Instance(name, **ports)
 

@@ -113,8 +113,9 @@ class _PERow(wiring.Component):
         super().__init__({
             # written by the loaders
             "bank_we": In(1), "bank_wdata": In(word_layout),
-            # a read port of the shared dense-tile memory (data one cycle after the address)
-            "d_raddr": Out(depth_bits + 1), "d_rdata": In(tile_shape),
+            # the dense-tile memory's write port (every row holds its own copy of the tiles,
+            # two halves: each row reads its own index every cycle)
+            "d_we": In(1), "d_waddr": In(depth_bits + 1), "d_wdata": In(tile_shape),
             # job control
             "clear": In(1),        # a job starts: forget the bank's contents
             "run": In(1),          # the job computes (from the start of the sparse load)
@@ -143,6 +144,11 @@ class _PERow(wiring.Component):
         m.submodules.bank = bank = SimpleDualPortMemory(shape=word_layout,
                                                         depth=self._bank_words)
         bank_wp, bank_rp = bank.write_port(), bank.read_port()
+        m.submodules.dense_tiles = dense_tiles = SimpleDualPortMemory(
+            shape=self._tile_shape, depth=2 << self._depth_bits)
+        dense_wp, dense_rp = dense_tiles.write_port(), dense_tiles.read_port()
+        m.d.comb += [dense_wp.en.eq(self.d_we), dense_wp.addr.eq(self.d_waddr),
+                     dense_wp.data.eq(self.d_wdata)]
 
         words = Signal.like(self.words)
         m.d.comb += [self.words.eq(words), self.full.eq(words == self._bank_words)]
@@ -248,7 +254,7 @@ class _PERow(wiring.Component):
         m.d.comb += [
             index.eq(word.index[lane]),
             value.eq(Mux(word.count == 0, 0, word.value[lane])),
-            self.d_raddr.eq(Cat(index, tile[0])),
+            dense_rp.addr.eq(Cat(index, tile[0])),
         ]
         s1_valid, s1_last = Signal(), Signal()
         s1_value = Signal(self._value_shape)
@@ -262,7 +268,7 @@ class _PERow(wiring.Component):
         s1b_valid, s1b_last = Signal(), Signal()
         s1b_value = Signal(self._value_shape)
         s1b_row, s1b_tile = Signal.like(s1_row), Signal.like(s1_tile)
-        m.d.sync += [dense_row.eq(self.d_rdata), s1b_valid.eq(s1_valid & ~kill),
+        m.d.sync += [dense_row.eq(dense_rp.data), s1b_valid.eq(s1_valid & ~kill),
                      s1b_last.eq(s1_last), s1b_value.eq(s1_value), s1b_row.eq(s1_row),
                      s1b_tile.eq(s1_tile)]
 
@@ -493,21 +499,12 @@ class SparsePEArray(wiring.Component):
                         word_layout=self.word_layout, max_rows=self.max_rows,
                         max_tiles=self.max_tiles,
                         lut_products=[c for c in range(C) if r * C + c >= first_lut])
-            m.submodules[f"pe_row{r}"] = instantiate(pe, pe.params)
             pe_rows.append(pe)
-
-        # The dense tiles (two halves): one copy per PE row, each with one read port (every PE
-        # row reads its own index each cycle), all written alike. Separate memories rather
-        # than one with a read port per PE row: Yosys would replicate that one the same way,
-        # but its memory mapping dies (WebAssembly build, 16 read ports) on a 16x16 array.
-        dense_wps = []
-        for r, pe in enumerate(pe_rows):
-            tiles_copy = SimpleDualPortMemory(shape=data.ArrayLayout(signed(self.width), C),
-                                              depth=2 << self.depth_bits)
-            m.submodules[f"dense_tiles{r}"] = tiles_copy
-            dense_wps.append(tiles_copy.write_port())
-            port = tiles_copy.read_port()
-            m.d.comb += [port.addr.eq(pe.d_raddr), pe.d_rdata.eq(port.data)]
+        # The inputs every PE row takes alike, wired to all of them directly (placed at the
+        # end, with :func:`instantiate`). Each row holds its own copy of the dense tiles:
+        # Yosys would replicate one memory with a read port per row the same way, but its
+        # memory mapping dies (WebAssembly build, 16 read ports) on a 16x16 array.
+        shared = {}
 
         cmd = Signal(self.cmd_layout)
         error = Signal(ERROR_LAYOUT)
@@ -522,8 +519,7 @@ class SparsePEArray(wiring.Component):
         macs = Signal(COUNTER_WIDTH)  # entries times columns, counted as entries issue
         stalls = Signal(COUNTER_WIDTH)
         clear = Signal()  # a job starts this cycle
-        for pe in pe_rows:
-            m.d.comb += [pe.clear.eq(clear), pe.tiles.eq(cmd.tiles)]
+        shared.update(clear=clear, tiles=cmd.tiles)
 
         # -- command check ------------------------------------------------------------------
         c = self.cmd.payload
@@ -577,9 +573,15 @@ class SparsePEArray(wiring.Component):
 
         def set_nm_tables(n, stride):
             """Set the NM tables for group size ``n`` and stride ``stride`` (a command's)."""
-            def times(k):  # k * stride with shifts and adders (k is a constant)
+            # k * stride for every constant k the tables take (0 to L + 1), each with shifts
+            # and adders, built once and selected by the group size
+            multiples = []
+            for k in range(L + 2):
                 terms = [stride << b for b in range(k.bit_length()) if k >> b & 1]
-                return sum(terms[1:], terms[0]) if terms else 0
+                multiple = Signal(base_shape, name=f"nm_stride_times{k}")
+                m.d.comb += multiple.eq(sum(terms[1:], terms[0]) if terms else 0)
+                multiples.append(multiple)
+            times = multiples.__getitem__
             with m.Switch(n):
                 for size in range(1, self.nm_max_m + 1):
                     with m.Case(size):
@@ -645,11 +647,11 @@ class SparsePEArray(wiring.Component):
         m.d.comb += tile_complete.eq(row_complete & (d_row == cmd.depth - 1))
         d_fire = Signal()
         m.d.comb += d_fire.eq(self.dense.valid & self.dense.ready)
-        for pe in pe_rows:
-            m.d.comb += pe.tile_loaded.eq(d_fire & tile_complete & ~dense_skip)
-        for dense_wp in dense_wps:
-            m.d.comb += [dense_wp.en.eq(d_fire & row_complete & ~dense_skip),
-                         dense_wp.addr.eq(Cat(d_row, d_tile[0])), dense_wp.data.eq(d_word)]
+        tile_loaded, d_we, d_waddr = Signal(), Signal(), Signal(self.depth_bits + 1)
+        m.d.comb += [tile_loaded.eq(d_fire & tile_complete & ~dense_skip),
+                     d_we.eq(d_fire & row_complete & ~dense_skip),
+                     d_waddr.eq(Cat(d_row, d_tile[0]))]
+        shared.update(tile_loaded=tile_loaded, d_we=d_we, d_waddr=d_waddr, d_wdata=d_word)
         with m.If(d_fire):
             if parts > 1:
                 for lane in range(P):
@@ -679,9 +681,13 @@ class SparsePEArray(wiring.Component):
 
         # -- result lanes: PE rows r, r+Q, r+2Q... share lane r % Q, round robin --------------
         Q = self.result_lanes
-        out = Signal(self.result_layout)
+        # each slot and ``last`` its own register: statements on one wide signal cost
+        # Amaranth time in proportion to its width
+        slots = [Signal(self.slot_layout, name=f"lane{q}_slot") for q in range(self.result_lanes)]
+        out_last = Signal()
         out_valid = Signal()
-        m.d.comb += [self.result.payload.eq(out), self.result.valid.eq(out_valid)]
+        m.d.comb += [self.result.payload.eq(Cat(*slots, out_last)),  # the layout's order
+                     self.result.valid.eq(out_valid)]
         load_out = Signal()  # the output register takes new results this cycle
         m.d.comb += load_out.eq(~out_valid | self.result.ready)
         lane_moves = []
@@ -706,7 +712,7 @@ class SparsePEArray(wiring.Component):
             lane_moves.append(move)
             for i, pe in enumerate(members):
                 m.d.comb += pe.take.eq(move & (grant == i))
-            slot = out.slots[q]
+            slot = slots[q]
             with m.If(load_out):
                 m.d.sync += slot.valid.eq(holds.any())
             with m.If(move):
@@ -722,7 +728,7 @@ class SparsePEArray(wiring.Component):
         total = Signal.like(results_out)  # rows * tiles, registered with the command
         with m.If(load_out):
             m.d.sync += [out_valid.eq(moved != 0), results_out.eq(results_out + moved),
-                         out.last.eq((moved != 0) & (results_out + moved == total))]
+                         out_last.eq((moved != 0) & (results_out + moved == total))]
 
         # -- counters ------------------------------------------------------------------------
         issues = Cat(*[pe.issue for pe in pe_rows])
@@ -737,9 +743,9 @@ class SparsePEArray(wiring.Component):
         # (results already out are void: ``done.error`` says so).
         computing = Signal()
         loaded = Signal()
-        for pe in pe_rows:
-            m.d.comb += [pe.run.eq(computing & ~failed), pe.loaded.eq(loaded),
-                         pe.abort.eq(failed)]
+        run = Signal()
+        m.d.comb += run.eq(computing & ~failed)
+        shared.update(run=run, loaded=loaded, abort=failed)
         # The counters add the PE rows' flags a cycle late (registered first: the flags come
         # from the banks' outputs); ``done`` reports them with the flags still to be added, so
         # its payload is complete and steady from its first cycle.
@@ -782,7 +788,7 @@ class SparsePEArray(wiring.Component):
                 m.d.comb += [self.sparse.ready.eq(1), dense_on.eq(1), computing.eq(1)]
                 with m.If(self.sparse.valid):
                     for r, pe in enumerate(pe_rows):
-                        m.d.comb += [pe.bank_we.eq(target == r), pe.bank_wdata.eq(word)]
+                        m.d.comb += pe.bank_we.eq(target == r)
                     with m.Switch(target):
                         for r in range(R):
                             with m.Case(r):
@@ -826,4 +832,8 @@ class SparsePEArray(wiring.Component):
                 m.d.comb += self.done.valid.eq(1)
                 with m.If(self.done.ready):
                     m.next = "IDLE"
+
+        shared["bank_wdata"] = word
+        for r, pe in enumerate(pe_rows):
+            m.submodules[f"pe_row{r}"] = instantiate(pe, pe.params, inputs=shared)
         return m

@@ -6,6 +6,7 @@ simulators need (:func:`compact_zero_init`, :func:`trigger_comb_blocks`), then t
 memories the design instantiates (:mod:`hw.memory`), so the file stands alone.
 """
 
+import gc
 import re
 
 from hw import hierarchy, memory
@@ -17,12 +18,11 @@ __all__ = ["to_verilog", "convert_with_modules", "with_memory_modules", "prefix_
 def to_verilog(component, name, *, ports=None):
     """Deterministic Verilog of an Amaranth component, in one self-contained text: no source
     locations, no absolute paths, zero-initialised memories written as one loop each
-    (:func:`compact_zero_init`), and after the design every module it instantiates: the
-    components emitted once (:mod:`hw.hierarchy`) and the memories (:mod:`hw.memory`).
-    ``ports`` as Amaranth's ``verilog.convert`` takes them (for a design that is not a
-    ``lib.wiring`` component)."""
-    text, modules = convert_with_modules(component, name, ports=ports)
-    return prefix_modules(with_memory_modules("\n".join([text, *modules.values()])), name)
+    (:func:`compact_zero_init`), and the modules it instantiates: the components emitted once
+    (:mod:`hw.hierarchy`) and the memories (:mod:`hw.memory`). ``ports`` as Amaranth's
+    ``verilog.convert`` takes them (for a design that is not a ``lib.wiring`` component)."""
+    return prefix_modules(with_memory_modules(convert_with_modules(component, name, ports=ports)),
+                          name)
 
 
 _SHARED_MODULE = re.compile(rf"\b(?:{memory.MODULE}|swat_[a-z]+_[0-9a-f]{{10}})\b")
@@ -35,28 +35,50 @@ def prefix_modules(text, name):
 
 
 def convert_with_modules(component, name, *, ports=None):
-    """``(Verilog of component, {module name: Verilog})``: the design, and each module it
-    instantiates through :func:`hw.hierarchy.instantiate`, converted once (those may place
-    more; the memory modules are not included)."""
-    with hierarchy.collect() as placed:
-        text = _convert(component, name, ports)
-        modules = {}
-        while len(modules) < len(placed):
-            for module, sub in sorted(placed.items()):
-                if module not in modules:
-                    modules[module] = _TOP_ATTRIBUTE.sub("", _convert(sub, module, None))
-    return text, dict(sorted(modules.items()))
-
-
-_TOP_ATTRIBUTE = re.compile(r"^\(\* top = +1 +\*\)\n", re.M)
-
-
-def _convert(component, name, ports):
-    from amaranth.back import verilog
+    """Verilog of ``component`` (the top, named ``name``) and of every module it instantiates
+    through :func:`hw.hierarchy.instantiate` (those may place more), each converted once;
+    the memory modules are not included. ``ports`` as Amaranth's ``verilog.convert`` takes
+    them (for a design that is not a ``lib.wiring`` component)."""
+    from amaranth.back import rtlil
 
     kwargs = {} if ports is None else {"ports": ports}
-    return trigger_comb_blocks(compact_zero_init(
-        verilog.convert(component, name=name, emit_src=False, **kwargs)))
+    # The netlists are large and acyclic in what matters: Python's cycle collector, run
+    # on every few thousand allocations, would scan them again and again.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        with hierarchy.collect() as placed:
+            texts = [rtlil.convert(component, name=name, emit_src=False, **kwargs)]
+            converted = set()
+            while len(converted) < len(placed):
+                for module, sub in sorted(placed.items()):
+                    if module not in converted:
+                        converted.add(module)
+                        texts.append(rtlil.convert(sub, name=module, emit_src=False))
+    finally:
+        if collecting:
+            gc.enable()
+    # one Yosys run for all of them: each run costs a second of start-up
+    text = _rtlil_to_verilog("\n".join(texts))
+    return trigger_comb_blocks(compact_zero_init(_only_top_attribute(text, name)))
+
+
+def _rtlil_to_verilog(text):
+    # Amaranth's own RTLIL-to-Verilog step (the script its ``verilog.convert`` runs), on
+    # several designs' RTLIL at once; the amaranth version is pinned to 0.5 in pyproject.
+    from amaranth.back.verilog import _convert_rtlil_text
+
+    return _convert_rtlil_text(text)
+
+
+_TOP_ATTRIBUTE = re.compile(r"^\(\* top = +1 +\*\)\n((?:\(\*.*\*\)\n)*)module (\S+?)\(", re.M)
+
+
+def _only_top_attribute(text, name):
+    """``text`` with the ``top`` attribute kept on module ``name`` only."""
+    return _TOP_ATTRIBUTE.sub(
+        lambda match: match.group(0) if match.group(2) == name
+        else f"{match.group(1)}module {match.group(2)}(", text)
 
 
 def with_memory_modules(text):
