@@ -10,7 +10,7 @@ which). The hardware is the same; only the Verilog keeps the hierarchy.
 import contextlib
 import hashlib
 
-from amaranth.hdl import ClockSignal, Instance, ResetSignal, Shape, Value
+from amaranth.hdl import ClockSignal, Elaboratable, Instance, ResetSignal, Shape, Value
 from amaranth.lib import wiring
 
 __all__ = ["module_name", "instantiate", "collect"]
@@ -45,7 +45,7 @@ def instantiate(component, params, *, inputs=None, domain="sync"):
     name = module_name(component, params)
     # Its netlist is built once, from whichever equal component is registered first; the
     # others stand behind their instances and are never elaborated themselves.
-    component._MustUse__used = True
+    _mark_used(component)
     if _collecting:
         _collecting[-1].setdefault(name, component)
     ports = {"i_clk": ClockSignal(domain), "i_rst": ResetSignal(domain)}
@@ -67,3 +67,18 @@ def collect():
         yield registry
     finally:
         _collecting.pop()
+
+
+def _mark_used(component):
+    # The component and the parts it built in its constructor are elaborated by whoever
+    # converts its module, which may be another process: here they are used as they are.
+    stack = [component]
+    while stack:
+        obj = stack.pop()
+        if getattr(obj, "_MustUse__used", True):
+            continue
+        obj._MustUse__used = True
+        for value in vars(obj).values():
+            for item in value if isinstance(value, (list, tuple)) else [value]:
+                if isinstance(item, Elaboratable):
+                    stack.append(item)

@@ -8,6 +8,7 @@ from amaranth.lib.wiring import In, Out
 from golden.config import ConfigError
 
 from .act_buffer import ActivationBuffer, ActOp
+from .hierarchy import instantiate
 from .pe_array import COUNTER_WIDTH, PEMode, SparsePEArray
 from .row_adapters import ElementsToRows, EntriesToRows
 from .row_packer import RowPacker
@@ -137,9 +138,10 @@ class SwatAccel(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
-        m.submodules.selector = sel = self.selector
-        m.submodules.act_buffer = act = self.act_buffer
-        m.submodules.pe_array = pe = self.pe_array
+        # the three blocks as modules of their own: converted apart (and in parallel)
+        sel, act, pe = self.selector, self.act_buffer, self.pe_array
+        for name, block in (("selector", sel), ("act_buffer", act), ("pe_array", pe)):
+            m.submodules[name] = instantiate(block, type(block).params_from_config(cfg))
         index_bits = pe.sparse_layout["index"].shape.elem_shape.width
         m.submodules.entries_to_rows = e2r = EntriesToRows(
             width=cfg.width, in_lanes=cfg.topk_lanes, out_lanes=pe.lanes,

@@ -6,8 +6,16 @@ simulators need (:func:`compact_zero_init`, :func:`trigger_comb_blocks`), then t
 memories the design instantiates (:mod:`hw.memory`), so the file stands alone.
 """
 
+import concurrent.futures
+import contextlib
 import gc
+import multiprocessing
+import os
 import re
+import subprocess
+import sys
+
+from amaranth.hdl import Elaboratable
 
 from hw import hierarchy, memory
 
@@ -34,41 +42,152 @@ def prefix_modules(text, name):
     return _SHARED_MODULE.sub(lambda match: f"{name}_{match.group(0)[len('swat_'):]}", text)
 
 
-def convert_with_modules(component, name, *, ports=None):
+def convert_with_modules(component, name, *, ports=None, jobs=None):
     """Verilog of ``component`` (the top, named ``name``) and of every module it instantiates
-    through :func:`hw.hierarchy.instantiate` (those may place more), each converted once;
-    the memory modules are not included. ``ports`` as Amaranth's ``verilog.convert`` takes
-    them (for a design that is not a ``lib.wiring`` component)."""
+    through :func:`hw.hierarchy.instantiate` (those may place more), each converted once,
+    the top first and the others by name; the memory modules are not included. ``ports`` as
+    Amaranth's ``verilog.convert`` takes them (for a design that is not a ``lib.wiring``
+    component). The modules the top places are converted in up to ``jobs`` processes at once
+    (default: the processor cores this process may use)."""
     from amaranth.back import rtlil
+    from amaranth.hdl import Fragment
 
     kwargs = {} if ports is None else {"ports": ports}
-    # The netlists are large and acyclic in what matters: Python's cycle collector, run
-    # on every few thousand allocations, would scan them again and again.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with _no_cycle_collection():
+        # Elaborating the top names the modules it places; its netlist is built while
+        # workers convert those.
         with hierarchy.collect() as placed:
-            texts = [rtlil.convert(component, name=name, emit_src=False, **kwargs)]
-            converted = set()
-            while len(converted) < len(placed):
-                for module, sub in sorted(placed.items()):
-                    if module not in converted:
-                        converted.add(module)
-                        texts.append(rtlil.convert(sub, name=module, emit_src=False))
-    finally:
-        if collecting:
-            gc.enable()
-    # one Yosys run for all of them: each run costs a second of start-up
-    text = _rtlil_to_verilog("\n".join(texts))
+            top = _Elaborated(component, Fragment.get(component, None))
+        names = sorted(placed)
+        jobs = min(jobs or _cores(), len(names))
+        if jobs > 1 and "fork" in multiprocessing.get_all_start_methods():
+            # The workers inherit the elaborated design (fork); each sends Verilog back. The
+            # top's Yosys starts after them, so that none holds its input open.
+            _forked.update(placed)
+            try:
+                with concurrent.futures.ProcessPoolExecutor(
+                        jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+                    futures = [pool.submit(_convert_forked, module) for module in names]
+                    top_rtlil = rtlil.convert(top, name=name, emit_src=False, **kwargs)
+                    modules = {name: _Yosys().to_verilog(top_rtlil)}
+                    for future in futures:
+                        modules.update(_split_modules(future.result()))
+            finally:
+                _forked.clear()
+        else:
+            yosys = _Yosys()
+            top_rtlil = rtlil.convert(top, name=name, emit_src=False, **kwargs)
+            modules = {name: yosys.to_verilog(top_rtlil)}
+            modules.update(_split_modules(_convert_modules(placed)))
+    top_text = modules.pop(name)
+    header, top_module = top_text.split("\n", 1) if top_text.startswith("/*") else ("", top_text)
+    text = "\n".join([header, top_module.strip("\n") + "\n",
+                      *(modules[module] for module in sorted(modules, key=_sort_key))])
     return trigger_comb_blocks(compact_zero_init(_only_top_attribute(text, name)))
 
 
-def _rtlil_to_verilog(text):
-    # Amaranth's own RTLIL-to-Verilog step (the script its ``verilog.convert`` runs), on
-    # several designs' RTLIL at once; the amaranth version is pinned to 0.5 in pyproject.
-    from amaranth.back.verilog import _convert_rtlil_text
+_forked = {}  # the components a forked worker converts, by module name
 
-    return _convert_rtlil_text(text)
+
+class _Elaborated(Elaboratable):
+    """``component`` as Amaranth's converters take it, its elaboration already done."""
+
+    def __init__(self, component, fragment):
+        self._component, self._fragment = component, fragment
+        self._MustUse__used = True  # (converted only in the processes that need it)
+
+    def __getattr__(self, name):  # ``signature`` and the members it names
+        return getattr(self._component, name)
+
+    def elaborate(self, platform):
+        return self._fragment
+
+
+def _convert_forked(module):
+    return _convert_modules({module: _forked[module]})
+
+
+def _convert_modules(components):
+    """Verilog of ``components`` (``{module name: component}``) and of the modules they place,
+    in one Yosys run."""
+    from amaranth.back import rtlil
+
+    yosys = _Yosys()
+    texts = []
+    with hierarchy.collect() as placed:
+        placed.update(components)
+        converted = set()
+        while len(converted) < len(placed):
+            for module, sub in sorted(placed.items()):
+                if module not in converted:
+                    converted.add(module)
+                    texts.append(rtlil.convert(sub, name=module, emit_src=False))
+    return yosys.to_verilog("\n".join(texts)) if texts else ""
+
+
+def _cores():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def _no_cycle_collection():
+    # The netlists are large, and what they hold is freed by reference counting: Python's
+    # cycle collector, run every few thousand allocations, would scan them again and again.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+class _Yosys:
+    """A Yosys process started at once and given its work later (it takes a third of a
+    second to start): Amaranth's RTLIL-to-Verilog script, on any number of modules."""
+
+    def __init__(self):
+        # Amaranth picks the Yosys to use (AMARANTH_USE_YOSYS); its runners take the script
+        # only when they start, so the process is started here as they would start it.
+        from amaranth._toolchain.yosys import _BuiltinYosys, find_yosys
+
+        found = find_yosys(lambda version: version >= (0, 40))
+        command = [sys.executable, "-m", _BuiltinYosys.YOSYS_PACKAGE] \
+            if found is _BuiltinYosys else None
+        if command is None:
+            self._found, self._popen = found, None
+            return
+        self._popen = subprocess.Popen(
+            [*command, "-q", "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, encoding="utf-8")
+
+    def to_verilog(self, rtlil_text):
+        script = "\n".join([f"read_rtlil <<rtlil\n{rtlil_text}\nrtlil", "proc -nomux -norom",
+                            "memory_collect", "write_verilog -norename"])
+        if self._popen is None:
+            return self._found.run(["-q", "-"], script, ignore_warnings=True)
+        stdout, stderr = self._popen.communicate(script)
+        if self._popen.returncode:
+            from amaranth._toolchain.yosys import YosysError
+            raise YosysError(stderr.strip())
+        return stdout
+
+
+_MODULE_START = re.compile(r"^(?:\(\*[^\n]*\*\)\n)*module (\S+?) ?\(", re.M)
+
+
+def _split_modules(text):
+    """``{module name: its text}`` of Yosys's Verilog ``text`` (the header dropped)."""
+    starts = list(_MODULE_START.finditer(text))
+    return {match.group(1): text[match.start():nxt.start() if nxt else len(text)].strip("\n")
+            + "\n" for match, nxt in zip(starts, starts[1:] + [None])}
+
+
+def _sort_key(module):
+    return module.lstrip("\\")
 
 
 _TOP_ATTRIBUTE = re.compile(r"^\(\* top = +1 +\*\)\n((?:\(\*.*\*\)\n)*)module (\S+?)\(", re.M)
