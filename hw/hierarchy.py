@@ -19,11 +19,13 @@ _collecting = []  # the registries of the conversions under way, innermost last
 
 
 def module_name(component, params):
-    """The module name of ``component`` built with ``params`` (a dict of plain values): the
-    class name and a digest of the parameters, so equal components share one module."""
+    """The module name of ``component`` (or of its class) built with ``params`` (a dict of
+    plain values): the class name and a digest of the parameters, so equal components share
+    one module."""
+    cls = component if isinstance(component, type) else type(component)
     text = repr(sorted(params.items()))
-    digest = hashlib.sha256(f"{type(component).__qualname__}\0{text}".encode()).hexdigest()
-    return f"swat_{type(component).__name__.strip('_').lower()}_{digest[:10]}"
+    digest = hashlib.sha256(f"{cls.__qualname__}\0{text}".encode()).hexdigest()
+    return f"swat_{cls.__name__.strip('_').lower()}_{digest[:10]}"
 
 
 def instantiate(component, params, *, inputs=None, domain="sync"):

@@ -15,7 +15,10 @@ class Block:
     name: str
     instance: str      # its instance name in the top
     description: str
-    build: object      # callable(config) -> wiring.Component
+    cls: type          # its component class, built with ``cls.from_config(config)``
+
+    def build(self, config):
+        return self.cls.from_config(config)
 
 
 def available_blocks():
@@ -23,14 +26,14 @@ def available_blocks():
         Block("topk_selector", "selector",
               "streaming top-K selector: exact threshold, sparsify-and-compress, N:M, "
               "structured",
-              TopKSelector.from_config),
+              TopKSelector),
         Block("act_buffer", "act_buffer",
               "compressed-activation buffer: bitmap plus packed values, row/column/dense reads",
-              ActivationBuffer.from_config),
+              ActivationBuffer),
         Block("pe_array", "pe_array",
               "sparse PE array: compressed sparse rows x dense tiles, load-balanced, "
               "dense / sparse / N:M modes, counters",
-              SparsePEArray.from_config),
+              SparsePEArray),
     ]
 
 

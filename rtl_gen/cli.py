@@ -94,10 +94,10 @@ def _summary(config, manifest, out, seconds):
     top = manifest["top"]
     lines.append(f"  {top['file']}: module {top['module']} ({len(top['ports'])} ports), with:")
     for block in manifest["blocks"]:
-        lines.append(f"    {block['module']}: {block['description']}")
-    memories = manifest["memories_bits"]
-    lines.append(f"  on-chip memory {sum(memories.values()) / 8192:.1f} KiB: " + ", ".join(
-        f"{name} {bits / 8192:.1f}" for name, bits in memories.items()))
+        lines.append(f"    {block['instance']}: {block['description']}")
+    memories = manifest["memories"]
+    lines.append(f"  on-chip memory {sum(m['bits'] for m in memories) / 8192:.1f} KiB: "
+                 + ", ".join(f"{m['name']} {m['bits'] / 8192:.1f}" for m in memories))
     rams = {family: sum(m["block_rams"][family] for m in manifest["memories"])
             for family in manifest["memories"][0]["block_rams"]}
     lines.append("  block RAMs if every memory maps to them: " + ", ".join(

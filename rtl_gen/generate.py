@@ -11,7 +11,9 @@ from amaranth.hdl import Signal
 
 from .block_ram import FAMILIES, block_rams
 from .blocks import available_blocks, port_table
-from .verilog import to_verilog
+from hw import hierarchy
+
+from .verilog import prefix_modules, to_verilog
 
 __all__ = ["generate", "memories", "MANIFEST_NAME"]
 
@@ -39,6 +41,13 @@ def memories(accel):
              "block_rams": {family: copies * block_rams(family, width, depth)
                             for family in FAMILIES}}
             for name, width, depth, copies in shapes]
+
+
+def block_module(config, block):
+    """The Verilog module of ``block`` (a :class:`rtl_gen.blocks.Block`) in the top of
+    ``config``: each block is a module of its own (:func:`hw.hierarchy.instantiate`)."""
+    name = hierarchy.module_name(block.cls, block.cls.params_from_config(config))
+    return prefix_modules(name, config.top_name)
 
 
 def generate(config: AccelConfig, out_dir, *, step=lambda text: None):
@@ -71,14 +80,14 @@ def generate(config: AccelConfig, out_dir, *, step=lambda text: None):
         "config": config.to_dict(),
         "derived": config.derived(),
         "memories": memories(accel),
-        "memories_bits": {m["name"]: m["bits"] for m in memories(accel)},
-        "top": {
+                "top": {
             "module": config.top_name,
             "file": filename,
             "ports": [{"name": n, "direction": d, "width": w} for n, d, w in port_table(accel)],
         },
-        "blocks": [{"name": block.name, "module": f"{config.top_name}.{block.instance}",
-                    "description": block.description} for block in available_blocks()],
+        "blocks": [{"name": block.name, "instance": f"{config.top_name}.{block.instance}",
+                    "module": block_module(config, block), "description": block.description}
+                   for block in available_blocks()],
     }
     (out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest

@@ -61,8 +61,10 @@ def convert_with_modules(component, name, *, ports=None, jobs=None):
         names = sorted(placed)
         jobs = min(jobs or _cores(), len(names))
         if jobs > 1 and "fork" in multiprocessing.get_all_start_methods():
-            # The workers inherit the elaborated design (fork); each sends Verilog back. The
-            # top's Yosys starts after them, so that none holds its input open.
+            # The workers inherit the elaborated design (fork); each sends back the Verilog of
+            # one module and those it places, from a Yosys run of its own (Yosys numbers some
+            # names per run, so the same runs are made whatever ``jobs`` is). The top's Yosys
+            # starts after the workers, so that none holds its input open.
             _forked.update(placed)
             try:
                 with concurrent.futures.ProcessPoolExecutor(
@@ -78,7 +80,8 @@ def convert_with_modules(component, name, *, ports=None, jobs=None):
             yosys = _Yosys()
             top_rtlil = rtlil.convert(top, name=name, emit_src=False, **kwargs)
             modules = {name: yosys.to_verilog(top_rtlil)}
-            modules.update(_split_modules(_convert_modules(placed)))
+            for module in names:  # as the workers would: the text is the same either way
+                modules.update(_split_modules(_convert_modules({module: placed[module]})))
     top_text = modules.pop(name)
     header, top_module = top_text.split("\n", 1) if top_text.startswith("/*") else ("", top_text)
     text = "\n".join([header, top_module.strip("\n") + "\n",

@@ -45,3 +45,23 @@ def test_tiny_run_writes_the_json_table(tmp_path):
         assert r["speedup"] == pytest.approx(r["dense_cycles"] / r["sparse_cycles"], abs=1e-3)
         assert 1 < r["speedup"] <= r["ideal_speedup"] * 1.05
     assert "| 2x2 | fc | weight_grad |" in result.stdout
+
+
+def test_generation_benchmark_prints_a_row_per_size(tmp_path):
+    result = run_module("sim.bench_generate", "--pes", "1x1,2x1", "--runs", "1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("python -m rtl_gen, cold runs (1 per size, ")
+    rows = [line.split(" | ") for line in lines if line.startswith("| 1x1 ") or
+            line.startswith("| 2x1 ")]
+    assert [r[1] for r in rows] == ["1", "2"]
+    assert all(float(r[2]) > 0 and float(r[4]) > 0 for r in rows)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--runs", "0"], "error: --runs must be at least 1, not 0"),
+    (["--pes", "16"], "error: --pes must be sizes like 16x16, not '16'"),
+])
+def test_generation_benchmark_refuses_bad_flags(tmp_path, args, message):
+    result = run_module("sim.bench_generate", *args, cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.strip() == message
