@@ -50,7 +50,7 @@ def instantiate(component, params, *, inputs=None, domain="sync"):
     _mark_used(component)
     if _collecting:
         _collecting[-1].setdefault(name, component)
-    ports = {"i_clk": ClockSignal(domain), "i_rst": ResetSignal(domain)}
+    ports = {"i_clk": ClockSignal(domain), "i_rst": ResetSignal(domain, allow_reset_less=True)}
     for path, member, value in component.signature.flatten(component):
         direction = "i" if member.flow == wiring.In else "o"
         if len(path) == 1 and path[0] in inputs:

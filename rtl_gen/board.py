@@ -15,7 +15,7 @@ import time
 
 from amaranth.hdl import Elaboratable, Module, Signal
 
-from hw import memory
+from .verilog import module_sources
 
 __all__ = ["BOARDS", "BoardBuildFailed", "BistBoard", "build_board"]
 
@@ -99,8 +99,11 @@ def build_board(config, board, out_dir, *, progress=print):
     progress(f"  building {board} with amaranth-boards (YoWASP tools; minutes)")
     try:
         platform = _platform(board)
-        for filename, text in memory.verilog_sources().items():
-            platform.add_file(filename, text)  # the memories are instances of these modules
+        # the blocks, the PE rows and the memories are instances of these modules
+        from hw.bist import SwatBist
+
+        for filename, text in module_sources(SwatBist(config)).items():
+            platform.add_file(filename, text)
         platform.build(BistBoard(config), name=name, build_dir=build_dir, do_program=False,
                        nextpnr_opts=f"--report {report_file} --timing-allow-fail",
                        # The iCEBreaker's UP5K has 8 SB_MAC16 multipliers: use them.

@@ -89,6 +89,27 @@ def convert_with_modules(component, name, *, ports=None, jobs=None):
     return trigger_comb_blocks(compact_zero_init(_only_top_attribute(text, name)))
 
 
+def module_sources(component):
+    """``{file name: Verilog}`` of every module ``component`` instantiates (the components
+    placed with :func:`hw.hierarchy.instantiate`, the memories), under their own names: what a
+    flow that converts ``component`` with Amaranth itself (a board build, a formal proof) reads
+    beside it. ``component`` is elaborated here, without a platform."""
+    from amaranth.hdl import Fragment
+
+    with _no_cycle_collection():
+        with hierarchy.collect() as placed:
+            Fragment.get(component, None)
+        modules = {}
+        for module in sorted(placed):
+            modules.update(_split_modules(_convert_modules({module: placed[module]})))
+    sources = {}
+    if modules:
+        text = "".join(modules[module] for module in sorted(modules, key=_sort_key))
+        text = trigger_comb_blocks(compact_zero_init(_only_top_attribute(text, None)))
+        sources["swat_modules.v"] = text
+    return {**sources, **memory.verilog_sources()}
+
+
 _forked = {}  # the components a forked worker converts, by module name
 
 

@@ -22,7 +22,7 @@ import sys
 from amaranth.asserts import AnySeq, Initial
 from amaranth.hdl import Assert, Assume, ResetSignal, Signal, Value
 
-from hw import memory
+from rtl_gen.verilog import module_sources
 
 from .runner import cache_dir
 
@@ -135,11 +135,12 @@ def prove(spec, *, name, depth=16, mode="prove"):
     if reason:
         raise RuntimeError(reason)
     il = rtlil.convert(spec, name=name, ports=[], emit_src=False)
-    key = hashlib.sha256(f"{mode}\0{depth}\0{il}\0{memory.VERILOG}".encode()).hexdigest()[:16]
-    workdir = cache_dir("formal", f"{name}-{key}")
+    # The memories and the components emitted once are instances of Verilog modules
+    # (hw.memory, hw.hierarchy): read them beside the design.
+    sources = module_sources(spec)
+    key = hashlib.sha256("\0".join([mode, str(depth), il, *sources.values()]).encode())
+    workdir = cache_dir("formal", f"{name}-{key.hexdigest()[:16]}")
     (workdir / f"{name}.il").write_text(il)
-    # The memories are instances of Verilog modules (hw.memory): read them beside the design.
-    sources = memory.verilog_sources()
     for filename, text in sources.items():
         (workdir / filename).write_text(text)
     reads = "".join(f"read_verilog {filename}\n" for filename in sources)
