@@ -1,6 +1,6 @@
 """Pack the kept elements of a masked stream: the bitmap and the packed (index, value) entries."""
 
-from amaranth.hdl import Module, Signal, Value, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -141,7 +141,7 @@ class MaskPacker(wiring.Component):
             hits = [kept[lane] & (positions[lane] == slot) for lane in range(lanes)]
             incoming = 0
             for lane in range(lanes):
-                incoming = incoming | (entries[lane] & hits[lane].replicate(entry_bits))
+                incoming = incoming | Mux(hits[lane], entries[lane], 0)  # one-hot: AND-OR
             word = Signal(entry_bits, name=f"gathered{slot}")
             if slot < lanes:
                 with m.If(slot < leftover):
