@@ -6,6 +6,7 @@ peak memory of the generator process and the size of the Verilog, with the proce
 this machine gives the process.
 """
 
+import json
 import os
 import statistics
 import subprocess
@@ -39,9 +40,15 @@ def main(argv=None):
     parser.add_argument("--pes", default="16x16,32x32,64x64",
                         help="comma-separated array sizes (default 16x16,32x32,64x64)")
     parser.add_argument("--runs", type=int, default=3, help="runs per size (default 3)")
+    parser.add_argument("--json", metavar="FILE",
+                        help="also write the figures to FILE (with the command and core count)")
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error(f"--runs must be at least 1, not {args.runs}")
+    if args.json is not None:
+        problem = _unwritable(args.json)
+        if problem:
+            parser.error(f"--json {args.json!r}: {problem}")
     pes = [p.strip() for p in args.pes.split(",") if p.strip()]
     for pe in pes:
         rows, _, cols = pe.partition("x")
@@ -51,16 +58,41 @@ def main(argv=None):
     print(f"python -m rtl_gen, cold runs ({args.runs} per size, {cores} cores)")
     print("| array | PEs | median s | runs s | peak MiB | Verilog MiB |")
     print("|---|---|---|---|---|---|")
+    table = []
     with tempfile.TemporaryDirectory() as workdir:
         for pe in pes:
             runs = [run_once(pe, workdir) for _ in range(args.runs)]
             seconds = [r[0] for r in runs]
             rows, cols = map(int, pe.split("x"))
-            print(f"| {pe} | {rows * cols} | {statistics.median(seconds):.1f} | "
-                  f"{', '.join(f'{s:.1f}' for s in seconds)} | "
-                  f"{max(r[1] for r in runs) / 1024:.0f} | {runs[0][2] / 2**20:.1f} |",
-                  flush=True)
+            table.append({"pe": pe, "pes": rows * cols,
+                          "median_seconds": round(statistics.median(seconds), 2),
+                          "seconds": [round(s, 2) for s in seconds],
+                          "peak_mib": round(max(r[1] for r in runs) / 1024),
+                          "verilog_mib": round(runs[0][2] / 2**20, 2)})
+            row = table[-1]
+            print(f"| {pe} | {row['pes']} | {row['median_seconds']:.1f} | "
+                  f"{', '.join(f'{s:.1f}' for s in seconds)} | {row['peak_mib']} | "
+                  f"{row['verilog_mib']:.1f} |", flush=True)
+    if args.json is not None:
+        command = "python -m sim.bench_generate " + " ".join(argv if argv is not None
+                                                              else sys.argv[1:])
+        with open(args.json, "w") as f:
+            json.dump({"command": command.strip(), "cores": cores, "runs": args.runs,
+                       "rows": table}, f, indent=2)
+            f.write("\n")
     return 0
+
+
+def _unwritable(path):
+    """Why ``path`` cannot be written, or ``None``."""
+    if not path:
+        return "an empty path"
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        return f"no folder {folder}"
+    if os.path.isdir(path) or not os.access(folder, os.W_OK):
+        return "cannot be written"
+    return None
 
 
 if __name__ == "__main__":
