@@ -103,11 +103,12 @@ def _config_line(config, head=None):
         head = (f"{config['pe_rows']}x{config['pe_cols']} PE array, {config['width']}-bit, "
                 f"{config['topk_lanes']} top-K lanes")
     skip = {"pe_rows", "pe_cols", "width", "topk_lanes"}
-    diff = [f"`{k}` {config[k]} (default now {defaults[k]})" for k in sorted(config)
+    diff = [f"`{k}` {config[k]} (now {defaults[k]})" for k in sorted(config)
             if k not in skip and k in defaults and config[k] != defaults[k]]
     if diff:
-        return head + "; other parameters as defaults except " + ", ".join(diff)
-    return head + "; every other parameter at its default"
+        return (head + "; recorded parameters that differ from today's defaults: "
+                + ", ".join(diff) + " (the command now runs with today's defaults)")
+    return head + "; every other parameter at today's default"
 
 
 def _source(lines, command, cores, note=None, config=None):
