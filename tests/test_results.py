@@ -1,0 +1,68 @@
+"""``python -m sim.results``: the committed results page is what the benchmark files give, and
+bad flags or paths get a one-line error."""
+
+import os
+import shutil
+
+from sim import results
+
+from cli_run import ROOT, run_module
+
+PAGE = os.path.join(ROOT, "docs", "results.md")
+
+
+def test_page_is_current(tmp_path):
+    out = tmp_path / "results.md"
+    assert results.main(["--out", str(out)]) == 0
+    with open(PAGE, "rb") as f:
+        assert out.read_bytes() == f.read(), "docs/results.md is stale: run python -m sim.results"
+    assert results.main(["--check"]) == 0
+
+
+def test_check_finds_a_stale_page(tmp_path, capsys):
+    out = tmp_path / "results.md"
+    out.write_text(results.render().replace("| 16x16 |", "| 16x15 |", 1))
+    assert results.main(["--check", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "out of date" in err
+
+
+def test_generate_section_only_with_its_file(tmp_path):
+    bench = tmp_path / "benchmarks"
+    shutil.copytree(os.path.join(ROOT, "benchmarks"), bench)
+    shutil.rmtree(bench / "generate", ignore_errors=True)
+    assert "## Generation time" not in results.render(str(bench))
+    (bench / "generate").mkdir()
+    (bench / "generate" / "generate.json").write_text(
+        '{"command": "python -m sim.bench_generate --json g.json", "cores": 2, "runs": 3, '
+        '"rows": [{"pe": "16x16", "pes": 256, "median_seconds": 4.02, '
+        '"seconds": [4.1, 4.02, 3.9], "peak_mib": 310, "verilog_mib": 1.23}]}')
+    page = results.render(str(bench))
+    assert "## Generation time" in page
+    assert "`python -m sim.bench_generate --json g.json`" in page and "cores: 2" in page
+    assert "| 16x16 | 256 | 4.0 | 4.1, 4.0, 3.9 | 310 | 1.2 |" in page
+
+
+def _one_line_error(proc, flag):
+    assert proc.returncode != 0
+    assert proc.stdout == ""
+    assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1, proc.stderr
+    assert flag in proc.stderr
+
+
+def test_bad_flags_and_paths(tmp_path):
+    cwd = str(tmp_path)
+    _one_line_error(run_module("sim.results", "--bogus", cwd=cwd), "--bogus")
+    _one_line_error(run_module("sim.results", "--out", str(tmp_path / "no" / "page.md"),
+                               cwd=cwd), "--out")
+    _one_line_error(run_module("sim.results", "--out", cwd, cwd=cwd), "--out")
+    _one_line_error(run_module("sim.results", "--check", "--out", str(tmp_path / "none.md"),
+                               cwd=cwd), "--out")
+    _one_line_error(run_module("sim.results", "--benchmarks", str(tmp_path / "none"),
+                               "--out", str(tmp_path / "page.md"), cwd=cwd), "--benchmarks")
+    bad = tmp_path / "bench"
+    shutil.copytree(os.path.join(ROOT, "benchmarks"), bad)
+    (bad / "pe_array.json").write_text("{not json")
+    _one_line_error(run_module("sim.results", "--benchmarks", str(bad), "--out",
+                               str(tmp_path / "page.md"), cwd=cwd), "--benchmarks")
+    assert not (tmp_path / "page.md").exists()
