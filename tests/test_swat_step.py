@@ -23,7 +23,7 @@ def run_step(*args, cwd):
      "error: --pe must be ROWSxCOLS with positive integers, like 16x16, not 'axb'"),
     (["--layer", "linear:2x2", "--density", "1.5"],
      "error: --density must be between 0 and 1, not 1.5"),
-    (["--layer", "linear:2x2", "--width", "1"], "error: width must be between 2 and 16, not 1"),
+    (["--layer", "linear:2x2", "--width", "1"], "error: --width must be between 2 and 16, not 1"),
     (["--layer", "linear:2x2", "--batch", "20", "--tile-depth", "16"],
      "error: --tile-depth must be at least batch x positions (20): the weight gradient "
      "reduces over them in one job"),
