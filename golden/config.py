@@ -26,6 +26,19 @@ class ConfigError(ValueError):
         super().__init__(message)
         self.field = field
 
+    def naming_flag(self, flags=None):
+        """The message with the field's name, where it starts the message, replaced by the
+        command-line flag that sets it: ``flags[field]`` when a ``flags`` mapping is given
+        (fields it lacks are left as they are), else the field's name as a ``--dashed-flag``."""
+        message = str(self)
+        if not self.field or not message.startswith(self.field):
+            return message
+        if flags is None:
+            flag = "--" + self.field.replace("_", "-")
+        else:
+            flag = flags.get(self.field, self.field)
+        return flag + message[len(self.field):]
+
 
 # Limits that keep elaboration and simulation within reason. Larger arrays are refused, not
 # attempted: Amaranth elaboration time grows with the PE count.
@@ -258,8 +271,8 @@ class AccelConfig:
         return cls.from_dict(json.loads(text))
 
 
-def parse_pe(text):
-    """Parse an array size ``"RxC"`` into ``(rows, cols)``.
+def parse_pe(text, flag="--pe"):
+    """Parse an array size ``"RxC"`` into ``(rows, cols)``; errors name ``flag``.
 
     Raises
     ------
@@ -268,9 +281,10 @@ def parse_pe(text):
     """
     match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", str(text))
     if not match:
-        raise ConfigError(f"--pe must be ROWSxCOLS with positive integers, like 16x16, not {text!r}")
+        raise ConfigError(f"{flag} must be ROWSxCOLS with positive integers, like 16x16, "
+                          f"not {text!r}")
     rows, cols = int(match.group(1)), int(match.group(2))
     for name, value in (("rows", rows), ("columns", cols)):
         if not 1 <= value <= MAX_PE_DIM:
-            raise ConfigError(f"--pe {name} must be between 1 and {MAX_PE_DIM}, not {value}")
+            raise ConfigError(f"{flag} {name} must be between 1 and {MAX_PE_DIM}, not {value}")
     return rows, cols

@@ -19,7 +19,8 @@ import time
 import numpy as np
 
 from . import budgets, encodings
-from .config import AccelConfig
+from .config import AccelConfig, ConfigError
+from .outputs import OutputPathError, check_output_file
 from .layers import SGD, SwatConv2d, SwatLinear
 
 __all__ = ["DigitsCNN", "load_digits_split", "train", "main"]
@@ -186,8 +187,14 @@ def main(argv=None):
         parser.error(f"--lr must be positive, not {args.lr}")
     try:
         AccelConfig(width=args.width)
-    except ValueError as e:
-        parser.error(str(e))
+    except ConfigError as e:
+        parser.error(e.naming_flag())
+    if args.json is not None:
+        try:
+            check_output_file(args.json, "--json")
+        except OutputPathError as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(e.status)
 
     data = load_digits_split(args.seed)
     rows = []
@@ -200,7 +207,7 @@ def main(argv=None):
         print(f"sparsity {s:.1f}: accuracy {100 * row['test_accuracy']:.1f} % "
               f"({row['seconds']} s)", file=sys.stderr)
     print(format_table(rows))
-    if args.json:
+    if args.json is not None:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=2)
             f.write("\n")

@@ -33,6 +33,7 @@ import numpy as np
 
 from golden import networks, pe_array as golden_pe, synthetic
 from golden.config import AccelConfig, ConfigError, parse_pe
+from golden.outputs import OutputPathError, check_output_file
 
 from .cli import OneLineParser
 
@@ -195,17 +196,10 @@ def _floats(text):
     return values
 
 
-def _pes(text):
-    try:
-        return [parse_pe(p) for p in text.split(",") if p.strip()]
-    except ConfigError as e:
-        raise argparse.ArgumentTypeError(str(e))
-
-
 def main(argv=None):
     parser = OneLineParser(prog="python -m sim.bench", description=__doc__.split(
         "\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pe", type=_pes, default=_pes("8x8,16x16"),
+    parser.add_argument("--pe", default="8x8,16x16",
                         help="array sizes, comma-separated (default: 8x8,16x16)")
     parser.add_argument("--layers", type=lambda t: [n for n in t.split(",") if n],
                         default=list(DEFAULT_LAYERS),
@@ -219,6 +213,12 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
     parser.add_argument("--json", metavar="FILE", help="also write the table as JSON")
     args = parser.parse_args(argv)
+    try:
+        args.pe = [parse_pe(p) for p in args.pe.split(",") if p.strip()]
+    except ConfigError as e:
+        parser.error(str(e))
+    if not args.pe:
+        parser.error("--pe must name at least one array size")
     if args.tiles != "auto":
         if not args.tiles.isdigit() or not 1 <= int(args.tiles) <= 64:
             parser.error(f"--tiles must be auto or between 1 and 64, not {args.tiles}")
@@ -227,6 +227,11 @@ def main(argv=None):
         _layers(args.layers)
     except ValueError as e:
         parser.error(str(e))
+    if args.json is not None:
+        try:
+            check_output_file(args.json, "--json")
+        except OutputPathError as e:
+            parser.exit(e.status, f"error: {e}\n")
     from .runner import simulator_missing
 
     reason = simulator_missing("verilator")
@@ -240,7 +245,7 @@ def main(argv=None):
         rows += run_pe(pe_rows, pe_cols, args)
         print(f"  {time.monotonic() - start:.0f} s", file=sys.stderr, flush=True)
     print(format_table(rows))
-    if args.json:
+    if args.json is not None:
         with open(args.json, "w") as f:
             json.dump([{k: r[k] for k in JSON_KEYS} for r in rows], f, indent=1)
             f.write("\n")

@@ -6,14 +6,15 @@ buffer reports against dense storage, the bitmap-format bound and the entropy bo
 write and read throughput in elements per cycle.
 """
 
-import argparse
 import json
 import sys
 import tempfile
 
 from golden.config import AccelConfig, ConfigError
+from golden.outputs import OutputPathError, check_output_file
 
 from .act_buffer_driver import buffer_params, build
+from .cli import OneLineParser
 from .runner import run_cocotb, simulator_missing
 
 
@@ -33,7 +34,13 @@ def measure(simulator, width, lanes, word_bits, shape, sparsities):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m sim.bench_act_buffer", description=__doc__)
+    parser = OneLineParser(
+        prog="python -m sim.bench_act_buffer",
+        description="Benchmark of the compressed-activation buffer: writes a post-ReLU-like "
+                    "activation matrix, top-K sparsified at 0.5, 0.8 and 0.9, into the RTL "
+                    "buffer, reads it back in each order, and prints the stored bits against "
+                    "dense storage, the bitmap-format bound and the entropy bound, and the "
+                    "write and read throughput in elements per cycle.")
     parser.add_argument("--rows", type=int, default=64, help="matrix rows (default 64)")
     parser.add_argument("--cols", type=int, default=256, help="matrix columns (default 256)")
     parser.add_argument("--lanes", type=int, default=AccelConfig().topk_lanes,
@@ -49,7 +56,13 @@ def main(argv=None):
     try:
         AccelConfig(topk_lanes=args.lanes, act_scan_bits=args.scan_bits)
     except ConfigError as e:
-        parser.exit(2, f"error: {e}\n")
+        parser.exit(2, "error: " + e.naming_flag({"topk_lanes": "--lanes",
+                                                  "act_scan_bits": "--scan-bits"}) + "\n")
+    if args.json is not None:
+        try:
+            check_output_file(args.json, "--json")
+        except OutputPathError as e:
+            parser.exit(e.status, f"error: {e}\n")
     reason = simulator_missing(args.sim)
     if reason:
         parser.exit(2, f"error: {reason}\n")
@@ -72,7 +85,7 @@ def main(argv=None):
               f"| {100 * r['format_index_value'] / r['format_dense']:.1f} % "
               f"| {n / r['write_cycles']:.2f} | {r['kept'] / r['read_rows_cycles']:.3f} "
               f"| {r['kept'] / r['read_cols_cycles']:.3f} | {n / r['read_dense_cycles']:.3f} |")
-    if args.json:
+    if args.json is not None:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=2)
     return 0

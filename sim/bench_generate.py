@@ -36,7 +36,12 @@ def run_once(pe, workdir):
 
 
 def main(argv=None):
-    parser = OneLineParser(prog="python -m sim.bench_generate", description=__doc__.split("\n")[0])
+    parser = OneLineParser(
+        prog="python -m sim.bench_generate",
+        description="Benchmark of generation time: runs python -m rtl_gen --pe RxC as a user "
+                    "would (a fresh process, a new output folder each time) a few times per "
+                    "array size and prints the median wall-clock time, the peak memory and "
+                    "the size of the Verilog.")
     parser.add_argument("--pes", default="16x16,32x32,64x64",
                         help="comma-separated array sizes (default 16x16,32x32,64x64)")
     parser.add_argument("--runs", type=int, default=3, help="runs per size (default 3)")

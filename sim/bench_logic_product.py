@@ -6,7 +6,6 @@ kept (as the PE array builds them) and unmarked (Yosys then merges them into one
 sum), and prints the cells of each.
 """
 
-import argparse
 import sys
 
 from amaranth.hdl import Module, Signal, signed
@@ -15,6 +14,7 @@ from amaranth.lib.wiring import In, Out
 
 from hw.arith import logic_product
 
+from .cli import OneLineParser
 from .synth import SynthesisFailed, synth_stats
 
 __all__ = ["RegisteredProduct", "main"]
@@ -45,8 +45,11 @@ class RegisteredProduct(wiring.Component):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m sim.bench_logic_product",
-                                     description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(
+        prog="python -m sim.bench_logic_product",
+        description="What keeping the partial sums saves: synthesises one registered width x "
+                    "width logic product with Yosys for ECP5 and iCE40, with its partial sums "
+                    "kept and merged, and prints the cells of each.")
     parser.add_argument("--widths", default="8,16",
                         help="operand widths, comma-separated (default: 8,16)")
     args = parser.parse_args(argv)

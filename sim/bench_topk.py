@@ -5,14 +5,15 @@ no stalls and prints cycles per element against the ideal (one beat of ``lanes``
 cycle per pass), then synthesizes the selector with Yosys for ECP5 and prints its cells.
 """
 
-import argparse
 import json
 import sys
 import tempfile
 
 from golden.config import AccelConfig
+from golden.outputs import OutputPathError, check_output_file
 from hw.topk_selector import TopKSelector
 
+from .cli import OneLineParser
 from .runner import run_cocotb, simulator_missing
 from .synth import SynthesisFailed, synth_stats
 
@@ -48,7 +49,12 @@ def area(yosys):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m sim.bench_topk", description=__doc__)
+    parser = OneLineParser(
+        prog="python -m sim.bench_topk",
+        description="Benchmark of the streaming top-K selector: runs every command of the "
+                    "selector on one tensor with no stalls and prints cycles per element "
+                    "against the ideal (one beat of lanes elements per cycle per pass), then "
+                    "synthesizes the selector with Yosys for ECP5 and prints its cells.")
     parser.add_argument("--n", type=int, default=100_000, help="tensor length (default 100000)")
     parser.add_argument("--sim", default="verilator", choices=["verilator", "icarus"],
                         help="simulator (default verilator)")
@@ -59,6 +65,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.n < 1:
         parser.exit(2, f"error: --n must be at least 1, not {args.n}\n")
+    if args.json is not None:
+        try:
+            check_output_file(args.json, "--json")
+        except OutputPathError as e:
+            parser.exit(e.status, f"error: {e}\n")
     reason = simulator_missing(args.sim)
     if reason:
         parser.exit(2, f"error: {reason}\n")
@@ -83,7 +94,7 @@ def main(argv=None):
         for r in report["area"]:
             print(f"| {r['width']} | {r['lanes']} | {r['luts']} | {r['ffs']} | {r['brams']} "
                   f"| {r['carry']} | {r['dsps']} | {r['yosys']} | {r['seconds']} |")
-    if args.json:
+    if args.json is not None:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)
     return 0

@@ -12,11 +12,33 @@ import sys
 from golden.perf_model import pe_array_job_cycles
 
 from .bench import DEFAULT_LAYERS, SPARSITIES, _entries, bench_config, make_jobs
+from .cli import OneLineParser
 
 
-def main(path="benchmarks/pe_array.json"):
-    measured = {(r["pe"], r["layer"], r["gemm"], r["sparsity"]): r
-                for r in json.load(open(path))}
+def _read_measured(parser, path):
+    try:
+        with open(path) as f:
+            rows = json.load(f)
+        return {(r["pe"], r["layer"], r["gemm"], r["sparsity"]): r for r in rows}
+    except OSError as e:
+        parser.exit(1, f"error: cannot read {path!r}: {e.strerror or e}\n")
+    except (ValueError, KeyError, TypeError) as e:
+        parser.exit(1, f"error: {path!r} is not a table written by python -m sim.bench --json "
+                       f"({type(e).__name__}: {e})\n")
+
+
+def main(argv=None):
+    parser = OneLineParser(
+        prog="python -m sim.model_vs_bench",
+        description="The PE array's cycle model against the measured benchmark: rebuilds every "
+                    "job of the benchmark table, predicts its cycles with the cycle model and "
+                    "prints the largest errors and how many jobs are within 2 %. No "
+                    "simulation runs.")
+    parser.add_argument("table", nargs="?", default="benchmarks/pe_array.json",
+                        help="the JSON table of python -m sim.bench (default: "
+                             "benchmarks/pe_array.json)")
+    args = parser.parse_args(argv)
+    measured = _read_measured(parser, args.table)
     errors = []
     for size in sorted({int(pe.split("x")[0]) for pe, *_ in measured}):
         jobs = make_jobs(size, size, list(DEFAULT_LAYERS), list(SPARSITIES), "auto", 1)
@@ -45,4 +67,4 @@ def main(path="benchmarks/pe_array.json"):
 
 
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:]))
+    sys.exit(main())

@@ -35,6 +35,7 @@ import numpy as np
 
 from golden import budgets, networks, perf_model, synthetic, topk
 from golden.config import AccelConfig, ConfigError, parse_pe
+from golden.outputs import OutputPathError, check_output_folder
 
 from .cli import OneLineParser
 
@@ -56,6 +57,9 @@ SWAT_REPORTED = {
     ("SWAT-ERK", 0.9): {"flop_reduction": 0.790},
 }
 SWAT_ACTIVATION_SAVING = "23-50 %"
+#: configuration field -> the flag of this command that sets it
+CONFIG_FLAGS = {"pe_rows": "--pe", "pe_cols": "--pe", "width": "--width",
+                "topk_lanes": "--topk-lanes"}
 
 
 def layer_densities(layers, scheme, sparsity):
@@ -355,7 +359,13 @@ def plot(results, sweep_pe, sweep_period, sweep_lanes, path):
 
 
 def main(argv=None):
-    parser = OneLineParser(prog="python -m sim.network", description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(
+        prog="python -m sim.network",
+        description="Network-level SWAT results from the cycle model: the cycles of a training "
+                    "iteration of ResNet-18 (CIFAR-10) and ResNet-50 (ImageNet) on the "
+                    "generated accelerator, sparse against dense, with sweeps of the array "
+                    "size, the top-K period and the selector lanes. Writes network.json, "
+                    "network.md and network.png into --out.")
     parser.add_argument("--pe", default="16x16", help="PE array RxC (default: 16x16)")
     parser.add_argument("--width", type=int, default=8, help="operand width (default: 8)")
     parser.add_argument("--topk-lanes", type=int, default=AccelConfig().topk_lanes,
@@ -379,13 +389,16 @@ def main(argv=None):
     parser.add_argument("--out", default="network_results",
                         help="output folder (default: network_results)")
     args = parser.parse_args(argv)
+    from hw.top import check_config
+
     try:
         rows, cols = parse_pe(args.pe)
-        config = AccelConfig(pe_rows=rows, pe_cols=cols, width=args.width,
-                             topk_lanes=args.topk_lanes)
-        from hw.top import check_config
-
-        check_config(config)
+        try:
+            config = AccelConfig(pe_rows=rows, pe_cols=cols, width=args.width,
+                                 topk_lanes=args.topk_lanes)
+            check_config(config)
+        except ConfigError as e:
+            raise ValueError(e.naming_flag(CONFIG_FLAGS)) from None
         chosen = [n.strip() for n in args.networks.split(",") if n.strip()]
         for name in chosen:
             if name not in NETWORKS:
@@ -397,11 +410,15 @@ def main(argv=None):
                                 ("--samples", args.samples, 1)):
             if value is not None and value < lo:
                 raise ValueError(f"{flag} must be at least {lo}, not {value}")
-        sweep_pes = [parse_pe(p) for p in args.sweep_pes.split(",") if p.strip()]
+        sweep_pes = [parse_pe(p, "--sweep-pes") for p in args.sweep_pes.split(",")
+                     if p.strip()]
         sweep_configs = [dataclasses.replace(config, pe_rows=r, pe_cols=c)
                          for r, c in sweep_pes]
         for cfg in sweep_configs:
-            check_config(cfg)
+            try:
+                check_config(cfg)
+            except ConfigError as e:
+                raise ValueError(f"--sweep-pes {cfg.pe}: {e}") from None
         try:
             periods = [int(p) for p in args.sweep_periods.split(",") if p.strip()]
         except ValueError:
@@ -422,6 +439,10 @@ def main(argv=None):
             raise ValueError(f"--sweep-lanes: {e}") from None
     except (ConfigError, ValueError) as e:
         parser.error(str(e))
+    try:
+        check_output_folder(args.out, "--out")
+    except OutputPathError as e:
+        parser.exit(e.status, f"error: {e}\n")
 
     start = time.monotonic()
     results = []

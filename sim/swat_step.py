@@ -290,10 +290,13 @@ def main(argv=None):
             raise ValueError(f"--density must be between 0 and 1, not {args.density}")
         config = step_config(rows, cols, args.width, spec, args.batch, args.tile_depth)
     except ConfigError as e:
-        parser.error(str(e))
+        parser.error(e.naming_flag({"pe_rows": "--pe", "pe_cols": "--pe", "width": "--width",
+                                    "tile_depth": "--tile-depth"}))
     except ValueError as e:
         parser.error(str(e))
     from hw.top import SwatAccel
+    from rtl_gen.progress import Progress
+    from rtl_gen.verilog import to_verilog
 
     from .runner import SimulationFailed, cache_dir, run_cocotb, simulator_missing
 
@@ -307,8 +310,14 @@ def main(argv=None):
     params = {"config": config.to_dict(), "layer": spec.to_dict(), "batch": args.batch,
               "density": args.density, "seed": args.seed, "out": str(out)}
     try:
-        run_cocotb(SwatAccel(config), toplevel="swat_accel", test_module="sim.tb_swat_step",
-                   simulator=args.sim, params=params, seed=args.seed)
+        with Progress("sim.swat_step", every=15.0) as progress:
+            progress.step(f"generating the Verilog of the {config.pe} accelerator")
+            verilog = to_verilog(SwatAccel(config), "swat_accel")
+            # The build is cached by the Verilog text, so only a new configuration waits.
+            progress.step(f"building the simulation with {args.sim} (minutes for a new "
+                          "configuration) and running the step")
+            run_cocotb(verilog, toplevel="swat_accel", test_module="sim.tb_swat_step",
+                       simulator=args.sim, params=params, seed=args.seed)
     except SimulationFailed as e:
         if not out.exists():
             print(f"sim.swat_step: simulation failed:\n{e}", file=sys.stderr)

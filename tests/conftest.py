@@ -5,6 +5,9 @@
   (``CI`` set), where it is an error: CI must run both.
 * ``--waves`` (or ``SWAT_WAVES=1``): dump waveforms; the run folder is printed on failure.
 * ``--seed N`` (or ``SWAT_SEED``): cocotb's random seed (default 1, so runs repeat).
+
+Tests marked ``slow`` (synthesis, place and route, long proofs and simulations) are left out by
+``python -m pytest -n auto -m "not slow"``, the fast loop.
 """
 
 import os
@@ -23,6 +26,18 @@ def pytest_addoption(parser):
                     help="dump waveforms (FST with Icarus, VCD with Verilator)")
     group.addoption("--seed", type=int, default=int(os.environ.get("SWAT_SEED", "1")),
                     help="random seed for cocotb testbenches (default 1)")
+
+
+#: Test files every test of which runs Yosys and nextpnr, except the argument checks (named
+#: ``test_bad_*``, they stop before any tool runs).
+PLACE_AND_ROUTE_FILES = ("test_rtl_gen_synth.py",)
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` selects on the marks
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in PLACE_AND_ROUTE_FILES and not item.name.startswith("test_bad_"):
+            item.add_marker(pytest.mark.slow)
 
 
 def _simulators(config):

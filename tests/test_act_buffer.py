@@ -37,6 +37,7 @@ def test_formal_stream_rules(prove):
 
 
 # A bitmap word spanning both rows (lanes 2), and rows longer than a beat (lanes 1).
+@pytest.mark.slow
 @pytest.mark.parametrize("order, lanes", [("rows", 2), ("cols", 2), ("rows", 1)])
 def test_formal_every_element_read_back_exactly_once(prove, order, lanes):
     from sim.formal_act_buffer import ExactlyOnceSpec
@@ -49,6 +50,7 @@ def test_formal_every_element_read_back_exactly_once(prove, order, lanes):
 
 # With the consumer stalling at most two cycles in a row, every run reaches the read's end by
 # cycle 30, so this bounded check covers whole reads (and the deadline itself is asserted).
+@pytest.mark.slow
 @pytest.mark.parametrize("order, lanes", [("rows", 2), ("cols", 2), ("rows", 1)])
 def test_formal_whole_reads_return_every_element_exactly_once(prove, order, lanes):
     from sim.formal_act_buffer import ExactlyOnceSpec

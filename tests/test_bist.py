@@ -4,21 +4,14 @@ import pytest
 from golden.config import AccelConfig
 from hw.bist import SwatBist, bist_vectors
 
-# 2x2 and 3x4 arrays, 8- and 16-bit, small memories; and the 1x1 board configuration of
-# tests/test_rtl_gen_board.py.
+from configs import ONE_PE, tiny_config
+
+# 2x2 and 3x4 arrays, 8- and 16-bit, with the tiny configuration's memories; and the 1x1 board
+# configuration of tests/test_rtl_gen_board.py.
 CONFIGS = {
-    "1x1_w8": AccelConfig(pe_rows=1, pe_cols=1, width=8, tile_depth=8, topk_lanes=1,
-                          pe_bank_entries=16, pe_max_rows=4, pe_max_tiles=2, max_tensor_len=64,
-                          nm_max_m=2, max_kernel_slice=1, act_bitmap_bits=64, act_values=32,
-                          act_tensors=1, act_max_rows=8, act_max_cols=8),
-    "2x2_w8": AccelConfig(pe_rows=2, pe_cols=2, width=8, tile_depth=16, topk_lanes=2,
-                          pe_bank_entries=64, pe_max_rows=8, pe_max_tiles=2, max_tensor_len=256,
-                          act_bitmap_bits=64, act_values=64, act_tensors=1, act_max_rows=16,
-                          act_max_cols=16),
-    "3x4_w16": AccelConfig(pe_rows=3, pe_cols=4, width=16, tile_depth=16, topk_lanes=4,
-                           pe_bank_entries=64, pe_max_rows=8, pe_max_tiles=2,
-                           max_tensor_len=256, act_bitmap_bits=64, act_values=64, act_tensors=1,
-                           act_max_rows=16, act_max_cols=16),
+    "1x1_w8": AccelConfig(**ONE_PE),
+    "2x2_w8": tiny_config(pe_rows=2, pe_cols=2),
+    "3x4_w16": tiny_config(pe_rows=3, pe_cols=4, width=16, topk_lanes=4),
 }
 
 

@@ -49,3 +49,15 @@ def test_parse_pe(text, expected):
 def test_parse_pe_rejects(text):
     with pytest.raises(ConfigError, match="^--pe "):
         parse_pe(text)
+
+
+def test_errors_can_name_the_flag_that_set_the_field():
+    with pytest.raises(ConfigError) as caught:
+        AccelConfig(topk_lanes=3)
+    error = caught.value
+    assert error.naming_flag() == "--topk-lanes must be a power of two, not 3"
+    assert error.naming_flag({"topk_lanes": "--lanes"}) == "--lanes must be a power of two, not 3"
+    # A command that has no flag for the field keeps the field's name.
+    assert error.naming_flag({"width": "--width"}) == str(error)
+    with pytest.raises(ConfigError, match=r"^--sweep-pes rows must be between 1 and 64, not 0$"):
+        parse_pe("0x4", "--sweep-pes")

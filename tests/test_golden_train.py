@@ -1,7 +1,9 @@
 import subprocess
 import sys
 
-from golden import train
+import numpy as np
+
+from golden import budgets, topk, train
 
 
 def test_trainer_learns_and_reports_sparse_savings():
@@ -16,9 +18,22 @@ def test_trainer_learns_and_reports_sparse_savings():
     assert sparse["layer_densities"] == [1.0, 0.1, 0.1]
 
 
-def test_erk_budget_runs():
+def test_erk_budget_keeps_the_global_density_and_learns():
+    """SWAT-ERK at sparsity 0.8: the layers keep 20 % of all weights between them (to a weight
+    per layer, as top-K keeps whole elements), each layer's density is in [0, 1], the layers
+    with the fewest weights per connection keep the most, and one epoch learns well above
+    chance (10 classes)."""
+    shapes = train.DigitsCNN.weight_shapes
     row = train.train(0.8, epochs=1, budget="erk")
-    assert 0 < row["test_accuracy"] <= 1
+    densities = budgets.erk_densities(shapes, 0.2)
+    assert row["layer_densities"] == [round(d, 4) for d in densities]
+    assert all(0.0 <= d <= 1.0 for d in densities)
+    sizes = [int(np.prod(s)) for s in shapes]
+    kept = sum(topk.topk_k(n, d) for n, d in zip(sizes, densities))
+    assert abs(kept - 0.2 * sum(sizes)) <= len(sizes)
+    ratios = [sum(s) / n for s, n in zip(shapes, sizes)]
+    assert np.argsort(densities).tolist() == np.argsort(ratios).tolist()
+    assert row["test_accuracy"] > 0.5
 
 
 def test_cli_table_and_bad_flags():

@@ -52,6 +52,7 @@ def test_sampling_scales_to_every_job():
     assert (sparse, dense) == (want, want_dense)
 
 
+@pytest.mark.slow
 def test_network_results_end_to_end(tmp_path):
     result = run_module("sim.network", "--pe", "4x4", "--networks", "resnet18-cifar10",
                         "--batch", "1", "--samples", "1", "--sweep-pes", "4x4",

@@ -24,6 +24,7 @@ def test_sparser_is_faster_and_balanced_order_helps():
     assert sparse < dense / 4
 
 
+@pytest.mark.slow
 def test_model_agrees_with_the_rtl(run_cocotb, simulator, tmp_path):
     """Within 2 % on random tiles of 100 to 900 cycles (the benchmark's 168 layer tiles are
     checked in tests/test_model_vs_bench.py)."""
@@ -53,6 +54,7 @@ TOP_CONFIGS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(TOP_CONFIGS))
 def test_top_model_agrees_with_the_rtl(run_cocotb, simulator, tmp_path, name):
     """Every command (threshold, save, GEMM sparse and dense, weight-gradient GEMM) within 2 %

@@ -5,13 +5,9 @@ import json
 import pytest
 
 from cli_run import run_module
+from configs import ONE_PE, config_flags
 
-# The smallest accelerator: it fits the iCE40 UP5K of the iCEBreaker.
-ONE_PE = ["--pe", "1x1", "--tile-depth", "8", "--topk-lanes", "1", "--pe-bank-entries", "16",
-          "--pe-max-rows", "4", "--pe-max-tiles", "2", "--max-tensor-len", "64",
-          "--act-bitmap-bits", "64", "--act-values", "32", "--act-tensors", "1",
-          "--act-max-rows", "8", "--act-max-cols", "8", "--nm-max-m", "2",
-          "--max-kernel-slice", "1"]
+ONE_PE_FLAGS = config_flags(ONE_PE)
 
 
 def test_unknown_board_is_refused(tmp_path):
@@ -21,10 +17,11 @@ def test_unknown_board_is_refused(tmp_path):
                                      "not 'arty'")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("board, bitstream", [("icebreaker", "swat_bist.bin"),
                                               ("ulx3s-85f", "swat_bist.bit")])
 def test_self_test_bitstream(tmp_path, board, bitstream):
-    result = run_module("rtl_gen", *ONE_PE, "--out", "gen", "--board", board, cwd=tmp_path)
+    result = run_module("rtl_gen", *ONE_PE_FLAGS, "--out", "gen", "--board", board, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads((tmp_path / "gen" / f"board_{board}.json").read_text())
     assert report["board"] == board and report["pe"] == "1x1"

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from cli_run import run_module
 from test_rtl_gen_synth import TINY
 
@@ -13,6 +15,7 @@ def test_bad_target_is_refused(tmp_path):
                                      "ecp5-25f, ice40-up5k, not 'virtex'")
 
 
+@pytest.mark.slow
 def test_tiny_sweep_writes_table_plot_and_json(tmp_path):
     flags = [a for a in TINY]
     del flags[0:2]  # the sweep gives --pes instead of --pe

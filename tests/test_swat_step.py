@@ -23,7 +23,7 @@ def run_step(*args, cwd):
      "error: --pe must be ROWSxCOLS with positive integers, like 16x16, not 'axb'"),
     (["--layer", "linear:2x2", "--density", "1.5"],
      "error: --density must be between 0 and 1, not 1.5"),
-    (["--layer", "linear:2x2", "--width", "1"], "error: width must be between 2 and 16, not 1"),
+    (["--layer", "linear:2x2", "--width", "1"], "error: --width must be between 2 and 16, not 1"),
     (["--layer", "linear:2x2", "--batch", "20", "--tile-depth", "16"],
      "error: --tile-depth must be at least batch x positions (20): the weight gradient "
      "reduces over them in one job"),
@@ -44,6 +44,7 @@ def test_compare_names_what_differs():
     assert problems == ["input gradient: 1 values differ, first at (1, 2): 6, not 5"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layer, density, extra", [
     ("linear:6x10", 0.3, []),
     ("conv:2x4x3x4", 0.25, []),
@@ -55,6 +56,9 @@ def test_step_matches_golden_on_the_rtl(tmp_path, simulator, layer, density, ext
                       str(density), "--sim", simulator, *extra, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "match golden bit for bit" in result.stdout
+    # The long step says what it is doing, with the time so far.
+    assert re.search(rf"^sim\.swat_step: building the simulation with {simulator} .* "
+                     r"\(\d+\.\d s\)$", result.stderr, re.M), result.stderr
     rows = re.findall(r"^\| ([a-z ]+) \| (\d+) \| (\d+) \|$", result.stdout, re.M)
     phases = {name: (int(rtl), int(model)) for name, rtl, model in rows}
     assert set(phases) == {"weight threshold", "activation threshold", "save activations",
@@ -64,6 +68,7 @@ def test_step_matches_golden_on_the_rtl(tmp_path, simulator, layer, density, ext
         assert abs(model - rtl) <= max(3, 0.02 * rtl), f"{name}: model {model}, RTL {rtl}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pe, layer, batch, tile_depth, density", [
     ("2x2", "linear:3x5", 1, 1, 0.5),
     ("1x1", "linear:3x5", 1, 1, 1.0),

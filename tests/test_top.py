@@ -5,10 +5,7 @@ from golden import pe_array as golden_pe
 from golden.config import AccelConfig, ConfigError
 from hw.top import SwatAccel
 
-TINY = dict(pe_rows=3, pe_cols=2, width=8, tile_depth=16, topk_lanes=2, pe_sparse_lanes=0,
-            pe_bank_entries=64, pe_max_rows=16, pe_max_tiles=4, max_tensor_len=256,
-            act_bitmap_bits=256, act_values=128, act_tensors=2, act_max_rows=16,
-            act_max_cols=16, nm_max_m=4)
+from configs import tiny_config
 
 
 def test_configurations_that_cannot_work_are_refused():
@@ -21,7 +18,7 @@ def test_configurations_that_cannot_work_are_refused():
 @pytest.mark.parametrize("width, density", [(8, 0.3), (16, 0.3), (8, 0.9)])
 def test_cocotb_linear_layer_step(run_cocotb, width, density):
     """At density 0.9 a fifth of the operands (zeros) tie with a threshold of 0."""
-    cfg = AccelConfig(**dict(TINY, width=width))
+    cfg = tiny_config(width=width)
     run_cocotb(SwatAccel(cfg), toplevel="swat_accel", test_module="sim.tb_top",
                params={"config": cfg.to_dict(), "batch": 5, "fan_in": 7, "fan_out": 4,
                        "density": density})
@@ -36,10 +33,8 @@ def test_cocotb_banks_at_the_exact_limit(run_cocotb, fits):
     x = rng.integers(-128, 128, size=(16, 16))
     x[rng.random(x.shape) < 0.3] = 0
     dy = rng.integers(-128, 128, size=(16, 3))
-    cfg = AccelConfig(pe_rows=2, pe_cols=2, width=8, tile_depth=16, topk_lanes=2,
-                      pe_sparse_lanes=4, pe_max_rows=16, pe_max_tiles=2, max_tensor_len=256,
-                      act_bitmap_bits=1024, act_values=512, act_tensors=2, act_max_rows=16,
-                      act_max_cols=16, nm_max_m=4)
+    cfg = tiny_config(pe_rows=2, pe_sparse_lanes=4, pe_max_tiles=2, act_bitmap_bits=1024,
+                      act_values=512)
     words = max(golden_pe.bank_words((x != 0).sum(axis=0), cfg.pe_rows, cfg.sparse_port_lanes))
     entries = (words - 1) * cfg.sparse_port_lanes + (1 if fits else 0)
     cfg = cfg.replace(pe_bank_entries=entries)
@@ -53,7 +48,7 @@ def test_timing_example(run_cocotb, tmp_path):
     """The README's timing example: every transfer of one small GEMM, in order."""
     import json
 
-    cfg = AccelConfig(**dict(TINY, pe_rows=2))
+    cfg = tiny_config(pe_rows=2)
     out = tmp_path / "timing.json"
     run_cocotb(SwatAccel(cfg), toplevel="swat_accel", test_module="sim.tb_timing_example",
                params={"config": cfg.to_dict(), "out": str(out)})
@@ -67,7 +62,7 @@ def test_timing_example(run_cocotb, tmp_path):
 def test_cocotb_tiny_network_trains_bit_exact(run_cocotb):
     """A few SWAT iterations with every matrix product on the RTL; loss and weights equal
     golden's after every iteration."""
-    cfg = AccelConfig(**TINY)
+    cfg = tiny_config()
     run_cocotb(SwatAccel(cfg), toplevel="swat_accel", test_module="sim.tb_tiny_net",
                params={"config": cfg.to_dict(), "sizes": [6, 8, 3], "batch": 4,
                        "density": 0.5, "iterations": 3})

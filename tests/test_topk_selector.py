@@ -35,7 +35,10 @@ def test_parameters_are_validated(kwargs, error, message):
     assert str(info.value) == message
 
 
-@pytest.mark.parametrize("width, lanes", [(8, 1), (8, 4), (16, 1), (16, 4)])
+# The 16-bit selectors take two threshold passes: the longest simulations, so slow.
+@pytest.mark.parametrize("width, lanes", [
+    (8, 1), (8, 4),
+    pytest.param(16, 1, marks=pytest.mark.slow), pytest.param(16, 4, marks=pytest.mark.slow)])
 def test_cocotb_against_golden(run_cocotb, width, lanes):
     params = {"width": width, "lanes": lanes, "max_len": 1 << 20}
     run_cocotb(TopKSelector(**params), toplevel="topk_selector",
@@ -43,6 +46,7 @@ def test_cocotb_against_golden(run_cocotb, width, lanes):
                params={"selector": params, "random_cases": 12, "large_n": 0})
 
 
+@pytest.mark.slow
 def test_cocotb_long_tensor_at_full_rate(run_cocotb):
     """A few hundred thousand elements with no stalls: passes run at ``lanes`` per cycle."""
     params = {"width": 8, "lanes": 4, "max_len": 1 << 20}
