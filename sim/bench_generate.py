@@ -14,6 +14,8 @@ import sys
 import tempfile
 import time
 
+from golden.outputs import OutputPathError, check_output_file
+
 from .cli import OneLineParser
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -51,9 +53,10 @@ def main(argv=None):
     if args.runs < 1:
         parser.error(f"--runs must be at least 1, not {args.runs}")
     if args.json is not None:
-        problem = _unwritable(args.json)
-        if problem:
-            parser.error(f"--json {args.json!r}: {problem}")
+        try:
+            check_output_file(args.json, "--json")
+        except OutputPathError as e:
+            parser.exit(e.status, f"error: {e}\n")
     pes = [p.strip() for p in args.pes.split(",") if p.strip()]
     for pe in pes:
         rows, _, cols = pe.partition("x")
@@ -86,18 +89,6 @@ def main(argv=None):
                        "rows": table}, f, indent=2)
             f.write("\n")
     return 0
-
-
-def _unwritable(path):
-    """Why ``path`` cannot be written, or ``None``."""
-    if not path:
-        return "an empty path"
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        return f"no folder {folder}"
-    if os.path.isdir(path) or not os.access(folder, os.W_OK):
-        return "cannot be written"
-    return None
 
 
 if __name__ == "__main__":
