@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 
-from .cli import OneLineParser
+from golden.cli import OneLineParser
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -14,8 +14,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.arith import logic_product
-
-from .synth import SynthesisFailed, synth_stats
+from rtl_gen.yosys import SynthesisFailed, synth_stats
 
 __all__ = ["RegisteredProduct", "main"]
 

@@ -12,9 +12,9 @@ import tempfile
 
 from golden.config import AccelConfig
 from hw.topk_selector import TopKSelector
+from rtl_gen.yosys import SynthesisFailed, synth_stats
 
 from .runner import run_cocotb, simulator_missing
-from .synth import SynthesisFailed, synth_stats
 
 CONFIGS = [(8, 1), (8, 4), (16, 4)]  # (width, lanes) simulated
 SYNTH_CONFIGS = [(8, 1), (8, 4)]  # (width, lanes) synthesized
