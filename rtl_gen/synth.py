@@ -104,7 +104,7 @@ def synthesize(config, target, freq_mhz, out_dir, *, progress=print, blocks=True
     progress(f"  nextpnr: place and route on {target} at {freq_mhz} MHz ...")
     command = [nextpnr, *part.device_args, "--json", "harness.json", "--freq", str(freq_mhz),
                "--report", "report.json", "--timing-allow-fail", "-q", "-l", "nextpnr.log",
-               *_io_constraints(part, work)]
+               *family.pnr_options]
     # router1 (timing-driven) gives the better Fmax (the 4x4 PE array alone, same placement:
     # 85.9 MHz against router2's 67.9) but can fight congestion for an hour (the whole 4x4 top:
     # stopped after 35 min; router2 routed it in 2 min). So router1 gets ``router1_seconds``
@@ -188,19 +188,6 @@ def synthesize(config, target, freq_mhz, out_dir, *, progress=print, blocks=True
         json.dump(report, f, indent=2, sort_keys=True)
         f.write("\n")
     return report
-
-
-def _io_constraints(part, work):
-    """nextpnr's options for the harness's I/O on ``part``: the sites of its pins, written to a
-    constraints file in ``work``, or leave to let them go unconstrained."""
-    family = part.family
-    if not part.harness_pins:
-        return [family.unconstrained_option]
-    name = "harness." + family.constraints_option.lstrip("-")
-    with open(os.path.join(work, name), "w") as f:
-        f.writelines(family.pin_constraint.format(port=port, site=site) + "\n"
-                     for port, site in part.harness_pins.items())
-    return [family.constraints_option, name]
 
 
 def format_report(report):

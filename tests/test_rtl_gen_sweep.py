@@ -10,7 +10,7 @@ def test_bad_target_is_refused(tmp_path):
     result = run_module("rtl_gen.sweep", "--target", "virtex", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip() == ("error: --target must be one of ecp5-85f, ecp5-45f, "
-                                     "ecp5-25f, ice40-up5k, nexus-lifcl-40, not 'virtex'")
+                                     "ecp5-25f, ice40-up5k, not 'virtex'")
 
 
 def test_tiny_sweep_writes_table_plot_and_json(tmp_path):

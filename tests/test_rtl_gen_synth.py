@@ -14,7 +14,7 @@ TINY = ["--pe", "2x2", "--tile-depth", "16", "--topk-lanes", "2", "--pe-bank-ent
 
 @pytest.mark.parametrize("args, message", [
     (["--synth", "virtex"], "error: --synth must be one of ecp5-85f, ecp5-45f, ecp5-25f, "
-                            "ice40-up5k, nexus-lifcl-40, not 'virtex'"),
+                            "ice40-up5k, not 'virtex'"),
     (["--synth", "ecp5-85f", "--freq", "0"], "error: --freq must be between 1 and 1000 MHz, "
                                              "not 0"),
     (["--synth", "ecp5-85f", "--router1-seconds", "-1"],
@@ -50,30 +50,6 @@ def test_tiny_configuration_report_is_complete_and_plausible(tmp_path):
     assert report["seconds"] > 0
     assert report["router"] == "router1"  # a tiny design routes well within router1's time
     assert "Fmax" in result.stdout and "| luts |" in result.stdout
-
-
-def test_tiny_configuration_on_nexus(tmp_path):
-    """The CrossLink-NX LIFCL-40 through synth_nexus and nextpnr-nexus, its harness pinned
-    (nextpnr-nexus places no I/O without a site), at the target's default clock."""
-    result = run_module("rtl_gen", *TINY, "--out", "gen", "--synth", "nexus-lifcl-40",
-                        "--router1-seconds", "0", cwd=tmp_path)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "synth_nexus" in result.stdout and "nexus-lifcl-40, top: Fmax" in result.stdout
-    report = json.loads((tmp_path / "gen" / "synth_nexus-lifcl-40.json").read_text())
-    assert report["target"] == "nexus-lifcl-40" and report["freq_target_mhz"] == 100
-    assert (tmp_path / "gen" / "synth_nexus-lifcl-40" / "harness.pdc").read_text().count(
-        "ldc_set_location") == 4
-    for key in ("luts", "ffs", "dsps", "brams"):
-        assert 0 <= report[key]["used"] <= report[key]["available"], key
-    assert report["luts"]["used"] > 500 and report["ffs"]["used"] > report["harness"]["input_bits"]
-    assert report["dsps"]["used"] >= 4  # one multiplier per PE at least
-    assert 5 < report["fmax_mhz"] < 400
-    assert report["meets_target"] == (report["fmax_mhz"] >= 100)
-    assert report["critical_path"]["from"] and report["critical_path"]["to"]
-    assert all(report["blocks"][b]["luts"] > 0 for b in ("topk_selector", "pe_array"))
-    assert report["blocks"]["pe_array"]["dsps"] >= 4
-    assert report["tools"]["nextpnr"].startswith("nextpnr-")
-    assert report["router"] == "router2" and report["seconds"] > 0
 
 
 def test_router2_takes_over_when_router1_runs_out_of_time(tmp_path):

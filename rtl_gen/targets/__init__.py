@@ -3,14 +3,16 @@
 A family module (:mod:`.ecp5`, :mod:`.ice40`, :mod:`.nexus`) defines ``FAMILY`` (a
 :class:`~.spec.Family`), ``TARGETS`` (its :class:`~.spec.Target` parts for ``--synth``) and
 ``BOARDS`` (its :class:`~.spec.Board` boards for ``--board``). A new part or board is one entry
-in its family's module; a new family is one module, listed in ``_FAMILY_MODULES``.
+in its family's module; a new family is one module, listed in ``_FAMILY_MODULES``. A family
+may have no part yet: its block RAM still counts in the manifest, and :mod:`rtl_gen.yosys`
+synthesises for it.
 """
 
 from . import ecp5, ice40, nexus
-from .spec import CELL_KINDS, HARNESS_PORTS, RESOURCES, Board, Family, Target
+from .spec import CELL_KINDS, RESOURCES, Board, Family, Target
 
-__all__ = ["FAMILIES", "TARGETS", "BOARDS", "RESOURCES", "CELL_KINDS", "HARNESS_PORTS",
-           "Family", "Target", "Board", "default_freq_help"]
+__all__ = ["FAMILIES", "TARGETS", "BOARDS", "RESOURCES", "CELL_KINDS", "Family", "Target",
+           "Board", "default_freq_help"]
 
 _FAMILY_MODULES = (ecp5, ice40, nexus)
 

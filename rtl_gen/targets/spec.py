@@ -8,14 +8,12 @@ read them and hold no per-family knowledge of their own.
 from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
-__all__ = ["RESOURCES", "CELL_KINDS", "HARNESS_PORTS", "Family", "Target", "Board"]
+__all__ = ["RESOURCES", "CELL_KINDS", "Family", "Target", "Board"]
 
 #: The resources a synthesis report counts (used and available) for every target.
 RESOURCES = ("luts", "ffs", "dsps", "brams")
 #: The cell kinds counted after Yosys synthesis: the resources and the carry cells.
 CELL_KINDS = (*RESOURCES, "carry")
-#: The ports of :class:`hw.harness.SynthHarness`'s Verilog top, which a target may pin.
-HARNESS_PORTS = ("clk", "rst", "si", "so")
 
 
 @dataclass(frozen=True)
@@ -44,13 +42,8 @@ class Family:
         The nextpnr program.
     pnr_resources : mapping
         Each of :data:`RESOURCES` -> nextpnr's utilization name for it.
-    constraints_option : str
-        nextpnr's option naming a constraints file.
-    pin_constraint : str
-        One line of that file placing ``{port}`` on ``{site}``.
-    unconstrained_option : str or None
-        nextpnr's option that lets I/O go without a site; None if the family needs every
-        port placed (its targets then give :attr:`Target.harness_pins`).
+    pnr_options : tuple of str
+        Further nextpnr options: those that let the harness's I/O go without a site.
     block_ram : str
         The block RAM primitive.
     block_ram_shapes : tuple of (int, int)
@@ -71,9 +64,7 @@ class Family:
     fallback_map_luts: str
     nextpnr: str
     pnr_resources: Mapping[str, str]
-    constraints_option: str
-    pin_constraint: str
-    unconstrained_option: Optional[str]
+    pnr_options: tuple
     block_ram: str
     block_ram_shapes: tuple
     cell_weights: Mapping[str, int] = field(default_factory=dict)
@@ -104,9 +95,6 @@ class Target:
         before place and route).
     default_mhz : float
         The timing target when ``--freq`` is not given.
-    harness_pins : mapping
-        Port of the synthesis harness -> package site; needed where the family has no
-        :attr:`Family.unconstrained_option`.
     """
 
     name: str
@@ -114,7 +102,6 @@ class Target:
     device_args: tuple
     resources: Mapping[str, int]
     default_mhz: float
-    harness_pins: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
