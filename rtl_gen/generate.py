@@ -9,10 +9,11 @@ from golden.config import AccelConfig
 
 from amaranth.hdl import Signal
 
-from .block_ram import FAMILIES, block_rams
+from .block_ram import block_rams
 from .blocks import available_blocks, port_table
 from hw import hierarchy
 
+from .targets import FAMILIES
 from .verilog import prefix_modules, to_verilog
 
 __all__ = ["generate", "memories", "MANIFEST_NAME"]
@@ -22,8 +23,8 @@ MANIFEST_NAME = "manifest.json"
 
 def memories(accel):
     """The accelerator's on-chip memories: ``[{name, width, depth, copies, bits, block_rams}]``,
-    ``bits`` over all copies, ``block_rams`` per FPGA family (:mod:`rtl_gen.block_ram`) over
-    all copies."""
+    ``bits`` over all copies, ``block_rams`` per FPGA family (:data:`rtl_gen.targets.FAMILIES`)
+    over all copies."""
     act, pe, sel = accel.act_buffer, accel.pe_array, accel.selector
     radix = sel.radix
     shapes = [

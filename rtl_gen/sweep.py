@@ -14,9 +14,11 @@ import time
 
 from golden.config import ConfigError, parse_pe
 
-from .cli import _flag_message, build_parser, check_synth_args, config_from_args, router1_seconds
+from .cli import (_flag_message, build_parser, check_synth_args, config_from_args, freq_mhz,
+                  router1_seconds)
 from .generate import generate
-from .synth import TARGETS, SynthFlowFailed, synthesize
+from .synth import SynthFlowFailed, synthesize
+from .targets import TARGETS
 
 __all__ = ["main", "format_table", "plot"]
 
@@ -103,7 +105,7 @@ def main(argv=None):
     except ValueError:
         parser.error(f"--widths must be comma-separated integers, not {args.widths!r}")
     check_synth_args(parser, args)
-    freq = args.freq or (125 if args.target.startswith("ecp5") else 30)
+    freq = freq_mhz(args, args.target)
     out = args.out or os.path.join("rtl_out", f"sweep_{args.target}")
     os.makedirs(out, exist_ok=True)
     points = []

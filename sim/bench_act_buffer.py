@@ -10,11 +10,11 @@ import json
 import sys
 import tempfile
 
+from golden.cli import OneLineParser
 from golden.config import AccelConfig, ConfigError
 from golden.outputs import OutputPathError, check_output_file
 
 from .act_buffer_driver import buffer_params, build
-from .cli import OneLineParser
 from .runner import run_cocotb, simulator_missing
 
 

@@ -14,9 +14,8 @@ import sys
 import tempfile
 import time
 
+from golden.cli import OneLineParser
 from golden.outputs import OutputPathError, check_output_file
-
-from .cli import OneLineParser
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -14,8 +14,8 @@ from amaranth.lib.wiring import In, Out
 
 from hw.arith import logic_product
 
-from .cli import OneLineParser
-from .synth import SynthesisFailed, synth_stats
+from golden.cli import OneLineParser
+from rtl_gen.yosys import SynthesisFailed, synth_stats
 
 __all__ = ["RegisteredProduct", "main"]
 

@@ -9,13 +9,13 @@ import json
 import sys
 import tempfile
 
+from golden.cli import OneLineParser
 from golden.config import AccelConfig
 from golden.outputs import OutputPathError, check_output_file
 from hw.topk_selector import TopKSelector
+from rtl_gen.yosys import SynthesisFailed, synth_stats
 
-from .cli import OneLineParser
 from .runner import run_cocotb, simulator_missing
-from .synth import SynthesisFailed, synth_stats
 
 CONFIGS = [(8, 1), (8, 4), (16, 4)]  # (width, lanes) simulated
 SYNTH_CONFIGS = [(8, 1), (8, 4)]  # (width, lanes) synthesized

@@ -17,14 +17,13 @@ import pathlib
 import re
 import shutil
 import subprocess
-import sys
 
 from amaranth.asserts import AnySeq, Initial
 from amaranth.hdl import Assert, Assume, ResetSignal, Signal, Value
 
+from rtl_gen.cache import cache_dir
+from rtl_gen.tools import find_tool, tool_search_path
 from rtl_gen.verilog import module_sources
-
-from .runner import cache_dir
 
 __all__ = ["FormalFailed", "formal_tools_missing", "prove", "assume_reset_first_cycle",
            "assume_stream_rules", "assert_stream_rules", "drive_streams"]
@@ -42,16 +41,9 @@ class FormalFailed(AssertionError):
     """A property failed (or could not be proven) in SymbiYosys."""
 
 
-def _tool_path():
-    """``PATH`` with this Python's script folder first: pip puts the YoWASP and yices tools
-    there, and a version manager's shims may not list them until rehashed."""
-    scripts = os.path.dirname(sys.executable)
-    return os.pathsep.join([scripts, os.environ.get("PATH", "")])
-
-
 def formal_tools_missing():
     """Why formal proofs cannot run here, or None when they can."""
-    path = _tool_path()
+    path = tool_search_path()
     missing = [tool for tool in TOOLS.values() if shutil.which(tool, path=path) is None]
     if missing:
         return (f"formal tools not found: {', '.join(missing)} "
@@ -163,9 +155,9 @@ prep -top {name}
 """)
     command = [TOOLS["sby"], "--yosys", TOOLS["yosys"], "--smtbmc", TOOLS["smtbmc"],
                "--witness", TOOLS["witness"], "-f", "-d", "run", f"{name}.sby"]
-    command[0] = shutil.which(command[0], path=_tool_path())
+    command[0] = find_tool(command[0])
     result = subprocess.run(command, cwd=workdir, capture_output=True, text=True,
-                            env=dict(os.environ, PATH=_tool_path()))
+                            env=dict(os.environ, PATH=tool_search_path()))
     status_file = workdir / "run" / "status"
     status = status_file.read_text().strip() if status_file.exists() else "ERROR"
     if result.returncode != 0 or not status.startswith("PASS"):

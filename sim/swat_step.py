@@ -27,9 +27,8 @@ import numpy as np
 
 from golden import numerics, topk
 from golden import pe_array as golden_pe
+from golden.cli import OneLineParser
 from golden.config import AccelConfig, ConfigError, parse_pe
-
-from .cli import OneLineParser
 from golden.layers import SwatConv2d, SwatLinear, col2im, im2col
 
 __all__ = ["LayerSpec", "parse_layer", "step_config", "make_operands", "golden_step",
@@ -298,7 +297,9 @@ def main(argv=None):
     from rtl_gen.progress import Progress
     from rtl_gen.verilog import to_verilog
 
-    from .runner import SimulationFailed, cache_dir, run_cocotb, simulator_missing
+    from rtl_gen.cache import cache_dir
+
+    from .runner import SimulationFailed, run_cocotb, simulator_missing
 
     reason = simulator_missing(args.sim)
     if reason:

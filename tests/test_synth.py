@@ -1,7 +1,7 @@
 import pytest
 
 from hw.skid_buffer import SkidBuffer
-from sim import synth
+from rtl_gen import yosys
 
 # Bits of an adder per carry cell: CCU2C holds two, SB_CARRY one.
 BITS_PER_CARRY_CELL = {"ecp5": 2, "ice40": 1}
@@ -9,7 +9,7 @@ BITS_PER_CARRY_CELL = {"ecp5": 2, "ice40": 1}
 
 @pytest.mark.slow
 def test_skid_buffer_synthesizes_to_its_registers():
-    stats = synth.synth_stats(SkidBuffer(8), "skid_buffer_w8", "ecp5")
+    stats = yosys.synth_stats(SkidBuffer(8), "skid_buffer_w8", "ecp5")
     # Two 8-bit payload registers and two valid bits; no memories, no multipliers.
     assert stats["ffs"] == 18
     assert 0 < stats["luts"] < 60
@@ -18,7 +18,7 @@ def test_skid_buffer_synthesizes_to_its_registers():
 
 def test_unknown_family_is_refused():
     with pytest.raises(ValueError, match="family must be one of ecp5, ice40"):
-        synth.synth_stats(SkidBuffer(8), "x", "virtex")
+        yosys.synth_stats(SkidBuffer(8), "x", "virtex")
 
 
 @pytest.mark.slow
@@ -34,9 +34,9 @@ def test_lut_products_take_no_dsp(family):
                        pe_max_rows=8, pe_max_tiles=2, nm_max_m=4)
     # Both netlists through the same LUT mapper (abc: ABC9 asserts on some netlists and the
     # fallback would otherwise compare one flow's counts with the other's).
-    all_dsp = synth.synth_stats(SparsePEArray.from_config(base), "pe_array_dsp", family,
+    all_dsp = yosys.synth_stats(SparsePEArray.from_config(base), "pe_array_dsp", family,
                                 flows=("abc",))
-    three_lut = synth.synth_stats(SparsePEArray.from_config(base.replace(pe_lut_products=3)),
+    three_lut = yosys.synth_stats(SparsePEArray.from_config(base.replace(pe_lut_products=3)),
                                   "pe_array_lut3", family, flows=("abc",))
     width = base.width
     assert all_dsp["dsps"] >= 4
@@ -55,7 +55,7 @@ def test_logic_product_maps_to_adders_in_carry_chains(family):
     (``python -m sim.bench_logic_product``)."""
     from sim.bench_logic_product import RegisteredProduct
 
-    stats = synth.synth_stats(RegisteredProduct(8), "logic_product_w8", family)
+    stats = yosys.synth_stats(RegisteredProduct(8), "logic_product_w8", family)
     assert stats["dsps"] == 0 and stats["ffs"] == 32
     lut4_per_carry_cell = {"ecp5": 2, "ice40": 0}[family]
     # Seven adders, each at least eight bits.
@@ -65,18 +65,18 @@ def test_logic_product_maps_to_adders_in_carry_chains(family):
 
 @pytest.mark.slow
 def test_lut_mapping_without_abc9_gives_the_same_registers(tmp_path):
-    """The fallback flow (abc maps the LUTs), on both families, run by the real Yosys."""
+    """The fallback flow (abc maps the LUTs), on every family, run by the real Yosys."""
     import json
 
     from rtl_gen.verilog import to_verilog
 
     (tmp_path / "skid.v").write_text(to_verilog(SkidBuffer(8), "skid"))
-    tool = synth.find_yosys()
-    for family, ff_cells in (("ecp5", 18), ("ice40", 18)):
-        result, flow = synth.run_synthesis(tool, tmp_path, "skid.v", family, "skid",
+    tool = yosys.find_yosys()
+    for family, ff_cells in (("ecp5", 18), ("ice40", 18), ("nexus", 18)):
+        result, flow = yosys.run_synthesis(tool, tmp_path, "skid.v", family, "skid",
                                            json_out="skid.json", flows=("abc",))
         assert result.returncode == 0 and flow == "abc", result.stderr
-        stats = synth.cell_counts(json.loads((tmp_path / "stat.json").read_text()), family)
+        stats = yosys.cell_counts(json.loads((tmp_path / "stat.json").read_text()), family)
         assert stats["ffs"] == ff_cells and 0 < stats["luts"] < 60
         assert (tmp_path / "skid.json").stat().st_size > 1000
 
@@ -100,7 +100,7 @@ assert "abc -lut 4:7" in script and "-run map_cells: -json out.json" in script, 
 open("stat.json", "w").write("{{}}")
 """)
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
-    result, flow = synth.run_synthesis(str(fake), tmp_path, "x.v", "ecp5", "x",
+    result, flow = yosys.run_synthesis(str(fake), tmp_path, "x.v", "ecp5", "x",
                                        json_out="out.json")
     assert result.returncode == 0, result.stderr
     assert flow == "abc"
@@ -108,7 +108,7 @@ open("stat.json", "w").write("{{}}")
     # Any other failure is not retried.
     fake.write_text(f"#!{sys.executable}\nimport sys\nopen('yosys.log', 'w').write('ERROR: syntax')\n"
                     "sys.exit(1)\n")
-    result, flow = synth.run_synthesis(str(fake), tmp_path, "x.v", "ecp5", "x")
+    result, flow = yosys.run_synthesis(str(fake), tmp_path, "x.v", "ecp5", "x")
     assert result.returncode == 1 and flow == "abc9"
 
 

@@ -1,4 +1,4 @@
-"""What every command line of the project shares."""
+"""What every command line of the project shares (golden's, rtl_gen's and sim's)."""
 
 import argparse
 

