@@ -5,6 +5,7 @@ import sys
 import time
 
 from golden.cli import OneLineParser
+from golden.outputs import OutputPathError, check_output_folder
 from golden.config import AccelConfig, ConfigError, parse_pe
 
 from .generate import MANIFEST_NAME, generate
@@ -110,14 +111,6 @@ def _summary(config, manifest, out, seconds):
     return "\n".join(lines)
 
 
-def _flag_message(error):
-    """A :class:`ConfigError` message that names the command-line flag, not the field."""
-    message = str(error)
-    if error.field and message.startswith(error.field):
-        message = "--" + error.field.replace("_", "-") + message[len(error.field):]
-    return message
-
-
 def _join_negative_values(argv):
     # argparse takes "--pe -2x2" for two options; join it so the value gets a proper message.
     out, i = [], 0
@@ -141,7 +134,7 @@ def main(argv=None):
 
         check_config(config)  # combinations the blocks cannot work with
     except ConfigError as e:
-        parser.error(_flag_message(e))
+        parser.error(e.naming_flag())
     from .synth import SYNTH_BLOCKS, SynthFlowFailed, format_report, synthesize
 
     if args.synth is not None and args.synth not in TARGETS:
@@ -157,7 +150,12 @@ def main(argv=None):
     if args.board is not None and args.board not in BOARDS:
         parser.error(f"--board must be one of {', '.join(BOARDS)}, not {args.board!r}")
     check_synth_args(parser, args)
-    out = args.out or os.path.join("rtl_out", f"{config.top_name}_{config.pe}_w{config.width}")
+    out = args.out if args.out is not None else os.path.join(
+        "rtl_out", f"{config.top_name}_{config.pe}_w{config.width}")
+    try:
+        check_output_folder(out, "--out")  # before the work: a bad path costs seconds
+    except OutputPathError as e:
+        parser.exit(e.status, f"error: {e}\n")
     start = time.perf_counter()
     try:
         with Progress("rtl_gen") as progress:

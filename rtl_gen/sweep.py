@@ -7,20 +7,28 @@ is printed as it goes. Written to ``--out``: ``sweep.json`` (every point's repor
 Every other configuration flag of ``python -m rtl_gen`` applies to every point.
 """
 
+import dataclasses
 import json
 import os
 import sys
 import time
 
-from golden.config import ConfigError, parse_pe
+from golden.config import AccelConfig, ConfigError, parse_pe
+from golden.outputs import OutputPathError, check_output_folder
 
-from .cli import (_flag_message, build_parser, check_synth_args, config_from_args, freq_mhz,
+from .cli import (build_parser, check_synth_args, config_from_args, freq_mhz,
                   router1_seconds)
 from .generate import generate
 from .synth import SynthFlowFailed, synthesize
 from .targets import TARGETS
 
 __all__ = ["main", "format_table", "plot"]
+
+# Configuration fields -> the flag that sets them here: each point's size and width come from
+# --pes and --widths.
+_SWEEP_FLAGS = {**{field.name: "--" + field.name.replace("_", "-")
+                   for field in dataclasses.fields(AccelConfig)},
+                "pe_rows": "--pes", "pe_cols": "--pes", "width": "--widths"}
 
 
 def format_table(points):
@@ -78,7 +86,10 @@ def write_results(points, out, target, freq):
 def main(argv=None):
     parser = build_parser(synth=False)
     parser.prog = "python -m rtl_gen.sweep"
-    parser.description = __doc__.split("\n\n")[0]
+    parser.description = (
+        "A design-space sweep of array sizes and operand widths on one synthesis target: every "
+        "point of --pes x --widths is generated and placed and routed. --pes and --widths "
+        "replace --pe and --width; every other configuration flag applies to every point.")
     parser.add_argument("--target", default="ecp5-85f",
                         help=f"synthesis target, one of {', '.join(TARGETS)} (default: ecp5-85f)")
     parser.add_argument("--pes", default="4x4,8x8,16x16",
@@ -89,7 +100,7 @@ def main(argv=None):
     if args.target not in TARGETS:
         parser.error(f"--target must be one of {', '.join(TARGETS)}, not {args.target!r}")
     try:
-        pes = [parse_pe(p) for p in args.pes.split(",") if p.strip()]
+        pes = [parse_pe(p, "--pes") for p in args.pes.split(",") if p.strip()]
         widths = [int(w) for w in args.widths.split(",") if w.strip()]
         configs = []
         for rows, cols in pes:
@@ -101,13 +112,16 @@ def main(argv=None):
                 check_config(config)
                 configs.append(config)
     except ConfigError as e:
-        parser.error(_flag_message(e))
+        parser.error(e.naming_flag(_SWEEP_FLAGS))
     except ValueError:
         parser.error(f"--widths must be comma-separated integers, not {args.widths!r}")
     check_synth_args(parser, args)
     freq = freq_mhz(args, args.target)
-    out = args.out or os.path.join("rtl_out", f"sweep_{args.target}")
-    os.makedirs(out, exist_ok=True)
+    out = args.out if args.out is not None else os.path.join("rtl_out", f"sweep_{args.target}")
+    try:
+        check_output_folder(out, "--out")
+    except OutputPathError as e:
+        parser.exit(e.status, f"error: {e}\n")
     points = []
     start = time.monotonic()
     for i, config in enumerate(configs, 1):

@@ -78,6 +78,17 @@ def test_bad_flags_give_one_line_and_exit_2(tmp_path, args, message):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("out, status, message", [
+    ("", 2, "error: --out must name a folder, not an empty string"),
+    ("a_file/gen", 1, "error: --out: cannot create folder 'a_file/gen': Not a directory"),
+])
+def test_bad_out_is_refused_before_generation(tmp_path, out, status, message):
+    (tmp_path / "a_file").write_text("")
+    result = run_gen("--pe", "2x2", "--out", out, cwd=tmp_path)
+    assert result.returncode == status and result.stderr.strip().startswith(message)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+
+
 def test_help_lists_every_option_with_default(tmp_path):
     text = run_gen("--help", cwd=tmp_path).stdout
     for flag in ("--pe", "--width", "--tile-depth", "--topk-lanes", "--max-tensor-len",

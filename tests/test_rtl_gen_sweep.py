@@ -15,6 +15,31 @@ def test_bad_target_is_refused(tmp_path):
                                      "ecp5-25f, ice40-up5k, not 'virtex'")
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--out", ""], "error: --out must name a folder, not an empty string"),
+    (["--pes", "0x2"], "error: --pes rows must be between 1 and 64, not 0"),
+    (["--pes", "3"], "error: --pes must be ROWSxCOLS with positive integers, like 16x16, not '3'"),
+    (["--widths", "99"], "error: --widths must be between 2 and 16, not 99"),
+    (["--widths", "a"], "error: --widths must be comma-separated integers, not 'a'"),
+])
+def test_bad_flags_are_refused_before_any_work(tmp_path, args, message):
+    result = run_module("rtl_gen.sweep", *args, cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.strip() == message
+    assert list(tmp_path.iterdir()) == []  # nothing generated
+
+
+def test_an_unwritable_out_is_refused_before_any_work(tmp_path):
+    (tmp_path / "a_file").write_text("")
+    result = run_module("rtl_gen.sweep", "--out", "a_file/sweep", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith("error: --out: cannot create folder 'a_file/sweep'")
+
+
+def test_help_says_how_the_point_lists_relate_to_pe_and_width(tmp_path):
+    text = " ".join(run_module("rtl_gen.sweep", "--help", cwd=tmp_path).stdout.split())
+    assert "--pes and --widths replace --pe and --width" in text and "``" not in text
+
+
 @pytest.mark.slow
 def test_tiny_sweep_writes_table_plot_and_json(tmp_path):
     flags = [a for a in TINY]
