@@ -212,8 +212,8 @@ class SwatAccel(wiring.Component):
                          act.rdata.ready.eq(self.act_out.ready)]
         # The sparse rows reach the PE array through a register slice: the routes (decoded
         # from the state) and the adapters' logic would otherwise run on into the PE array's
-        # loader (its N:M and index checks), one path of some twenty LUTs (the 4x4 top at
-        # 49 MHz). It costs each row beat a cycle (golden.perf_model.SPARSE_SLICE).
+        # loader (its N:M and index checks), one path of some twenty LUTs. It costs each row
+        # beat a cycle (golden.perf_model.SPARSE_SLICE).
         m.submodules.sparse_slice = sparse_slice = SkidBuffer(pe.sparse_layout)
         wiring.connect(m, sparse_slice.o, pe.sparse)
         # The adapters' beats carry at most ``topk_lanes`` entries (a column walk's one); the
