@@ -28,18 +28,6 @@ def pytest_addoption(parser):
                     help="random seed for cocotb testbenches (default 1)")
 
 
-#: Test files every test of which runs Yosys and nextpnr, except the argument checks (named
-#: ``test_bad_*``, they stop before any tool runs).
-PLACE_AND_ROUTE_FILES = ("test_rtl_gen_synth.py",)
-
-
-@pytest.hookimpl(tryfirst=True)  # before ``-m`` selects on the marks
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if item.path.name in PLACE_AND_ROUTE_FILES and not item.name.startswith("test_bad_"):
-            item.add_marker(pytest.mark.slow)
-
-
 def _simulators(config):
     names = [s.strip() for s in config.getoption("--sim").split(",") if s.strip()]
     for name in names:

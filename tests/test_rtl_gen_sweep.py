@@ -5,7 +5,7 @@ import json
 import pytest
 
 from cli_run import run_module
-from test_rtl_gen_synth import TINY
+from test_rtl_gen_synth import TINY  # the 2x2 tiny configuration's flags
 
 
 def test_bad_target_is_refused(tmp_path):

@@ -5,11 +5,10 @@ import json
 import pytest
 
 from cli_run import run_module
+from configs import TINY as TINY_FIELDS, config_flags
 
-TINY = ["--pe", "2x2", "--tile-depth", "16", "--topk-lanes", "2", "--pe-bank-entries", "64",
-        "--pe-max-rows", "16", "--pe-max-tiles", "4", "--max-tensor-len", "256",
-        "--act-bitmap-bits", "256", "--act-values", "128", "--act-tensors", "2",
-        "--act-max-rows", "16", "--act-max-cols", "16", "--nm-max-m", "4"]
+#: The tiny configuration with a 2x2 array, as rtl_gen flags.
+TINY = config_flags(dict(TINY_FIELDS, pe_rows=2, pe_cols=2))
 
 
 @pytest.mark.parametrize("args, message", [
@@ -29,6 +28,7 @@ def test_bad_synth_flags(tmp_path, args, message):
     assert result.returncode == 2 and result.stderr.strip() == message
 
 
+@pytest.mark.slow
 def test_tiny_configuration_report_is_complete_and_plausible(tmp_path):
     result = run_module("rtl_gen", *TINY, "--out", "gen", "--synth", "ecp5-25f", "--freq", "50",
                         cwd=tmp_path)
@@ -52,6 +52,7 @@ def test_tiny_configuration_report_is_complete_and_plausible(tmp_path):
     assert "Fmax" in result.stdout and "| luts |" in result.stdout
 
 
+@pytest.mark.slow
 def test_router2_takes_over_when_router1_runs_out_of_time(tmp_path):
     """nextpnr with router1 gets ``router1_seconds``; past that the run starts again with
     router2, and the report and the table say so."""
@@ -68,6 +69,7 @@ def test_router2_takes_over_when_router1_runs_out_of_time(tmp_path):
     assert "routed by router2" in format_report(report)
 
 
+@pytest.mark.slow
 def test_too_many_multipliers_are_reported_with_the_fix(tmp_path):
     """6x5 PEs need 30 multipliers (plus the controller's), the ECP5-25F has 28: refused
     after synthesis, before place and route, with the --pe-lut-products that fits."""
@@ -84,6 +86,7 @@ def test_too_many_multipliers_are_reported_with_the_fix(tmp_path):
     assert "nextpnr" not in result.stdout
 
 
+@pytest.mark.slow
 def test_a_design_that_does_not_fit_is_reported(tmp_path):
     result = run_module("rtl_gen", *TINY, "--out", "gen", "--synth", "ice40-up5k", cwd=tmp_path)
     assert result.returncode == 1
@@ -91,6 +94,7 @@ def test_a_design_that_does_not_fit_is_reported(tmp_path):
     assert message.startswith("error: the design does not fit ice40-up5k"), result.stderr
 
 
+@pytest.mark.slow
 def test_one_block_alone_gets_its_own_report(tmp_path):
     result = run_module("rtl_gen", *TINY, "--out", "gen", "--synth", "ecp5-25f",
                         "--synth-block", "pe_array", "--router1-seconds", "0", cwd=tmp_path)
