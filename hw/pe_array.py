@@ -581,15 +581,14 @@ class SparsePEArray(wiring.Component):
                 multiple = Signal(base_shape, name=f"nm_stride_times{k}")
                 m.d.comb += multiple.eq(sum(terms[1:], terms[0]) if terms else 0)
                 multiples.append(multiple)
-            times = multiples.__getitem__
             with m.Switch(n):
                 for size in range(1, self.nm_max_m + 1):
                     with m.Case(size):
-                        m.d.sync += [step.eq(L % size), step_base.eq(times(L // size)),
-                                     step_base_wrap.eq(times(L // size + 1))]
+                        m.d.sync += [step.eq(L % size), step_base.eq(multiples[L // size]),
+                                     step_base_wrap.eq(multiples[L // size + 1])]
                         for i in range(L):
                             m.d.sync += [first_taken[i].eq(i % size),
-                                         first_base[i].eq(times(i // size))]
+                                         first_base[i].eq(multiples[i // size])]
 
         for i in range(L):
             with m.Switch(cmd.mode):

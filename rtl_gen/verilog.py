@@ -19,8 +19,8 @@ from amaranth.hdl import Elaboratable
 
 from hw import hierarchy, memory
 
-__all__ = ["to_verilog", "convert_with_modules", "with_memory_modules", "prefix_modules", "compact_zero_init", "trigger_comb_blocks",
-           "COMB_TRIGGER"]
+__all__ = ["to_verilog", "convert_with_modules", "module_sources", "with_memory_modules",
+           "prefix_modules", "compact_zero_init", "trigger_comb_blocks", "COMB_TRIGGER"]
 
 
 def to_verilog(component, name, *, ports=None):
@@ -80,8 +80,7 @@ def convert_with_modules(component, name, *, ports=None, jobs=None):
             yosys = _Yosys()
             top_rtlil = rtlil.convert(top, name=name, emit_src=False, **kwargs)
             modules = {name: yosys.to_verilog(top_rtlil)}
-            for module in names:  # as the workers would: the text is the same either way
-                modules.update(_split_modules(_convert_modules({module: placed[module]})))
+            modules.update(_convert_each(placed))  # the runs the workers would make
     top_text = modules.pop(name)
     header, top_module = top_text.split("\n", 1) if top_text.startswith("/*") else ("", top_text)
     text = "\n".join([header, top_module.strip("\n") + "\n",
@@ -99,9 +98,7 @@ def module_sources(component):
     with _no_cycle_collection():
         with hierarchy.collect() as placed:
             Fragment.get(component, None)
-        modules = {}
-        for module in sorted(placed):
-            modules.update(_split_modules(_convert_modules({module: placed[module]})))
+        modules = _convert_each(placed)
     sources = {}
     if modules:
         text = "".join(modules[module] for module in sorted(modules, key=_sort_key))
@@ -125,6 +122,15 @@ class _Elaborated(Elaboratable):
 
     def elaborate(self, platform):
         return self._fragment
+
+
+def _convert_each(placed):
+    """``{module name: Verilog}`` of the components in ``placed`` and of the modules they
+    place, one Yosys run per component of ``placed`` (as the forked workers make them)."""
+    modules = {}
+    for module in sorted(placed):
+        modules.update(_split_modules(_convert_modules({module: placed[module]})))
+    return modules
 
 
 def _convert_forked(module):
