@@ -18,7 +18,7 @@ row's two-entry FIFO, and the PE rows sharing a result slot pass one result a cy
 them in round robin. Dense tiles after the third repeat the third's timing.
 
 Agreement with the RTL: :mod:`sim.model_vs_bench` (168 benchmark tiles, all within 2 %) and
-:mod:`sim.tb_perf_top` (random commands on the top).
+:mod:`sim.testbenches.perf_top` (random commands on the top).
 """
 
 import math

@@ -180,7 +180,7 @@ def run_pe(pe_rows, pe_cols, args, simulator="verilator"):
               "sparsities": list(args.sparsity), "tiles": args.tiles, "seed": args.seed,
               "order": args.order, "out": str(out)}
     run_cocotb(SparsePEArray.from_config(config), toplevel="pe_array",
-               test_module="sim.tb_bench_pe_array", simulator=simulator, params=params,
+               test_module="sim.testbenches.bench_pe_array", simulator=simulator, params=params,
                seed=args.seed)
     measured = json.loads(out.read_text())
     return _analyse(config, jobs, measured)

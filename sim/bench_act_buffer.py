@@ -14,7 +14,7 @@ from golden.cli import OneLineParser
 from golden.config import AccelConfig, ConfigError
 from golden.outputs import OutputPathError, check_output_file
 
-from .act_buffer_driver import buffer_params, build
+from .drivers.act_buffer import buffer_params, build
 from .runner import run_cocotb, simulator_missing
 
 
@@ -26,7 +26,7 @@ def measure(simulator, width, lanes, word_bits, shape, sparsities):
                            value_capacity=rows * cols + lanes, max_tensors=config.act_tensors,
                            max_rows=rows, max_cols=cols, max_len=config.max_tensor_len)
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
-        run_cocotb(build(params), toplevel="act_buffer", test_module="sim.tb_bench_act_buffer",
+        run_cocotb(build(params), toplevel="act_buffer", test_module="sim.testbenches.bench_act_buffer",
                    simulator=simulator, seed=1,
                    params={"buffer": params, "shape": shape, "sparsities": sparsities,
                            "out": out.name})

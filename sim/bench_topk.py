@@ -31,7 +31,7 @@ def cycles(simulator, n):
         params = _selector_params(width, lanes)
         with tempfile.NamedTemporaryFile(suffix=".json") as out:
             run_cocotb(TopKSelector(**params), toplevel="topk_selector",
-                       test_module="sim.tb_bench_topk", simulator=simulator, seed=1,
+                       test_module="sim.testbenches.bench_topk", simulator=simulator, seed=1,
                        params={"selector": params, "n": n, "out": out.name})
             for row in json.load(open(out.name)):
                 rows.append({"width": width, "lanes": lanes, **row})

@@ -8,7 +8,7 @@ fails. Builds are cached under :func:`rtl_gen.cache.cache_dir`, keyed by the Ver
 simulator and the waveform flag, so a design is compiled once however many tests use it.
 
 Parameters reach the testbench as JSON in the ``SWAT_TB_PARAMS`` environment variable (see
-:func:`sim.tb_util.tb_params`), so the configuration object crosses into cocotb unchanged.
+:func:`sim.testbenches.util.tb_params`), so the configuration object crosses into cocotb unchanged.
 """
 
 import contextlib
@@ -125,7 +125,7 @@ def run_cocotb(component, *, toplevel, test_module, simulator, params=None, wave
     toplevel : str
         Verilog name of the top module.
     test_module : str
-        Python module with the ``@cocotb.test`` functions, e.g. ``"sim.tb_skid_buffer"``.
+        Python module with the ``@cocotb.test`` functions, e.g. ``"sim.testbenches.skid_buffer"``.
     simulator : {"icarus", "verilator"}
     params : dict, optional
         JSON-serializable parameters, given to the testbench as ``SWAT_TB_PARAMS``.

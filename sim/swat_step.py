@@ -3,7 +3,7 @@
 ``python -m sim.swat_step --pe RxC --layer linear:OUTxIN --batch B --density D`` (or
 ``--layer conv:CINxCOUTxKxSIZE`` for a k x k convolution, stride 1, padding k//2, on SIZE x SIZE
 inputs) builds the accelerator top for the layer, simulates it (Verilator by default) and runs,
-through :class:`sim.accel_driver.AccelDriver`:
+through :class:`sim.drivers.accel.AccelDriver`:
 
 1. threshold refresh of the weights and of the input activations (exact per-tensor top-K);
 2. saving the sparsified activations in the activation buffer (feature-major, ``X``
@@ -317,7 +317,7 @@ def main(argv=None):
             # The build is cached by the Verilog text, so only a new configuration waits.
             progress.step(f"building the simulation with {args.sim} (minutes for a new "
                           "configuration) and running the step")
-            run_cocotb(verilog, toplevel="swat_accel", test_module="sim.tb_swat_step",
+            run_cocotb(verilog, toplevel="swat_accel", test_module="sim.testbenches.swat_step",
                        simulator=args.sim, params=params, seed=args.seed)
     except SimulationFailed as e:
         if not out.exists():

@@ -7,7 +7,7 @@ and SGD whose update is the weight gradient requantised by a fixed shift. A *lay
 does SWAT's three products of a layer:
 
 * :class:`GoldenEngine`: :class:`golden.layers.SwatLinear` with the exact integer product;
-* :class:`RtlEngine`: the accelerator top through :class:`sim.accel_driver.AccelDriver`
+* :class:`RtlEngine`: the accelerator top through :class:`sim.drivers.accel.AccelDriver`
   (threshold refresh of weights and activations, activation save, forward ``GEMM``, input
   gradient ``GEMM`` on the transposed weights, weight gradient ``GEMM_SAVED``).
 """

@@ -1,6 +1,6 @@
 import pytest
 
-from sim.act_buffer_driver import build, buffer_params
+from sim.drivers.act_buffer import build, buffer_params
 
 
 def test_parameters_are_validated():
@@ -24,12 +24,12 @@ def test_word_bits_are_validated():
 def test_cocotb_against_golden(run_cocotb, width, lanes, word_bits):
     params = buffer_params(width=width, lanes=lanes, word_bits=word_bits, bitmap_capacity=512, value_capacity=160,
                            max_tensors=4, max_rows=9, max_cols=13, max_len=1 << 10)
-    run_cocotb(build(params), toplevel="act_buffer", test_module="sim.tb_act_buffer",
+    run_cocotb(build(params), toplevel="act_buffer", test_module="sim.testbenches.act_buffer",
                params={"buffer": params, "cases": 40})
 
 
 def test_formal_stream_rules(prove):
-    from sim.formal_act_buffer import ActivationBufferSpec
+    from sim.formal.act_buffer import ActivationBufferSpec
 
     params = buffer_params(width=3, lanes=2, word_bits=4, bitmap_capacity=16, value_capacity=8,
                            max_tensors=2, max_rows=3, max_cols=3, max_len=15)
@@ -40,7 +40,7 @@ def test_formal_stream_rules(prove):
 @pytest.mark.slow
 @pytest.mark.parametrize("order, lanes", [("rows", 2), ("cols", 2), ("rows", 1)])
 def test_formal_every_element_read_back_exactly_once(prove, order, lanes):
-    from sim.formal_act_buffer import ExactlyOnceSpec
+    from sim.formal.act_buffer import ExactlyOnceSpec
 
     params = buffer_params(width=2, lanes=lanes, word_bits=4, bitmap_capacity=4,
                            value_capacity=4, max_tensors=1, max_rows=2, max_cols=2, max_len=4)
@@ -53,7 +53,7 @@ def test_formal_every_element_read_back_exactly_once(prove, order, lanes):
 @pytest.mark.slow
 @pytest.mark.parametrize("order, lanes", [("rows", 2), ("cols", 2), ("rows", 1)])
 def test_formal_whole_reads_return_every_element_exactly_once(prove, order, lanes):
-    from sim.formal_act_buffer import ExactlyOnceSpec
+    from sim.formal.act_buffer import ExactlyOnceSpec
 
     params = buffer_params(width=2, lanes=lanes, word_bits=4, bitmap_capacity=4,
                            value_capacity=4, max_tensors=1, max_rows=2, max_cols=2, max_len=4)

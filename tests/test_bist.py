@@ -29,5 +29,5 @@ def test_vectors_cover_edges():
                                            ("3x4_w16", True)])
 def test_self_test_on_the_rtl(run_cocotb, name, corrupt):
     run_cocotb(SwatBist(CONFIGS[name], corrupt=corrupt), toplevel="swat_bist",
-               test_module="sim.tb_bist",
+               test_module="sim.testbenches.bist",
                params={"expect": "fail" if corrupt else "pass", "timeout": 5000})

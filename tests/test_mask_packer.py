@@ -17,19 +17,19 @@ def test_parameters_are_validated():
 
 @pytest.mark.parametrize("lanes", [1, 2, 3])
 def test_formal_count_equals_emitted_and_stream_rules(prove, lanes):
-    from sim.formal_topk_selector import MaskPackerSpec
+    from sim.formal.topk_selector import MaskPackerSpec
 
     prove(MaskPackerSpec(width=3, lanes=lanes, max_len=15), name=f"mask_packer_l{lanes}", depth=6)
 
 
 @pytest.mark.parametrize("lanes", [1, 3, 4])
 def test_matches_the_stream_model_used_by_other_testbenches(lanes):
-    """sim.topk_driver.packer_beats (which feeds the activation buffer's tests) is exactly what
+    """sim.drivers.topk.packer_beats (which feeds the activation buffer's tests) is exactly what
     the packer emits."""
     import numpy as np
     from amaranth.sim import Simulator
 
-    from sim.topk_driver import packer_beats
+    from sim.drivers.topk import packer_beats
 
     rng = np.random.default_rng(lanes)
     dut = MaskPacker(width=8, lanes=lanes, max_len=1 << 10)

@@ -31,5 +31,5 @@ def test_verilog_is_one_instance_and_the_module_once():
 @pytest.mark.parametrize("width, depth", [(1, 1), (8, 2), (13, 37), (36, 512)])
 def test_cocotb_read_before_write_against_model(run_cocotb, width, depth):
     run_cocotb(SimpleDualPortMemory(shape=width, depth=depth), toplevel="memory",
-               test_module="sim.tb_memory",
+               test_module="sim.testbenches.memory",
                params={"width": width, "depth": depth, "cycles": 400})

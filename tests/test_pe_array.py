@@ -42,11 +42,11 @@ LUT = dict(SMALL, pe_lut_products=7)
 def test_cocotb_against_golden(run_cocotb, config):
     cfg = AccelConfig(**config)
     run_cocotb(SparsePEArray.from_config(cfg), toplevel="pe_array",
-               test_module="sim.tb_pe_array", params={"config": cfg.to_dict(), "cases": 60})
+               test_module="sim.testbenches.pe_array", params={"config": cfg.to_dict(), "cases": 60})
 
 
 def test_formal_stream_rules(prove):
-    from sim.formal_pe_array import PEArraySpec
+    from sim.formal.pe_array import PEArraySpec
 
     config = AccelConfig(pe_rows=2, pe_cols=1, width=2, tile_depth=2, pe_sparse_lanes=1,
                          pe_result_lanes=2, pe_bank_entries=2, pe_max_rows=2, pe_max_tiles=2,

@@ -32,7 +32,7 @@ def test_model_agrees_with_the_rtl(run_cocotb, simulator, tmp_path):
         pytest.skip("cycle counts are the same on both simulators; one suffices")
     out = tmp_path / "model.json"
     run_cocotb(SparsePEArray.from_config(CONFIG), toplevel="pe_array",
-               test_module="sim.tb_perf_model",
+               test_module="sim.testbenches.perf_model",
                params={"config": CONFIG.to_dict(), "jobs": 30, "tolerance": 0.02,
                        "out": str(out)})
     report = json.loads(out.read_text())
@@ -66,7 +66,7 @@ def test_top_model_agrees_with_the_rtl(run_cocotb, simulator, tmp_path, name):
 
     config = TOP_CONFIGS[name]
     out = tmp_path / "top_model.json"
-    run_cocotb(SwatAccel(config), toplevel="swat_accel", test_module="sim.tb_perf_top",
+    run_cocotb(SwatAccel(config), toplevel="swat_accel", test_module="sim.testbenches.perf_top",
                params={"config": config.to_dict(), "jobs": 25, "tolerance": 0.02, "slack": 3,
                        "out": str(out)})
     report = json.loads(out.read_text())

@@ -1,7 +1,7 @@
 import pytest
 
 from hw.row_packer import RowPacker
-from sim.tb_row_packer import sparse_layout
+from sim.testbenches.row_packer import sparse_layout
 
 INDEX_BITS, WIDTH = 6, 8
 
@@ -31,6 +31,6 @@ def test_lanes_come_from_the_layout():
 def test_cocotb_against_golden(run_cocotb, lanes, in_lanes):
     layout = sparse_layout(lanes, INDEX_BITS, WIDTH)
     run_cocotb(RowPacker(layout, in_lanes=in_lanes), toplevel="row_packer",
-               test_module="sim.tb_row_packer",
+               test_module="sim.testbenches.row_packer",
                params={"lanes": lanes, "in_lanes": in_lanes, "index_bits": INDEX_BITS,
                        "width": WIDTH, "count": 300})

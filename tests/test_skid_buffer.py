@@ -18,12 +18,12 @@ def test_struct_payload_elaborates():
 
 @pytest.mark.parametrize("width", [1, 8, 37])
 def test_cocotb_against_fifo_model(run_cocotb, width):
-    run_cocotb(SkidBuffer(width), toplevel="skid_buffer", test_module="sim.tb_skid_buffer",
+    run_cocotb(SkidBuffer(width), toplevel="skid_buffer", test_module="sim.testbenches.skid_buffer",
                params={"width": width, "count": 400})
 
 
 @pytest.mark.parametrize("width", [1, 8])
 def test_formal_no_drop_duplicate_reorder(prove, width):
-    from sim.formal_skid_buffer import SkidBufferSpec
+    from sim.formal.skid_buffer import SkidBufferSpec
 
     prove(SkidBufferSpec(width), name=f"skid_buffer_w{width}", depth=8)

@@ -19,7 +19,7 @@ def test_configurations_that_cannot_work_are_refused():
 def test_cocotb_linear_layer_step(run_cocotb, width, density):
     """At density 0.9 a fifth of the operands (zeros) tie with a threshold of 0."""
     cfg = tiny_config(width=width)
-    run_cocotb(SwatAccel(cfg), toplevel="swat_accel", test_module="sim.tb_top",
+    run_cocotb(SwatAccel(cfg), toplevel="swat_accel", test_module="sim.testbenches.top",
                params={"config": cfg.to_dict(), "batch": 5, "fan_in": 7, "fan_out": 4,
                        "density": density})
 
@@ -28,7 +28,7 @@ def test_cocotb_linear_layer_step(run_cocotb, width, density):
 def test_cocotb_banks_at_the_exact_limit(run_cocotb, fits):
     """16 positions x 16 features saved in both orders, on a 2x2 array whose bank words (4
     entries) are wider than the selector's beats (2): banks at the exact size golden says the
-    weight gradient needs, or one entry smaller. Also: kept zeros (tb_top_banks)."""
+    weight gradient needs, or one entry smaller. Also: kept zeros (sim.testbenches.top_banks)."""
     rng = np.random.default_rng(5)
     x = rng.integers(-128, 128, size=(16, 16))
     x[rng.random(x.shape) < 0.3] = 0
@@ -39,7 +39,7 @@ def test_cocotb_banks_at_the_exact_limit(run_cocotb, fits):
     entries = (words - 1) * cfg.sparse_port_lanes + (1 if fits else 0)
     cfg = cfg.replace(pe_bank_entries=entries)
     assert SwatAccel(cfg).pe_array.bank_words == (words if fits else words - 1)
-    run_cocotb(SwatAccel(cfg), toplevel="swat_accel", test_module="sim.tb_top_banks",
+    run_cocotb(SwatAccel(cfg), toplevel="swat_accel", test_module="sim.testbenches.top_banks",
                params={"config": cfg.to_dict(), "x": x.tolist(), "dy": dy.tolist(),
                        "fits": fits})
 
@@ -50,7 +50,7 @@ def test_timing_example(run_cocotb, tmp_path):
 
     cfg = tiny_config(pe_rows=2)
     out = tmp_path / "timing.json"
-    run_cocotb(SwatAccel(cfg), toplevel="swat_accel", test_module="sim.tb_timing_example",
+    run_cocotb(SwatAccel(cfg), toplevel="swat_accel", test_module="sim.testbenches.timing_example",
                params={"config": cfg.to_dict(), "out": str(out)})
     report = json.loads(out.read_text())
     stamps = report["stamps"]
@@ -63,6 +63,6 @@ def test_cocotb_tiny_network_trains_bit_exact(run_cocotb):
     """A few SWAT iterations with every matrix product on the RTL; loss and weights equal
     golden's after every iteration."""
     cfg = tiny_config()
-    run_cocotb(SwatAccel(cfg), toplevel="swat_accel", test_module="sim.tb_tiny_net",
+    run_cocotb(SwatAccel(cfg), toplevel="swat_accel", test_module="sim.testbenches.tiny_net",
                params={"config": cfg.to_dict(), "sizes": [6, 8, 3], "batch": 4,
                        "density": 0.5, "iterations": 3})

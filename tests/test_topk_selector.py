@@ -42,7 +42,7 @@ def test_parameters_are_validated(kwargs, error, message):
 def test_cocotb_against_golden(run_cocotb, width, lanes):
     params = {"width": width, "lanes": lanes, "max_len": 1 << 20}
     run_cocotb(TopKSelector(**params), toplevel="topk_selector",
-               test_module="sim.tb_topk_selector",
+               test_module="sim.testbenches.topk_selector",
                params={"selector": params, "random_cases": 12, "large_n": 0})
 
 
@@ -51,11 +51,11 @@ def test_cocotb_long_tensor_at_full_rate(run_cocotb):
     """A few hundred thousand elements with no stalls: passes run at ``lanes`` per cycle."""
     params = {"width": 8, "lanes": 4, "max_len": 1 << 20}
     run_cocotb(TopKSelector(**params), toplevel="topk_selector",
-               test_module="sim.tb_topk_selector", testcase="long_tensor_full_rate",
+               test_module="sim.testbenches.topk_selector", testcase="long_tensor_full_rate",
                params={"selector": params, "random_cases": 0, "large_n": 300_000})
 
 
 def test_formal_selector_stream_rules(prove):
-    from sim.formal_topk_selector import TopKSelectorSpec
+    from sim.formal.topk_selector import TopKSelectorSpec
 
     prove(TopKSelectorSpec(width=4, lanes=2, max_len=15), name="topk_selector_w4l2", depth=6)

@@ -7,9 +7,9 @@ Parameters (``SWAT_TB_PARAMS``): ``config``, ``sizes``, ``batch``, ``density``, 
 import cocotb
 import numpy as np
 
-from .accel_driver import AccelDriver
-from .tb_util import start_clock_and_reset, tb_params, tb_rng
-from .tiny_net import GoldenEngine, RtlEngine, init_params, make_batch, train_step
+from ..drivers.accel import AccelDriver
+from .util import start_clock_and_reset, tb_params, tb_rng
+from ..tiny_net import GoldenEngine, RtlEngine, init_params, make_batch, train_step
 
 
 @cocotb.test()

@@ -7,7 +7,7 @@ Parameters (``SWAT_TB_PARAMS``): ``expect`` (``"pass"`` or ``"fail"``), ``timeou
 import cocotb
 from cocotb.triggers import RisingEdge
 
-from .tb_util import start_clock_and_reset, tb_params
+from .util import start_clock_and_reset, tb_params
 
 
 @cocotb.test()

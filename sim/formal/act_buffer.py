@@ -3,8 +3,8 @@
 
 from amaranth.hdl import Elaboratable, Module
 
-from .act_buffer_driver import build
-from .formal import assume_reset_first_cycle, drive_streams
+from ..drivers.act_buffer import build
+from . import assume_reset_first_cycle, drive_streams
 
 
 class ActivationBufferSpec(Elaboratable):

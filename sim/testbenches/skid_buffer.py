@@ -6,8 +6,8 @@ Parameters (``SWAT_TB_PARAMS``): ``width`` (payload bits) and ``count`` (payload
 import cocotb
 from cocotb.triggers import ClockCycles, RisingEdge
 
-from .streams import StreamSink, StreamSource
-from .tb_util import start_clock_and_reset, tb_params, tb_rng
+from ..drivers.streams import StreamSink, StreamSource
+from .util import start_clock_and_reset, tb_params, tb_rng
 
 
 def _edge_payloads(width):

@@ -18,8 +18,8 @@ import numpy as np
 from golden import numerics, perf_model, topk
 from hw.top import RowMode
 
-from .accel_driver import AccelDriver
-from .tb_util import start_clock_and_reset, tb_params, tb_rng
+from ..drivers.accel import AccelDriver
+from .util import start_clock_and_reset, tb_params, tb_rng
 
 
 def _operand(np_rng, shape, width):

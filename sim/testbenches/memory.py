@@ -11,7 +11,7 @@ Parameters (``SWAT_TB_PARAMS``): ``width``, ``depth``, ``cycles``.
 import cocotb
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
-from .tb_util import start_clock_and_reset, tb_params, tb_rng
+from .util import start_clock_and_reset, tb_params, tb_rng
 
 
 def _address(rng, depth, other=None):

@@ -18,10 +18,10 @@ import numpy as np
 
 from golden import topk
 
-from .accel_driver import AccelDriver, JobTooLarge
-from .payload import unpack
-from .pe_array_driver import expected_tiles
-from .tb_util import start_clock_and_reset, tb_params, tb_rng
+from ..drivers.accel import AccelDriver, JobTooLarge
+from ..drivers.payload import unpack
+from ..drivers.pe_array import expected_tiles
+from .util import start_clock_and_reset, tb_params, tb_rng
 
 
 async def _setup(dut, name):

@@ -11,8 +11,8 @@ from cocotb.triggers import ClockCycles
 
 from golden import topk
 
-from .tb_util import CycleCounter, start_clock_and_reset, tb_params, tb_rng
-from .topk_driver import TopKSelectorDriver
+from .util import CycleCounter, start_clock_and_reset, tb_params, tb_rng
+from ..drivers.topk import TopKSelectorDriver
 
 
 @cocotb.test()

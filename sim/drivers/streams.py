@@ -22,7 +22,7 @@ import cocotb
 from cocotb.triggers import Event, First, ReadOnly, RisingEdge, Timer
 from cocotb.utils import get_sim_time
 
-from .tb_util import CLOCK_PERIOD_NS
+from ..testbenches.util import CLOCK_PERIOD_NS
 
 __all__ = ["StreamSource", "StreamSink", "ProtocolError"]
 
@@ -44,7 +44,7 @@ def _unsigned(value):
 
 
 def current_cycle():
-    """The clock cycle the simulation is in (``tb_util``'s clock period)."""
+    """The clock cycle the simulation is in (``sim.testbenches.util``'s clock period)."""
     return int(get_sim_time("ns") // CLOCK_PERIOD_NS)
 
 

@@ -1,7 +1,7 @@
 """cocotb testbench of :class:`hw.act_buffer.ActivationBuffer` against
 :class:`golden.act_buffer.ActivationBuffer`.
 
-Parameters (``SWAT_TB_PARAMS``): ``buffer`` (see :func:`sim.act_buffer_driver.buffer_params`)
+Parameters (``SWAT_TB_PARAMS``): ``buffer`` (see :func:`sim.drivers.act_buffer.buffer_params`)
 and ``cases`` (random operations).
 """
 
@@ -12,8 +12,8 @@ from golden import topk
 from golden.act_buffer import ActivationBuffer as GoldenBuffer
 from hw.act_buffer import ActOp
 
-from .act_buffer_driver import ActivationBufferDriver
-from .tb_util import start_clock_and_reset, tb_params, tb_rng
+from ..drivers.act_buffer import ActivationBufferDriver
+from .util import start_clock_and_reset, tb_params, tb_rng
 
 
 async def _setup(dut, name):

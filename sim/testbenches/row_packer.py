@@ -18,9 +18,9 @@ from cocotb.triggers import ClockCycles
 
 from golden.pe_array import pack_row
 
-from .payload import pack, unpack
-from .streams import StreamSink, StreamSource
-from .tb_util import start_clock_and_reset, tb_params, tb_rng
+from ..drivers.payload import pack, unpack
+from ..drivers.streams import StreamSink, StreamSource
+from .util import start_clock_and_reset, tb_params, tb_rng
 
 __all__ = ["sparse_layout", "contract_cycles"]
 

@@ -12,9 +12,9 @@ import cocotb
 from golden.config import AccelConfig
 from hw.pe_array import PEMode
 
-from .bench import make_jobs
-from .pe_array_driver import PEArrayDriver, expected_tiles
-from .tb_util import start_clock_and_reset, tb_params, tb_rng
+from ..bench import make_jobs
+from ..drivers.pe_array import PEArrayDriver, expected_tiles
+from .util import start_clock_and_reset, tb_params, tb_rng
 
 
 @cocotb.test()

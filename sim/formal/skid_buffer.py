@@ -12,7 +12,7 @@ from amaranth.hdl import Assert, Elaboratable, Module, Signal
 
 from hw.skid_buffer import SkidBuffer
 
-from .formal import assume_reset_first_cycle, drive_streams
+from . import assume_reset_first_cycle, drive_streams
 
 COUNT_BITS = 4  # transfer counters wrap; 4 bits are ample for a 2-entry slice
 

@@ -3,8 +3,8 @@
 
 from amaranth.hdl import Elaboratable, Module
 
-from .formal import assume_reset_first_cycle, drive_streams
-from .pe_array_driver import build
+from . import assume_reset_first_cycle, drive_streams
+from ..drivers.pe_array import build
 
 
 class PEArraySpec(Elaboratable):

@@ -16,11 +16,11 @@ from golden import topk
 from golden.config import AccelConfig
 from hw.top import AccelOp, RowMode, SwatAccel
 
-from .act_buffer_driver import beat_elements
+from .act_buffer import beat_elements
 from .payload import pack, unpack
-from .pe_array_driver import dense_beats
+from .pe_array import dense_beats
 from .streams import StreamSink, StreamSource
-from .topk_driver import tensor_beats
+from .topk import tensor_beats
 
 __all__ = ["build", "AccelDriver", "JobTooLarge"]
 

@@ -12,7 +12,7 @@ from amaranth.hdl import Assert, Elaboratable, Module, Signal
 from hw.mask_packer import MaskPacker
 from hw.topk_selector import TopKSelector
 
-from .formal import assume_reset_first_cycle, drive_streams
+from . import assume_reset_first_cycle, drive_streams
 
 
 class MaskPackerSpec(Elaboratable):

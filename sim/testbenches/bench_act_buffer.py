@@ -13,8 +13,8 @@ from golden import topk
 from golden.act_buffer import format_comparison
 from hw.act_buffer import ActOp
 
-from .act_buffer_driver import ActivationBufferDriver
-from .tb_util import CycleCounter, start_clock_and_reset, tb_params, tb_rng
+from ..drivers.act_buffer import ActivationBufferDriver
+from .util import CycleCounter, start_clock_and_reset, tb_params, tb_rng
 
 
 @cocotb.test()

@@ -10,9 +10,9 @@ import numpy as np
 
 from golden import topk
 
-from .accel_driver import AccelDriver
-from .pe_array_driver import expected_tiles
-from .tb_util import start_clock_and_reset, tb_params, tb_rng
+from ..drivers.accel import AccelDriver
+from ..drivers.pe_array import expected_tiles
+from .util import start_clock_and_reset, tb_params, tb_rng
 
 
 @cocotb.test()

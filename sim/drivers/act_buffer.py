@@ -5,7 +5,7 @@ from hw.mask_packer import compressed_beat
 
 from .payload import pack, unpack
 from .streams import StreamSink, StreamSource
-from .topk_driver import packer_beats
+from .topk import packer_beats
 
 __all__ = ["ActivationBufferDriver", "beat_elements", "buffer_params"]
 

@@ -7,7 +7,7 @@ import random
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 
-from .runner import PARAMS_ENV
+from ..runner import PARAMS_ENV
 
 __all__ = ["tb_params", "tb_rng", "start_clock_and_reset", "CycleCounter"]
 

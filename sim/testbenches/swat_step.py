@@ -10,10 +10,10 @@ import json
 
 import cocotb
 
-from .accel_driver import AccelDriver
-from .swat_step import (LayerSpec, compare, golden_step, make_operands, predict_step,
+from ..drivers.accel import AccelDriver
+from ..swat_step import (LayerSpec, compare, golden_step, make_operands, predict_step,
                          run_step_on_rtl)
-from .tb_util import start_clock_and_reset, tb_params, tb_rng
+from .util import start_clock_and_reset, tb_params, tb_rng
 
 
 @cocotb.test()

@@ -11,8 +11,8 @@ import numpy as np
 
 from golden import topk
 
-from .tb_util import CycleCounter, start_clock_and_reset, tb_params, tb_rng
-from .topk_driver import (TopKSelectorDriver, golden_apply, golden_nm, golden_slice_apply,
+from .util import CycleCounter, start_clock_and_reset, tb_params, tb_rng
+from ..drivers.topk import (TopKSelectorDriver, golden_apply, golden_nm, golden_slice_apply,
                           golden_slice_threshold, golden_threshold)
 
 

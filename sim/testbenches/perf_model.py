@@ -14,8 +14,8 @@ from golden import pe_array as golden_pe, topk
 from golden.perf_model import pe_array_job_cycles
 from hw.pe_array import PEMode
 
-from .pe_array_driver import PEArrayDriver
-from .tb_util import start_clock_and_reset, tb_params, tb_rng
+from ..drivers.pe_array import PEArrayDriver
+from .util import start_clock_and_reset, tb_params, tb_rng
 
 
 @cocotb.test()

@@ -11,9 +11,9 @@ from golden import numerics, pe_array as golden_pe, topk
 from golden.layers import SwatLinear
 from hw.pe_array import PEMode
 
-from .pe_array_driver import PEArrayDriver, dense_beats, expected_tiles, sparse_beats
-from .payload import pack
-from .tb_util import start_clock_and_reset, tb_params, tb_rng
+from ..drivers.pe_array import PEArrayDriver, dense_beats, expected_tiles, sparse_beats
+from ..drivers.payload import pack
+from .util import start_clock_and_reset, tb_params, tb_rng
 
 
 async def _setup(dut, name, stall=0.3):
