@@ -19,8 +19,9 @@ from amaranth.hdl import Elaboratable
 
 from hw import hierarchy, memory
 
-__all__ = ["to_verilog", "convert_with_modules", "module_sources", "with_memory_modules",
-           "prefix_modules", "compact_zero_init", "trigger_comb_blocks", "COMB_TRIGGER"]
+__all__ = ["to_verilog", "convert_with_modules", "module_sources", "elaborate_with_sources",
+           "with_memory_modules", "prefix_modules", "compact_zero_init", "trigger_comb_blocks",
+           "COMB_TRIGGER"]
 
 
 def to_verilog(component, name, *, ports=None):
@@ -91,20 +92,27 @@ def convert_with_modules(component, name, *, ports=None, jobs=None):
 def module_sources(component):
     """``{file name: Verilog}`` of every module ``component`` instantiates (the components
     placed with :func:`hw.hierarchy.instantiate`, the memories), under their own names: what a
-    flow that converts ``component`` with Amaranth itself (a board build, a formal proof) reads
-    beside it. ``component`` is elaborated here, without a platform."""
+    flow that converts ``component`` with Amaranth itself (a board build) reads beside it.
+    ``component`` is elaborated here, without a platform."""
+    return elaborate_with_sources(component)[1]
+
+
+def elaborate_with_sources(component):
+    """Elaborate ``component`` once, without a platform: its fragment, for Amaranth's own
+    converters, and :func:`module_sources`'s ``{file name: Verilog}`` of the modules it
+    instantiates (a formal proof converts the fragment to RTLIL and reads the modules beside)."""
     from amaranth.hdl import Fragment
 
     with _no_cycle_collection():
         with hierarchy.collect() as placed:
-            Fragment.get(component, None)
+            fragment = Fragment.get(component, None)
         modules = _convert_each(placed)
     sources = {}
     if modules:
         text = "".join(modules[module] for module in sorted(modules, key=_sort_key))
         text = trigger_comb_blocks(compact_zero_init(_only_top_attribute(text, None)))
         sources["swat_modules.v"] = text
-    return {**sources, **memory.verilog_sources()}
+    return fragment, {**sources, **memory.verilog_sources()}
 
 
 _forked = {}  # the components a forked worker converts, by module name

@@ -23,7 +23,7 @@ from amaranth.hdl import Assert, Assume, ResetSignal, Signal, Value
 
 from rtl_gen.cache import cache_dir
 from rtl_gen.tools import find_tool, tool_search_path
-from rtl_gen.verilog import module_sources
+from rtl_gen.verilog import elaborate_with_sources
 
 __all__ = ["FormalFailed", "formal_tools_missing", "prove", "assume_reset_first_cycle",
            "assume_stream_rules", "assert_stream_rules", "drive_streams"]
@@ -126,10 +126,10 @@ def prove(spec, *, name, depth=16, mode="prove"):
     reason = formal_tools_missing()
     if reason:
         raise RuntimeError(reason)
-    il = rtlil.convert(spec, name=name, ports=[], emit_src=False)
     # The memories and the components emitted once are instances of Verilog modules
     # (hw.memory, hw.hierarchy): read them beside the design.
-    sources = module_sources(spec)
+    fragment, sources = elaborate_with_sources(spec)
+    il = rtlil.convert(fragment, name=name, ports=[], emit_src=False)
     key = hashlib.sha256("\0".join([mode, str(depth), il, *sources.values()]).encode())
     workdir = cache_dir("formal", f"{name}-{key.hexdigest()[:16]}")
     (workdir / f"{name}.il").write_text(il)
