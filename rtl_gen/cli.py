@@ -9,6 +9,7 @@ from golden.outputs import OutputPathError, check_output_folder
 from golden.config import AccelConfig, ConfigError, parse_pe
 
 from .generate import MANIFEST_NAME, generate
+from .fusesoc import CORE_FILENAME, CORE_NAME
 from .progress import Progress
 from .targets import BOARDS, TARGETS, default_freq_help
 
@@ -107,6 +108,7 @@ def _summary(config, manifest, out, seconds):
     lines.append("  block RAMs if every memory maps to them: " + ", ".join(
         f"{family} {count}" for family, count in rams.items()))
     lines.append(f"  {MANIFEST_NAME}: parameters, derived widths, memory sizes and ports")
+    lines.append(f"  {CORE_FILENAME}: FuseSoC core {CORE_NAME} (targets default and lint)")
     lines.append(f"  done in {seconds:.1f} s")
     return "\n".join(lines)
 

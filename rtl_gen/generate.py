@@ -8,6 +8,7 @@ from golden.config import AccelConfig
 from amaranth.hdl import Signal
 
 from .block_ram import block_rams
+from .fusesoc import CORE_FILENAME, core_file
 from .blocks import available_blocks, port_table
 from hw import hierarchy
 
@@ -50,8 +51,8 @@ def block_module(config, block):
 
 
 def generate(config: AccelConfig, out_dir, *, step=lambda text: None):
-    """Emit the accelerator of ``config`` into ``out_dir``: ``<top_name>.v`` and the manifest;
-    return the manifest dict.
+    """Emit the accelerator of ``config`` into ``out_dir``: ``<top_name>.v``, the manifest and
+    the FuseSoC core (:mod:`rtl_gen.fusesoc`); return the manifest dict.
 
     Output is deterministic: the same configuration gives byte-identical files wherever it
     runs, with no absolute paths, source locations or dates inside.
@@ -87,4 +88,5 @@ def generate(config: AccelConfig, out_dir, *, step=lambda text: None):
                    for block in available_blocks()],
     }
     (out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    (out / CORE_FILENAME).write_text(core_file(manifest))
     return manifest

@@ -15,7 +15,8 @@ def test_main_job_emits_the_top_and_manifest(tmp_path):
     result = run_gen("--pe", "16x16", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     out = tmp_path / "rtl_out" / "swat_accel_16x16_w8"
-    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "swat_accel.v"]
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "swat_accel.core",
+                                                     "swat_accel.v"]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["config"]["pe_rows"] == 16 and manifest["derived"]["acc_width"] == 24
     memories = {m["name"]: m for m in manifest["memories"]}
