@@ -1,25 +1,27 @@
 """``python -m rtl_gen.sweep``: a design-space sweep of array sizes and operand widths on one
 synthesis target.
 
-Every point is generated and put through ``--synth`` (without the per-block syntheses); progress
-is printed as it goes. Written to ``--out``: ``sweep.json`` (every point's report),
-``sweep.md`` (a table) and ``sweep.png`` (LUTs, DSPs, BRAMs and Fmax against the PE count).
-Every other configuration flag of ``python -m rtl_gen`` applies to every point.
+Every point is generated and put through ``--synth`` (without the per-block syntheses), as one
+Dask task (:mod:`rtl_gen.points`): ``--workers N`` runs them on a local cluster of N processes,
+``--scheduler ADDRESS`` on the workers of an existing scheduler. Each finished point's folder
+(Verilog, manifest, report and logs) is written to ``--out`` as it finishes, with
+``sweep.json`` (every point's report), ``sweep.md`` (a table) and ``sweep.png`` (LUTs, DSPs,
+BRAMs and Fmax against the PE count). Points already finished with the same configuration,
+target, tools and code come from the cache without running. Every other configuration flag of
+``python -m rtl_gen`` applies to every point.
 """
 
 import dataclasses
 import json
 import os
 import sys
-import time
 
 from golden.config import AccelConfig, ConfigError, parse_pe
 from golden.outputs import OutputPathError, check_output_folder
 
 from .cli import (build_parser, check_synth_args, config_from_args, freq_mhz,
                   router1_seconds)
-from .generate import generate
-from .synth import SynthFlowFailed, synthesize
+from .points import SchedulerError, cache_point, cached_point, point_key, run_points
 from .targets import TARGETS
 
 __all__ = ["main", "format_table", "plot"]
@@ -32,15 +34,14 @@ _SWEEP_FLAGS = {**{field.name: "--" + field.name.replace("_", "-")
 
 
 def format_table(points):
-    lines = ["| pe | width | PEs | LUTs | FFs | DSPs | BRAMs | Fmax MHz | target MHz | router "
-             "| seconds |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| pe | width | PEs | LUTs | FFs | DSPs | BRAMs | Fmax MHz | target MHz | router |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for p in points:
         r = p["report"]
         lines.append(f"| {p['pe']} | {p['width']} | {p['pes']} | {r['luts']['used']} | "
                      f"{r['ffs']['used']} | {r['dsps']['used']} | {r['brams']['used']} | "
                      f"{r['fmax_mhz']:.1f} | {r['freq_target_mhz']:g} | "
-                     f"{r['router']} | {r['seconds']} |")
+                     f"{r['router']} |")
     return "\n".join(lines)
 
 
@@ -96,6 +97,12 @@ def main(argv=None):
                         help="array sizes, comma-separated (default: 4x4,8x8,16x16)")
     parser.add_argument("--widths", default="8,16",
                         help="operand widths, comma-separated (default: 8,16)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="points run at once on a local Dask cluster of this many worker "
+                             "processes (default: 1)")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="run the points on the workers of this Dask scheduler (for example "
+                             "tcp://HOST:8786) instead of a local cluster")
     args = parser.parse_args(argv)
     if args.target not in TARGETS:
         parser.error(f"--target must be one of {', '.join(TARGETS)}, not {args.target!r}")
@@ -116,39 +123,82 @@ def main(argv=None):
     except ValueError:
         parser.error(f"--widths must be comma-separated integers, not {args.widths!r}")
     check_synth_args(parser, args)
+    if args.workers is not None and args.scheduler is not None:
+        parser.error("--workers starts a local cluster; with --scheduler, the scheduler's "
+                     "workers run the points")
+    if args.workers is not None and args.workers < 1:
+        parser.error(f"--workers must be at least 1, not {args.workers}")
     freq = freq_mhz(args, args.target)
     out = args.out if args.out is not None else os.path.join("rtl_out", f"sweep_{args.target}")
     try:
         check_output_folder(out, "--out")
     except OutputPathError as e:
         parser.exit(e.status, f"error: {e}\n")
-    points = []
-    start = time.monotonic()
-    for i, config in enumerate(configs, 1):
-        name = f"{config.pe}_w{config.width}"
-        print(f"[{i}/{len(configs)}] {name} on {args.target} ({time.monotonic() - start:.0f} s "
-              "so far)", flush=True)
-        folder = os.path.join(out, name)
-        generate(config, folder)
-        try:
-            report = synthesize(config, args.target, freq, folder, blocks=False,
-                                progress=lambda text: print("  " + text.strip(), flush=True),
-                                router1_seconds=router1_seconds(args))
-        except SynthFlowFailed as e:
-            print(f"  {name}: {str(e).splitlines()[0]}", flush=True)
-            continue
-        print(f"  {name}: {report['luts']['used']} LUTs, {report['dsps']['used']} DSPs, "
-              f"{report['brams']['used']} BRAMs, Fmax {report['fmax_mhz']:.1f} MHz", flush=True)
-        points.append({"pe": config.pe, "width": config.width,
-                       "pes": config.pe_rows * config.pe_cols, "report": report})
+    order = {_point_name(config): i for i, config in enumerate(configs)}
+    points, tasks, keys = [], [], {}
+    for config in configs:
+        name = _point_name(config)
+        keys[name] = point_key(config, args.target, freq, router1_seconds(args))
+        result = cached_point(keys[name])
+        if result is None:
+            tasks.append((name, (config.to_dict(), args.target, freq, router1_seconds(args))))
+        else:
+            _write_point(out, name, result)
+            points.append(_point(config, result["report"]))
+            print(f"  {name}: cached ({_figures(result['report'])})", flush=True)
+    configs_by_name = {_point_name(config): config for config in configs}
+
+    def on_done(name, result):
+        if "error" in result:
+            print(f"  {name}: {result['error']}", flush=True)
+            return
+        cache_point(keys[name], result)
+        _write_point(out, name, result)
+        points.append(_point(configs_by_name[name], result["report"]))
+        points.sort(key=lambda p: order[f"{p['pe']}_w{p['width']}"])
+        print(f"  {name}: {_figures(result['report'])}, {result['report']['seconds']:.0f} s",
+              flush=True)
         # Written after every point, so that a long sweep cut short keeps what it measured.
-        table = write_results(points, out, args.target, freq)
-    if not points:
-        table = write_results(points, out, args.target, freq)
+        write_results(points, out, args.target, freq)
+
+    if tasks:
+        where = args.scheduler or f"a local cluster of {args.workers or 1} worker process" + \
+            ("es" if (args.workers or 1) > 1 else "")
+        print(f"{len(tasks)} of {len(configs)} points to run on {args.target}, on {where}",
+              flush=True)
+        try:
+            run_points(tasks, workers=args.workers or 1, scheduler=args.scheduler,
+                       on_done=on_done, status=lambda text: print(text, flush=True))
+        except SchedulerError as e:
+            parser.exit(2, f"error: {e}\n")
+    table = write_results(points, out, args.target, freq)
     print(table)
     print(f"written: {out}/sweep.json, sweep.md" + (", sweep.png" if points else ""))
-    return 0 if points else 1
+    return 0 if len(points) == len(configs) else 1
 
+
+def _point_name(config):
+    return f"{config.pe}_w{config.width}"
+
+
+def _point(config, report):
+    """A point of ``sweep.json``: the report without its wall time, which depends on where the
+    point ran."""
+    return {"pe": config.pe, "width": config.width, "pes": config.pe_rows * config.pe_cols,
+            "report": {k: v for k, v in report.items() if k != "seconds"}}
+
+
+def _figures(report):
+    return (f"{report['luts']['used']} LUTs, {report['dsps']['used']} DSPs, "
+            f"{report['brams']['used']} BRAMs, Fmax {report['fmax_mhz']:.1f} MHz")
+
+
+def _write_point(out, name, result):
+    for relative, text in result["files"].items():
+        path = os.path.join(out, name, relative)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write(text)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -196,25 +196,27 @@ def _sweep_section(points, lines):
     target = reports[0]["target"] if reports else "-"
     tools = sorted({f"{r['tools']['yosys']}, {r['tools']['nextpnr']}" for r in reports})
     mapping = sorted({r.get("lut_mapping", "-") for r in reports})
+    # Sweeps record no wall time (it depends on where each point ran); older files do.
+    timed = bool(reports) and all("seconds" in r for r in reports)
     lines += [f"## Synthesis sweep ({target})", "",
               "Each point generated, synthesised, placed and routed in the synthesis harness; "
-              "LUTs, FFs, DSPs and block RAMs after place and route, nextpnr's Fmax. `seconds` is "
-              "the whole flow's wall-clock time.", ""]
+              "LUTs, FFs, DSPs and block RAMs after place and route, nextpnr's Fmax."
+              + (" `seconds` is the whole flow's wall-clock time." if timed else ""), ""]
     _source(lines, src["command"], src["cores"], note=f"{src['note']}; tools: "
             f"{'; '.join(tools)}; LUT mapping {', '.join(mapping)}",
             config=_config_line(reports[0]["config"], head=f"array and width as in the table, "
                                f"{reports[0]['config']['topk_lanes']} top-K lanes")
             if reports else None)
     lines += ["| pe | width | PEs | LUTs | FFs | DSPs | BRAMs | Fmax MHz | target MHz | router "
-              "| seconds | critical path from |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              + ("| seconds " if timed else "") + "| critical path from |",
+              "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if timed else "") + "---|"]
     for p in points:
         r = p["report"]
         start = r.get("critical_path", {}).get("from", "-")
         lines.append(f"| {p['pe']} | {p['width']} | {p['pes']} | {r['luts']['used']} | "
                      f"{r['ffs']['used']} | {r['dsps']['used']} | {r['brams']['used']} | "
                      f"{r['fmax_mhz']:.1f} | {r['freq_target_mhz']:g} | {r['router']} | "
-                     f"{r['seconds']} | `{start}` |")
+                     + (f"{r['seconds']} | " if timed else "") + f"`{start}` |")
     lines += ["", f"![sweep](../benchmarks/{os.path.dirname(SWEEP)}/sweep.png)", ""]
 
 
