@@ -85,7 +85,8 @@ class MacCounts:
 class _SwatGemmLayer:
     """Shared SWAT dataflow of linear and conv layers over (M x K) and (Cout x K) matrices."""
 
-    def __init__(self, weight, bias, *, density, period, selection, nm, gemm, needs_input_grad):
+    def __init__(self, weight, bias, *, density, period, selection, nm, gemm, needs_input_grad,
+                 scaling=None):
         self.weight = np.array(weight, dtype=np.float64)
         self.bias = None if bias is None else np.array(bias, dtype=np.float64)
         topk.density_fraction(density)  # validates
@@ -94,7 +95,11 @@ class _SwatGemmLayer:
         self.density = density
         self.selection = selection
         self.nm = nm
-        self.gemm = gemm if gemm is not None else np.matmul
+        # scaling (golden.scaling.Pow2Scaling) rounds every operand to the accelerator's
+        # integers before selection and products; its gemm is the accelerator's product.
+        self.scaling = scaling
+        self.gemm = gemm if gemm is not None else (
+            scaling.gemm if scaling is not None else np.matmul)
         self.needs_input_grad = needs_input_grad
         self.weight_period = topk.TopKPeriod(period)
         self.act_period = topk.TopKPeriod(period)
@@ -103,14 +108,20 @@ class _SwatGemmLayer:
         self.saved_elements = self.saved_kept = 0
 
     # -- selection ---------------------------------------------------------------------------
-    def weight_mask(self, iteration):
+    def product_weight(self):
+        """The weights the products use: the master copy, rounded to the accelerator's
+        integers under ``scaling``."""
+        return self.weight if self.scaling is None else self.scaling.weights(self.weight)
+
+    def weight_mask(self, iteration, weight=None):
+        weight = self.product_weight() if weight is None else weight
         if self.selection == "structured":
-            return topk.structured_mask(self.weight, self.density)
+            return topk.structured_mask(weight, self.density)
         if self.selection == "nm":
             n, m = self.nm
-            return topk.nm_mask(self.weight.reshape(self.weight.shape[0], -1), n, m) \
-                .reshape(self.weight.shape)
-        mask, _ = self.weight_period.mask(self.weight, self.density, iteration)
+            return topk.nm_mask(weight.reshape(weight.shape[0], -1), n, m) \
+                .reshape(weight.shape)
+        mask, _ = self.weight_period.mask(weight, self.density, iteration)
         return mask
 
     def params(self):
@@ -136,6 +147,8 @@ class _SwatGemmLayer:
         return y
 
     def _backward_matrix(self, dy):
+        if self.scaling is not None:
+            dy = self.scaling.gradients(dy)
         m, cout = dy.shape
         k = self._w_sparse.shape[1]
         self.grad_weight = self.gemm(dy.T, self._a_sparse).reshape(self.weight.shape)
@@ -150,10 +163,13 @@ class _SwatGemmLayer:
         return self.gemm(dy, self._w_sparse)
 
     def _select_input(self, x, iteration):
+        """``x`` (rounded under ``scaling``), its sparse copy and mask."""
+        if self.scaling is not None:
+            x = self.scaling.activations(x)
         mask, _ = self.act_period.mask(x, self.density, iteration)
         self.saved_elements += x.size
         self.saved_kept += int(np.count_nonzero(mask))
-        return np.where(mask, x, 0.0), mask
+        return x, np.where(mask, x, 0.0), mask
 
 
 class SwatLinear(_SwatGemmLayer):
@@ -178,18 +194,18 @@ class SwatLinear(_SwatGemmLayer):
     """
 
     def __init__(self, weight, bias=None, *, density=1.0, period=1, selection="topk", nm=(2, 4),
-                 gemm=None, needs_input_grad=True):
+                 gemm=None, needs_input_grad=True, scaling=None):
         super().__init__(weight, bias, density=density, period=period, selection=selection,
-                         nm=nm, gemm=gemm, needs_input_grad=needs_input_grad)
+                         nm=nm, gemm=gemm, needs_input_grad=needs_input_grad, scaling=scaling)
         if self.weight.ndim != 2:
             raise ValueError(f"linear weight must be (out, in), not {self.weight.shape}")
 
     def forward(self, x, iteration=0):
-        x = np.asarray(x, dtype=np.float64)
-        w_mask = self.weight_mask(iteration)
-        x_sparse, x_mask = self._select_input(x, iteration)
+        weight = self.product_weight()
+        w_mask = self.weight_mask(iteration, weight)
+        x, x_sparse, x_mask = self._select_input(np.asarray(x, dtype=np.float64), iteration)
         return self._forward_matrix(x, x_sparse, int(x_mask.sum()),
-                                    np.where(w_mask, self.weight, 0.0), int(w_mask.sum()))
+                                    np.where(w_mask, weight, 0.0), int(w_mask.sum()))
 
     def backward(self, dy):
         return self._backward_matrix(np.asarray(dy, dtype=np.float64))
@@ -203,9 +219,9 @@ class SwatConv2d(_SwatGemmLayer):
     """
 
     def __init__(self, weight, bias=None, *, stride=1, padding=0, density=1.0, period=1,
-                 selection="topk", nm=(2, 4), gemm=None, needs_input_grad=True):
+                 selection="topk", nm=(2, 4), gemm=None, needs_input_grad=True, scaling=None):
         super().__init__(weight, bias, density=density, period=period, selection=selection,
-                         nm=nm, gemm=gemm, needs_input_grad=needs_input_grad)
+                         nm=nm, gemm=gemm, needs_input_grad=needs_input_grad, scaling=scaling)
         if self.weight.ndim != 4:
             raise ValueError(f"conv weight must be (Cout, Cin, kh, kw), not {self.weight.shape}")
         self.stride, self.padding = int(stride), int(padding)
@@ -215,11 +231,11 @@ class SwatConv2d(_SwatGemmLayer):
         return self.weight.shape[2:]
 
     def forward(self, x, iteration=0):
-        x = np.asarray(x, dtype=np.float64)
         cout = self.weight.shape[0]
-        w_mask = self.weight_mask(iteration)
-        w_sparse = np.where(w_mask, self.weight, 0.0).reshape(cout, -1)
-        x_sparse, x_mask = self._select_input(x, iteration)
+        weight = self.product_weight()
+        w_mask = self.weight_mask(iteration, weight)
+        w_sparse = np.where(w_mask, weight, 0.0).reshape(cout, -1)
+        x, x_sparse, x_mask = self._select_input(np.asarray(x, dtype=np.float64), iteration)
         cols = im2col(x, self.kernel, self.stride, self.padding)
         cols_sparse = im2col(x_sparse, self.kernel, self.stride, self.padding)
         cols_kept = int(im2col(x_mask, self.kernel, self.stride, self.padding).sum())

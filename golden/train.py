@@ -22,6 +22,7 @@ from .cli import OneLineParser
 from .config import AccelConfig, ConfigError
 from .outputs import OutputPathError, check_output_file
 from .layers import SGD, SwatConv2d, SwatLinear
+from .scaling import GRAD_ROUNDINGS, NUMERICS, scaling_for
 
 __all__ = ["DigitsCNN", "load_digits_split", "train", "main"]
 
@@ -48,15 +49,16 @@ class DigitsCNN:
 
     weight_shapes = [(16, 1, 3, 3), (32, 16, 3, 3), (10, 512)]
 
-    def __init__(self, densities, *, period=1, seed=0):
+    def __init__(self, densities, *, period=1, seed=0, scaling=None):
         rng = np.random.default_rng(seed)
         d1, d2, d3 = densities
         self.layers = [
             SwatConv2d(_he(rng, (16, 1, 3, 3), 9), np.zeros(16), padding=1, density=d1,
-                       period=period, needs_input_grad=False),
+                       period=period, needs_input_grad=False, scaling=scaling),
             SwatConv2d(_he(rng, (32, 16, 3, 3), 144), np.zeros(32), stride=2, padding=1,
-                       density=d2, period=period),
-            SwatLinear(_he(rng, (10, 512), 512), np.zeros(10), density=d3, period=period),
+                       density=d2, period=period, scaling=scaling),
+            SwatLinear(_he(rng, (10, 512), 512), np.zeros(10), density=d3, period=period,
+                       scaling=scaling),
         ]
 
     def forward(self, x, iteration=0):
@@ -88,8 +90,18 @@ def softmax_cross_entropy(logits, labels):
 
 
 def train(sparsity, *, epochs=20, batch=64, lr=0.05, period=1, budget="uniform", seed=0,
-          width=8, data=None):
-    """Train one model at ``sparsity`` and return its figures as a dict."""
+          width=8, data=None, numerics="float", grad_rounding="nearest"):
+    """Train one model at ``sparsity`` and return its figures as a dict.
+
+    ``numerics`` (:data:`golden.scaling.NUMERICS`): ``"float"``, or ``"int16"``/``"int8"``,
+    where every product of the three SWAT GEMMs is the accelerator's exact integer product of
+    operands the host scaled per tensor (:class:`golden.scaling.Pow2Scaling`, gradients rounded
+    by ``grad_rounding``); the master weights and the optimizer stay in floating point. The
+    saved-activation figure counts ``width``-bit values, or the integer width.
+    """
+    scaling = scaling_for(numerics, grad_rounding=grad_rounding, seed=seed)
+    if scaling is not None:
+        width = scaling.width
     x_train, y_train, x_test, y_test = data if data is not None else load_digits_split(seed)
     density = 1.0 - float(sparsity)
     if budget == "uniform":
@@ -99,7 +111,7 @@ def train(sparsity, *, epochs=20, batch=64, lr=0.05, period=1, budget="uniform",
         densities = budgets.erk_densities(DigitsCNN.weight_shapes, density)
     else:
         raise ValueError(f"budget must be 'uniform' or 'erk', not {budget!r}")
-    model = DigitsCNN(densities, period=period, seed=seed)
+    model = DigitsCNN(densities, period=period, seed=seed, scaling=scaling)
     opt = SGD(model.layers, lr=lr, momentum=0.9, weight_decay=5e-4)
     rng = np.random.default_rng(seed + 1)
     saved_bits = dense_bits = 0
@@ -125,26 +137,30 @@ def train(sparsity, *, epochs=20, batch=64, lr=0.05, period=1, budget="uniform",
     return {
         "sparsity": float(sparsity),
         "budget": budget,
+        "numerics": numerics,
+        "grad_rounding": grad_rounding if scaling is not None else None,
         "layer_densities": [round(d, 4) for d in densities],
         "test_accuracy": float((predictions == y_test).mean()),
         "final_loss": float(loss),
-        "training_macs_vs_dense": sparse_macs / dense_macs,
-        "saved_activation_memory_vs_dense": saved_bits / dense_bits,
+        "train_macs_vs_dense": sparse_macs / dense_macs,
+        "saved_activations_vs_dense": saved_bits / dense_bits,
     }
 
 
 def format_table(rows):
     lines = [
-        "| sparsity | budget | layer densities | test accuracy | training MACs vs dense "
-        "| saved activations vs dense |",
-        "|---|---|---|---|---|---|",
+        "| sparsity | budget | numerics | layer densities | test accuracy "
+        "| training MACs vs dense | saved activations vs dense |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        numerics = r["numerics"] + (f" ({r['grad_rounding']} gradients)"
+                                    if r["grad_rounding"] == "stochastic" else "")
         lines.append(
-            f"| {r['sparsity']:.1f} | {r['budget']} | "
+            f"| {r['sparsity']:.1f} | {r['budget']} | {numerics} | "
             f"{' / '.join(f'{d:.2f}' for d in r['layer_densities'])} | "
-            f"{100 * r['test_accuracy']:.1f} % | {100 * r['training_macs_vs_dense']:.1f} % | "
-            f"{100 * r['saved_activation_memory_vs_dense']:.1f} % |")
+            f"{100 * r['test_accuracy']:.1f} % | {100 * r['train_macs_vs_dense']:.1f} % | "
+            f"{100 * r['saved_activations_vs_dense']:.1f} % |")
     return "\n".join(lines)
 
 
@@ -163,9 +179,17 @@ def main(argv=None):
     parser.add_argument("--budget", choices=["uniform", "erk"], default="uniform",
                         help="per-layer budget: uniform (first layer dense) or erk "
                              "(default: uniform)")
+    parser.add_argument("--numerics", choices=list(NUMERICS), default="float",
+                        help="arithmetic of the three products: float, or the accelerator's "
+                             "exact integer products of per-tensor power-of-two scaled 16- or "
+                             "8-bit operands (default: float)")
+    parser.add_argument("--grad-rounding", choices=list(GRAD_ROUNDINGS), default="nearest",
+                        help="rounding of output gradients in the integer numerics: nearest "
+                             "(half up) or stochastic (default: nearest)")
     parser.add_argument("--width", type=int, default=AccelConfig().width,
-                        help="operand width for the saved-activation memory figure "
-                             f"(default: {AccelConfig().width})")
+                        help="operand width for the saved-activation memory figure with float "
+                             f"numerics; the integer numerics use their own (default: "
+                             f"{AccelConfig().width})")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON to FILE")
     args = parser.parse_args(argv)
@@ -193,7 +217,8 @@ def main(argv=None):
     for s in args.sparsity:
         start = time.perf_counter()
         row = train(s, epochs=args.epochs, batch=args.batch, lr=args.lr, period=args.period,
-                    budget=args.budget, seed=args.seed, width=args.width, data=data)
+                    budget=args.budget, seed=args.seed, width=args.width, data=data,
+                    numerics=args.numerics, grad_rounding=args.grad_rounding)
         row["seconds"] = round(time.perf_counter() - start, 2)
         rows.append(row)
         print(f"sparsity {s:.1f}: accuracy {100 * row['test_accuracy']:.1f} % "
