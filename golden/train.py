@@ -176,16 +176,17 @@ def main(argv=None):
     parser.add_argument("--lr", type=float, default=0.05, help="learning rate (default: 0.05)")
     parser.add_argument("--period", type=int, default=1,
                         help="top-K period in iterations (default: 1)")
-    parser.add_argument("--budget", choices=["uniform", "erk"], default="uniform",
-                        help="per-layer budget: uniform (first layer dense) or erk "
+    parser.add_argument("--budget", choices=["uniform", "erk"], nargs="+", default=["uniform"],
+                        help="per-layer budgets: uniform (first layer dense) and/or erk "
                              "(default: uniform)")
-    parser.add_argument("--numerics", choices=list(NUMERICS), default="float",
-                        help="arithmetic of the three products: float, or the accelerator's "
-                             "exact integer products of per-tensor power-of-two scaled 16- or "
-                             "8-bit operands (default: float)")
-    parser.add_argument("--grad-rounding", choices=list(GRAD_ROUNDINGS), default="nearest",
+    parser.add_argument("--numerics", choices=list(NUMERICS), nargs="+", default=["float"],
+                        help="arithmetic of the three products: float, and/or the "
+                             "accelerator's exact integer products of per-tensor power-of-two "
+                             "scaled 16- or 8-bit operands (default: float)")
+    parser.add_argument("--grad-rounding", choices=list(GRAD_ROUNDINGS), nargs="+",
+                        default=["nearest"],
                         help="rounding of output gradients in the integer numerics: nearest "
-                             "(half up) or stochastic (default: nearest)")
+                             "(half up) and/or stochastic (default: nearest)")
     parser.add_argument("--width", type=int, default=AccelConfig().width,
                         help="operand width for the saved-activation memory figure with float "
                              f"numerics; the integer numerics use their own (default: "
@@ -213,15 +214,21 @@ def main(argv=None):
             sys.exit(e.status)
 
     data = load_digits_split(args.seed)
+    runs = [(budget, numerics, rounding if numerics != "float" else "nearest", s)
+            for budget in args.budget for numerics in args.numerics
+            for rounding in (args.grad_rounding if numerics != "float" else ["nearest"])
+            for s in args.sparsity]
     rows = []
-    for s in args.sparsity:
+    for budget, numerics, rounding, s in runs:
         start = time.perf_counter()
         row = train(s, epochs=args.epochs, batch=args.batch, lr=args.lr, period=args.period,
-                    budget=args.budget, seed=args.seed, width=args.width, data=data,
-                    numerics=args.numerics, grad_rounding=args.grad_rounding)
+                    budget=budget, seed=args.seed, width=args.width, data=data,
+                    numerics=numerics, grad_rounding=rounding)
         row["seconds"] = round(time.perf_counter() - start, 2)
         rows.append(row)
-        print(f"sparsity {s:.1f}: accuracy {100 * row['test_accuracy']:.1f} % "
+        print(f"[{len(rows)}/{len(runs)}] {budget}, {numerics}"
+              + (f" ({rounding} gradients)" if numerics != "float" else "")
+              + f", sparsity {s:.1f}: accuracy {100 * row['test_accuracy']:.1f} % "
               f"({row['seconds']} s)", file=sys.stderr)
     print(format_table(rows))
     if args.json is not None:
