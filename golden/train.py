@@ -144,6 +144,7 @@ def train(sparsity, *, epochs=20, batch=64, lr=0.05, period=1, budget="uniform",
         "final_loss": float(loss),
         "train_macs_vs_dense": sparse_macs / dense_macs,
         "saved_activations_vs_dense": saved_bits / dense_bits,
+        "activation_width": width,
     }
 
 
