@@ -164,6 +164,10 @@ def _convert_modules(components):
 
 
 def _cores():
+    """Cores this process may use for conversion workers: one inside a daemonic process (a
+    Dask worker, a process pool's worker), which may not start processes of its own."""
+    if multiprocessing.current_process().daemon:
+        return 1
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux

@@ -81,3 +81,20 @@ def test_cached_points_come_back_whole(monkeypatch, tmp_path):
     cache_point("k", {"report": {"fmax_mhz": 1.5}, "files": {"a.v": "x"}})
     assert cached_point("k") == {"report": {"fmax_mhz": 1.5}, "files": {"a.v": "x"}}
     assert [p.name for p in (tmp_path / "sweep_points").iterdir()] == ["k.json"]
+
+
+def _generate_tiny(folder):
+    from rtl_gen.generate import generate
+
+    generate(tiny(), folder)
+    return {"verilog": open(os.path.join(folder, "swat_accel.v")).read()}
+
+
+def test_generation_works_inside_a_dask_worker(tmp_path):
+    """A worker process is daemonic and may not start the conversion's worker processes:
+    generation there converts in the worker itself, to the same text."""
+    from rtl_gen.generate import generate
+
+    generate(tiny(), tmp_path / "here")
+    results, _ = _run([("a", (str(tmp_path / "there"),))], workers=1, function=_generate_tiny)
+    assert results[0][1] == {"verilog": (tmp_path / "here" / "swat_accel.v").read_text()}
