@@ -192,7 +192,9 @@ def main(argv=None):
                         help="operand width for the saved-activation memory figure with float "
                              f"numerics; the integer numerics use their own (default: "
                              f"{AccelConfig().width})")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--seed", type=int, nargs="+", default=[0],
+                        help="random seeds (data split, initial weights, batches, stochastic "
+                             "rounding); one run per seed (default: 0)")
     parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON to FILE")
     args = parser.parse_args(argv)
     for s in args.sparsity:
@@ -214,20 +216,21 @@ def main(argv=None):
             print(f"error: {e}", file=sys.stderr)
             sys.exit(e.status)
 
-    data = load_digits_split(args.seed)
-    runs = [(budget, numerics, rounding if numerics != "float" else "nearest", s)
-            for budget in args.budget for numerics in args.numerics
+    runs = [(seed, budget, numerics, rounding if numerics != "float" else "nearest", s)
+            for seed in args.seed for budget in args.budget for numerics in args.numerics
             for rounding in (args.grad_rounding if numerics != "float" else ["nearest"])
             for s in args.sparsity]
+    data = {seed: load_digits_split(seed) for seed in args.seed}
     rows = []
-    for budget, numerics, rounding, s in runs:
+    for seed, budget, numerics, rounding, s in runs:
         start = time.perf_counter()
         row = train(s, epochs=args.epochs, batch=args.batch, lr=args.lr, period=args.period,
-                    budget=budget, seed=args.seed, width=args.width, data=data,
+                    budget=budget, seed=seed, width=args.width, data=data[seed],
                     numerics=numerics, grad_rounding=rounding)
+        row["seed"] = seed
         row["seconds"] = round(time.perf_counter() - start, 2)
         rows.append(row)
-        print(f"[{len(rows)}/{len(runs)}] {budget}, {numerics}"
+        print(f"[{len(rows)}/{len(runs)}] seed {seed}, {budget}, {numerics}"
               + (f" ({rounding} gradients)" if numerics != "float" else "")
               + f", sparsity {s:.1f}: accuracy {100 * row['test_accuracy']:.1f} % "
               f"({row['seconds']} s)", file=sys.stderr)
