@@ -15,6 +15,8 @@ file                                           written by
 ``benchmarks/network/network.json``            ``python -m sim.network --out DIR``
 ``benchmarks/network_lanes16/network.json``    ``python -m sim.network --topk-lanes 16 ...``
 ``benchmarks/sweep_ecp5-85f/sweep.json``       ``python -m rtl_gen.sweep``
+``benchmarks/train/train.json``                ``python -m golden.train --json FILE``
+                                               (optional: its section is left out without it)
 =============================================  =============================================
 
 Where a file does not record its command or core count, the page takes them from
@@ -39,6 +41,7 @@ GENERATE = "generate/generate.json"
 PE_ARRAY = "pe_array.json"
 NETWORKS = ("network/network.json", "network_lanes16/network.json")
 SWEEP = "sweep_ecp5-85f/sweep.json"
+TRAIN = "train/train.json"
 
 #: What a file does not record about itself: the command that wrote it and the core count.
 #: ``cores`` is ``None`` where it was not recorded; cycle counts do not depend on it.
@@ -68,6 +71,17 @@ PROVENANCE = {
         "cores": 2,
     },
 }
+
+
+PROVENANCE[TRAIN] = {
+    "command": "python -m golden.train --numerics float int16 int8 --grad-rounding nearest "
+               "stochastic --budget uniform erk --seed 0 1 2 --json benchmarks/train/train.json",
+    "note": "NumPy, one process; accuracy does not depend on the core count",
+    "cores": 1,
+}
+
+#: The accuracy goals of the integer numerics: points below float's at most.
+NUMERICS_GOALS = {"int16": 0.5, "int8": 1.5}
 
 
 class ResultsError(Exception):
@@ -220,6 +234,84 @@ def _sweep_section(points, lines):
     lines += ["", f"![sweep](../benchmarks/{os.path.dirname(SWEEP)}/sweep.png)", ""]
 
 
+def _train_section(rows, lines):
+    src = PROVENANCE[TRAIN]
+    seeds = sorted({r.get("seed", 0) for r in rows})
+    variants = []  # (numerics, grad_rounding) in the order first seen
+    for r in rows:
+        key = (r["numerics"], r["grad_rounding"])
+        if key not in variants:
+            variants.append(key)
+    groups = {}
+    for r in rows:
+        groups.setdefault((r["budget"], r["sparsity"], r["numerics"], r["grad_rounding"]),
+                          []).append(r)
+
+    def mean(key, budget, sparsity, variant):
+        runs = groups.get((budget, sparsity, *variant), [])
+        return sum(r[key] for r in runs) / len(runs) if runs else None
+
+    n_test = round(1797 * 0.2)
+    lines += ["## SWAT training in the accelerator's numerics", "",
+              "The digits CNN of `python -m golden.train` (conv 3x3, strided conv 3x3, linear) "
+              "trained with SWAT for 20 epochs. In the integer numerics every product of the "
+              "three GEMMs of every layer is the accelerator's exact integer product "
+              "(`golden.numerics.gemm`, what the RTL is checked against) of operands the host "
+              "scaled per tensor by a power of two and rounded half up (gradients half up or "
+              "stochastically), with top-K selected on the rounded values; master weights and "
+              "the optimizer stay in floating point. Test accuracy in %, the mean over "
+              f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''} ({', '.join(map(str, seeds))}; "
+              "each seed its own data split, initial weights and batches), with the difference "
+              f"from float in points. The test set has {n_test} images: one image is "
+              f"{100 / n_test:.2f} points.", ""]
+    _source(lines, src["command"], src["cores"], note=src["note"])
+    float_variant = ("float", None)
+    names = {v: v[0] + (", stochastic gradients" if v[1] == "stochastic" else "")
+             for v in variants}
+    lines += ["| budget | sparsity | " + " | ".join(names[v] for v in variants)
+              + " | training MACs vs dense (float / int8) | saved activations, bits per "
+              "element (int16 / int8) |",
+              "|---|---|" + "---|" * len(variants) + "---|---|"]
+    shortfall = {}
+    for budget in dict.fromkeys(r["budget"] for r in rows):
+        for sparsity in sorted({r["sparsity"] for r in rows if r["budget"] == budget}):
+            ref = mean("test_accuracy", budget, sparsity, float_variant)
+            cells = []
+            for v in variants:
+                acc = mean("test_accuracy", budget, sparsity, v)
+                if acc is None:
+                    cells.append("-")
+                    continue
+                cell = f"{100 * acc:.1f}"
+                if v != float_variant and ref is not None:
+                    delta = 100 * (acc - ref)
+                    cell += f" ({delta:+.1f})"
+                    shortfall[v] = max(shortfall.get(v, 0.0), -delta)
+                cells.append(cell)
+            macs = [mean("train_macs_vs_dense", budget, sparsity, v)
+                    for v in (float_variant, ("int8", "nearest"))]
+            bits = [mean("saved_activations_vs_dense", budget, sparsity, (n, "nearest"))
+                    for n in ("int16", "int8")]
+            lines.append(f"| {budget} | {sparsity:.1f} | " + " | ".join(cells) + " | "
+                         + " / ".join("-" if m is None else f"{100 * m:.1f} %" for m in macs)
+                         + " | " + " / ".join(
+                             "-" if b is None else f"{b * w:.2f}" for b, w in zip(bits, (16, 8)))
+                         + " |")
+    lines.append("")
+    for v in variants:
+        goal = NUMERICS_GOALS.get(v[0])
+        if goal is not None and v in shortfall:
+            met = "met" if shortfall[v] <= goal + 1e-9 else "not met"
+            lines.append(f"- {names[v]}: at most {max(shortfall[v], 0.0):.1f} points below float "
+                         f"over the table (goal: within {goal:g}; {met}).")
+    lines += ["- Training MACs count the kept elements of each product's sparse operand: top-K "
+              "on rounded values keeps every element tied with the threshold, so the integer "
+              "numerics keep slightly more than float at the same density.",
+              "- Saved activations: the inputs of every SWAT layer in the smallest of the "
+              "dense, bitmap and index-value encodings at the numerics' width (dense: 16 or 8 "
+              "bits per element).", ""]
+
+
 def render(benchmarks=DEFAULT_BENCHMARKS):
     """The results page for the JSON files under ``benchmarks``.
 
@@ -244,6 +336,7 @@ def render(benchmarks=DEFAULT_BENCHMARKS):
     pe_array = _load(benchmarks, PE_ARRAY)
     networks = [(name, _load(benchmarks, name)) for name in NETWORKS]
     sweep = _load(benchmarks, SWEEP)
+    trained = _load(benchmarks, TRAIN, required=False)
     lines = ["# Results", "",
              "<!-- Generated by `python -m sim.results` from the JSON files under benchmarks/. "
              "Do not edit: re-run the benchmark, then the command. -->", "",
@@ -260,6 +353,8 @@ def render(benchmarks=DEFAULT_BENCHMARKS):
         for i, (name, data) in enumerate(networks):
             _network_section(name, data, lines, first=i == 0)
         _sweep_section(sweep, lines)
+        if trained is not None:
+            _train_section(trained, lines)
     except (KeyError, TypeError, IndexError, AttributeError) as e:
         raise ResultsError(f"--benchmarks {benchmarks!r}: a file lacks an expected field "
                            f"({type(e).__name__}: {e})") from None
