@@ -227,6 +227,12 @@ class CommandSequencer(wiring.Component):
             reply.busy.eq(~self.cmd.ready),
         ]
 
+        def issue(port, op, then):
+            """Offer a sub-command; go to state ``then`` once it is taken."""
+            m.d.comb += [port.valid.eq(1), port.payload.op.eq(op)]
+            with m.If(port.ready):
+                m.next = then
+
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += self.cmd.ready.eq(1)
@@ -255,9 +261,7 @@ class CommandSequencer(wiring.Component):
                                 m.next = "REPLY"
 
             with m.State("THRESHOLD"):
-                m.d.comb += [sel.valid.eq(1), sel.payload.op.eq(TopKOp.THRESHOLD)]
-                with m.If(sel.ready):
-                    m.next = "THRESHOLD_RUN"
+                issue(sel, TopKOp.THRESHOLD, "THRESHOLD_RUN")
             with m.State("THRESHOLD_RUN"):
                 m.d.comb += [self.route.eq(Route.THRESHOLD), reply.gather_selector.eq(1),
                              slots.store.eq(1)]
@@ -265,13 +269,9 @@ class CommandSequencer(wiring.Component):
                     m.next = "REPLY"
 
             with m.State("SAVE_BUFFER_CMD"):
-                m.d.comb += [buf.valid.eq(1), buf.payload.op.eq(ActOp.WRITE)]
-                with m.If(buf.ready):
-                    m.next = "SAVE_SELECTOR_CMD"
+                issue(buf, ActOp.WRITE, "SAVE_SELECTOR_CMD")
             with m.State("SAVE_SELECTOR_CMD"):
-                m.d.comb += [sel.valid.eq(1), sel.payload.op.eq(TopKOp.APPLY)]
-                with m.If(sel.ready):
-                    m.next = "SAVE_RUN"
+                issue(sel, TopKOp.APPLY, "SAVE_RUN")
             with m.State("SAVE_RUN"):
                 # The selector's result comes before or after the buffer's: wait for both.
                 got_sel, got_buf = Signal(), Signal()
@@ -296,11 +296,8 @@ class CommandSequencer(wiring.Component):
                     with m.Else():
                         m.next = "GEMM_ROW_CMD"
             with m.State("GEMM_ROW_CMD"):
-                m.d.comb += [self.route.eq(Route.SELECTOR_ROWS), sel.valid.eq(1),
-                             sel.payload.op.eq(Mux(cmd.mode == RowMode.NM, TopKOp.NM,
-                                                   TopKOp.APPLY))]
-                with m.If(sel.ready):
-                    m.next = "GEMM_ROW_RUN"
+                m.d.comb += self.route.eq(Route.SELECTOR_ROWS)
+                issue(sel, Mux(cmd.mode == RowMode.NM, TopKOp.NM, TopKOp.APPLY), "GEMM_ROW_RUN")
             with m.State("GEMM_ROW_RUN"):
                 m.d.comb += [self.route.eq(Route.SPARSE_ROWS), reply.gather_selector.eq(1)]
                 with m.If(reply.selector_done):
@@ -319,11 +316,7 @@ class CommandSequencer(wiring.Component):
                     m.next = "REPLY"
 
             with m.State("SAVED_BUFFER_CMD"):
-                m.d.comb += [buf.valid.eq(1),
-                             buf.payload.op.eq(Mux(cmd.feature_major, ActOp.READ_ROWS,
-                                                   ActOp.READ_COLS))]
-                with m.If(buf.ready):
-                    m.next = "SAVED_RUN"
+                issue(buf, Mux(cmd.feature_major, ActOp.READ_ROWS, ActOp.READ_COLS), "SAVED_RUN")
             with m.State("SAVED_RUN"):
                 m.d.comb += [self.route.eq(Route.SAVED_ROWS), reply.gather_buffer.eq(1),
                              reply.gather_pe.eq(1), self.rows_end.eq(reply.buffer_done)]
@@ -331,11 +324,8 @@ class CommandSequencer(wiring.Component):
                     m.next = "REPLY"
 
             with m.State("BUFFER_CMD"):
-                m.d.comb += [buf.valid.eq(1),
-                             buf.payload.op.eq(Mux(cmd.op == AccelOp.FREE, ActOp.FREE,
-                                                   ActOp.READ_DENSE))]
-                with m.If(buf.ready):
-                    m.next = "BUFFER_RUN"
+                issue(buf, Mux(cmd.op == AccelOp.FREE, ActOp.FREE, ActOp.READ_DENSE),
+                      "BUFFER_RUN")
             with m.State("BUFFER_RUN"):
                 m.d.comb += [self.route.eq(Route.READ_OUT), reply.gather_buffer.eq(1)]
                 with m.If(reply.buffer_done):
