@@ -28,6 +28,7 @@ __all__ = ["AccelOp", "RowMode", "SwatAccel", "check_config"]
 #: data, the row adapters' inputs (``entries``, ``elements``), the host's ``act_out``, and the
 #: PE array's sparse ``rows``.
 ROUTES = {
+    Route.NONE: {},
     Route.THRESHOLD: {"selector": "tensor"},
     Route.SAVE: {"selector": "tensor", "buffer": "selector"},
     Route.SELECTOR_ROWS: {"entries": "selector", "rows": "entry_rows"},
