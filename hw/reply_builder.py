@@ -22,7 +22,7 @@ class ReplyBuilder(wiring.Component):
     a weight gradient is not ``rows x depth``. ``threshold``, ``keep_none`` and ``n`` are the
     selector's last result's, ``kept`` and ``nonzero`` add up its results, ``stored_bits`` is
     the activation buffer's, ``pe_error``, ``busy``, ``macs`` and ``stalls`` the PE array's.
-    ``cycles`` counts from the cycle the command is taken to the first its reply is offered.
+    ``cycles`` counts the cycles from the command's transfer to the reply's first offer.
 
     Parameters
     ----------
