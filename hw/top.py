@@ -1,52 +1,58 @@
 """The accelerator top: a SWAT layer engine joining the top-K selector, the compressed-activation
-buffer and the sparse PE array under one controller, driven by host streams."""
+buffer and the sparse PE array, driven by host streams. A sequencer runs the commands; a stream
+router joins the blocks' streams as each step of a command needs."""
 
-from amaranth.hdl import Module, Mux, Signal, unsigned
-from amaranth.lib import data, enum, stream, wiring
+from amaranth.hdl import Module, unsigned
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from golden.config import ConfigError
 
-from .act_buffer import ActivationBuffer, ActOp
+from .act_buffer import ActivationBuffer
 from .hierarchy import instantiate
-from .pe_array import COUNTER_WIDTH, PEMode, SparsePEArray
+from .pe_array import COUNTER_WIDTH, SparsePEArray
+from .reply_builder import ReplyBuilder
 from .row_adapters import ElementsToRows, EntriesToRows
 from .row_packer import RowPacker
+from .sequencer import AccelOp, CommandSequencer, Route, RowMode
 from .skid_buffer import SkidBuffer
-from .topk_selector import TopKOp, TopKSelector
+from .stream_router import StreamRouter
+from .threshold_slots import ThresholdSlots
+from .topk_selector import TopKSelector
 
 __all__ = ["AccelOp", "RowMode", "SwatAccel", "check_config"]
 
-
-class AccelOp(enum.Enum, shape=3):
-    #: Threshold refresh: the exact top-K threshold (``k``) of the next tensor on ``tensor``
-    #: goes to threshold slot ``slot``. Between refreshes the stored one is reused.
-    THRESHOLD = 0
-    #: Save activations: the next tensor on ``tensor`` (``rows x depth``), sparsified with
-    #: threshold slot ``slot``, is stored in activation-buffer slot ``act_slot``.
-    SAVE_ACT = 1
-    #: Forward or input gradient: ``rows`` sparse rows streamed on ``tensor`` (one tensor of
-    #: ``depth`` a row: ``W`` for the forward product, ``W`` read by columns for the input
-    #: gradient), sparsified by ``mode``, times the dense tiles on ``dense``.
-    GEMM = 2
-    #: Weight gradient: the activations in slot ``act_slot`` as sparse rows (``rows`` of them,
-    #: each ``depth`` long) times the dense tiles on ``dense``. Saved batch-major (``X``), they
-    #: are read column by column; saved feature-major (``X`` transposed, ``feature_major``), row
-    #: by row, which is faster.
-    GEMM_SAVED = 3
-    #: Read-out: activation-buffer slot ``act_slot``, every element, on ``act_out``.
-    READ_OUT = 4
-    #: Release activation-buffer slot ``act_slot``.
-    FREE = 5
+#: Each route's links, ``{sink: source}``. Sources: the host's ``tensor``, the ``selector``'s
+#: compressed output, the activation ``buffer``'s read data, and the row adapters' PE-array rows
+#: (``entry_rows``, ``element_rows``). Sinks: the ``selector``'s input, the ``buffer``'s write
+#: data, the row adapters' inputs (``entries``, ``elements``), the host's ``act_out``, and the
+#: PE array's sparse ``rows``.
+ROUTES = {
+    Route.NONE: {},
+    Route.THRESHOLD: {"selector": "tensor"},
+    Route.SAVE: {"selector": "tensor", "buffer": "selector"},
+    Route.SELECTOR_ROWS: {"entries": "selector", "rows": "entry_rows"},
+    Route.SPARSE_ROWS: {"selector": "tensor", "entries": "selector", "rows": "entry_rows"},
+    Route.DENSE_ROWS: {"entries": "tensor", "rows": "entry_rows"},
+    Route.SAVED_ROWS: {"elements": "buffer", "rows": "element_rows"},
+    Route.READ_OUT: {"act_out": "buffer"},
+}
 
 
-class RowMode(enum.Enum, shape=2):
-    #: Keep ``|x| >=`` the threshold in slot ``slot`` (SWAT's top-K).
-    TOPK = 0
-    #: Keep the ``nm_n`` largest of every ``nm_m`` (the selector's N:M mode).
-    NM = 1
-    #: Keep everything, zeros included: the PE array's dense mode, the speedup baseline.
-    DENSE = 2
+def selector_entries(beat, entries):
+    """The selector's compressed beat as a beat of row entries; its tensor's end ends the row."""
+    stmts = [entries.count.eq(beat.count), entries.row_end.eq(beat.last)]
+    for lane in range(beat.entries.shape().length):
+        stmts += [entries.index[lane].eq(beat.entries[lane].index),
+                  entries.value[lane].eq(beat.entries[lane].value)]
+    return stmts
+
+
+def tensor_entries(beat, entries):
+    """A host tensor beat as a beat of row entries, every value one (the PE array's dense mode
+    implies their indices)."""
+    return [entries.index.eq(0), entries.value.eq(beat.values), entries.count.eq(beat.count),
+            entries.row_end.eq(beat.last)]
 
 
 def check_config(config):
@@ -149,276 +155,78 @@ class SwatAccel(wiring.Component):
         m.submodules.elements_to_rows = el2r = ElementsToRows(
             width=cfg.width, element_layout=act.rdata_layout, sparse_layout=pe.sparse_layout,
             index_bits=index_bits, max_features=pe.max_rows)
-
-        # The PE array's dense operand and results go straight to and from the host.
-        wiring.connect(m, wiring.flipped(self.dense), pe.dense)
-        wiring.connect(m, pe.result, wiring.flipped(self.result))
-        m.d.comb += [self.bitmap_used.eq(act.bitmap_used), self.values_used.eq(act.values_used)]
-
-        cmd = Signal(self.cmd_layout)
-        reply = Signal(self.reply_layout)
-        m.d.comb += self.reply.payload.eq(reply)
-        thresholds = [Signal(sel.key_width, name=f"threshold{i}")
-                      for i in range(self.threshold_slots)]
-        keep_nones = Signal(self.threshold_slots)
-        valids = Signal(self.threshold_slots)
-        slot_threshold = Signal(sel.key_width)
-        with m.Switch(cmd.slot):
-            for i in range(self.threshold_slots):
-                with m.Case(i):
-                    m.d.comb += slot_threshold.eq(thresholds[i])
-        slot_keep_none = keep_nones.bit_select(cmd.slot, 1)
-        cycles = Signal(COUNTER_WIDTH)
-        rows_left = Signal.like(cmd.rows)
-
-        # -- stream routes, chosen by the state ---------------------------------------------
-        tensor_to_selector = Signal()
-        tensor_to_rows = Signal()      # dense mode: the host's rows go to the PE array as is
-        selector_to_buffer = Signal()
-        selector_to_rows = Signal()
-        buffer_to_rows = Signal()
-        buffer_to_host = Signal()
-        entries_to_pe = Signal()
-        elements_to_pe = Signal()
-
-        t = self.tensor
-        m.d.comb += sel.data.payload.eq(t.payload)
-        with m.If(tensor_to_selector):
-            m.d.comb += [sel.data.valid.eq(t.valid), t.ready.eq(sel.data.ready)]
-        for lane in range(cfg.topk_lanes):
-            m.d.comb += [
-                e2r.i.payload.index[lane].eq(Mux(tensor_to_rows, 0,
-                                                 sel.out.payload.entries[lane].index)),
-                e2r.i.payload.value[lane].eq(Mux(tensor_to_rows, t.payload.values[lane],
-                                                 sel.out.payload.entries[lane].value)),
-            ]
-        m.d.comb += [
-            e2r.i.payload.count.eq(Mux(tensor_to_rows, t.payload.count, sel.out.payload.count)),
-            e2r.i.payload.row_end.eq(Mux(tensor_to_rows, t.payload.last, sel.out.payload.last)),
-        ]
-        with m.If(tensor_to_rows):
-            m.d.comb += [e2r.i.valid.eq(t.valid), t.ready.eq(e2r.i.ready)]
-        with m.If(selector_to_rows):
-            m.d.comb += [e2r.i.valid.eq(sel.out.valid), sel.out.ready.eq(e2r.i.ready)]
-        m.d.comb += act.wdata.payload.eq(sel.out.payload)
-        with m.If(selector_to_buffer):
-            m.d.comb += [act.wdata.valid.eq(sel.out.valid), sel.out.ready.eq(act.wdata.ready)]
-        m.d.comb += [el2r.i.payload.eq(act.rdata.payload),
-                     self.act_out.payload.eq(act.rdata.payload)]
-        with m.If(buffer_to_rows):
-            m.d.comb += [el2r.i.valid.eq(act.rdata.valid), act.rdata.ready.eq(el2r.i.ready)]
-        with m.If(buffer_to_host):
-            m.d.comb += [self.act_out.valid.eq(act.rdata.valid),
-                         act.rdata.ready.eq(self.act_out.ready)]
         # The sparse rows reach the PE array through a register slice: the routes (decoded
-        # from the state) and the adapters' logic would otherwise run on into the PE array's
-        # loader (its N:M and index checks), one path of some twenty LUTs. It costs each row
-        # beat a cycle (golden.perf_model.SPARSE_SLICE).
+        # from the sequencer's state) and the adapters' logic would otherwise run on into the
+        # PE array's loader (its N:M and index checks), one path of some twenty LUTs. It costs
+        # each row beat a cycle (golden.perf_model.SPARSE_SLICE).
         m.submodules.sparse_slice = sparse_slice = SkidBuffer(pe.sparse_layout)
-        wiring.connect(m, sparse_slice.o, pe.sparse)
         # The adapters' beats carry at most ``topk_lanes`` entries (a column walk's one); the
         # packer fills each bank word, so a job takes as many words in either read order.
         m.submodules.row_packer = row_packer = RowPacker(pe.sparse_layout,
                                                          in_lanes=cfg.topk_lanes)
-        wiring.connect(m, row_packer.o, sparse_slice.i)
-        rows_in = row_packer.i
-        with m.If(entries_to_pe):
-            m.d.comb += [rows_in.valid.eq(e2r.o.valid), e2r.o.ready.eq(rows_in.ready),
-                         rows_in.payload.eq(e2r.o.payload)]
-        with m.If(elements_to_pe):
-            m.d.comb += [rows_in.valid.eq(el2r.o.valid), el2r.o.ready.eq(rows_in.ready),
-                         rows_in.payload.eq(el2r.o.payload)]
+        m.submodules.router = router = StreamRouter(
+            sources={"tensor": sel.data_layout, "selector": sel.out_layout,
+                     "buffer": act.rdata_layout, "entry_rows": pe.sparse_layout,
+                     "element_rows": pe.sparse_layout},
+            sinks={"selector": sel.data_layout, "buffer": act.wdata_layout,
+                   "entries": e2r.in_layout, "elements": act.rdata_layout,
+                   "act_out": act.rdata_layout, "rows": pe.sparse_layout},
+            routes=ROUTES,
+            views={("selector", "entries"): selector_entries,
+                   ("tensor", "entries"): tensor_entries})
+        m.submodules.sequencer = seq = CommandSequencer(
+            cmd_layout=self.cmd_layout, threshold_slots=self.threshold_slots,
+            selector_cmd_layout=sel.cmd_layout, buffer_cmd_layout=act.cmd_layout,
+            pe_cmd_layout=pe.cmd_layout)
+        m.submodules.thresholds = thresholds = ThresholdSlots(
+            slots=self.threshold_slots, result_layout=sel.result_layout)
+        m.submodules.replies = replies = ReplyBuilder(
+            cmd_layout=self.cmd_layout, reply_layout=self.reply_layout,
+            selector_result_layout=sel.result_layout, buffer_result_layout=act.result_layout,
+            pe_done_layout=pe.done_layout)
 
-        # -- sub-commands ---------------------------------------------------------------------
+        # Commands in, replies out; the PE array's dense operand and results go straight to
+        # and from the host.
+        wiring.connect(m, wiring.flipped(self.cmd), seq.cmd)
+        wiring.connect(m, replies.reply, wiring.flipped(self.reply))
+        wiring.connect(m, wiring.flipped(self.dense), pe.dense)
+        wiring.connect(m, pe.result, wiring.flipped(self.result))
+        m.d.comb += [self.busy.eq(seq.busy), self.bitmap_used.eq(act.bitmap_used),
+                     self.values_used.eq(act.values_used)]
+
+        # Sub-commands out, results back.
+        wiring.connect(m, seq.selector_cmd, sel.cmd)
+        wiring.connect(m, seq.buffer_cmd, act.cmd)
+        wiring.connect(m, seq.pe_cmd, pe.cmd)
+        wiring.connect(m, seq.thresholds, thresholds.access)
+        wiring.connect(m, seq.reply, replies.steps)
+        wiring.connect(m, sel.result, thresholds.i)
+        wiring.connect(m, thresholds.o, replies.selector_result)
+        wiring.connect(m, act.result, replies.buffer_result)
+        wiring.connect(m, pe.done, replies.pe_done)
         m.d.comb += [
-            sel.cmd.payload.k.eq(cmd.k),
-            sel.cmd.payload.threshold.eq(slot_threshold),
-            sel.cmd.payload.keep_none.eq(slot_keep_none),
-            sel.cmd.payload.use_stored.eq(0),
-            sel.cmd.payload.nm_n.eq(cmd.nm_n),
-            sel.cmd.payload.nm_m.eq(cmd.nm_m),
-            act.cmd.payload.slot.eq(cmd.act_slot),
-            act.cmd.payload.rows.eq(cmd.rows),
-            act.cmd.payload.cols.eq(cmd.depth),
-            pe.cmd.payload.rows.eq(cmd.rows),
-            pe.cmd.payload.depth.eq(cmd.depth),
-            pe.cmd.payload.cols.eq(cmd.cols),
-            pe.cmd.payload.tiles.eq(cmd.tiles),
-            pe.cmd.payload.mode.eq(Mux(cmd.mode == RowMode.DENSE, PEMode.DENSE,
-                                       PEMode.SPARSE)),
-            e2r.rows.eq(cmd.rows),
-            el2r.rows.eq(cmd.rows),
-            el2r.transpose.eq(~cmd.feature_major),
-            sel.result.ready.eq(1),
-            act.result.ready.eq(1),
-            pe.done.ready.eq(1),
+            replies.command.eq(seq.command),
+            e2r.start.eq(seq.rows_start),
+            e2r.rows.eq(seq.command.rows),
+            el2r.start.eq(seq.rows_start),
+            el2r.rows.eq(seq.command.rows),
+            el2r.transpose.eq(~seq.command.feature_major),
+            el2r.end.eq(seq.rows_end),
         ]
 
-        def take_selector_result():
-            with m.If(sel.result.valid):
-                m.d.sync += [reply.threshold.eq(sel.result.payload.threshold),
-                             reply.keep_none.eq(sel.result.payload.keep_none),
-                             reply.n.eq(sel.result.payload.n),
-                             reply.kept.eq(reply.kept + sel.result.payload.kept),
-                             reply.nonzero.eq(reply.nonzero + sel.result.payload.nonzero)]
-                with m.If(sel.result.payload.error):
-                    m.d.sync += reply.error.eq(1)
-
-        def take_buffer_result():
-            with m.If(act.result.valid):
-                m.d.sync += reply.stored_bits.eq(act.result.payload.stored_bits)
-                with m.If(act.result.payload.error):
-                    m.d.sync += reply.error.eq(1)
-
-        def take_pe_done():
-            d = pe.done.payload
-            m.d.sync += [reply.pe_error.eq(d.error), reply.busy.eq(d.busy),
-                         reply.macs.eq(d.macs), reply.stalls.eq(d.stalls)]
-            with m.If(d.error.as_value().any()):
-                m.d.sync += reply.error.eq(1)
-
-        m.d.comb += self.reply.payload.cycles.eq(cycles)  # overrides the field of ``reply``
-        with m.If(self.busy & ~self.reply.valid):
-            m.d.sync += cycles.eq(cycles + 1)  # command to reply
-
-        with m.FSM():
-            with m.State("IDLE"):
-                m.d.comb += self.cmd.ready.eq(1)
-                with m.If(self.cmd.valid):
-                    c = self.cmd.payload
-                    m.d.sync += [cmd.eq(c), reply.eq(0), reply.op.eq(c.op), cycles.eq(1),
-                                 rows_left.eq(c.rows)]
-                    needs_threshold = (((c.op == AccelOp.GEMM) & (c.mode == RowMode.TOPK))
-                                       | (c.op == AccelOp.SAVE_ACT))
-                    with m.If(needs_threshold & ~valids.bit_select(c.slot, 1)):
-                        # Nothing to sparsify with: refused before anything is consumed.
-                        m.d.sync += reply.error.eq(1)
-                        m.next = "REPLY"
-                    with m.Else():
-                        with m.Switch(c.op):
-                            with m.Case(AccelOp.THRESHOLD):
-                                m.next = "THRESHOLD"
-                            with m.Case(AccelOp.SAVE_ACT):
-                                m.next = "SAVE_BUFFER_CMD"
-                            with m.Case(AccelOp.GEMM, AccelOp.GEMM_SAVED):
-                                m.next = "GEMM_PE_CMD"
-                            with m.Case(AccelOp.READ_OUT, AccelOp.FREE):
-                                m.next = "BUFFER_CMD"
-                            with m.Default():
-                                m.d.sync += reply.error.eq(1)
-                                m.next = "REPLY"
-
-            with m.State("THRESHOLD"):
-                m.d.comb += [sel.cmd.valid.eq(1), sel.cmd.payload.op.eq(TopKOp.THRESHOLD)]
-                with m.If(sel.cmd.ready):
-                    m.next = "THRESHOLD_RUN"
-            with m.State("THRESHOLD_RUN"):
-                m.d.comb += tensor_to_selector.eq(1)
-                take_selector_result()
-                with m.If(sel.result.valid):
-                    with m.Switch(cmd.slot):
-                        for i in range(self.threshold_slots):
-                            with m.Case(i):
-                                m.d.sync += [
-                                    thresholds[i].eq(sel.result.payload.threshold),
-                                    keep_nones[i].eq(sel.result.payload.keep_none),
-                                    valids[i].eq(~sel.result.payload.error),
-                                ]
-                    m.next = "REPLY"
-
-            with m.State("SAVE_BUFFER_CMD"):
-                m.d.comb += [act.cmd.valid.eq(1), act.cmd.payload.op.eq(ActOp.WRITE)]
-                with m.If(act.cmd.ready):
-                    m.next = "SAVE_SELECTOR_CMD"
-            with m.State("SAVE_SELECTOR_CMD"):
-                m.d.comb += [sel.cmd.valid.eq(1), sel.cmd.payload.op.eq(TopKOp.APPLY)]
-                with m.If(sel.cmd.ready):
-                    m.next = "SAVE_RUN"
-            with m.State("SAVE_RUN"):
-                # The selector's result comes before or after the buffer's: wait for both.
-                got_sel, got_act = Signal(), Signal()
-                m.d.comb += [tensor_to_selector.eq(1), selector_to_buffer.eq(1)]
-                take_selector_result()
-                take_buffer_result()
-                with m.If(sel.result.valid):
-                    m.d.sync += got_sel.eq(1)
-                with m.If(act.result.valid):
-                    m.d.sync += got_act.eq(1)
-                with m.If((got_sel | sel.result.valid) & (got_act | act.result.valid)):
-                    m.d.sync += [got_sel.eq(0), got_act.eq(0)]
-                    m.next = "REPLY"
-
-            with m.State("GEMM_PE_CMD"):
-                m.d.comb += pe.cmd.valid.eq(1)
-                with m.If(pe.cmd.ready):
-                    m.d.comb += [e2r.start.eq(1), el2r.start.eq(1)]
-                    with m.If(cmd.op == AccelOp.GEMM_SAVED):
-                        m.next = "SAVED_BUFFER_CMD"
-                    with m.Elif(cmd.mode == RowMode.DENSE):
-                        m.next = "GEMM_DENSE_RUN"
-                    with m.Else():
-                        m.next = "GEMM_ROW_CMD"
-            with m.State("GEMM_ROW_CMD"):
-                m.d.comb += [entries_to_pe.eq(1), selector_to_rows.eq(1), sel.cmd.valid.eq(1),
-                             sel.cmd.payload.op.eq(Mux(cmd.mode == RowMode.NM, TopKOp.NM,
-                                                       TopKOp.APPLY))]
-                with m.If(sel.cmd.ready):
-                    m.next = "GEMM_ROW_RUN"
-            with m.State("GEMM_ROW_RUN"):
-                m.d.comb += [entries_to_pe.eq(1), selector_to_rows.eq(1),
-                             tensor_to_selector.eq(1)]
-                take_selector_result()
-                with m.If(sel.result.valid):
-                    with m.If(sel.result.payload.n != cmd.depth):
-                        m.d.sync += reply.error.eq(1)  # a row of the wrong length
-                    m.d.sync += rows_left.eq(rows_left - 1)
-                    with m.If(rows_left == 1):
-                        m.next = "GEMM_DRAIN"
-                    with m.Else():
-                        m.next = "GEMM_ROW_CMD"
-            with m.State("GEMM_DENSE_RUN"):
-                m.d.comb += [entries_to_pe.eq(1), tensor_to_rows.eq(1)]
-                with m.If(pe.done.valid):
-                    take_pe_done()
-                    m.next = "REPLY"
-            with m.State("GEMM_DRAIN"):
-                m.d.comb += [entries_to_pe.eq(1), selector_to_rows.eq(1)]
-                with m.If(pe.done.valid):
-                    take_pe_done()
-                    m.next = "REPLY"
-
-            with m.State("SAVED_BUFFER_CMD"):
-                m.d.comb += [act.cmd.valid.eq(1),
-                             act.cmd.payload.op.eq(Mux(cmd.feature_major, ActOp.READ_ROWS,
-                                                       ActOp.READ_COLS))]
-                with m.If(act.cmd.ready):
-                    m.next = "SAVED_RUN"
-            with m.State("SAVED_RUN"):
-                m.d.comb += [buffer_to_rows.eq(1), elements_to_pe.eq(1)]
-                take_buffer_result()
-                with m.If(act.result.valid):
-                    m.d.comb += el2r.end.eq(1)
-                    with m.If(act.result.payload.n != cmd.rows * cmd.depth):
-                        m.d.sync += reply.error.eq(1)  # not the shape the command says
-                with m.If(pe.done.valid):
-                    take_pe_done()
-                    m.next = "REPLY"
-
-            with m.State("BUFFER_CMD"):
-                m.d.comb += [act.cmd.valid.eq(1),
-                             act.cmd.payload.op.eq(Mux(cmd.op == AccelOp.FREE, ActOp.FREE,
-                                                       ActOp.READ_DENSE))]
-                with m.If(act.cmd.ready):
-                    m.next = "BUFFER_RUN"
-            with m.State("BUFFER_RUN"):
-                m.d.comb += buffer_to_host.eq(1)
-                take_buffer_result()
-                with m.If(act.result.valid):
-                    m.next = "REPLY"
-
-            with m.State("REPLY"):
-                m.d.comb += self.reply.valid.eq(1)
-                with m.If(self.reply.ready):
-                    m.next = "IDLE"
-            m.d.comb += self.busy.eq(~self.cmd.ready)
+        # The streams, as the sequencer routes them.
+        m.d.comb += router.route.eq(seq.route)
+        wiring.connect(m, wiring.flipped(self.tensor), router.sources.tensor)
+        wiring.connect(m, sel.out, router.sources.selector)
+        wiring.connect(m, act.rdata, router.sources.buffer)
+        wiring.connect(m, e2r.o, router.sources.entry_rows)
+        wiring.connect(m, el2r.o, router.sources.element_rows)
+        wiring.connect(m, router.sinks.selector, sel.data)
+        wiring.connect(m, router.sinks.buffer, act.wdata)
+        wiring.connect(m, router.sinks.entries, e2r.i)
+        wiring.connect(m, router.sinks.elements, el2r.i)
+        wiring.connect(m, router.sinks.act_out, wiring.flipped(self.act_out))
+        wiring.connect(m, router.sinks.rows, row_packer.i)
+        wiring.connect(m, row_packer.o, sparse_slice.i)
+        wiring.connect(m, sparse_slice.o, pe.sparse)
         return m

@@ -1,0 +1,73 @@
+"""ReplyBuilder: its parameters' validation, and in Amaranth's simulator, a GEMM's reply: the
+selector's results summed, a row of the wrong length flagged, the PE array's counters."""
+
+import pytest
+from amaranth.sim import Simulator
+
+from hw.reply_builder import ReplyBuilder
+from hw.sequencer import AccelOp
+from hw.top import SwatAccel
+
+from configs import tiny_config
+
+
+def layouts():
+    accel = SwatAccel(tiny_config())
+    return dict(cmd_layout=accel.cmd_layout, reply_layout=accel.reply_layout,
+                selector_result_layout=accel.selector.result_layout,
+                buffer_result_layout=accel.act_buffer.result_layout,
+                pe_done_layout=accel.pe_array.done_layout)
+
+
+@pytest.mark.parametrize("name", ["cmd_layout", "reply_layout", "pe_done_layout"])
+def test_parameters_are_validated(name):
+    with pytest.raises(TypeError) as info:
+        ReplyBuilder(**{**layouts(), name: "x"})
+    assert str(info.value) == f"{name} must be a data.StructLayout, not 'x'"
+
+
+def test_gemm_reply():
+    dut = ReplyBuilder(**layouts())
+    steps, sel = dut.steps, dut.selector_result
+
+    async def bench(ctx):
+        ctx.set(dut.command, {"op": AccelOp.GEMM, "rows": 2, "depth": 4})
+        ctx.set(steps.start, 1)
+        await ctx.tick()
+        ctx.set(steps.start, 0)
+        ctx.set(steps.busy, 1)
+        ctx.set(steps.gather_selector, 1)
+        ctx.set(sel.valid, 1)
+        for n, kept in ((4, 3), (4, 1)):
+            ctx.set(sel.payload, {"n": n, "kept": kept, "nonzero": kept, "threshold": 6})
+            assert ctx.get(steps.selector_done) and ctx.get(sel.ready)
+            await ctx.tick()
+        ctx.set(sel.valid, 0)
+        ctx.set(steps.gather_selector, 0)
+        ctx.set(steps.gather_pe, 1)
+        ctx.set(dut.pe_done.payload, {"macs": 12, "busy": 7})
+        ctx.set(dut.pe_done.valid, 1)
+        await ctx.tick()
+        ctx.set(dut.pe_done.valid, 0)
+        ctx.set(steps.send, 1)
+        assert ctx.get(dut.reply.valid)
+        reply = ctx.get(dut.reply.payload)
+        assert reply.op == AccelOp.GEMM and not reply.error
+        assert (reply.kept, reply.nonzero, reply.threshold, reply.n) == (4, 4, 6, 4)
+        assert (reply.macs, reply.busy, reply.cycles) == (12, 7, 4)
+        # The next command: a row one short is an error.
+        ctx.set(steps.send, 0)
+        ctx.set(steps.start, 1)
+        await ctx.tick()
+        ctx.set(steps.start, 0)
+        assert ctx.get(dut.reply.payload).kept == 0
+        ctx.set(steps.gather_selector, 1)
+        ctx.set(sel.payload, {"n": 3})
+        ctx.set(sel.valid, 1)
+        await ctx.tick()
+        assert ctx.get(dut.reply.payload).error
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
