@@ -272,7 +272,7 @@ def _train_section(rows, lines):
               + " | training MACs vs dense (float / int8) | saved activations, bits per "
               "element (int16 / int8) |",
               "|---|---|" + "---|" * len(variants) + "---|---|"]
-    shortfall = {}
+    shortfall, spread = {}, 0.0
     for budget in dict.fromkeys(r["budget"] for r in rows):
         for sparsity in sorted({r["sparsity"] for r in rows if r["budget"] == budget}):
             ref = mean("test_accuracy", budget, sparsity, float_variant)
@@ -283,6 +283,11 @@ def _train_section(rows, lines):
                     cells.append("-")
                     continue
                 cell = f"{100 * acc:.1f}"
+                runs = groups[(budget, sparsity, *v)]
+                if v == float_variant and len(runs) > 1:
+                    accs = [100 * r["test_accuracy"] for r in runs]
+                    spread = max(spread, max(accs) - min(accs))
+                    cell += f" ({min(accs):.1f} to {max(accs):.1f})"
                 if v != float_variant and ref is not None:
                     delta = 100 * (acc - ref)
                     cell += f" ({delta:+.1f})"
@@ -298,6 +303,10 @@ def _train_section(rows, lines):
                              "-" if b is None else f"{b * w:.2f}" for b, w in zip(bits, (16, 8)))
                          + " |")
     lines.append("")
+    if len(seeds) > 1:
+        lines.append(f"- float's own accuracy varies by up to {spread:.1f} points from seed to "
+                     "seed (its cells give the range): differences from float smaller than that "
+                     "are within the runs' noise.")
     for v in variants:
         goal = NUMERICS_GOALS.get(v[0])
         if goal is not None and v in shortfall:

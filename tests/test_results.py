@@ -66,3 +66,26 @@ def test_bad_flags_and_paths(tmp_path):
     _one_line_error(run_module("sim.results", "--benchmarks", str(bad), "--out",
                                str(tmp_path / "page.md"), cwd=cwd), "--benchmarks")
     assert not (tmp_path / "page.md").exists()
+
+
+def test_training_section_compares_each_numerics_with_float(tmp_path):
+    import json
+
+    bench = tmp_path / "benchmarks"
+    shutil.copytree(os.path.join(ROOT, "benchmarks"), bench)
+    shutil.rmtree(bench / "train")
+    assert "## SWAT training" not in results.render(str(bench))
+    row = {"budget": "uniform", "sparsity": 0.9, "train_macs_vs_dense": 0.16,
+           "saved_activations_vs_dense": 0.25}
+    rows = [dict(row, numerics="float", grad_rounding=None, seed=s, test_accuracy=a)
+            for s, a in ((0, 0.96), (1, 0.98))]
+    rows += [dict(row, numerics="int8", grad_rounding="nearest", seed=s, test_accuracy=a)
+             for s, a in ((0, 0.94), (1, 0.96))]
+    (bench / "train").mkdir()
+    (bench / "train" / "train.json").write_text(json.dumps(rows))
+    page = results.render(str(bench))
+    assert "| uniform | 0.9 | 97.0 (96.0 to 98.0) | 95.0 (-2.0) | 16.0 % / 16.0 % | - / 2.00 |" \
+        in page
+    assert "- int8: at most 2.0 points below float over the table (goal: within 1.5; not met)." \
+        in page
+    assert "varies by up to 2.0 points from seed to seed" in page
