@@ -105,6 +105,12 @@ def synthesize(config, target, freq_mhz, out_dir, *, progress=print, blocks=True
     command = [nextpnr, *part.device_args, "--json", "harness.json", "--freq", str(freq_mhz),
                "--report", "report.json", "--timing-allow-fail", "-q", "-l", "nextpnr.log",
                *family.pnr_options]
+    if family.pin_constraint is not None:
+        # This nextpnr needs a site for every I/O: the harness's ports on the target's pins.
+        with open(os.path.join(work, family.constraints_file), "w") as f:
+            f.writelines(family.pin_constraint.format(port=port, site=site) + "\n"
+                         for port, site in part.pins.items())
+        command += family.constraints_args
     # router1 (timing-driven) gives the better Fmax (the 4x4 PE array alone, same placement:
     # 85.9 MHz against router2's 67.9) but can fight congestion for an hour (the whole 4x4 top:
     # stopped after 35 min; router2 routed it in 2 min). So router1 gets ``router1_seconds``
@@ -137,9 +143,12 @@ def synthesize(config, target, freq_mhz, out_dir, *, progress=print, blocks=True
     pnr = json.load(open(report_path))
     util = pnr.get("utilization", {})
     resources = {}
-    for key, pnr_key in family.pnr_resources.items():
-        entry = util.get(pnr_key, {"used": 0, "available": available[key]})
-        resources[key] = {"used": int(entry["used"]), "available": int(entry["available"])}
+    for key, names in family.pnr_resources.items():
+        names = (names,) if isinstance(names, str) else names
+        entries = [util.get(name, {"used": 0, "available": available[key]}) for name in names]
+        used = sum(int(entry["used"]) * family.cell_weights.get(name, 1)
+                   for name, entry in zip(names, entries))
+        resources[key] = {"used": used, "available": int(entries[0]["available"])}
     clocks = pnr.get("fmax", {})
     fmax = min((c["achieved"] for c in clocks.values()), default=0.0)
     path = (pnr.get("critical_paths") or [{}])[0].get("path", [])

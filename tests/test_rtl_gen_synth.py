@@ -13,7 +13,7 @@ TINY = config_flags(dict(TINY_FIELDS, pe_rows=2, pe_cols=2))
 
 @pytest.mark.parametrize("args, message", [
     (["--synth", "virtex"], "error: --synth must be one of ecp5-85f, ecp5-45f, ecp5-25f, "
-                            "ice40-up5k, not 'virtex'"),
+                            "ice40-up5k, gowin-gw2a18, not 'virtex'"),
     (["--synth", "ecp5-85f", "--freq", "0"], "error: --freq must be between 1 and 1000 MHz, "
                                              "not 0"),
     (["--synth", "ecp5-85f", "--router1-seconds", "-1"],
@@ -49,6 +49,29 @@ def test_tiny_configuration_report_is_complete_and_plausible(tmp_path):
     assert report["tools"]["nextpnr"].startswith("nextpnr-")
     assert report["seconds"] > 0
     assert report["router"] == "router1"  # a tiny design routes well within router1's time
+    assert "Fmax" in result.stdout and "| luts |" in result.stdout
+
+
+@pytest.mark.slow
+def test_tiny_configuration_places_and_routes_on_gowin(tmp_path):
+    """The Gowin GW2A-18C: its nextpnr gets the harness's pins in a CST file, and the report
+    adds its LUT4s and ALU bits into LUTs."""
+    result = run_module("rtl_gen", *TINY, "--out", "gen", "--synth", "gowin-gw2a18",
+                        "--freq", "50", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((tmp_path / "gen" / "synth_gowin-gw2a18.json").read_text())
+    assert report["target"] == "gowin-gw2a18" and report["freq_target_mhz"] == 50
+    for key in ("luts", "ffs", "dsps", "brams"):
+        assert 0 <= report[key]["used"] <= report[key]["available"], key
+    assert report["luts"]["available"] == 20736 and report["luts"]["used"] > 500
+    assert report["ffs"]["used"] > report["harness"]["input_bits"]
+    assert report["dsps"]["used"] >= 4 and report["brams"]["used"] >= 1
+    assert 5 < report["fmax_mhz"] < 400
+    assert report["meets_target"] == (report["fmax_mhz"] >= 50)
+    assert report["critical_path"]["from"] and report["critical_path"]["to"]
+    assert set(report["blocks"]) == {"topk_selector", "act_buffer", "pe_array", "controller"}
+    cst = (tmp_path / "gen" / "synth_gowin-gw2a18" / "harness.cst").read_text()
+    assert 'IO_LOC "clk" H11;' in cst.splitlines()
     assert "Fmax" in result.stdout and "| luts |" in result.stdout
 
 

@@ -72,7 +72,7 @@ def test_lut_mapping_without_abc9_gives_the_same_registers(tmp_path):
 
     (tmp_path / "skid.v").write_text(to_verilog(SkidBuffer(8), "skid"))
     tool = yosys.find_yosys()
-    for family, ff_cells in (("ecp5", 18), ("ice40", 18), ("nexus", 18)):
+    for family, ff_cells in (("ecp5", 18), ("ice40", 18), ("nexus", 18), ("gowin", 18)):
         result, flow = yosys.run_synthesis(tool, tmp_path, "skid.v", family, "skid",
                                            json_out="skid.json", flows=("abc",))
         assert result.returncode == 0 and flow == "abc", result.stderr

@@ -3,6 +3,7 @@ command lines offer."""
 
 import importlib
 import pkgutil
+import re
 
 import pytest
 
@@ -10,6 +11,9 @@ import rtl_gen.targets as targets
 from rtl_gen.block_ram import block_rams
 from rtl_gen.cli import build_parser, freq_mhz, main
 from rtl_gen.targets import BOARDS, CELL_KINDS, FAMILIES, RESOURCES, TARGETS, Family
+
+#: The harness's ports (:class:`hw.harness.SynthHarness` converted by :mod:`rtl_gen.synth`).
+HARNESS_PORTS = ("clk", "rst", "si", "so")
 
 
 def test_every_family_module_is_in_the_table():
@@ -20,7 +24,7 @@ def test_every_family_module_is_in_the_table():
             assert FAMILIES.get(family.name) is family, info.name
             assert all(TARGETS[t.name] is t for t in module.TARGETS)
             assert all(BOARDS[b.name] is b for b in module.BOARDS)
-    assert {"ecp5", "ice40", "nexus"} <= set(FAMILIES)
+    assert {"ecp5", "ice40", "nexus", "gowin"} <= set(FAMILIES)
 
 
 @pytest.mark.parametrize("name", list(FAMILIES))
@@ -51,8 +55,27 @@ def test_target_is_complete(name):
     assert FAMILIES[target.family.name] is target.family
     assert set(target.resources) == set(RESOURCES) and all(target.resources.values())
     assert target.device_args and 1 <= target.default_mhz <= 1000
-    # the harness's I/O has no sites: the family's nextpnr must be told to allow that
-    assert any("allow-unconstrained" in option for option in target.family.pnr_options)
+    family = target.family
+    if family.pin_constraint is None:
+        # the harness's I/O has no sites: the family's nextpnr must be told to allow that
+        assert any("allow-unconstrained" in option for option in family.pnr_options)
+        assert not target.pins
+    else:
+        # a site for each of the harness's ports, in the file the nextpnr arguments read
+        assert set(target.pins) == set(HARNESS_PORTS) and all(target.pins.values())
+        assert "{port}" in family.pin_constraint and "{site}" in family.pin_constraint
+        assert any(family.constraints_file in arg for arg in family.constraints_args)
+
+
+def test_harness_ports_are_the_ones_targets_place():
+    from hw.harness import SynthHarness
+    from hw.skid_buffer import SkidBuffer
+    from rtl_gen.verilog import to_verilog
+
+    harness = SynthHarness(SkidBuffer(8))
+    text = to_verilog(harness, "harness", ports=[harness.si, harness.so])
+    header = re.search(r"^module harness\((.*?)\);", text, re.M).group(1)
+    assert sorted(port.strip() for port in header.split(",")) == sorted(HARNESS_PORTS)
 
 
 @pytest.mark.parametrize("name", list(BOARDS))

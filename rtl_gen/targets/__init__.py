@@ -1,20 +1,20 @@
 """The FPGA families, parts and boards the flows know: one table, one module per family.
 
-A family module (:mod:`.ecp5`, :mod:`.ice40`, :mod:`.nexus`) defines ``FAMILY`` (a
-:class:`~.spec.Family`), ``TARGETS`` (its :class:`~.spec.Target` parts for ``--synth``) and
-``BOARDS`` (its :class:`~.spec.Board` boards for ``--board``). A new part or board is one entry
-in its family's module; a new family is one module, listed in ``_FAMILY_MODULES``. A family
-may have no part yet: its block RAM still counts in the manifest, and :mod:`rtl_gen.yosys`
-synthesises for it.
+A family module (:mod:`.ecp5`, :mod:`.ice40`, :mod:`.nexus`, :mod:`.gowin`) defines
+``FAMILY`` (a :class:`~.spec.Family`), ``TARGETS`` (its :class:`~.spec.Target` parts for
+``--synth``) and ``BOARDS`` (its :class:`~.spec.Board` boards for ``--board``). A new part or
+board is one entry in its family's module; a new family is one module, listed in
+``_FAMILY_MODULES``. A family may have no part yet: its block RAM still counts in the manifest,
+and :mod:`rtl_gen.yosys` synthesises for it.
 """
 
-from . import ecp5, ice40, nexus
+from . import ecp5, gowin, ice40, nexus
 from .spec import CELL_KINDS, RESOURCES, Board, Family, Target
 
 __all__ = ["FAMILIES", "TARGETS", "BOARDS", "RESOURCES", "CELL_KINDS", "Family", "Target",
            "Board", "default_freq_help"]
 
-_FAMILY_MODULES = (ecp5, ice40, nexus)
+_FAMILY_MODULES = (ecp5, ice40, nexus, gowin)
 
 #: family name -> :class:`Family`
 FAMILIES = {module.FAMILY.name: module.FAMILY for module in _FAMILY_MODULES}

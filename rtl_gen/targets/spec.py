@@ -41,9 +41,12 @@ class Family:
     nextpnr : str
         The nextpnr program.
     pnr_resources : mapping
-        Each of :data:`RESOURCES` -> nextpnr's utilization name for it.
+        Each of :data:`RESOURCES` -> nextpnr's utilization name for it, or a tuple of names
+        whose counts add up to it (each weighted as in :attr:`cell_weights`; the available
+        count is the first name's).
     pnr_options : tuple of str
-        Further nextpnr options: those that let the harness's I/O go without a site.
+        Further nextpnr options: those that let the harness's I/O go without a site, where
+        nextpnr has them.
     block_ram : str
         The block RAM primitive.
     block_ram_shapes : tuple of (int, int)
@@ -55,6 +58,14 @@ class Family:
         The environment variable naming the programmer amaranth-boards looks for.
     bitstream_suffix : str or None
         The suffix of the bitstream amaranth-boards writes.
+    pin_constraint : str or None
+        Where nextpnr needs a site for every I/O: one line of its constraints file, placing
+        the harness's port ``{port}`` on the package pin ``{site}`` (each
+        :attr:`Target.pins`); None where :attr:`pnr_options` let I/O go without sites.
+    constraints_file : str or None
+        The name of that file, written next to the netlist.
+    constraints_args : tuple of str
+        The nextpnr arguments that read it.
     """
 
     name: str
@@ -72,6 +83,9 @@ class Family:
     board_tools: Mapping[str, str] = field(default_factory=dict)
     programmer: Optional[str] = None
     bitstream_suffix: Optional[str] = None
+    pin_constraint: Optional[str] = None
+    constraints_file: Optional[str] = None
+    constraints_args: tuple = ()
 
     @property
     def synth_command(self):
@@ -95,6 +109,9 @@ class Target:
         before place and route).
     default_mhz : float
         The timing target when ``--freq`` is not given.
+    pins : mapping
+        Harness port (``clk``, ``rst``, ``si``, ``so``) -> package pin, for a family whose
+        nextpnr needs a site for every I/O (:attr:`Family.pin_constraint`); empty otherwise.
     """
 
     name: str
@@ -102,6 +119,7 @@ class Target:
     device_args: tuple
     resources: Mapping[str, int]
     default_mhz: float
+    pins: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
