@@ -24,7 +24,7 @@ def test_main_job_emits_the_top_and_manifest(tmp_path):
     assert bitmap["bits"] == 1 << 20 == bitmap["width"] * bitmap["depth"]
     # 32768 words of 32 bits: 64 DP16KD (ECP5) or DP16K (Nexus) of 512x36, or 256 SB_RAM40_4K
     # of 256x16 in pairs
-    assert bitmap["block_rams"] == {"ecp5": 64, "ice40": 256, "nexus": 64}
+    assert bitmap["block_rams"] == {"ecp5": 64, "ice40": 256, "nexus": 64, "gowin": 64}
     tiles = memories["pe_array_dense_tiles"]
     assert tiles["copies"] == 16 and tiles["bits"] == 16 * tiles["width"] * tiles["depth"]
     text = (out / "swat_accel.v").read_text()
