@@ -296,8 +296,10 @@ class ActivationBuffer(wiring.Component):
                     m.next = "RESULT"
 
             with m.State("RESULT"):
-                # After the read's last beat has left (the result ends a read).
-                m.d.comb += self.result.valid.eq((skid.occupancy == 0) & ~scan.o.valid)
+                # After the read's last beat has left (the result ends a read): nothing runs,
+                # and the scan's stage and the skid buffer are empty.
+                m.d.comb += self.result.valid.eq(~scan.busy & ~walk.busy & ~scan.o.valid
+                                                 & (skid.occupancy == 0))
                 with m.If(self.result.valid & self.result.ready):
                     m.next = "IDLE"
         return m

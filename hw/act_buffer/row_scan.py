@@ -42,9 +42,11 @@ class RowScan(wiring.Component):
     bitmap_addr, bitmap_data, value_addr, value_data : Signal
         The read ports of the bitmap and value memories (``bitmap_addr`` and ``value_addr``
         out, the data in, a cycle after the address).
+    busy : Signal, out
+        The scan runs (from the cycle after ``start`` to ``done``).
     reading : Signal, out
-        The scan reads the memories in this cycle: its addresses drive their ports, and the
-        value port is enabled.
+        The scan reads the memories in this cycle (``prime`` or ``busy``): its addresses drive
+        their ports, and the value port is enabled.
     o : Out(stream.Signature(rdata_layout))
         A row read's beats.
     row_start : Out(MemoryWriteSignature(...))
@@ -64,6 +66,7 @@ class RowScan(wiring.Component):
             "bitmap_data": In(g.word_bits),
             "value_addr": Out(g.value_addr_width),
             "value_data": In(g.lanes * g.width),
+            "busy": Out(1),
             "reading": Out(1),
             "o": Out(stream.Signature(g.rdata_layout)),
             "row_start": Out(MemoryWriteSignature(g.cursor_addr_width, g.cursor_shape.width)),
@@ -163,22 +166,20 @@ class RowScan(wiring.Component):
             m.d.comb += [beat.one_hot[i].eq(pick.one_hot[i]),
                          beat.value[i].eq(window.word_select(value_offset + i, width))]
 
-        m.d.comb += self.reading.eq(self.prime)
-        with m.FSM():
+        m.d.comb += self.reading.eq(self.prime | self.busy)
+        with m.FSM() as fsm:
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.next = "FIRST_WORD"
 
             with m.State("FIRST_WORD"):
                 # Wait for the first bitmap word; the value queue fills meanwhile.
-                m.d.comb += self.reading.eq(1)
                 with m.If(bitmap_ahead.count != 0):
                     m.d.comb += bitmap_ahead.pop.eq(1)
                     m.d.sync += scan_word.eq(bitmap_ahead.head[0])
                     m.next = "SCAN"
 
             with m.State("SCAN"):
-                m.d.comb += self.reading.eq(1)
                 emit = ~prepass & segment.any()
                 # The queues keep two value words and a bitmap word at hand (the check costs no
                 # cycle: they refill as fast as the scan takes words).
@@ -210,4 +211,5 @@ class RowScan(wiring.Component):
                     with m.If(emit & beat.last):
                         m.d.comb += self.done.eq(1)
                         m.next = "IDLE"
+        m.d.comb += self.busy.eq(~fsm.ongoing("IDLE"))
         return m

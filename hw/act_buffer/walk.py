@@ -47,6 +47,8 @@ class ElementWalk(wiring.Component):
         The cursor memory's write port.
     o : Out(stream.Signature(rdata_layout))
         The elements, one a beat.
+    busy : Signal, out
+        The walk runs (from the cycle after ``start`` to ``done``).
     done : Signal, out
         The walk ends in this cycle (its last beat taken).
     """
@@ -68,6 +70,7 @@ class ElementWalk(wiring.Component):
             "cursor_data": In(g.cursor_shape),
             "cursor_write": Out(MemoryWriteSignature(g.cursor_addr_width, g.cursor_shape.width)),
             "o": Out(stream.Signature(g.rdata_layout)),
+            "busy": Out(1),
             "done": Out(1),
         })
 
@@ -118,7 +121,7 @@ class ElementWalk(wiring.Component):
                          self.value_owned.eq(1)]
             m.d.comb += flat_next.eq(0)
 
-        with m.FSM():
+        with m.FSM() as fsm:
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.next = "FIRST_VALUE"
@@ -181,4 +184,5 @@ class ElementWalk(wiring.Component):
                         m.next = "IDLE"
                     with m.Else():
                         m.next = "VALUE"
+        m.d.comb += self.busy.eq(~fsm.ongoing("IDLE"))
         return m
