@@ -55,6 +55,12 @@ class ActivationBuffer(wiring.Component):
     (a write only ever fills space above the stack's top, which it claims at the end), and the
     result reports ``error``.
 
+    This component runs the commands and joins the parts that do the work: a
+    :class:`TensorTable` (descriptors and stack allocation), a :class:`TensorWriter`, a
+    :class:`RowScan` (row reads, and a column read's first pass) and an :class:`ElementWalk`
+    (column and dense reads). It holds the three memories (bitmap, values, and the column
+    walk's cursors) and gives their read ports to the scan or the walk, whichever runs.
+
     Parameters
     ----------
     width : int
@@ -72,6 +78,8 @@ class ActivationBuffer(wiring.Component):
         Descriptor table slots.
     max_rows, max_cols : int
         Largest shape of a stored matrix.
+    wdata_layout : StructLayout
+        A beat of the compressed stream (:func:`hw.mask_packer.compressed_beat`).
 
     Attributes
     ----------
@@ -88,6 +96,8 @@ class ActivationBuffer(wiring.Component):
         slot: ``n + kept * width``).
     bitmap_used, values_used : Signal, out
         Occupancy, in bits and in values (whole words).
+    geometry : BufferGeometry
+        The sizes and layouts its parts are built from.
 
     Raises
     ------

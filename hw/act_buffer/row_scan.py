@@ -1,6 +1,6 @@
 """The row scan of the compressed-activation buffer."""
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -160,8 +160,10 @@ class RowScan(wiring.Component):
                          self.row_start.data.eq(value_start + vcount_next)]
 
         beat = stage.i.payload
-        m.d.comb += [beat.row.eq(row), beat.count.eq(pick.take), beat.last.eq(pick.take == to_emit_now),
-                     beat.col_bias.eq(col_bias)]
+        # ``last``: this beat holds the read's last kept element (``take`` is small, so the
+        # comparison's wide part comes from registers only).
+        m.d.comb += [beat.row.eq(row), beat.count.eq(pick.take), beat.col_bias.eq(col_bias),
+                     beat.last.eq(pick.take == to_emit_now)]
         for i in range(lanes):
             m.d.comb += [beat.one_hot[i].eq(pick.one_hot[i]),
                          beat.value[i].eq(window.word_select(value_offset + i, width))]
