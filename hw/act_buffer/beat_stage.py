@@ -45,19 +45,19 @@ class BeatStage(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         g = self.geometry
-        stage = Signal(self.positions_layout)
+        held = Signal(self.positions_layout)  # the beat, its lanes still as positions
         beat = self.o.payload
         m.d.comb += self.i.ready.eq(~self.o.valid | self.o.ready)
         with m.If(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
         with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [self.o.valid.eq(1), stage.eq(self.i.payload)]
-        m.d.comb += [beat.row.eq(stage.row), beat.count.eq(stage.count), beat.last.eq(stage.last)]
+            m.d.sync += [self.o.valid.eq(1), held.eq(self.i.payload)]
+        m.d.comb += [beat.row.eq(held.row), beat.count.eq(held.count), beat.last.eq(held.last)]
         for i in range(g.lanes):
-            hits = [Mux(stage.one_hot[i][j], j, 0) for j in range(1, g.word_bits)]
+            hits = [Mux(held.one_hot[i][j], j, 0) for j in range(1, g.word_bits)]
             while len(hits) > 1:
                 hits = [hits[k] | hits[k + 1] if k + 1 < len(hits) else hits[k]
                         for k in range(0, len(hits), 2)]
             pick = hits[0] if hits else 0
-            m.d.comb += [beat.col[i].eq(stage.col_bias + pick), beat.value[i].eq(stage.value[i])]
+            m.d.comb += [beat.col[i].eq(held.col_bias + pick), beat.value[i].eq(held.value[i])]
         return m
