@@ -98,8 +98,10 @@ class RowScan(wiring.Component):
         # comparison). A beat's count reaches both a cycle late, from ``take_late`` (so that no
         # carry chain follows the scan's count of kept bits): the counts as of now are
         # ``vcount + take_late`` and ``to_emit - take_late``.
-        vcount, vcount_next = Signal(g.count_shape), Signal(g.count_shape)
-        to_emit, to_emit_now = Signal(g.count_shape), Signal(g.count_shape)
+        vcount = Signal(g.count_shape)
+        vcount_next = Signal(g.count_shape)
+        to_emit = Signal(g.count_shape)
+        to_emit_now = Signal(g.count_shape)
         take_late = Signal(range(lanes + 1))
         m.d.comb += [vcount_next.eq(vcount + take_late), to_emit_now.eq(to_emit - take_late)]
         m.d.sync += [vcount.eq(vcount_next), to_emit.eq(to_emit_now), take_late.eq(0)]
@@ -150,7 +152,8 @@ class RowScan(wiring.Component):
 
         # A first pass reports the first row's start as it starts, and each next row's a cycle
         # after the row ends, when ``vcount + take_late`` counts the row's last beat.
-        row_started, started_row = Signal(), Signal.like(self.row_start.addr)
+        row_started = Signal()
+        started_row = Signal.like(self.row_start.addr)
         m.d.sync += row_started.eq(0)
         with m.If(self.start & self.first_pass):
             m.d.comb += [self.row_start.en.eq(1), self.row_start.addr.eq(0),

@@ -109,8 +109,10 @@ class ElementWalk(wiring.Component):
         m.d.comb += walk_value.eq(self.value_data.word_select(
             held_ptr[:lane_bits] if lane_bits else 0, g.width))
 
-        out_row, out_col, out_kept, out_last = (Signal.like(row), Signal.like(col), Signal(),
-                                                Signal())
+        out_row = Signal.like(row)
+        out_col = Signal.like(col)
+        out_kept = Signal()
+        out_last = Signal()
         # The row a column walk moves to, whose cursor is read for the next element.
         walk_row_next = Signal.like(row)
         m.d.comb += [walk_row_next.eq(Mux(row + 1 == desc.rows, 0, row + 1)),

@@ -80,7 +80,8 @@ class TensorWriter(wiring.Component):
         bitmap_top, value_top = self.bitmap_top, self.value_top
         bitmap_port, value_port = self.bitmap_write, self.value_write
         entry = self.commit.payload
-        rows, cols = Signal.like(self.rows), Signal.like(self.cols)
+        rows = Signal.like(self.rows)
+        cols = Signal.like(self.cols)
         n = Signal(g.count_shape)  # rows * cols, registered with the command
         bits = Signal(word_bits + lanes)  # bitmap bits gathered, fill of them valid
         fill = Signal(range(word_bits + 1))
