@@ -59,3 +59,89 @@ def test_formal_whole_reads_return_every_element_exactly_once(prove, order, lane
                            value_capacity=4, max_tensors=1, max_rows=2, max_cols=2, max_len=4)
     prove(ExactlyOnceSpec(params, rows=2, cols=2, order=order, deadline=30, max_stall=2),
           name=f"act_buffer_whole_read_{order}_l{lanes}", depth=32, mode="bmc")
+
+
+def test_geometry_is_validated():
+    from hw.act_buffer import BufferGeometry
+
+    sizes = dict(width=8, lanes=4, word_bits=8, bitmap_capacity=64, value_capacity=64,
+                 max_tensors=2, max_rows=4, max_cols=4)
+    with pytest.raises(ValueError, match="^word_bits must be a power of two, not 12$"):
+        BufferGeometry(**{**sizes, "word_bits": 12})
+    with pytest.raises(ValueError, match="^max_tensors must be at least 1, not 0$"):
+        BufferGeometry(**{**sizes, "max_tensors": 0})
+    g = BufferGeometry(**{**sizes, "bitmap_capacity": 65, "value_capacity": 61})
+    assert (g.bitmap_words, g.value_words) == (9, 16)
+
+
+def _simulate(dut, bench, *, clocked=True):
+    from amaranth.sim import Simulator
+
+    sim = Simulator(dut)
+    if clocked:
+        sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+@pytest.mark.parametrize("word_bits, lanes", [(16, 4), (8, 2), (4, 1), (2, 2)])
+def test_lane_pick_gives_each_lane_the_next_set_bit(word_bits, lanes):
+    import random
+
+    from hw.act_buffer import LanePick
+
+    dut = LanePick(word_bits=word_bits, lanes=lanes)
+    rng = random.Random(word_bits * 8 + lanes)
+
+    async def bench(ctx):
+        for segment in [0, (1 << word_bits) - 1] + [rng.getrandbits(word_bits) for _ in range(64)]:
+            ctx.set(dut.segment, segment)
+            ones = [j for j in range(word_bits) if segment >> j & 1]
+            picked = ones[:lanes]
+            for i in range(lanes):
+                want = 1 << picked[i] if i < len(picked) else 0
+                assert ctx.get(dut.one_hot[i]) == want, (segment, i)
+            assert ctx.get(dut.taken) == sum(1 << j for j in picked)
+            assert ctx.get(dut.take) == len(picked)
+            assert ctx.get(dut.more) == (len(ones) > lanes)
+            await ctx.delay(1e-6)
+
+    _simulate(dut, bench, clocked=False)
+
+
+def test_tensor_table_returns_space_once_the_tensors_above_are_freed():
+    from hw.act_buffer import BufferGeometry, TensorTable
+
+    dut = TensorTable(BufferGeometry(width=8, lanes=2, word_bits=4, bitmap_capacity=64,
+                                     value_capacity=64, max_tensors=3, max_rows=4, max_cols=4))
+
+    async def bench(ctx):
+        async def step(**inputs):
+            for name in ("free", "pop"):
+                ctx.set(getattr(dut, name), inputs.get(name, 0))
+            ctx.set(dut.commit.valid, inputs.get("commit", 0))
+            ctx.set(dut.slot, inputs.get("slot", 0))
+            if "entry" in inputs:
+                ctx.set(dut.commit.payload, dut.commit.payload.shape().const(inputs["entry"]))
+            await ctx.tick()
+
+        for slot, words in ((2, 3), (0, 5)):
+            await step(commit=1, slot=slot, entry={"rows": 2, "cols": 2, "n": 4, "kept": 2,
+                                                   "bitmap_words": words, "value_words": words})
+        assert (ctx.get(dut.bitmap_top), ctx.get(dut.value_top)) == (8, 8)
+        await step(slot=0)
+        desc = ctx.get(dut.desc)
+        assert (desc.valid, desc.bitmap_base, desc.value_base, desc.n) == (1, 3, 3, 4)
+        await step(free=1, slot=2)  # not the top one: nothing returns
+        await step(pop=1)
+        assert not ctx.get(dut.top_freed) and ctx.get(dut.bitmap_top) == 8
+        await step(free=1, slot=0)
+        assert ctx.get(dut.top_freed)
+        await step(pop=1)
+        await step(pop=1)  # both come off, the top first
+        assert not ctx.get(dut.top_freed)
+        assert (ctx.get(dut.bitmap_top), ctx.get(dut.value_top)) == (0, 0)
+        await step(slot=2)
+        assert not ctx.get(dut.desc).valid
+
+    _simulate(dut, bench)

@@ -1,0 +1,315 @@
+"""The compressed-activation buffer: its commands, and the component that joins its parts."""
+
+from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..mask_packer import compressed_beat
+from ..memory import SimpleDualPortMemory
+from ..skid_buffer import SkidBuffer
+from .geometry import BufferGeometry
+from .row_scan import RowScan
+from .table import TensorTable
+from .walk import ElementWalk
+from .writer import TensorWriter
+
+__all__ = ["ActOp", "ActivationBuffer"]
+
+
+class ActOp(enum.Enum, shape=3):
+    #: Store the compressed tensor that follows on ``wdata`` under ``slot``.
+    WRITE = 0
+    #: Stream the kept elements of ``slot`` row by row.
+    READ_ROWS = 1
+    #: Stream the kept elements of ``slot`` column by column (the weight gradient's order).
+    READ_COLS = 2
+    #: Stream every element of ``slot``, dropped ones as zeros (for checks).
+    READ_DENSE = 3
+    #: Release ``slot``; its space returns when every tensor written after it is released too.
+    FREE = 4
+
+
+class ActivationBuffer(wiring.Component):
+    """Stores a layer's top-K sparsified activations as a bitmap plus packed values.
+
+    The semantics are those of :class:`golden.act_buffer.ActivationBuffer`: bitmap plus packed
+    values (the smallest encoding at SWAT's densities), stack allocation, a descriptor table of
+    ``max_tensors`` slots, and refusal of a write that does not fit.
+
+    ``wdata`` takes the top-K selector's compressed stream (:class:`hw.mask_packer.MaskPacker`'s
+    ``out``) at its full rate, one beat per cycle: the bitmap bits are packed into
+    ``word_bits``-bit words, and the packer's full value words (``lanes`` values) are written as
+    they come, alternately into two banks so that any ``lanes`` consecutive values can be read
+    in one cycle. Each tensor starts on a word boundary of both memories.
+
+    A row read scans one bitmap word a cycle and emits up to ``lanes`` kept elements of one row
+    a beat: a cycle per word and row segment, or ``ceil(kept / lanes)`` cycles for a segment
+    holding more kept elements than that; it ends at the last kept element. A column read (the
+    transposed order) first scans the bitmap the same way to find where each row's values
+    start, then walks column by column with a cursor per row, one element a beat, so nothing is
+    expanded to dense: an element takes two cycles. A dense read walks every element the same
+    way, one a beat, two cycles each.
+
+    A write that does not fit (bitmap, values or table), whose slot is taken, or whose length
+    differs from ``rows * cols`` is refused: its stream is consumed, nothing stored is touched
+    (a write only ever fills space above the stack's top, which it claims at the end), and the
+    result reports ``error``.
+
+    This component runs the commands and joins the parts that do the work: a
+    :class:`TensorTable` (descriptors and stack allocation), a :class:`TensorWriter`, a
+    :class:`RowScan` (row reads, and a column read's first pass) and an :class:`ElementWalk`
+    (column and dense reads). It holds the three memories (bitmap, values, and the column
+    walk's cursors) and gives their read ports to the scan or the walk, whichever runs.
+
+    Parameters
+    ----------
+    width : int
+        Activation width (signed).
+    lanes : int
+        Elements per beat of the write stream and of a row read; a power of two.
+    word_bits : int
+        Bits of a bitmap word, scanned in one cycle by a row read; a power of two, at least
+        ``lanes``.
+    bitmap_capacity : int
+        Bitmap bits stored (rounded up to whole words).
+    value_capacity : int
+        Kept values stored (rounded up to whole words of ``lanes`` values).
+    max_tensors : int
+        Descriptor table slots.
+    max_rows, max_cols : int
+        Largest shape of a stored matrix.
+    wdata_layout : StructLayout
+        A beat of the compressed stream (:func:`hw.mask_packer.compressed_beat`).
+
+    Attributes
+    ----------
+    cmd : In(stream.Signature(cmd_layout))
+        ``op`` (:class:`ActOp`), ``slot``, ``rows``, ``cols`` (``WRITE`` only).
+    wdata : In(stream.Signature(...))
+        The compressed tensor of a ``WRITE`` (the top-K selector's ``out`` layout).
+    rdata : Out(stream.Signature(rdata_layout))
+        Elements of one row a beat: ``row``, ``count`` (valid lanes ``0..count-1``), ``col``
+        and ``value`` (``lanes`` each), ``last``. Row reads fill up to ``lanes``; column and
+        dense reads carry one element a beat.
+    result : Out(stream.Signature(result_layout))
+        One per command: ``op``, ``slot``, ``error``, ``n``, ``kept``, ``stored_bits`` (of the
+        slot: ``n + kept * width``).
+    bitmap_used, values_used : Signal, out
+        Occupancy, in bits and in values (whole words).
+    geometry : BufferGeometry
+        The sizes and layouts its parts are built from.
+
+    Raises
+    ------
+    ValueError
+        If a parameter is out of range.
+    """
+
+    def __init__(self, *, width, lanes, word_bits, bitmap_capacity, value_capacity, max_tensors,
+                 max_rows, max_cols, wdata_layout):
+        self.geometry = g = BufferGeometry(
+            width=width, lanes=lanes, word_bits=word_bits, bitmap_capacity=bitmap_capacity,
+            value_capacity=value_capacity, max_tensors=max_tensors, max_rows=max_rows,
+            max_cols=max_cols)
+        self.width = width
+        self.lanes = lanes
+        self.word_bits = word_bits
+        self.bitmap_words = g.bitmap_words
+        self.value_words = g.value_words
+        self.max_tensors = max_tensors
+        self.max_rows = max_rows
+        self.max_cols = max_cols
+        self.wdata_layout = wdata_layout
+        self.cmd_layout = data.StructLayout({
+            "op": ActOp,
+            "slot": range(max_tensors),
+            "rows": range(max_rows + 1),
+            "cols": range(max_cols + 1),
+        })
+        self.rdata_layout = g.rdata_layout
+        self.result_layout = data.StructLayout({
+            "op": ActOp,
+            "slot": range(max_tensors),
+            "error": 1,
+            "n": g.count_shape,
+            "kept": g.count_shape,
+            "stored_bits": range(max_rows * max_cols + (self.value_words * lanes) * width + 1),
+        })
+        self.descriptor_layout = g.descriptor_layout
+        super().__init__({
+            "cmd": In(stream.Signature(self.cmd_layout)),
+            "wdata": In(stream.Signature(wdata_layout)),
+            "rdata": Out(stream.Signature(self.rdata_layout)),
+            "result": Out(stream.Signature(self.result_layout)),
+            "bitmap_used": Out(range(self.bitmap_words * word_bits + 1)),
+            "values_used": Out(range(self.value_words * lanes + 1)),
+        })
+
+    @staticmethod
+    def params_from_config(config):
+        """The constructor's arguments for an :class:`golden.config.AccelConfig`: the buffer
+        takes the top-K selector's compressed stream."""
+        return {"width": config.width, "lanes": config.topk_lanes,
+                "word_bits": config.act_scan_bits,
+                "bitmap_capacity": config.act_bitmap_bits,
+                "value_capacity": config.act_values, "max_tensors": config.act_tensors,
+                "max_rows": config.act_max_rows, "max_cols": config.act_max_cols,
+                "wdata_layout": compressed_beat(config.width, config.topk_lanes,
+                                                config.max_tensor_len)}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**cls.params_from_config(config))
+
+    def elaborate(self, platform):
+        m = Module()
+        g = self.geometry
+        m.submodules.bitmap_mem = bitmap_mem = SimpleDualPortMemory(
+            shape=unsigned(g.word_bits), depth=g.bitmap_words)
+        m.submodules.value_mem = value_mem = SimpleDualPortMemory(
+            shape=unsigned(g.lanes * g.width), depth=g.value_words)
+        m.submodules.cursor_mem = cursor_mem = SimpleDualPortMemory(
+            shape=g.cursor_shape, depth=g.max_rows)
+        m.submodules.table = table = TensorTable(g)
+        m.submodules.writer = writer = TensorWriter(g, self.wdata_layout)
+        m.submodules.scan = scan = RowScan(g)
+        m.submodules.walk = walk = ElementWalk(g)
+        # The reads' beats go through a skid buffer onto ``rdata``, so that the consumer's
+        # ready does not reach into the scan's logic.
+        m.submodules.rdata_skid = skid = SkidBuffer(self.rdata_layout)
+        wiring.connect(m, skid.o, wiring.flipped(self.rdata))
+
+        cmd = Signal(data.StructLayout({"op": ActOp, "slot": range(self.max_tensors)}))
+        result = Signal(self.result_layout)
+        desc, desc_n = table.desc, table.desc_n
+        # The table registers the descriptor of the command's slot as the command is taken.
+        with m.If(self.cmd.valid & self.cmd.ready):
+            m.d.comb += table.slot.eq(self.cmd.payload.slot)
+        with m.Else():
+            m.d.comb += table.slot.eq(cmd.slot)
+        m.d.comb += [
+            self.result.payload.eq(result),
+            self.bitmap_used.eq(table.bitmap_top * g.word_bits),
+            self.values_used.eq(table.value_top * g.lanes),
+        ]
+
+        wiring.connect(m, wiring.flipped(self.wdata), writer.wdata)
+        wiring.connect(m, writer.commit, table.commit)
+        m.d.comb += [
+            writer.rows.eq(self.cmd.payload.rows), writer.cols.eq(self.cmd.payload.cols),
+            writer.taken.eq(desc.valid), writer.full.eq(table.full),
+            writer.bitmap_top.eq(table.bitmap_top), writer.value_top.eq(table.value_top),
+        ]
+        for mem, port in ((bitmap_mem, writer.bitmap_write), (value_mem, writer.value_write)):
+            m.d.comb += [mem.w_en.eq(port.en), mem.w_addr.eq(port.addr), mem.w_data.eq(port.data)]
+
+        # The read ports: the scan's addresses while it reads, the walk's otherwise (the value
+        # port's choice is a register of the walk's, so no state logic reaches the address).
+        m.d.comb += [
+            scan.desc.eq(desc), scan.first_pass.eq(cmd.op == ActOp.READ_COLS),
+            walk.desc.eq(desc), walk.desc_n.eq(desc_n), walk.dense.eq(cmd.op == ActOp.READ_DENSE),
+            scan.bitmap_data.eq(bitmap_mem.r_data), walk.bitmap_data.eq(bitmap_mem.r_data),
+            bitmap_mem.r_addr.eq(Mux(scan.reading, scan.bitmap_addr, walk.bitmap_addr)),
+            scan.value_data.eq(value_mem.r_data), walk.value_data.eq(value_mem.r_data),
+            value_mem.r_addr.eq(Mux(walk.value_owned, walk.value_addr, scan.value_addr)),
+            value_mem.r_en.eq(scan.reading | walk.value_en),
+            walk.cursor_data.eq(cursor_mem.r_data), cursor_mem.r_addr.eq(walk.cursor_addr),
+        ]
+        # The scan's first pass writes each row's first cursor, the walk moves them on; never
+        # in the same cycle.
+        for port in (walk.cursor_write, scan.row_start):
+            with m.If(port.en):
+                m.d.comb += [cursor_mem.w_en.eq(1), cursor_mem.w_addr.eq(port.addr),
+                             cursor_mem.w_data.eq(port.data)]
+        # A read is either a scan or a walk, and ends once its beats have left, so their beats
+        # never meet.
+        m.d.comb += [skid.i.valid.eq(scan.o.valid | walk.o.valid),
+                     scan.o.ready.eq(skid.i.ready), walk.o.ready.eq(skid.i.ready)]
+        with m.If(scan.o.valid):
+            m.d.comb += skid.i.payload.eq(scan.o.payload)
+        with m.Else():
+            m.d.comb += skid.i.payload.eq(walk.o.payload)
+
+        def finish(error, n, kept):
+            m.d.sync += [result.error.eq(error), result.n.eq(n), result.kept.eq(kept)]
+            m.next = "RESULT"
+
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.comb += self.cmd.ready.eq(1)
+                with m.If(self.cmd.valid):
+                    m.d.sync += [
+                        cmd.op.eq(self.cmd.payload.op), cmd.slot.eq(self.cmd.payload.slot),
+                        result.op.eq(self.cmd.payload.op), result.slot.eq(self.cmd.payload.slot),
+                        result.stored_bits.eq(0), result.error.eq(0),
+                    ]
+                    with m.Switch(self.cmd.payload.op):
+                        with m.Case(ActOp.WRITE):
+                            m.d.comb += writer.start.eq(1)
+                            m.next = "WRITE"
+                        with m.Case(ActOp.FREE):
+                            m.next = "FREE"
+                        with m.Default():
+                            m.next = "READ_CHECK"
+
+            with m.State("WRITE"):
+                with m.If(writer.commit.valid):
+                    m.d.sync += result.stored_bits.eq(
+                        writer.commit.payload.n + writer.commit.payload.kept * g.width)
+                with m.If(writer.result.valid):
+                    verdict = writer.result.payload
+                    finish(verdict.error, verdict.n, verdict.kept)
+
+            with m.State("FREE"):
+                with m.If(~desc.valid | desc.freed):
+                    finish(1, 0, 0)
+                with m.Else():
+                    m.d.comb += table.free.eq(1)
+                    m.d.sync += [result.stored_bits.eq(desc_n + desc.kept * g.width),
+                                 result.n.eq(desc_n), result.kept.eq(desc.kept),
+                                 result.error.eq(0)]
+                    m.next = "POP"
+
+            with m.State("POP"):
+                # Pop freed tensors off the top of the stack; their space returns.
+                m.d.comb += table.pop.eq(1)
+                with m.If(~table.top_freed):
+                    m.next = "RESULT"
+
+            with m.State("READ_CHECK"):
+                m.d.sync += [result.n.eq(desc_n), result.kept.eq(desc.kept),
+                             result.stored_bits.eq(desc_n + desc.kept * g.width)]
+                # The tensor's first words are read for the scan whatever the read.
+                m.d.comb += scan.prime.eq(1)
+                with m.If(~desc.valid | desc.freed):
+                    finish(1, 0, 0)
+                with m.Elif((cmd.op != ActOp.READ_DENSE) & (desc.kept == 0)):
+                    # Nothing to stream: the result alone ends the read.
+                    m.next = "RESULT"
+                with m.Elif(cmd.op == ActOp.READ_DENSE):
+                    m.d.comb += walk.start.eq(1)
+                    m.next = "WALK"
+                with m.Else():
+                    m.d.comb += scan.start.eq(1)
+                    m.next = "SCAN"
+
+            with m.State("SCAN"):
+                # A column read walks once its first pass has found where each row starts.
+                with m.If(scan.done & (cmd.op == ActOp.READ_COLS)):
+                    m.d.comb += walk.start.eq(1)
+                    m.next = "WALK"
+                with m.Elif(scan.done):
+                    m.next = "RESULT"
+
+            with m.State("WALK"):
+                with m.If(walk.done):
+                    m.next = "RESULT"
+
+            with m.State("RESULT"):
+                # After the read's last beat has left (the result ends a read): nothing runs,
+                # and the scan's stage and the skid buffer are empty.
+                m.d.comb += self.result.valid.eq(~scan.busy & ~walk.busy & ~scan.o.valid
+                                                 & (skid.occupancy == 0))
+                with m.If(self.result.valid & self.result.ready):
+                    m.next = "IDLE"
+        return m

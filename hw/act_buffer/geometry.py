@@ -1,0 +1,117 @@
+"""The sizes an activation buffer is built from, and the layouts its parts exchange."""
+
+from amaranth.hdl import Shape, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import Out
+
+from ..memory import address_width
+from ..validate import check_int
+
+__all__ = ["BufferGeometry", "MemoryWriteSignature"]
+
+
+class MemoryWriteSignature(wiring.Signature):
+    """A memory write port as its writer drives it: ``data`` goes to ``addr`` when ``en``.
+
+    Parameters
+    ----------
+    addr_width, data_width : int
+        Widths of the address and of a word.
+    """
+
+    def __init__(self, addr_width, data_width):
+        super().__init__({"en": Out(1), "addr": Out(addr_width), "data": Out(data_width)})
+
+
+class BufferGeometry:
+    """The sizes of a compressed-activation buffer, checked, with the layouts derived from them.
+
+    :class:`hw.act_buffer.ActivationBuffer` and each of its parts are built from one of these,
+    so that every part agrees on the width of each count, address and field.
+
+    Parameters
+    ----------
+    width, lanes, word_bits, bitmap_capacity, value_capacity, max_tensors, max_rows, max_cols
+        As :class:`hw.act_buffer.ActivationBuffer`'s.
+
+    Attributes
+    ----------
+    width, lanes, word_bits, max_tensors, max_rows, max_cols : int
+        As given.
+    bitmap_words, value_words : int
+        Words of the bitmap memory (``word_bits`` bits each) and of the value memory
+        (``lanes`` values each).
+    count_shape : range
+        An element or value count of one tensor (``n``, ``kept``).
+    bitmap_addr_width, value_addr_width, cursor_addr_width : int
+        Address widths of the bitmap, value and cursor memories.
+    cursor_shape : Shape
+        A cursor: a value's index in the whole value memory.
+    descriptor_layout : StructLayout
+        A stored tensor's descriptor: ``valid``, ``freed``, ``bitmap_base``, ``value_base``
+        (in words), ``rows``, ``cols``, ``n`` (``rows * cols``), ``kept``.
+    entry_layout : StructLayout
+        A written tensor as the table stores it: ``rows``, ``cols``, ``n``, ``kept``, and the
+        words it takes, ``bitmap_words`` and ``value_words``.
+    rdata_layout : StructLayout
+        A read beat: ``row``, ``count``, ``col`` and ``value`` (``lanes`` each), ``last``.
+
+    Raises
+    ------
+    ValueError
+        If a parameter is out of range.
+    """
+
+    def __init__(self, *, width, lanes, word_bits, bitmap_capacity, value_capacity, max_tensors,
+                 max_rows, max_cols):
+        check_int("width", width, 2)
+        check_int("lanes", lanes, 1)
+        if lanes & (lanes - 1):
+            raise ValueError(f"lanes must be a power of two, not {lanes}")
+        check_int("word_bits", word_bits, lanes)
+        if word_bits & (word_bits - 1):
+            raise ValueError(f"word_bits must be a power of two, not {word_bits}")
+        check_int("bitmap_capacity", bitmap_capacity, 1)
+        check_int("value_capacity", value_capacity, 1)
+        check_int("max_tensors", max_tensors, 1)
+        check_int("max_rows", max_rows, 1)
+        check_int("max_cols", max_cols, 1)
+        self.width = width
+        self.lanes = lanes
+        self.word_bits = word_bits
+        self.bitmap_words = -(-bitmap_capacity // word_bits)
+        self.value_words = -(-value_capacity // lanes)
+        self.max_tensors = max_tensors
+        self.max_rows = max_rows
+        self.max_cols = max_cols
+        max_n = max_rows * max_cols
+        self.count_shape = range(max(max_n, self.value_words * lanes) + 1)
+        self.bitmap_addr_width = address_width(self.bitmap_words)
+        self.value_addr_width = address_width(self.value_words)
+        self.cursor_addr_width = address_width(max_rows)
+        self.cursor_shape = unsigned(Shape.cast(range(self.value_words * lanes + 1)).width)
+        self.descriptor_layout = data.StructLayout({
+            "valid": 1,
+            "freed": 1,
+            "bitmap_base": range(self.bitmap_words + 1),
+            "value_base": range(self.value_words + 1),
+            "rows": range(max_rows + 1),
+            "cols": range(max_cols + 1),
+            "n": range(max_n + 1),  # rows * cols, kept so that no read multiplies
+            "kept": self.count_shape,
+        })
+        self.entry_layout = data.StructLayout({
+            "rows": range(max_rows + 1),
+            "cols": range(max_cols + 1),
+            "n": self.count_shape,
+            "kept": self.count_shape,
+            "bitmap_words": range(max_n // word_bits + 2),
+            "value_words": range(self.value_words + 2),
+        })
+        self.rdata_layout = data.StructLayout({
+            "row": range(max_rows),
+            "count": range(lanes + 1),
+            "col": data.ArrayLayout(range(max_cols), lanes),
+            "value": data.ArrayLayout(signed(width), lanes),
+            "last": 1,
+        })

@@ -1,0 +1,173 @@
+"""The write path of the compressed-activation buffer."""
+
+from amaranth.hdl import Cat, Module, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .geometry import MemoryWriteSignature
+
+__all__ = ["TensorWriter"]
+
+
+class TensorWriter(wiring.Component):
+    """Stores a compressed tensor above the stack's top, and says whether it was stored.
+
+    ``start`` begins a write of a ``rows x cols`` tensor. The next cycle refuses up front what
+    cannot fit (bitmap or table full, ``taken`` slot, no elements). Then ``wdata`` is taken at
+    its full rate, one beat a cycle, to the beat marked ``last``: the bitmap bits are packed
+    into ``word_bits``-bit words, written as they fill, and each value word (``lanes`` values,
+    or the tensor's last partial one) is written as it comes; a cycle flushes the last partial
+    bitmap word. Words go only above ``bitmap_top`` and ``value_top``, so nothing stored is
+    touched, even by a write that is refused (its stream is still consumed).
+
+    The cycle after the flush, ``result`` reports the verdict: ``error`` if the write was
+    refused, did not fit, or its stream's length was not ``rows * cols``; ``n`` and ``kept``
+    count the elements and kept values received. In the same cycle ``commit`` carries the
+    stored tensor to the table, unless ``error``.
+
+    Parameters
+    ----------
+    geometry : :class:`hw.act_buffer.BufferGeometry`
+    wdata_layout : StructLayout
+        A beat of the compressed stream (:func:`hw.mask_packer.compressed_beat`).
+
+    Attributes
+    ----------
+    start : Signal, in
+        Begin a write of ``rows x cols`` (both taken in the same cycle).
+    rows, cols : Signal, in
+        The tensor's shape.
+    taken, full : Signal, in
+        The slot already holds a tensor; every slot does.
+    bitmap_top, value_top : Signal, in
+        The stack's top, in words of each memory.
+    wdata : In(stream.Signature(wdata_layout))
+        The compressed tensor.
+    bitmap_write, value_write : Out(MemoryWriteSignature(...))
+        The write ports of the bitmap and value memories.
+    commit : Out(stream.Signature(entry_layout, always_ready=True))
+        The tensor stored, for the table.
+    result : Out(stream.Signature(StructLayout({"error", "n", "kept"}), always_ready=True))
+        The write's verdict, once.
+    """
+
+    def __init__(self, geometry, wdata_layout):
+        self.geometry = geometry
+        g = geometry
+        self.result_layout = data.StructLayout({
+            "error": 1, "n": g.count_shape, "kept": g.count_shape})
+        super().__init__({
+            "start": In(1),
+            "rows": In(range(g.max_rows + 1)),
+            "cols": In(range(g.max_cols + 1)),
+            "taken": In(1),
+            "full": In(1),
+            "bitmap_top": In(range(g.bitmap_words + 1)),
+            "value_top": In(range(g.value_words + 1)),
+            "wdata": In(stream.Signature(wdata_layout)),
+            "bitmap_write": Out(MemoryWriteSignature(g.bitmap_addr_width, g.word_bits)),
+            "value_write": Out(MemoryWriteSignature(g.value_addr_width, g.lanes * g.width)),
+            "commit": Out(stream.Signature(g.entry_layout, always_ready=True)),
+            "result": Out(stream.Signature(self.result_layout, always_ready=True)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        g = self.geometry
+        word_bits, lanes = g.word_bits, g.lanes
+        wb = (word_bits - 1).bit_length()  # bits of an element's position in its bitmap word
+        beat = self.wdata.payload
+        bitmap_top, value_top = self.bitmap_top, self.value_top
+        bitmap_port, value_port = self.bitmap_write, self.value_write
+        entry = self.commit.payload
+        rows = Signal.like(self.rows)
+        cols = Signal.like(self.cols)
+        n = Signal(g.count_shape)  # rows * cols, registered with the command
+        bits = Signal(word_bits + lanes)  # bitmap bits gathered, fill of them valid
+        fill = Signal(range(word_bits + 1))
+        elements = Signal(g.count_shape)
+        kept = Signal(g.count_shape)
+        bitmap_words = Signal(range(g.bitmap_words + 2))  # words written (or refused) so far
+        value_words = Signal(range(g.value_words + 2))
+        refused = Signal()
+        error = Signal()  # refused, or the stream's length was not rows * cols
+        merged = Signal(word_bits + lanes)
+        merged_fill = Signal(range(word_bits + lanes + 1))
+        need_words = Signal.like(entry.bitmap_words)
+        value_addr = Signal(range(g.value_words + 1))
+        m.d.comb += [
+            merged.eq(bits | (beat.bitmap << fill)),
+            merged_fill.eq(fill + beat.bitmap_count),
+            need_words.eq((n + word_bits - 1) >> wb),
+            value_addr.eq(value_top + value_words),
+            value_port.addr.eq(value_addr),
+            value_port.data.eq(Cat(e.value for e in beat.entries)),
+            entry.rows.eq(rows), entry.cols.eq(cols), entry.n.eq(n), entry.kept.eq(kept),
+            entry.bitmap_words.eq(need_words), entry.value_words.eq(value_words),
+            self.result.payload.error.eq(error),
+            self.result.payload.n.eq(elements),
+            self.result.payload.kept.eq(kept),
+        ]
+
+        def write_bitmap(word):
+            """Write ``word`` to the next bitmap word, if the memory has it."""
+            with m.If(bitmap_top + bitmap_words < g.bitmap_words):
+                m.d.comb += [bitmap_port.en.eq(1), bitmap_port.addr.eq(bitmap_top + bitmap_words),
+                             bitmap_port.data.eq(word)]
+
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [
+                        rows.eq(self.rows), cols.eq(self.cols), n.eq(self.rows * self.cols),
+                        bits.eq(0), fill.eq(0), elements.eq(0), kept.eq(0),
+                        bitmap_words.eq(0), value_words.eq(0), refused.eq(0),
+                    ]
+                    m.next = "CHECK"
+
+            with m.State("CHECK"):
+                # Refuse up front what cannot fit; the stream is still consumed.
+                with m.If(self.taken | self.full | (bitmap_top + need_words > g.bitmap_words)
+                          | (n == 0)):
+                    m.d.sync += refused.eq(1)
+                m.next = "STREAM"
+
+            with m.State("STREAM"):
+                m.d.comb += self.wdata.ready.eq(1)
+                with m.If(self.wdata.valid):
+                    m.d.sync += [elements.eq(elements + beat.bitmap_count),
+                                 kept.eq(kept + beat.count)]
+                    with m.If(elements + beat.bitmap_count > n):
+                        m.d.sync += refused.eq(1)
+                    # A value word (full, or the tensor's last partial one).
+                    with m.If(beat.count != 0):
+                        with m.If(value_addr < g.value_words):
+                            m.d.comb += value_port.en.eq(1)
+                        with m.Else():
+                            m.d.sync += refused.eq(1)
+                        m.d.sync += value_words.eq(value_words + 1)
+                    # Bitmap bits: write a word whenever one fills.
+                    with m.If(merged_fill >= word_bits):
+                        write_bitmap(merged[:word_bits])
+                        m.d.sync += [
+                            bitmap_words.eq(bitmap_words + 1),
+                            bits.eq(merged[word_bits:]),
+                            fill.eq(merged_fill - word_bits),
+                        ]
+                    with m.Else():
+                        m.d.sync += [bits.eq(merged), fill.eq(merged_fill)]
+                    with m.If(beat.last):
+                        m.next = "FLUSH"
+
+            with m.State("FLUSH"):
+                with m.If(fill != 0):
+                    write_bitmap(bits[:word_bits])
+                # The verdict, registered: it enables every descriptor field of the slot, a
+                # wide fan-out that should start at a flip-flop.
+                m.d.sync += error.eq(refused | (elements != n))
+                m.next = "VERDICT"
+
+            with m.State("VERDICT"):
+                m.d.comb += [self.result.valid.eq(1), self.commit.valid.eq(~error)]
+                m.next = "IDLE"
+        return m
