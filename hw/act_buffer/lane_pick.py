@@ -58,6 +58,7 @@ class LanePick(wiring.Component):
         word_bits, lanes, segment = self.word_bits, self.lanes, self.segment
         saturate = lanes + 1
         level = [segment[j] for j in range(word_bits)]
+        most = [1] * word_bits  # the largest value each entry of ``level`` can take
         step = 1
         while step < word_bits:
             nxt = []
@@ -67,8 +68,12 @@ class LanePick(wiring.Component):
                     continue
                 total = Signal(range(saturate + 1), name=f"prefix{step}_{j}")
                 wide = level[j] + level[j - step]
-                m.d.comb += total.eq(Mux(wide > saturate, saturate, wide))
+                # Saturate only where the sum can pass the cap (else the compare is constant).
+                capped = most[j] + most[j - step] > saturate
+                m.d.comb += total.eq(Mux(wide > saturate, saturate, wide) if capped else wide)
                 nxt.append(total)
+            most = [most[j] if j < step else min(saturate, most[j] + most[j - step])
+                    for j in range(word_bits)]
             level, step = nxt, step * 2
         # ranks[j]: set bits before position j.
         ranks = [Signal(range(saturate + 1), name=f"rank{j}") for j in range(word_bits + 1)]

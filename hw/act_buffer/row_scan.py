@@ -147,7 +147,10 @@ class RowScan(wiring.Component):
                 row.eq(0), value_offset.eq(0), prepass.eq(self.first_pass),
                 to_emit.eq(desc.kept),
             ]
-            m.d.sync += [seg_mask[j].eq(j < desc.cols) for j in range(word_bits)]
+            # A bit beyond the largest column count a descriptor can hold is never in a row.
+            widest = (1 << len(desc.cols)) - 1
+            m.d.sync += [seg_mask[j].eq((j < desc.cols) if j < widest else 0)
+                         for j in range(word_bits)]
             m.d.comb += vcount_next.eq(0)
 
         # A first pass reports the first row's start as it starts, and each next row's a cycle
