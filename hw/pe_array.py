@@ -224,13 +224,6 @@ class SparsePEArray(wiring.Component):
         wiring.connect(m, wiring.flipped(self.dense), dense.dense)
         m.d.comb += [dense.start.eq(clear), dense.cmd.eq(cmd), dense.enable.eq(dense_on)]
 
-        m.submodules.result_lanes = lanes = ResultLanes(
-            rows=R, result_layout=self.result_layout,
-            max_results=self.max_rows * self.max_tiles)
-        wiring.connect(m, lanes.result, wiring.flipped(self.result))
-        m.d.comb += [lanes.start.eq(clear),
-                     lanes.total.eq(self.cmd.payload.rows * self.cmd.payload.tiles)]
-
         m.submodules.counters = counters = JobCounters(rows=R, cols=C)
         m.d.comb += [counters.start.eq(clear), counters.computing.eq(computing),
                      counters.cols_used.eq(cmd.cols)]
@@ -249,16 +242,22 @@ class SparsePEArray(wiring.Component):
                   "dense_we": dense.tile_we, "dense_waddr": dense.tile_waddr,
                   "dense_wdata": dense.tile_wdata}
         first_lut = R * C - self.lut_products  # PEs from this one on (row order) use LUTs
-        pe_rows = []
-        for r in range(R):
-            pe = PERow(cols=C, width=self.width, acc_width=self.acc_width,
-                       depth_bits=self.depth_bits, bank_words=self.bank_words,
-                       word_layout=self.word_layout, max_rows=self.max_rows,
-                       max_tiles=self.max_tiles,
-                       lut_products=[c for c in range(C) if r * C + c >= first_lut])
+        pe_rows = [PERow(cols=C, width=self.width, acc_width=self.acc_width,
+                         depth_bits=self.depth_bits, bank_words=self.bank_words,
+                         word_layout=self.word_layout, max_rows=self.max_rows,
+                         max_tiles=self.max_tiles,
+                         lut_products=[c for c in range(C) if r * C + c >= first_lut])
+                   for r in range(R)]
+        for r, pe in enumerate(pe_rows):
             m.d.comb += pe.bank_we.eq(sparse.bank_we[r])
-            wiring.connect(m, pe.result, lanes.rows[r])
-            pe_rows.append(pe)
+
+        m.submodules.result_lanes = lanes = ResultLanes(
+            rows=[pe.result for pe in pe_rows], slot_layout=self.slot_layout,
+            lanes=self.result_lanes, max_results=self.max_rows * self.max_tiles)
+        m.d.comb += [self.result.payload.eq(Cat(*lanes.slots, lanes.last)),  # the layout's order
+                     self.result.valid.eq(lanes.valid), lanes.ready.eq(self.result.ready),
+                     lanes.start.eq(clear),
+                     lanes.total.eq(self.cmd.payload.rows * self.cmd.payload.tiles)]
         for port, status in ((sparse.full, "full"), (dense.released, "tile_done"),
                              (dense.released_half, "tile_done_half"), (counters.issue, "issue"),
                              (counters.issue_entry, "issue_entry"), (counters.stall, "stall")):
@@ -301,7 +300,7 @@ class SparsePEArray(wiring.Component):
             with m.State("SKIP"):
                 # The job failed: take its remaining dense beats and let the output drain.
                 m.d.comb += [dense_on.eq(1), counters.elapse.eq(1)]
-                with m.If(dense.all_taken & lanes.empty):
+                with m.If(dense.all_taken & ~lanes.valid):
                     m.next = "DONE"
             with m.State("DONE"):
                 m.d.comb += self.done.valid.eq(1)

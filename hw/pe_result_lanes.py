@@ -2,7 +2,7 @@
 slots of the array's ``result`` beats."""
 
 from amaranth.hdl import Cat, Const, Module, Signal
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .pe_job import index_shape
@@ -11,64 +11,60 @@ __all__ = ["ResultLanes"]
 
 
 class ResultLanes(wiring.Component):
-    """Drains the PE rows' results into ``result`` beats of ``lanes`` slots. PE rows ``q, q +
-    lanes, q + 2 * lanes, ...`` share slot ``q``, taken round robin; the slots move together
-    through one output register. Counts the results out, and marks the job's last with
-    ``last``.
+    """Drains the PE rows' results into an output register of ``lanes`` slots, a ``result``
+    beat: PE rows ``q, q + lanes, q + 2 * lanes, ...`` share slot ``q``, taken round robin.
+    Counts the results out, and marks the beat with the job's last result ``last``.
+
+    The rows' results are read in place, and their ``ready`` driven from here, rather than
+    copied through ports of this component; each slot is a port of its own, a register. A
+    copy of the rows' results (``rows * cols`` accumulators) or of the slots as one signal
+    would cost generation time in proportion to the array's size.
 
     Parameters
     ----------
-    rows : int
-        PE rows.
-    result_layout : Layout
-        Of a ``result`` beat: ``slots[lanes]`` of ``valid`` and a row's result fields, then
-        ``last``.
+    rows : list of stream.Interface
+        The PE rows' results (:attr:`hw.pe_row.PERow.result`).
+    slot_layout : Layout
+        A slot: ``valid`` and the fields of a row's result.
+    lanes : int
+        Slots of a beat.
     max_results : int
         Most results in a job.
 
     Attributes
     ----------
-    rows : In(stream.Signature(row result)).array(rows)
-        Each PE row's result (its fields are a slot's but ``valid``).
-    result : Out(stream.Signature(result_layout))
-        The array's result beats.
+    slots : Out(slot_layout).array(lanes)
+        The output register's slots.
+    last : Out(1)
+        The beat holds the job's last result.
+    valid : Out(1)
+        The output register holds a beat.
+    ready : In(1)
+        The beat is taken this cycle.
     start : In(1)
         A command is taken: forget the results counted, and take ``total``.
     total : In(range(max_results + 1))
         Results of the job taken (with ``start``).
     all_sent : Out(1)
         Every result of the job has left (or leaves this cycle) the output register.
-    empty : Out(1)
-        The output register holds no beat.
     """
 
-    def __init__(self, *, rows, result_layout, max_results):
-        slots = result_layout["slots"].shape
-        self._lanes, self._slot_layout = slots.length, slots.elem_shape
-        row_layout = data.StructLayout({name: field.shape for name, field in self._slot_layout
-                                        if name != "valid"})
+    def __init__(self, *, rows, slot_layout, lanes, max_results):
+        self._rows = list(rows)
         super().__init__({
-            "rows": In(stream.Signature(row_layout)).array(rows),
-            "result": Out(stream.Signature(result_layout)),
-            "start": In(1), "total": In(range(max_results + 1)),
-            "all_sent": Out(1), "empty": Out(1),
+            "slots": Out(slot_layout).array(lanes), "last": Out(1),
+            "valid": Out(1), "ready": In(1),
+            "start": In(1), "total": In(range(max_results + 1)), "all_sent": Out(1),
         })
 
     def elaborate(self, platform):
         m = Module()
-        Q = self._lanes
-        # each slot and ``last`` its own register: statements on one wide signal cost
-        # Amaranth time in proportion to its width
-        slots = [Signal(self._slot_layout, name=f"lane{q}_slot") for q in range(Q)]
-        out_last = Signal()
-        out_valid = Signal()
-        m.d.comb += [self.result.payload.eq(Cat(*slots, out_last)),  # the layout's order
-                     self.result.valid.eq(out_valid)]
+        Q = len(self.slots)
         load_out = Signal()  # the output register takes new results this cycle
-        m.d.comb += load_out.eq(~out_valid | self.result.ready)
+        m.d.comb += load_out.eq(~self.valid | self.ready)
         lane_moves = []
-        for q in range(Q):
-            members = self.rows[q::Q]
+        for q, slot in enumerate(self.slots):
+            members = self._rows[q::Q]
             n = len(members)
             holds = Signal(n, name=f"lane{q}_holds")
             m.d.comb += holds.eq(Cat(*[row.valid for row in members]))
@@ -88,7 +84,6 @@ class ResultLanes(wiring.Component):
             lane_moves.append(move)
             for i, row in enumerate(members):
                 m.d.comb += row.ready.eq(move & (grant == i))
-            slot = slots[q]
             with m.If(load_out):
                 m.d.sync += slot.valid.eq(holds.any())
             with m.If(move):
@@ -104,10 +99,9 @@ class ResultLanes(wiring.Component):
         results_out = Signal.like(self.total)
         total = Signal.like(self.total)
         with m.If(load_out):
-            m.d.sync += [out_valid.eq(moved != 0), results_out.eq(results_out + moved),
-                         out_last.eq((moved != 0) & (results_out + moved == total))]
+            m.d.sync += [self.valid.eq(moved != 0), results_out.eq(results_out + moved),
+                         self.last.eq((moved != 0) & (results_out + moved == total))]
         with m.If(self.start):
             m.d.sync += [results_out.eq(0), total.eq(self.total)]
-        m.d.comb += [self.all_sent.eq((results_out == total) & load_out),
-                     self.empty.eq(~out_valid)]
+        m.d.comb += self.all_sent.eq((results_out == total) & load_out)
         return m
