@@ -34,6 +34,11 @@ Faults are reported, never guessed around: a malformed command is answered at on
 their flag in ``done.error``, stop the PE rows at once, and the job's streams are consumed to
 their ends. A failed job never sets ``last`` on a result; results it emitted before the fault
 was seen are void.
+
+Parts: the job sequence and the fault flags are here; the sparse loader and its dispatch
+(:mod:`hw.pe_sparse_loader`), the dense loader (:mod:`hw.pe_dense_loader`), the PE rows
+(:mod:`hw.pe_row`), the result lanes (:mod:`hw.pe_result_lanes`) and the counters
+(:mod:`hw.pe_counters`) are components of their own; :mod:`hw.pe_job` holds what they share.
 """
 
 from amaranth.hdl import Cat, Module, Signal, signed, unsigned

@@ -2,7 +2,7 @@
 slots of the array's ``result`` beats."""
 
 from amaranth.hdl import Cat, Const, Module, Signal
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .pe_job import index_shape
@@ -23,7 +23,8 @@ class ResultLanes(wiring.Component):
     Parameters
     ----------
     rows : list of stream.Interface
-        The PE rows' results (:attr:`hw.pe_row.PERow.result`).
+        The PE rows' results (:attr:`hw.pe_row.PERow.result`), laid out as a slot without
+        ``valid``.
     slot_layout : Layout
         A slot: ``valid`` and the fields of a row's result.
     lanes : int
@@ -33,8 +34,9 @@ class ResultLanes(wiring.Component):
 
     Attributes
     ----------
-    slots : Out(slot_layout).array(lanes)
-        The output register's slots.
+    slots : Out(slot_layout.size).array(lanes)
+        The output register's slots, laid out as ``slot_layout`` (plain vectors: the array
+        makes one signal of them, with the layout's fields).
     last : Out(1)
         The beat holds the job's last result.
     valid : Out(1)
@@ -51,8 +53,11 @@ class ResultLanes(wiring.Component):
 
     def __init__(self, *, rows, slot_layout, lanes, max_results):
         self._rows = list(rows)
+        self._slot_layout = slot_layout
+        self._row_layout = data.StructLayout({name: field.shape for name, field in slot_layout
+                                              if name != "valid"})
         super().__init__({
-            "slots": Out(slot_layout).array(lanes), "last": Out(1),
+            "slots": Out(slot_layout.size).array(lanes), "last": Out(1),
             "valid": Out(1), "ready": In(1),
             "start": In(1), "total": In(range(max_results + 1)), "all_sent": Out(1),
         })
@@ -63,7 +68,8 @@ class ResultLanes(wiring.Component):
         load_out = Signal()  # the output register takes new results this cycle
         m.d.comb += load_out.eq(~self.valid | self.ready)
         lane_moves = []
-        for q, slot in enumerate(self.slots):
+        for q in range(Q):
+            slot = data.View(self._slot_layout, self.slots[q])
             members = self._rows[q::Q]
             n = len(members)
             holds = Signal(n, name=f"lane{q}_holds")
@@ -90,10 +96,10 @@ class ResultLanes(wiring.Component):
                 m.d.sync += last_grant.eq(grant)
                 with m.Switch(grant):
                     for i, row in enumerate(members):
+                        result = data.View(self._row_layout, row.payload)
                         with m.Case(i):
-                            m.d.sync += [slot.row.eq(row.payload.row),
-                                         slot.tile.eq(row.payload.tile),
-                                         slot.values.eq(row.payload.values)]
+                            m.d.sync += [slot.row.eq(result.row), slot.tile.eq(result.tile),
+                                         slot.values.eq(result.values)]
         moved = Signal(range(Q + 1))
         m.d.comb += moved.eq(sum(lane_moves))
         results_out = Signal.like(self.total)

@@ -233,8 +233,9 @@ class RowMAC(wiring.Component):
         The entry issued this cycle.
     kill : In(1)
         Drop everything in flight and the results held.
-    result : Out(stream.Signature(result_layout))
-        The FIFO's head (its depth is what the sequencer's credit counts).
+    result : Out(stream.Signature(result_layout.size))
+        The FIFO's head (its depth is what the sequencer's credit counts), its payload laid
+        out as ``result_layout``.
     """
 
     def __init__(self, *, cols, width, acc_width, depth_bits, entry_layout, result_layout,
@@ -249,8 +250,9 @@ class RowMAC(wiring.Component):
             "dense_wdata": In(self._tile_shape),
             "entry": In(stream.Signature(entry_layout, always_ready=True)),
             "kill": In(1),
-            "result": Out(stream.Signature(result_layout)),
+            "result": Out(stream.Signature(result_layout.size)),
         })
+        self._result_layout = result_layout
 
     def elaborate(self, platform):
         m = Module()
@@ -259,7 +261,8 @@ class RowMAC(wiring.Component):
         dense_wp, dense_rp = dense_tiles.write_port(), dense_tiles.read_port()
         m.d.comb += [dense_wp.en.eq(self.dense_we), dense_wp.addr.eq(self.dense_waddr),
                      dense_wp.data.eq(self.dense_wdata)]
-        kill, entry, out = self.kill, self.entry.payload, self.result.payload
+        kill, entry = self.kill, self.entry.payload
+        out = data.View(self._result_layout, self.result.payload)
         value_shape = signed(self._width)
 
         # -- stage 0 -> 1: read the dense row at the entry's index
@@ -385,8 +388,8 @@ class PERow(wiring.Component):
     issue, issue_entry, stall : Out(1)
         An entry issued; a real entry (not an empty row's slot) issued; the row had work and
         could not issue.
-    result : Out(stream.Signature(row_result_layout(...)))
-        A sparse row's sums for one dense tile.
+    result : Out(stream.Signature(row_result_layout(...).size))
+        A sparse row's sums for one dense tile, laid out as :func:`row_result_layout`.
     """
 
     def __init__(self, *, cols, width, acc_width, depth_bits, bank_words, word_layout,
@@ -413,7 +416,9 @@ class PERow(wiring.Component):
             "words": Out(range(bank_words + 1)), "full": Out(1),
             "tile_done": Out(1), "tile_done_half": Out(1),
             "issue": Out(1), "issue_entry": Out(1), "stall": Out(1),
-            "result": Out(stream.Signature(self._result_layout)),
+            # a plain vector, not a view of the layout: the array reads every row's result,
+            # and a view's fields would add a wire per column and row to its Verilog
+            "result": Out(stream.Signature(self._result_layout.size)),
         })
 
     def elaborate(self, platform):
