@@ -243,7 +243,7 @@ class SparsePEArray(wiring.Component):
         run = Signal()
         m.d.comb += run.eq(computing & ~failed)
         shared = {"clear": clear, "tiles": cmd.tiles, "run": run, "loaded": sparse.loaded,
-                  "abort": failed, "bank_wdata": sparse.word, "tile_loaded": dense.tile_loaded,
+                  "failed": failed, "bank_wdata": sparse.word, "tile_loaded": dense.tile_loaded,
                   "dense_we": dense.tile_we, "dense_waddr": dense.tile_waddr,
                   "dense_wdata": dense.tile_wdata}
         first_lut = R * C - self.lut_products  # PEs from this one on (row order) use LUTs

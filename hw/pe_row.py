@@ -374,7 +374,7 @@ class PERow(wiring.Component):
     dense_we, dense_waddr, dense_wdata : In
         Write port of the row's copy of the dense tiles (written by the dense loader, the
         same for every row).
-    clear, run, loaded, abort : In(1)
+    clear, run, loaded, failed : In(1)
         A job starts (forget the bank); the job computes (from the start of the sparse load);
         the sparse load is complete (the bank is final); the job failed (drop the results).
     tiles : In
@@ -411,7 +411,7 @@ class PERow(wiring.Component):
             "bank_we": In(1), "bank_wdata": In(word_layout),
             "dense_we": In(1), "dense_waddr": In(depth_bits + 1),
             "dense_wdata": In(data.ArrayLayout(signed(width), cols)),
-            "clear": In(1), "run": In(1), "loaded": In(1), "abort": In(1),
+            "clear": In(1), "run": In(1), "loaded": In(1), "failed": In(1),
             "tiles": In(range(max_tiles + 1)), "tile_loaded": In(1),
             "words": Out(range(bank_words + 1)), "full": Out(1),
             "tile_done": Out(1), "tile_done_half": Out(1),
@@ -428,7 +428,7 @@ class PERow(wiring.Component):
         m.submodules.mac = mac = RowMAC(entry_layout=self._entry_layout,
                                         result_layout=self._result_layout, **self._mac)
         kill = Signal()  # a new job, or this one failed: nothing in flight may surface
-        m.d.comb += kill.eq(self.clear | self.abort)
+        m.d.comb += kill.eq(self.clear | self.failed)
         m.d.comb += [
             seq.bank_we.eq(self.bank_we), seq.bank_wdata.eq(self.bank_wdata),
             seq.clear.eq(self.clear), seq.kill.eq(kill), seq.run.eq(self.run),
