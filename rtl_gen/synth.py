@@ -119,15 +119,14 @@ def synthesize(config, target, freq_mhz, out_dir, *, progress=print, blocks=True
     router = "router1" if router1_seconds > 0 else "router2"
     if router == "router1":
         try:
-            result = subprocess.run([*command, "--router", "router1"], cwd=work,
-                                    capture_output=True, text=True, timeout=router1_seconds)
+            result = run_nextpnr([*command, "--router", "router1"], work, progress,
+                                 timeout=router1_seconds)
         except subprocess.TimeoutExpired:
             router = "router2"
             progress(f"  nextpnr: router1 not done after {router1_seconds:g} s; place and "
                      "route again with router2 ...")
     if router == "router2":
-        result = subprocess.run([*command, "--router", "router2"], cwd=work,
-                                capture_output=True, text=True)
+        result = run_nextpnr([*command, "--router", "router2"], work, progress)
     report_path = os.path.join(work, "report.json")
     if result.returncode != 0 or not os.path.exists(report_path):
         log = open(os.path.join(work, "nextpnr.log")).read() if os.path.exists(
@@ -197,6 +196,55 @@ def synthesize(config, target, freq_mhz, out_dir, *, progress=print, blocks=True
         json.dump(report, f, indent=2, sort_keys=True)
         f.write("\n")
     return report
+
+
+#: nextpnr's log lines that start each phase, and the phase's name.
+NEXTPNR_PHASES = (("Info: Packing", "packing"), ("Info: Running main analytical placer", "placing"),
+                  ("Info: Running simulated annealing placer", "refining the placement"),
+                  ("Info: Routing", "routing"))
+
+
+def nextpnr_phase(line):
+    """The phase a line of nextpnr's log starts, or None."""
+    return next((phase for start, phase in NEXTPNR_PHASES if line.startswith(start)), None)
+
+
+def run_nextpnr(command, work, progress, *, timeout=None, poll_seconds=1.0):
+    """Run nextpnr (logging to ``nextpnr.log`` in ``work``), reporting each phase it enters
+    with the elapsed time; ``subprocess.CompletedProcess`` with its output. Raises
+    ``subprocess.TimeoutExpired`` (the process killed) after ``timeout`` seconds."""
+    log_path = os.path.join(work, "nextpnr.log")
+    if os.path.exists(log_path):
+        os.remove(log_path)  # a previous run's phases are not this run's
+    start, seen, offset = time.monotonic(), set(), 0
+    with subprocess.Popen(command, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as process:
+        while True:
+            try:
+                stdout, stderr = process.communicate(timeout=poll_seconds)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            elapsed = time.monotonic() - start
+            if timeout is not None and elapsed > timeout:
+                process.kill()
+                process.communicate()
+                raise subprocess.TimeoutExpired(command, timeout)
+            try:
+                with open(log_path, "rb") as f:
+                    f.seek(offset)
+                    data = f.read()
+            except OSError:
+                continue
+            # Only whole lines: the rest is read again on the next poll.
+            data = data[:data.rfind(b"\n") + 1]
+            offset += len(data)
+            for line in data.decode(errors="replace").splitlines():
+                phase = nextpnr_phase(line)
+                if phase is not None and phase not in seen:
+                    seen.add(phase)
+                    progress(f"  nextpnr: {phase} ({elapsed:.0f} s)")
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 def format_report(report):

@@ -135,3 +135,34 @@ def test_one_block_alone_gets_its_own_report(tmp_path):
     assert 5 < report["fmax_mhz"] < 400
     assert "ecp5-25f, pe_array: Fmax" in result.stdout
     assert "synth_ecp5-25f_pe_array.json" in result.stdout
+
+
+_FAKE_NEXTPNR = """
+import sys, time
+with open("nextpnr.log", "w") as log:
+    for line in ["Info: Packing IOLOGIC...", "Info: Packing DSPs...",
+                 "Info: Running main analytical placer, max placement attempts 5.",
+                 "Info: Routing globals...", "Info: Routing.."]:
+        log.write(line + "\\n")
+        log.flush()
+        time.sleep(float(sys.argv[1]))
+print("finished")
+"""
+
+
+def test_nextpnr_phases_are_reported_with_elapsed_time(tmp_path):
+    import subprocess
+    import sys
+
+    from rtl_gen.synth import run_nextpnr
+
+    lines = []
+    result = run_nextpnr([sys.executable, "-c", _FAKE_NEXTPNR, "0.3"], str(tmp_path),
+                         lines.append, poll_seconds=0.1)
+    assert result.returncode == 0 and result.stdout == "finished\n"
+    assert [line.split(" (")[0] for line in lines] == [
+        "  nextpnr: packing", "  nextpnr: placing", "  nextpnr: routing"]
+    assert all(line.endswith(" s)") for line in lines)
+    with pytest.raises(subprocess.TimeoutExpired):
+        run_nextpnr([sys.executable, "-c", _FAKE_NEXTPNR, "5"], str(tmp_path), lines.append,
+                    timeout=0.5, poll_seconds=0.1)
