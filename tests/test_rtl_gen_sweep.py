@@ -13,7 +13,7 @@ def test_bad_target_is_refused(tmp_path):
     result = run_module("rtl_gen.sweep", "--target", "virtex", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip() == ("error: --target must be one of ecp5-85f, ecp5-45f, "
-                                     "ecp5-25f, ice40-up5k, not 'virtex'")
+                                     "ecp5-25f, ice40-up5k, gowin-gw2a18, not 'virtex'")
 
 
 @pytest.mark.parametrize("args, message", [
