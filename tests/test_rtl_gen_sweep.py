@@ -99,6 +99,8 @@ def test_tiny_sweep_on_two_workers(tmp_path, monkeypatch):
 
     # One worker, nothing cached: the same figures as on two.
     monkeypatch.setenv("SWAT_ACCEL_CACHE", str(tmp_path / "cache_one"))
-    one = _tiny_sweep(tmp_path, "1x1", "one", "--workers", "1")
+    one = _tiny_sweep(tmp_path, "1x1,2x2", "one", "--workers", "1")
     assert one.returncode == 0, one.stdout + one.stderr
-    assert json.loads((tmp_path / "one" / "sweep.json").read_text()) == points[:1]
+    assert "2 of 2 points to run on ecp5-25f, on a local cluster of 1 worker process\n" \
+        in one.stdout
+    assert json.loads((tmp_path / "one" / "sweep.json").read_text()) == points
