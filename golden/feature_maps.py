@@ -31,7 +31,6 @@ import math
 
 import numpy as np
 
-from .encodings import length_width
 from .layers import conv_out_size, im2col
 from .numerics import check_operands
 
@@ -144,15 +143,14 @@ def read_row(maps, feature, kernel, stride, padding):
     read segment by segment through the directory."""
     entries = []
     for seg in row_segments(maps.shape, feature, kernel, stride, padding):
-        bits = np.arange(seg.start, seg.start + seg.count * seg.stride, seg.stride)
-        kept = np.nonzero(maps.bits[bits])[0]
-        if kept.size:
-            base = maps.value_index(int(bits[kept[0]]))
-            # Later kept bits of the segment follow in the packed values after the bits
-            # skipped between them (the stride's gaps hold kept values of other columns).
-            for offset in kept.tolist():
-                index = base + int(np.count_nonzero(maps.bits[bits[kept[0]]:bits[offset]]))
-                entries.append((seg.column + offset, int(maps.values[index])))
+        # The directory gives the segment's first value; the values after it follow by a
+        # running count over every bit of the span (the stride's gaps hold kept values of
+        # other columns).
+        span = maps.bits[seg.start:seg.start + (seg.count - 1) * seg.stride + 1]
+        indices = maps.value_index(seg.start) + np.cumsum(span) - span
+        for offset in np.nonzero(span[::seg.stride])[0].tolist():
+            index = int(indices[offset * seg.stride])
+            entries.append((seg.column + offset, int(maps.values[index])))
     return entries
 
 

@@ -11,6 +11,7 @@ worker. Finished points are cached under :func:`point_key`, so a re-run runs onl
 it has not finished.
 """
 
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -39,8 +40,10 @@ class SchedulerError(Exception):
     """The Dask scheduler cannot be used: a malformed address, or nothing answers there."""
 
 
+@functools.lru_cache(maxsize=None)
 def _source_digest():
-    """Digest of the code a point's result depends on: the model, the hardware and the flows."""
+    """Digest of the code a point's result depends on: the model, the hardware and the flows
+    (read once per process: every point of a sweep keys on the same code)."""
     root = pathlib.Path(__file__).resolve().parent.parent
     digest = hashlib.sha256()
     for package in ("golden", "hw", "rtl_gen"):

@@ -134,19 +134,22 @@ def main(argv=None):
         check_output_folder(out, "--out")
     except OutputPathError as e:
         parser.exit(e.status, f"error: {e}\n")
-    order = {_point_name(config): i for i, config in enumerate(configs)}
-    points, tasks, keys = [], [], {}
-    for config in configs:
-        name = _point_name(config)
+    configs_by_name = {_point_name(config): config for config in configs}
+    finished, tasks, keys = {}, [], {}  # finished points by name
+
+    def results():
+        """The finished points in --pes x --widths order."""
+        return [finished[name] for name in configs_by_name if name in finished]
+
+    for name, config in configs_by_name.items():
         keys[name] = point_key(config, args.target, freq, router1_seconds(args))
         result = cached_point(keys[name])
         if result is None:
             tasks.append((name, (config.to_dict(), args.target, freq, router1_seconds(args))))
         else:
             _write_point(out, name, result)
-            points.append(_point(config, result["report"]))
+            finished[name] = _point(config, result["report"])
             print(f"  {name}: cached ({_figures(result['report'])})", flush=True)
-    configs_by_name = {_point_name(config): config for config in configs}
 
     def on_done(name, result):
         if "error" in result:
@@ -154,12 +157,11 @@ def main(argv=None):
             return
         cache_point(keys[name], result)
         _write_point(out, name, result)
-        points.append(_point(configs_by_name[name], result["report"]))
-        points.sort(key=lambda p: order[f"{p['pe']}_w{p['width']}"])
+        finished[name] = _point(configs_by_name[name], result["report"])
         print(f"  {name}: {_figures(result['report'])}, {result['report']['seconds']:.0f} s",
               flush=True)
         # Written after every point, so that a long sweep cut short keeps what it measured.
-        write_results(points, out, args.target, freq)
+        write_results(results(), out, args.target, freq)
 
     if tasks:
         where = args.scheduler or f"a local cluster of {args.workers or 1} worker process" + \
@@ -171,6 +173,7 @@ def main(argv=None):
                        on_done=on_done, status=lambda text: print(text, flush=True))
         except SchedulerError as e:
             parser.exit(2, f"error: {e}\n")
+    points = results()
     table = write_results(points, out, args.target, freq)
     print(table)
     print(f"written: {out}/sweep.json, sweep.md" + (", sweep.png" if points else ""))

@@ -73,17 +73,15 @@ PROVENANCE = {
                 "`rtl_gen.sweep.write_results`",
         "cores": 2,
     },
+    TRAIN: {
+        "command": "python -m golden.train --numerics float int16 int8 --grad-rounding nearest "
+                   "stochastic --budget uniform erk --seed 0 1 2 "
+                   "--json benchmarks/train/train.json",
+        "note": "NumPy, one process; accuracy does not depend on the core count",
+        "cores": 1,
+    },
+    SYNTH_BLOCKS: {"cores": 2},
 }
-
-
-PROVENANCE[TRAIN] = {
-    "command": "python -m golden.train --numerics float int16 int8 --grad-rounding nearest "
-               "stochastic --budget uniform erk --seed 0 1 2 --json benchmarks/train/train.json",
-    "note": "NumPy, one process; accuracy does not depend on the core count",
-    "cores": 1,
-}
-
-PROVENANCE[SYNTH_BLOCKS] = {"cores": 2}
 
 #: The accuracy goals of the integer numerics: points below float's at most.
 NUMERICS_GOALS = {"int16": 0.5, "int8": 1.5}
@@ -249,9 +247,10 @@ def _synth_blocks_section(reports, lines):
         command = (f"python -m rtl_gen --pe {first['config']['pe_rows']}x"
                    f"{first['config']['pe_cols']} --synth {target} --synth-block BLOCK "
                    f"--router1-seconds 0")
-        _source(lines, command, PROVENANCE[SYNTH_BLOCKS]["cores"], note=f"tools: {first['tools']['yosys']}, "
-                f"{first['tools']['nextpnr']}; the report `synth_{target}_BLOCK.json` copied "
-                f"to `benchmarks/{SYNTH_BLOCKS}/`", config=_config_line(first["config"]))
+        _source(lines, command, PROVENANCE[SYNTH_BLOCKS]["cores"],
+                note=f"tools: {first['tools']['yosys']}, {first['tools']['nextpnr']}; the "
+                f"report `synth_{target}_BLOCK.json` copied to `benchmarks/{SYNTH_BLOCKS}/`",
+                config=_config_line(first["config"]))
         lines += ["| block | LUTs | FFs | DSPs | BRAMs | Fmax MHz | router | critical path "
                   "from |", "|---|---|---|---|---|---|---|---|"]
         for r in group:
@@ -265,9 +264,8 @@ def _grouped_reports(reports):
     """Reports by (target, configuration), blocks in name order."""
     groups = {}
     for r in sorted(reports, key=lambda r: (r["target"], r["block"])):
-        key = (r["target"], json.dumps(r["config"], sort_keys=True))
-        groups.setdefault(key, []).append(r)
-    return {(target, config): group for (target, config), group in groups.items()}
+        groups.setdefault((r["target"], json.dumps(r["config"], sort_keys=True)), []).append(r)
+    return groups
 
 
 def _train_section(rows, lines):
