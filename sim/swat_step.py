@@ -1,8 +1,8 @@
 """One complete SWAT training step of a layer, run on the RTL through the host interface.
 
 ``python -m sim.swat_step --pe RxC --layer linear:OUTxIN --batch B --density D`` (or
-``--layer conv:CINxCOUTxKxSIZE`` for a k x k convolution, stride 1, padding k//2, on SIZE x SIZE
-inputs) builds the accelerator top for the layer, simulates it (Verilator by default) and runs,
+``--layer conv:CINxCOUTxKxSIZE`` for a k x k convolution on SIZE x SIZE inputs, with
+``--stride S`` (default 1) and ``--padding P`` (default k//2)) builds the accelerator top for the layer, simulates it (Verilator by default) and runs,
 through :class:`sim.drivers.accel.AccelDriver`:
 
 1. threshold refresh of the weights and of the input activations (exact per-tensor top-K);
@@ -14,8 +14,10 @@ through :class:`sim.drivers.accel.AccelDriver`:
 
 Every output (the layer output, the input gradient and the weight gradient) is compared bit
 for bit with :mod:`golden.layers` running the same step with the exact integer product. The
-cycles of each phase and the activation buffer's stored bits are printed; the exit status is 1
-on any mismatch, 2 on bad arguments.
+cycles of each phase (beside the cycle model's) and the activation buffer's stored bits are
+printed, and with ``--json FILE`` written as ``phases`` (each phase's ``cycles`` and ``model``),
+``stored_bits``, ``dense_bits`` (the bits of dense ``X``) and ``match``; the exit status is 1 on
+any mismatch, 2 on bad arguments.
 """
 
 import json
@@ -29,7 +31,8 @@ from golden import numerics, topk
 from golden import pe_array as golden_pe
 from golden.cli import OneLineParser
 from golden.config import AccelConfig, ConfigError, parse_pe
-from golden.layers import SwatConv2d, SwatLinear, col2im, im2col
+from golden.outputs import OutputPathError, check_output_file
+from golden.layers import SwatConv2d, SwatLinear, col2im, conv_out_size, im2col
 
 __all__ = ["LayerSpec", "parse_layer", "step_config", "make_operands", "golden_step",
            "run_step_on_rtl", "predict_step", "main"]
@@ -38,36 +41,44 @@ __all__ = ["LayerSpec", "parse_layer", "step_config", "make_operands", "golden_s
 class LayerSpec:
     """A linear (``kernel == 0``) or conv layer of the step."""
 
-    def __init__(self, kind, cin, cout, kernel=0, size=1):
+    def __init__(self, kind, cin, cout, kernel=0, size=1, stride=1, padding=None):
         self.kind, self.cin, self.cout, self.kernel, self.size = kind, cin, cout, kernel, size
+        self.stride = stride
+        self.padding = kernel // 2 if padding is None else padding
 
     @property
-    def padding(self):
-        return self.kernel // 2
+    def out_size(self):
+        """Output rows (and columns) of a conv layer; 1 for a linear layer."""
+        if self.kind == "linear":
+            return 1
+        return conv_out_size(self.size, self.kernel, self.stride, self.padding)
 
     @property
     def features(self):
         return self.cin * max(self.kernel, 1) ** 2
 
     def positions(self, batch):
-        return batch * self.size * self.size
+        return batch * self.out_size ** 2
 
     def to_dict(self):
         return {"kind": self.kind, "cin": self.cin, "cout": self.cout, "kernel": self.kernel,
-                "size": self.size}
+                "size": self.size, "stride": self.stride, "padding": self.padding}
 
     @classmethod
     def from_dict(cls, d):
         return cls(**d)
 
 
-def parse_layer(text):
-    """``linear:OUTxIN`` or ``conv:CINxCOUTxKxSIZE`` (raises ``ValueError``, one line)."""
+def parse_layer(text, stride=None, padding=None):
+    """``linear:OUTxIN`` or ``conv:CINxCOUTxKxSIZE``, with a conv layer's ``stride`` (default
+    1) and ``padding`` (default k//2) (raises ``ValueError``, one line, naming the flag)."""
     match = re.fullmatch(r"linear:(\d+)x(\d+)", text)
     if match:
         out, inp = int(match.group(1)), int(match.group(2))
         if min(out, inp) < 1:
             raise ValueError(f"--layer sizes must be positive, not {text!r}")
+        if stride is not None or padding is not None:
+            raise ValueError("--stride and --padding apply to conv layers only")
         return LayerSpec("linear", inp, out)
     match = re.fullmatch(r"conv:(\d+)x(\d+)x(\d+)x(\d+)", text)
     if match:
@@ -75,7 +86,14 @@ def parse_layer(text):
         if min(cin, cout, k, size) < 1 or k % 2 == 0 or k > size:
             raise ValueError(f"--layer conv needs positive sizes, an odd kernel no larger than "
                              f"the input, not {text!r}")
-        return LayerSpec("conv", cin, cout, k, size)
+        stride = 1 if stride is None else stride
+        padding = k // 2 if padding is None else padding
+        if not 1 <= stride <= k:
+            raise ValueError(f"--stride must be between 1 and the kernel ({k}), not {stride}")
+        if not 0 <= padding < k:
+            raise ValueError(f"--padding must be between 0 and the kernel minus 1 ({k - 1}), "
+                             f"not {padding}")
+        return LayerSpec("conv", cin, cout, k, size, stride, padding)
     raise ValueError(f"--layer must be linear:OUTxIN or conv:CINxCOUTxKxSIZE, not {text!r}")
 
 
@@ -125,7 +143,7 @@ def make_operands(spec, batch, width, seed):
                 draw((batch, spec.cout)))
     return (draw((spec.cout, spec.cin, spec.kernel, spec.kernel)),
             draw((batch, spec.cin, spec.size, spec.size)),
-            draw((batch, spec.cout, spec.size, spec.size)))
+            draw((batch, spec.cout, spec.out_size, spec.out_size)))
 
 
 def golden_step(spec, w, x, dy, density, width):
@@ -137,7 +155,8 @@ def golden_step(spec, w, x, dy, density, width):
     if spec.kind == "linear":
         layer = SwatLinear(w.astype(float), density=density, gemm=exact)
     else:
-        layer = SwatConv2d(w.astype(float), padding=spec.padding, density=density, gemm=exact)
+        layer = SwatConv2d(w.astype(float), stride=spec.stride, padding=spec.padding,
+                           density=density, gemm=exact)
     y = layer.forward(x.astype(float))
     dx = layer.backward(dy.astype(float))
     return (np.rint(y).astype(np.int64), np.rint(dx).astype(np.int64),
@@ -181,7 +200,7 @@ async def run_step_on_rtl(drv, spec, w, x, dy, density):
     if spec.kind == "linear":
         cols = x
     else:
-        cols = im2col(x, spec.kernel, 1, spec.padding)
+        cols = im2col(x, spec.kernel, spec.stride, spec.padding)
     # Saved feature-major (the layout the PE array's outputs come in), so the weight gradient
     # reads it row by row.
     reply = await drv.save_act(1, 0, cols.T)
@@ -203,12 +222,12 @@ async def run_step_on_rtl(drv, spec, w, x, dy, density):
     if spec.kind == "linear":
         y, dx = y_t.T, dcols_t.T
     else:
-        y = y_t.T.reshape(batch, spec.size, spec.size, spec.cout).transpose(0, 3, 1, 2)
-        dx = np.rint(col2im(dcols_t.T.astype(float), x.shape, spec.kernel, 1,
+        y = y_t.T.reshape(batch, spec.out_size, spec.out_size, spec.cout).transpose(0, 3, 1, 2)
+        dx = np.rint(col2im(dcols_t.T.astype(float), x.shape, spec.kernel, spec.stride,
                             spec.padding)).astype(np.int64)
     dw = dw_t.T.reshape(w.shape)
     return y, dx, dw, {"cycles": phases, "stored_bits": int(stored_bits),
-                       "dense_bits": int(cols.size * drv.config.width)}
+                       "dense_bits": int(x.size * drv.config.width)}
 
 
 def _job_tiles(config, rows, depth, n):
@@ -232,7 +251,7 @@ def predict_step(config, spec, w, x, dy, density):
     # What the selector sends: the kept elements that are not zero.
     w_mask = topk.sent_mask(w_matrix, topk.apply_threshold(w_matrix,
                                                            topk.topk_threshold(w, density)))
-    cols = x if spec.kind == "linear" else im2col(x, spec.kernel, 1, spec.padding)
+    cols = x if spec.kind == "linear" else im2col(x, spec.kernel, spec.stride, spec.padding)
     saved_mask = topk.sent_mask(cols.T, topk.apply_threshold(cols.T,
                                                              topk.topk_threshold(x, density)))
     positions = spec.positions(batch)
@@ -268,7 +287,11 @@ def main(argv=None):
         "\n\n")[0])
     parser.add_argument("--pe", default="4x4", help="PE array size RxC (default: 4x4)")
     parser.add_argument("--layer", required=True,
-                        help="linear:OUTxIN or conv:CINxCOUTxKxSIZE (stride 1, padding K//2)")
+                        help="linear:OUTxIN or conv:CINxCOUTxKxSIZE")
+    parser.add_argument("--stride", type=int, default=None,
+                        help="a conv layer's stride, 1 to K (default: 1)")
+    parser.add_argument("--padding", type=int, default=None,
+                        help="a conv layer's padding, 0 to K-1 (default: K//2)")
     parser.add_argument("--batch", type=int, default=4, help="batch size (default: 4)")
     parser.add_argument("--density", type=float, default=0.2,
                         help="SWAT density of weights and activations (default: 0.2)")
@@ -279,20 +302,28 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
     parser.add_argument("--sim", choices=("verilator", "icarus"), default="verilator",
                         help="simulator (default: verilator)")
+    parser.add_argument("--json", metavar="FILE", default=None,
+                        help="also write the phases' cycles and model, stored and dense bits, "
+                             "and whether every output matched, to FILE")
     args = parser.parse_args(argv)
     try:
         rows, cols = parse_pe(args.pe)
-        spec = parse_layer(args.layer)
+        spec = parse_layer(args.layer, args.stride, args.padding)
         if not 1 <= args.batch <= 64:
             raise ValueError(f"--batch must be between 1 and 64, not {args.batch}")
         if not 0.0 <= args.density <= 1.0:
             raise ValueError(f"--density must be between 0 and 1, not {args.density}")
         config = step_config(rows, cols, args.width, spec, args.batch, args.tile_depth)
+        if args.json is not None:
+            check_output_file(args.json, "--json")
     except ConfigError as e:
         parser.error(e.naming_flag({"pe_rows": "--pe", "pe_cols": "--pe", "width": "--width",
                                     "tile_depth": "--tile-depth"}))
     except ValueError as e:
         parser.error(str(e))
+    except OutputPathError as e:
+        print(f"sim.swat_step: error: {e}", file=sys.stderr)
+        return e.status
     from hw.top import SwatAccel
     from rtl_gen.progress import Progress
     from rtl_gen.verilog import to_verilog
@@ -324,6 +355,16 @@ def main(argv=None):
             print(f"sim.swat_step: simulation failed:\n{e}", file=sys.stderr)
             return 1
     report = json.loads(out.read_text())
+    if args.json is not None:
+        phases = {name: {"cycles": cycles, "model": report["model"][name]}
+                  for name, cycles in report["cycles"].items()}
+        with open(args.json, "w") as f:
+            json.dump({"layer": spec.to_dict(), "batch": args.batch, "density": args.density,
+                       "config": config.to_dict(), "simulator": args.sim, "phases": phases,
+                       "stored_bits": report["stored_bits"],
+                       "dense_bits": report["dense_bits"],
+                       "match": not report["problems"]}, f, indent=1, sort_keys=True)
+            f.write("\n")
     print(f"SWAT step of {args.layer}, batch {args.batch}, density {args.density}, "
           f"{config.pe} array, {config.width}-bit, on {args.sim}")
     model = report["model"]

@@ -52,6 +52,24 @@ def test_sampling_scales_to_every_job():
     assert (sparse, dense) == (want, want_dense)
 
 
+def test_summary_against_the_ideal_dense_array():
+    """An ideal dense array does R*C MACs a cycle: 6400 MACs on 16 PEs are 400 cycles."""
+    totals = network._Totals(threshold=100.0, save=50.0, forward=40.0, input_grad=20.0,
+                             weight_grad=30.0, dense_forward=300.0, dense_input_grad=200.0,
+                             dense_weight_grad=250.0, macs=6400.0, forward_macs=3200.0,
+                             sparse_macs=640.0, act_dense_bits=800.0, act_swat_bits=200.0,
+                             act_stored_bits=240.0, act_to_accelerator_bytes=99.6)
+    r = network.summarize(totals, 10, 16)
+    assert r["forward_cycles"] == 100 and r["backward_cycles"] == 50
+    assert r["ideal_dense_cycles"] == 400
+    assert r["forward_speedup_vs_ideal_dense"] == 200 / 100
+    assert r["backward_speedup_vs_ideal_dense"] == 200 / 50
+    assert r["training_speedup_vs_ideal_dense"] == 400 / 150
+    assert r["training_speedup"] == 750 / 150
+    assert r["stored_vs_dense"] == 0.3
+    assert r["offchip_bytes"] == {"to_accelerator": 100, "to_host": 0}
+
+
 @pytest.mark.slow
 def test_network_results_end_to_end(tmp_path):
     result = run_module("sim.network", "--pe", "4x4", "--networks", "resnet18-cifar10",
@@ -67,8 +85,14 @@ def test_network_results_end_to_end(tmp_path):
     assert [(r["scheme"], r["sparsity"]) for r in results] == network.SCHEMES
     for r in results:
         for key in ("forward_speedup", "backward_speedup", "training_speedup",
-                    "flop_reduction", "activation_memory_saving"):
+                    "flop_reduction", "activation_memory_saving", "stored_vs_dense",
+                    "training_speedup_vs_ideal_dense", "forward_speedup_vs_ideal_dense",
+                    "backward_speedup_vs_ideal_dense"):
             assert key in r
+        assert set(r["offchip_bytes"]) == {"to_accelerator", "to_host"}
+        assert all("offchip_bytes" in layer for layer in r["layers"])
+        # The dense mode pays feeding costs an ideal dense array does not.
+        assert r["training_speedup_vs_ideal_dense"] < r["training_speedup"]
         assert r["backward_speedup"] > 1.5 and r["forward_speedup"] > 1.0
         assert len(r["layers"]) == len(networks.resnet18_cifar())
     u8, u9 = results[0], results[1]

@@ -1,4 +1,4 @@
-
+import json
 import re
 
 import numpy as np
@@ -24,6 +24,14 @@ def run_step(*args, cwd):
     (["--layer", "linear:2x2", "--density", "1.5"],
      "error: --density must be between 0 and 1, not 1.5"),
     (["--layer", "linear:2x2", "--width", "1"], "error: --width must be between 2 and 16, not 1"),
+    (["--layer", "conv:2x2x3x5", "--stride", "4"],
+     "error: --stride must be between 1 and the kernel (3), not 4"),
+    (["--layer", "conv:2x2x3x5", "--padding", "3"],
+     "error: --padding must be between 0 and the kernel minus 1 (2), not 3"),
+    (["--layer", "linear:2x2", "--stride", "2"],
+     "error: --stride and --padding apply to conv layers only"),
+    (["--layer", "linear:2x2", "--json", ""], "sim.swat_step: error: --json must name a file, "
+                                             "not an empty string"),
     (["--layer", "linear:2x2", "--batch", "20", "--tile-depth", "16"],
      "error: --tile-depth must be at least batch x positions (20): the weight gradient "
      "reduces over them in one job"),
@@ -66,6 +74,29 @@ def test_step_matches_golden_on_the_rtl(tmp_path, simulator, layer, density, ext
     # The cycle model predicts every phase of the step on the RTL.
     for name, (rtl, model) in phases.items():
         assert abs(model - rtl) <= max(3, 0.02 * rtl), f"{name}: model {model}, RTL {rtl}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layer, stride, padding, density", [
+    ("conv:2x3x3x5", 2, 1, 0.3),
+    ("conv:1x2x3x4", 2, 0, 1.0),
+    ("conv:3x2x1x5", 1, 0, 0.0),
+])
+def test_strided_conv_steps_match_golden_and_write_json(tmp_path, simulator, layer, stride,
+                                                         padding, density):
+    out = tmp_path / "step.json"
+    result = run_step("--pe", "2x2", "--layer", layer, "--stride", str(stride), "--padding",
+                      str(padding), "--batch", "2", "--density", str(density), "--sim",
+                      simulator, "--json", str(out), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(out.read_text())
+    assert report["match"] is True
+    assert report["layer"]["stride"] == stride and report["layer"]["padding"] == padding
+    cin, _, _, size = (int(v) for v in layer.split(":")[1].split("x"))
+    assert report["dense_bits"] == 2 * cin * size * size * 8
+    assert 0 < report["stored_bits"]
+    for name, phase in report["phases"].items():
+        assert abs(phase["model"] - phase["cycles"]) <= max(3, 0.02 * phase["cycles"]), name
 
 
 @pytest.mark.slow
