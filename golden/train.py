@@ -115,10 +115,14 @@ def layer_densities(sparsity, budget="uniform", channels=(16, 32)):
 
 
 def make_model(sparsity, *, lr=0.05, period=1, budget="uniform", seed=0, numerics="float",
-               grad_rounding="nearest", channels=(16, 32)):
-    """The trainer's model and optimizer: ``(model, optimizer, scaling, densities)``."""
+               grad_rounding="nearest", channels=(16, 32), densities=None):
+    """The trainer's model and optimizer: ``(model, optimizer, scaling, densities)``.
+
+    ``densities`` (one per layer) replaces ``sparsity`` and ``budget`` when given.
+    """
     scaling = scaling_for(numerics, grad_rounding=grad_rounding, seed=seed)
-    densities = layer_densities(sparsity, budget, channels)
+    if densities is None:
+        densities = layer_densities(sparsity, budget, channels)
     model = DigitsCNN(densities, period=period, seed=seed, scaling=scaling, channels=channels)
     opt = SGD(model.layers, lr=lr, momentum=0.9, weight_decay=5e-4)
     return model, opt, scaling, densities
