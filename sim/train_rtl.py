@@ -1,9 +1,9 @@
 """The first iterations of golden's integer training run, with every product on the RTL.
 
-``python -m sim.train_rtl`` trains :mod:`golden.train`'s CNN (conv 3x3 pad 1, conv 3x3 stride 2
-pad 1, linear; ``--channels`` sizes the two convolutions, 4x8 by default so that a few
-iterations simulate in minutes) on a mini-batch stream of the digits data for ``--iterations``
-iterations, twice side by side:
+``python -m sim.train_rtl`` trains :mod:`golden.train`'s CNN (conv 3x3 1->16 pad 1, conv 3x3
+16->32 stride 2 pad 1, linear 512->10; ``--channels C1xC2`` makes a smaller one of the same
+layers) on golden.train's first mini-batches of the digits data (``--batch``, 4 by default)
+for ``--iterations`` iterations, twice side by side:
 
 * the golden integer run: :func:`golden.train.train_step` on :func:`golden.train.make_model`'s
   model, whose products are :meth:`golden.scaling.Pow2Scaling.gemm` (the exact integer product)
@@ -400,9 +400,9 @@ def main(argv=None):
                     "every product and every top-K on the simulated accelerator, and check the "
                     "loss and every weight against golden's integer run bit for bit after each "
                     "iteration.")
-    parser.add_argument("--iterations", type=int, default=2,
-                        help="training iterations (default: 2)")
-    parser.add_argument("--batch", type=int, default=2, help="mini-batch size (default: 2)")
+    parser.add_argument("--iterations", type=int, default=3,
+                        help="training iterations (default: 3)")
+    parser.add_argument("--batch", type=int, default=4, help="mini-batch size (default: 4)")
     parser.add_argument("--numerics", choices=[n for n in NUMERICS if NUMERICS[n]],
                         default="int8", help="operand width of the products (default: int8)")
     parser.add_argument("--grad-rounding", choices=list(GRAD_ROUNDINGS), default="nearest",
@@ -410,9 +410,10 @@ def main(argv=None):
     parser.add_argument("--density", type=float, default=0.5,
                         help="SWAT density of the second and third layers' weights and "
                              "input activations; the first layer stays dense (default: 0.5)")
-    parser.add_argument("--channels", default="4x8",
-                        help="output channels of the two convolutions, C1xC2; golden.train's "
-                             "network is 16x32 (default: 4x8)")
+    parser.add_argument("--channels", default="16x32",
+                        help="output channels of the two convolutions, C1xC2; smaller than "
+                             "golden.train's 16x32 for a smaller network of the same layers "
+                             "(default: 16x32)")
     parser.add_argument("--pe", default="4x4", help="PE array size RxC (default: 4x4)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the data split, the initial weights and the batches, "
@@ -431,6 +432,9 @@ def main(argv=None):
         if not 0.0 <= args.density <= 1.0:
             raise ValueError(f"--density must be between 0 and 1, not {args.density}")
         channels = parse_channels(args.channels)
+        from golden.train import load_digits_split
+
+        first_batches(load_digits_split(args.seed)[1], args.batch, args.seed, args.iterations)
         rows, cols = parse_pe(args.pe)
         width = NUMERICS[args.numerics]
         config = network_config(rows, cols, width, network_specs(channels), args.batch)
