@@ -33,6 +33,7 @@ import time
 import numpy as np
 
 from golden import budgets, numerics, topk
+from golden import pe_array as golden_pe
 from golden.cli import OneLineParser
 from golden.config import AccelConfig, ConfigError, parse_pe
 from golden.outputs import OutputPathError, check_output_file
@@ -89,8 +90,6 @@ def network_config(pe_rows, pe_cols, width, specs, batch):
                                 act_tensors=len(specs))
     # Banks for the longest rows of any job of the merged shape (as step_config sizes them).
     lanes = config.sparse_port_lanes
-    from golden import pe_array as golden_pe
-
     return config.replace(pe_bank_entries=lanes * golden_pe.bank_words_bound(
         config.pe_max_rows, config.tile_depth, pe_rows, lanes))
 
@@ -180,8 +179,9 @@ class _SelectorThreshold:
         self.q = self.exponent = None
 
     def mask(self, x, density, iteration):
-        if iteration is None:
-            raise ValueError("the accelerator run recomputes every threshold")
+        """``(mask, True)``: the threshold is recomputed every iteration (top-K period 1, as
+        golden.train trains; a stored integer threshold would not follow the tensor's scale
+        from one iteration to the next)."""
         self.q, self.exponent = quantize_pow2(x, self.host.width)
         _integers(x, self.exponent, self.host.width, "a selected tensor")  # round trip exact
         self.host.command(self.host.accel.threshold, self.slot, self.q,
@@ -288,6 +288,8 @@ class AcceleratorHost:
                                  "numerics")
             if layer.selection != "topk":
                 raise ValueError("the accelerator run selects weights by top-K")
+            if layer.weight_period.period != 1:
+                raise ValueError("the accelerator run recomputes every threshold (period 1)")
             layer.weight_period = _SelectorThreshold(self, 2 * index)
             layer.act_period = _SelectorThreshold(self, 2 * index + 1)
             layer.gemm = _LayerProducts(self, layer, index)
