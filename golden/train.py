@@ -24,7 +24,8 @@ from .outputs import OutputPathError, check_output_file
 from .layers import SGD, SwatConv2d, SwatLinear
 from .scaling import GRAD_ROUNDINGS, NUMERICS, scaling_for
 
-__all__ = ["DigitsCNN", "load_digits_split", "train", "main"]
+__all__ = ["DigitsCNN", "load_digits_split", "layer_densities", "make_model", "train_step",
+           "train", "main"]
 
 
 def load_digits_split(seed=0, test_fraction=0.2):
@@ -45,19 +46,31 @@ def _he(rng, shape, fan_in):
 
 
 class DigitsCNN:
-    """conv(1->16) - ReLU - conv(16->32, /2) - ReLU - linear(512->10), every layer SWAT."""
+    """conv(1->16) - ReLU - conv(16->32, /2) - ReLU - linear(512->10), every layer SWAT.
+
+    ``channels`` sets the two convolutions' output channels (a smaller network of the same
+    layers, e.g. for simulating the training on the RTL); the linear layer takes the second
+    one's 4x4 outputs.
+    """
 
     weight_shapes = [(16, 1, 3, 3), (32, 16, 3, 3), (10, 512)]
 
-    def __init__(self, densities, *, period=1, seed=0, scaling=None):
+    @staticmethod
+    def shapes(channels=(16, 32)):
+        """The weight shapes of the network with ``channels`` conv output channels."""
+        c1, c2 = (int(c) for c in channels)
+        return [(c1, 1, 3, 3), (c2, c1, 3, 3), (10, 16 * c2)]
+
+    def __init__(self, densities, *, period=1, seed=0, scaling=None, channels=(16, 32)):
         rng = np.random.default_rng(seed)
         d1, d2, d3 = densities
+        s1, s2, s3 = self.shapes(channels)
         self.layers = [
-            SwatConv2d(_he(rng, (16, 1, 3, 3), 9), np.zeros(16), padding=1, density=d1,
+            SwatConv2d(_he(rng, s1, 9), np.zeros(s1[0]), padding=1, density=d1,
                        period=period, needs_input_grad=False, scaling=scaling),
-            SwatConv2d(_he(rng, (32, 16, 3, 3), 144), np.zeros(32), stride=2, padding=1,
+            SwatConv2d(_he(rng, s2, 9 * s2[1]), np.zeros(s2[0]), stride=2, padding=1,
                        density=d2, period=period, scaling=scaling),
-            SwatLinear(_he(rng, (10, 512), 512), np.zeros(10), density=d3, period=period,
+            SwatLinear(_he(rng, s3, s3[1]), np.zeros(10), density=d3, period=period,
                        scaling=scaling),
         ]
 
@@ -89,43 +102,74 @@ def softmax_cross_entropy(logits, labels):
     return loss, grad / n
 
 
+def layer_densities(sparsity, budget="uniform", channels=(16, 32)):
+    """The per-layer densities of ``budget`` at ``sparsity`` (SWAT-U keeps the first layer
+    dense)."""
+    density = 1.0 - float(sparsity)
+    if budget == "uniform":
+        return budgets.uniform_densities(DigitsCNN.shapes(channels), density,
+                                         first_layer_dense=True)
+    if budget == "erk":
+        return budgets.erk_densities(DigitsCNN.shapes(channels), density)
+    raise ValueError(f"budget must be 'uniform' or 'erk', not {budget!r}")
+
+
+def make_model(sparsity, *, lr=0.05, period=1, budget="uniform", seed=0, numerics="float",
+               grad_rounding="nearest", channels=(16, 32), densities=None):
+    """The trainer's model and optimizer: ``(model, optimizer, scaling, densities)``.
+
+    ``densities`` (one per layer) replaces ``sparsity`` and ``budget`` when given.
+    """
+    scaling = scaling_for(numerics, grad_rounding=grad_rounding, seed=seed)
+    if densities is None:
+        densities = layer_densities(sparsity, budget, channels)
+    model = DigitsCNN(densities, period=period, seed=seed, scaling=scaling, channels=channels)
+    opt = SGD(model.layers, lr=lr, momentum=0.9, weight_decay=5e-4)
+    return model, opt, scaling, densities
+
+
+def train_step(model, opt, x, labels, iteration):
+    """One SWAT training iteration on a mini-batch; returns the loss (before the update)."""
+    logits = model.forward(x, iteration)
+    loss, dlogits = softmax_cross_entropy(logits, labels)
+    model.backward(dlogits)
+    opt.step()
+    return loss
+
+
 def train(sparsity, *, epochs=20, batch=64, lr=0.05, period=1, budget="uniform", seed=0,
-          width=8, data=None, numerics="float", grad_rounding="nearest"):
+          width=8, data=None, numerics="float", grad_rounding="nearest", channels=(16, 32),
+          iterations=None):
     """Train one model at ``sparsity`` and return its figures as a dict.
 
     ``numerics`` (:data:`golden.scaling.NUMERICS`): ``"float"``, or ``"int16"``/``"int8"``,
     where every product of the three SWAT GEMMs is the accelerator's exact integer product of
     operands the host scaled per tensor (:class:`golden.scaling.Pow2Scaling`, gradients rounded
     by ``grad_rounding``); the master weights and the optimizer stay in floating point. The
-    saved-activation figure counts ``width``-bit values, or the integer width.
+    saved-activation figure counts ``width``-bit values, or the integer width. ``channels``
+    sizes the network (:class:`DigitsCNN`); ``iterations`` stops the training after that many
+    mini-batches (for checks of the first iterations).
     """
-    scaling = scaling_for(numerics, grad_rounding=grad_rounding, seed=seed)
+    model, opt, scaling, densities = make_model(
+        sparsity, lr=lr, period=period, budget=budget, seed=seed, numerics=numerics,
+        grad_rounding=grad_rounding, channels=channels)
     if scaling is not None:
         width = scaling.width
     x_train, y_train, x_test, y_test = data if data is not None else load_digits_split(seed)
-    density = 1.0 - float(sparsity)
-    if budget == "uniform":
-        densities = budgets.uniform_densities(DigitsCNN.weight_shapes, density,
-                                              first_layer_dense=True)
-    elif budget == "erk":
-        densities = budgets.erk_densities(DigitsCNN.weight_shapes, density)
-    else:
-        raise ValueError(f"budget must be 'uniform' or 'erk', not {budget!r}")
-    model = DigitsCNN(densities, period=period, seed=seed, scaling=scaling)
-    opt = SGD(model.layers, lr=lr, momentum=0.9, weight_decay=5e-4)
     rng = np.random.default_rng(seed + 1)
     saved_bits = dense_bits = 0
     loss = float("nan")
+    done = 0
     for _epoch in range(epochs):
         order = rng.permutation(len(y_train))
         for iteration, start in enumerate(range(0, len(order), batch)):
+            if iterations is not None and done == iterations:
+                break
             idx = order[start:start + batch]
             for layer in model.layers:
                 layer.saved_elements = layer.saved_kept = 0
-            logits = model.forward(x_train[idx], iteration)
-            loss, dlogits = softmax_cross_entropy(logits, y_train[idx])
-            model.backward(dlogits)
-            opt.step()
+            loss = train_step(model, opt, x_train[idx], y_train[idx], iteration)
+            done += 1
             for layer in model.layers:
                 n, kept = layer.saved_elements, layer.saved_kept
                 saved_bits += encodings.smallest_encoding(n, kept, width)[1]
