@@ -103,10 +103,13 @@ class ActivationBuffer:
         Bits of a directory entry's count (the hardware's value-index width).
     directory_capacity : int or None
         Directory entries the buffer holds (None: unlimited).
+    max_rows, max_cols : int or None
+        Largest rows and columns of a read (None: unlimited): a conv read of more features
+        (``channels * kernel**2``) or columns (``out_rows * out_w``) is refused.
     """
 
     def __init__(self, *, width, bitmap_capacity, value_capacity, max_tensors, word_bits=32,
-                 count_bits=18, directory_capacity=None):
+                 count_bits=18, directory_capacity=None, max_rows=None, max_cols=None):
         self.width = width
         self.bitmap_capacity = bitmap_capacity
         self.value_capacity = value_capacity
@@ -114,6 +117,7 @@ class ActivationBuffer:
         self.directory_format = FeatureMapFormat(width=width, word_bits=word_bits,
                                                  block_words=2, count_bits=count_bits)
         self.directory_capacity = directory_capacity
+        self.max_rows, self.max_cols = max_rows, max_cols
         self.bitmap = np.zeros(bitmap_capacity, dtype=bool)
         self.values = np.zeros(value_capacity, dtype=np.int64)
         self.table = {}  # slot -> Descriptor
@@ -232,7 +236,8 @@ class ActivationBuffer:
             ``stride`` is not 1 or 2, ``padding >= kernel``, or ``images``, ``height``,
             ``width``, ``channels`` or ``out_rows`` is 0; if ``out_h`` and ``out_w`` are not
             the output sizes of the map; if the channels reach past the tensor's ``n``
-            elements, or the output rows past ``images * out_h``.
+            elements, or the output rows past ``images * out_h``; if the read has more rows
+            or columns than ``max_rows`` or ``max_cols``.
         """
         d = self.table.get(slot)
         if d is None or slot in self.freed:
@@ -255,6 +260,10 @@ class ActivationBuffer:
         if first_out_row + out_rows > images * out_h:
             raise ReadRefused(f"output rows {first_out_row} to {first_out_row + out_rows - 1} run "
                               f"past {images * out_h}")
+        if ((self.max_rows is not None and channels * kernel * kernel > self.max_rows)
+                or (self.max_cols is not None and out_rows * out_w > self.max_cols)):
+            raise ReadRefused(f"{channels * kernel * kernel} rows of {out_rows * out_w} columns "
+                              f"do not fit {self.max_rows} x {self.max_cols}")
         held = (first_channel + channels) * images * plane
         keep = self.bitmap[d.bitmap_base:d.bitmap_base + held]
         dense = np.zeros(held, dtype=np.int64)

@@ -28,6 +28,17 @@ def test_cocotb_against_golden(run_cocotb, width, lanes, word_bits):
                params={"buffer": params, "cases": 40})
 
 
+# Conv reads: a word spanning several map rows (16 bits, 4 lanes), short words (8 bits, 2
+# lanes), and one lane with 2-bit words (every segment many words, every beat one element).
+@pytest.mark.parametrize("width, lanes, word_bits", [(8, 4, 16), (8, 2, 8), (16, 1, 2)])
+def test_cocotb_conv_reads_against_golden(run_cocotb, width, lanes, word_bits):
+    params = buffer_params(width=width, lanes=lanes, word_bits=word_bits, bitmap_capacity=1024,
+                           value_capacity=512, max_tensors=4, max_rows=64, max_cols=64,
+                           max_len=1 << 10)
+    run_cocotb(build(params), toplevel="act_buffer", test_module="sim.testbenches.act_buffer",
+               params={"buffer": params, "cases": 20, "suite": "conv"})
+
+
 def test_formal_stream_rules(prove):
     from sim.formal.act_buffer import ActivationBufferSpec
 
