@@ -398,6 +398,7 @@ class ActivationBuffer(wiring.Component):
                 # After the read's last beat has left (the result ends a read): nothing runs,
                 # and the scan's stage and the skid buffer are empty.
                 m.d.comb += self.result.valid.eq(~scan.busy & ~walk.busy & ~scan.o.valid
+                                                 & ~segments.busy & ~conv_scan.busy
                                                  & (skid.occupancy == 0))
                 with m.If(self.result.valid & self.result.ready):
                     m.next = "IDLE"
