@@ -18,7 +18,7 @@ from ..drivers.act_buffer import ActivationBufferDriver
 from .util import start_clock_and_reset, tb_params, tb_rng
 
 
-async def _setup(dut, name, suite="matrix"):
+async def _setup(dut, name, suite="matrix", stall=0.3):
     params = tb_params()
     if params.get("suite", "matrix") != suite:
         dut._log.info(f"{name}: not in suite {params.get('suite', 'matrix')}")
@@ -26,7 +26,7 @@ async def _setup(dut, name, suite="matrix"):
     rng = tb_rng(name)
     await start_clock_and_reset(dut)
     p = params["buffer"]
-    drv = ActivationBufferDriver(dut, p, rng)
+    drv = ActivationBufferDriver(dut, p, rng, stall=stall)
     golden = GoldenBuffer(width=p["width"],
                           bitmap_capacity=drv.model.bitmap_words * p["word_bits"],
                           value_capacity=drv.model.value_words * p["lanes"],
@@ -378,3 +378,58 @@ async def directory_writes_and_frees(dut):
             golden.free(slot)
         assert int(dut.bitmap_used.value) == sum(entries[s][0] for s in golden.stack) \
             * p["word_bits"], f"case {case}: occupancy"
+
+
+@cocotb.test()
+async def conv_read_cycles(dut):
+    """Conv reads without stalls take the cycles :func:`golden.perf_model.act_conv_read`
+    gives, within 2 % or 3 cycles, on random geometries and densities."""
+    import types
+
+    from golden import perf_model
+
+    from ..drivers.streams import current_cycle
+
+    setup = await _setup(dut, "conv_cycles", "conv", stall=0.0)
+    if setup is None:
+        return
+    params, drv, _, np_rng = setup
+    p = params["buffer"]
+    golden = _golden_conv_buffer(drv, p)
+    config = types.SimpleNamespace(act_scan_bits=p["word_bits"], topk_lanes=p["lanes"])
+    shapes = [(2, 2, 8, 8), (1, 3, 5, 7), (2, 1, 12, 12), (4, 2, 4, 4), (1, 1, 1, 1)]
+    worst = 0.0
+    for shape in shapes:
+        density = float(np_rng.choice([0.1, 0.3, 0.7, 1.0]))
+        x, mask = _maps(np_rng, p["width"], shape, density)
+        sx, smask = _stored(x, p["max_rows"], p["max_cols"]), _stored(mask, p["max_rows"],
+                                                                          p["max_cols"])
+        assert (await drv.write(0, sx, smask, directory=True))["error"] == 0
+        golden.write(0, sx, smask, directory=True)
+        for kernel, stride, padding in [(3, 1, 1), (3, 2, 1), (1, 1, 0), (7, 2, 3)]:
+            if min(shape[2:]) + 2 * padding < kernel:
+                continue
+            args = _conv_args(shape, kernel, stride, padding)
+            for conv in list(_chunks(args, p["max_rows"], p["max_cols"], np_rng))[:2]:
+                want = golden.read_conv(0, **conv)
+                sent = len(drv.cmd.cycles)
+                result, got, _ = await drv.read_conv(0, conv, n_hint=len(want) + 400)
+                assert result["error"] == 0 and got == want
+                offset = current_cycle() - drv.result.cycle
+                cycles = drv.result.cycles[-1] + offset - drv.cmd.cycles[sent]
+                model = perf_model.act_conv_read(
+                    config, mask, kernel=kernel, stride=stride, padding=padding,
+                    first_channel=conv["first_channel"], channels=conv["channels"],
+                    first_out_row=conv["first_out_row"], out_rows=conv["out_rows"])
+                assert sum(e for _, e in model) == len(want)
+                predicted = perf_model.conv_read_result_cycle(model)
+                dut._log.info(f"{shape} k{kernel} s{stride} p{padding} d={density} "
+                              f"c{conv['first_channel']}+{conv['channels']} "
+                              f"r{conv['first_out_row']}+{conv['out_rows']}: "
+                              f"{len(want)} elements, {cycles} cycles, model {predicted}")
+                worst = max(worst, abs(cycles - predicted) / cycles)
+                assert abs(cycles - predicted) <= max(3, 0.02 * cycles), \
+                    f"{conv}: {cycles} cycles, model {predicted}"
+        assert (await drv.free(0))["error"] == 0
+        golden.free(0)
+    dut._log.info(f"worst model error {worst:.1%}")
