@@ -444,7 +444,18 @@ def act_conv_read(config, mask, *, kernel, stride, padding, first_channel=0, cha
     word, at most ``lanes``, and emits those on the stride's phase.
     """
     mask = np.asarray(mask, dtype=bool)
+    if mask.ndim != 4:
+        raise ValueError(f"mask must be (N, C, H, W), not shape {mask.shape}")
     n_images, n_channels, height, width = mask.shape
+    if not isinstance(kernel, int) or kernel < 1:
+        raise ValueError(f"kernel must be a positive integer, not {kernel!r}")
+    if stride not in (1, 2):
+        raise ValueError(f"stride must be 1 or 2, not {stride!r}")
+    if not isinstance(padding, int) or not 0 <= padding < kernel:
+        raise ValueError(f"padding must be from 0 to kernel - 1 ({kernel - 1}), not {padding!r}")
+    if min(height, width) + 2 * padding < kernel:
+        raise ValueError(f"a {height}x{width} map padded by {padding} is smaller than the "
+                         f"{kernel}x{kernel} kernel")
     channels = n_channels - first_channel if channels is None else channels
     out_h = (height + 2 * padding - kernel) // stride + 1
     out_rows = n_images * out_h - first_out_row if out_rows is None else out_rows
