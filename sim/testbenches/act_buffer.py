@@ -433,3 +433,51 @@ async def conv_read_cycles(dut):
         assert (await drv.free(0))["error"] == 0
         golden.free(0)
     dut._log.info(f"worst model error {worst:.1%}")
+
+
+@cocotb.test()
+async def conv_read_rate(dut):
+    """Whole-layer conv reads without stalls (parameter ``rate``: ``[N, C, H, W, kernel,
+    stride, padding, density]`` each): cycles, segments and words, against the model."""
+    import types
+
+    from golden import perf_model
+    from golden.feature_maps import row_segments
+
+    from ..drivers.streams import current_cycle
+
+    setup = await _setup(dut, "conv_rate", "conv_rate", stall=0.0)
+    if setup is None:
+        return
+    params, drv, _, np_rng = setup
+    p = params["buffer"]
+    golden = _golden_conv_buffer(drv, p)
+    config = types.SimpleNamespace(act_scan_bits=p["word_bits"], topk_lanes=p["lanes"])
+    for n, c, h, w, kernel, stride, padding, density in params["rate"]:
+        shape = (n, c, h, w)
+        x, mask = _maps(np_rng, p["width"], shape, density)
+        sx, smask = _stored(x, p["max_rows"], p["max_cols"]), _stored(mask, p["max_rows"],
+                                                                          p["max_cols"])
+        assert (await drv.write(0, sx, smask, directory=True))["error"] == 0
+        golden.write(0, sx, smask, directory=True)
+        conv = _conv_args(shape, kernel, stride, padding)
+        want = golden.read_conv(0, **conv)
+        sent = len(drv.cmd.cycles)
+        result, got, _ = await drv.read_conv(0, conv, n_hint=len(want) + 100 * n * c * h)
+        assert result["error"] == 0 and got == want
+        cycles = drv.result.cycles[-1] + current_cycle() - drv.result.cycle - drv.cmd.cycles[sent]
+        segments = words = 0
+        for feature in np.ndindex(c, kernel, kernel):
+            for seg in row_segments(shape, feature, kernel, stride, padding):
+                last = seg.start + (seg.count - 1) * seg.stride
+                segments += 1
+                words += last // p["word_bits"] - seg.start // p["word_bits"] + 1
+        model = perf_model.conv_read_result_cycle(perf_model.act_conv_read(
+            config, mask, kernel=kernel, stride=stride, padding=padding))
+        dut._log.info(f"RATE {shape} k{kernel} s{stride} p{padding} d={density}: {len(want)} "
+                      f"elements, {segments} segments, {words} words, {cycles} cycles "
+                      f"({cycles / segments:.2f} per segment, {cycles / words:.2f} per word, "
+                      f"{len(want) / cycles:.2f} elements per cycle); model {model}")
+        assert abs(cycles - model) <= max(3, 0.02 * cycles)
+        assert (await drv.free(0))["error"] == 0
+        golden.free(0)
