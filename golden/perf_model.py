@@ -440,8 +440,9 @@ def act_conv_read(config, mask, *, kernel, stride, padding, first_channel=0, cha
 
     The model follows :class:`hw.act_buffer.SegmentWalk` cycle by cycle, then each segment's
     bitmap words a cycle each (after :data:`CONV_WORD_TO_PICK` cycles), and the loop's beats:
-    each takes the next kept bits of the word inside the segment up to the end of their value
-    word, at most ``lanes``, and emits those on the stride's phase.
+    each takes the next kept bits of the word inside the segment, at most ``lanes``, whose
+    values lie in the value word the last beat read and the next (or in its first value's word
+    alone), and emits those on the stride's phase.
     """
     mask = np.asarray(mask, dtype=bool)
     if mask.ndim != 4:
@@ -466,14 +467,23 @@ def act_conv_read(config, mask, *, kernel, stride, padding, first_channel=0, cha
     actions = _conv_walk(mask.shape, kernel, stride, padding, first_channel, channels,
                          first_out_row, out_rows)
 
+    last_word = None  # the value word the last beat read
+
     def word_beats(row, first, last, lo, hi):
-        """The loop's cycles for the bits ``lo .. hi`` of a segment ``first .. last``."""
+        """The loop's cycles for the bits ``lo .. hi`` of a segment ``first .. last``: a beat
+        takes the kept bits whose values lie in the word the last beat read and the next, or
+        in the word of its first value."""
+        nonlocal last_word
         index = before[lo]
         kept = [b for b in range(lo, hi + 1) if flat[b]]
         beats = []
         while kept:
-            take = min(len(kept), lanes - index % lanes)
-            beats.append((row, sum(1 for b in kept[:take] if (b - first) % stride == 0)))
+            word, offset = divmod(index, lanes)
+            take = min(len(kept), lanes if word == last_word else lanes - offset)
+            emitted = sum(1 for b in kept[:take] if (b - first) % stride == 0)
+            if emitted:
+                last_word = word + (offset + take > lanes)
+            beats.append((row, emitted))
             kept, index = kept[take:], index + take
         return beats or [(row, 0)]
 

@@ -69,8 +69,8 @@ class ActivationBuffer(wiring.Component):
     row without kept elements gives no beat, and ``last`` is 0 (the result ends the read). A
     :class:`SegmentWalk` gives each feature's stored segments (a segment per input row) and a
     :class:`SegmentScan` reads them: a bitmap word a cycle, each with its directory entry, and
-    up to ``lanes`` elements a beat whose values lie in one value word, so a cycle per word
-    of a segment, plus one per extra beat; at stride 2 a beat passes over the values between
+    up to ``lanes`` elements a beat (whose values lie in the value word the last beat read and
+    the one after it), so a cycle per word of a segment, plus one per extra beat; at stride 2 a beat passes over the values between
     the kept columns. A conv read is refused, with no beats, for a slot without a tensor or a
     directory, or a geometry the walk refuses (see :class:`SegmentWalk`).
 
@@ -269,6 +269,7 @@ class ActivationBuffer(wiring.Component):
             value_mem.r_en.eq(scan.reading | walk.value_en | conv_active),
             segments.conv.eq(cmd.conv), segments.n.eq(desc_n),
             conv_scan.desc.eq(desc), conv_scan.stride2.eq(cmd.conv.stride == 2),
+            conv_scan.start.eq(segments.start),
             conv_scan.bitmap_data.eq(bitmap_mem.r_data),
             conv_scan.value_data.eq(value_mem.r_data),
             conv_scan.directory_data.eq(directory_mem.r_data),

@@ -60,12 +60,15 @@ class SegmentScan(wiring.Component):
     * *Index*: the word's bits inside the segment; the value index of its first one, from the
       entry (the block's count, plus the first word's popcount for a block's second word) and
       a popcount of the word's kept bits before the segment, in two stages.
-    * *Pick*: the loop. A beat takes the next kept bits of the word inside the segment up to
-      the end of their value word (so that one value-memory word holds all its values), at
-      most ``lanes``; at stride 2 it keeps those on the segment's phase (the others' values
-      lie between, and are passed over). A word takes one cycle, or one per beat.
-    * *Values*: the beat's value word is read; then each lane's value and column are found,
-      and the lanes kept are packed to the front, in two stages.
+    * *Pick*: the loop. A beat takes the next kept bits of the word inside the segment, at
+      most ``lanes``, whose values lie in a two-word window: the value word the last beat
+      read and the one after it, or, when the beat's first value is in another word, that
+      word alone (so a beat reads one value-memory word). At stride 2 it keeps those on the
+      segment's phase (the others' values lie between, and are passed over). A word takes one
+      cycle, or one per beat.
+    * *Values*: the beat's value word is read; then each lane's value (from that word, or
+      from the word before it and that word) and column are found, and the lanes kept are
+      packed to the front, in two stages.
 
     Parameters
     ----------
@@ -75,6 +78,8 @@ class SegmentScan(wiring.Component):
 
     Attributes
     ----------
+    start : Signal, in
+        A read begins (no value word is held from before it).
     segments : In(stream.Signature(segment_layout))
     desc : Signal(descriptor_layout), in
         The tensor's descriptor, held.
@@ -92,6 +97,7 @@ class SegmentScan(wiring.Component):
         self.geometry = g = geometry
         self.segment_layout = segment_layout
         super().__init__({
+            "start": In(1),
             "segments": In(stream.Signature(segment_layout)),
             "desc": In(g.descriptor_layout),
             "stride2": In(1),
@@ -188,8 +194,12 @@ class SegmentScan(wiring.Component):
             in_span = Signal(wb)
             below = Signal(wb)
             for j in range(wb):
-                m.d.comb += [in_span[j].eq((j >= head.info.lo) & (j <= head.info.hi)),
-                             below[j].eq(j < head.info.lo)]
+                # (The ends' comparisons would be constant: left out.)
+                inside = [head.info.lo <= j] * (j < wb - 1) + [head.info.hi >= j] * (j > 0)
+                in_bits = inside[0] & inside[1] if len(inside) == 2 else (
+                    inside[0] if inside else 1)
+                m.d.comb += [in_span[j].eq(in_bits),
+                             below[j].eq(head.info.lo > j if j < wb - 1 else 0)]
             m.d.sync += [index1.info.eq(head.info), index1.span.eq(head_word & in_span),
                          index1.before.eq(head_word & below),
                          index1.base.eq(head_entry.count
@@ -208,9 +218,17 @@ class SegmentScan(wiring.Component):
         index = Signal(g.cursor_shape)  # the value index of span's first kept bit
         held = Signal()            # an item is in the loop
         m.d.comb += pick.segment.eq(span)
-        offset = Signal(range(lanes))
-        limit = Signal(range(lanes + 1))  # lanes up to the end of the value word
-        m.d.comb += [offset.eq(index[:ll] if ll else 0), limit.eq(lanes - offset)]
+        offset = Signal(range(max(lanes, 2)))
+        limit = Signal(range(lanes + 1))  # lanes whose values the window holds
+        # The value word the last beat read (relative to the tensor's first): a beat whose
+        # first value lies in it may take values up to the end of the word after it.
+        word = Signal(g.cursor_shape.width - ll + 1)
+        last_word = Signal.like(word)
+        last_valid = Signal()
+        chained = Signal()
+        m.d.comb += [offset.eq(index[:ll] if ll else 0), word.eq(index >> ll),
+                     chained.eq(last_valid & (last_word == word)),
+                     limit.eq(Mux(chained, lanes, lanes - offset))]
         lane_ok = Signal(lanes)    # lanes taken (rank below both the count and the limit)
         taken = Signal(wb)
         take = Signal(range(lanes + 1))
@@ -224,16 +242,20 @@ class SegmentScan(wiring.Component):
         acc = taken_terms[0]
         for t in taken_terms[1:]:
             acc = acc | t
-        m.d.comb += [taken.eq(acc),
-                     take.eq(Mux(pick.take > limit, limit, pick.take)),
-                     more.eq(pick.more | (pick.take > limit))]
+        m.d.comb += taken.eq(acc)
+        if lanes == 1:  # the window always holds the one lane's value
+            m.d.comb += [take.eq(pick.take), more.eq(pick.more)]
+        else:
+            m.d.comb += [take.eq(Mux(pick.take > limit, limit, pick.take)),
+                         more.eq(pick.more | (pick.take > limit))]
 
         beat_layout = data.StructLayout({
             "row": range(g.max_rows),
             "bias": col_width,
             "one_hot": data.ArrayLayout(wb, lanes),
             "keep": lanes,
-            "offset": range(lanes),
+            "offset": range(max(lanes, 2)),
+            "window": 1,               # the values start in the word read before this one
         })
         request = Signal(beat_layout)
         request_valid = Signal()
@@ -256,13 +278,19 @@ class SegmentScan(wiring.Component):
                          index.eq(index2.index)]
         with m.If(request_ready):
             m.d.sync += request_valid.eq(0)
+        spans = Signal()  # the beat's values run into the next word
+        m.d.comb += spans.eq(offset + take > lanes if lanes > 1 else 0)
         with m.If(emit & request_ready):
             m.d.sync += [request_valid.eq(1), request.row.eq(item.row),
                          request.bias.eq(item.bias), request.keep.eq(keep),
-                         request.offset.eq(offset),
-                         request_addr.eq(desc.value_base + (index >> ll))]
+                         request.offset.eq(offset), request.window.eq(spans),
+                         request_addr.eq(desc.value_base + word + spans),
+                         last_word.eq(word + spans), last_valid.eq(1)]
             for i in range(lanes):
                 m.d.sync += request.one_hot[i].eq(pick.one_hot[i])
+
+        with m.If(self.start):
+            m.d.sync += last_valid.eq(0)
 
         # -- Values: the beat's value word, read into a queue. ---------------------------------
         values = _ReadQueue(m, "values", beat_layout, lanes * width)
@@ -284,6 +312,12 @@ class SegmentScan(wiring.Component):
         lane_ready = Signal()
         m.d.comb += values.pop.eq(lane_ready)
         vhead = values.head
+        previous = Signal(lanes * width)  # the value word of the beat before
+        window = Signal(2 * lanes * width)
+        m.d.comb += window.eq(Mux(vhead.info.window, Cat(previous, vhead.data),
+                                  Cat(vhead.data, vhead.data)))
+        with m.If(lane_ready & (values.count != 0)):
+            m.d.sync += previous.eq(vhead.data)
         with m.If(lane_ready):
             m.d.sync += [lane_valid.eq(values.count != 0), lane_stage.row.eq(vhead.info.row),
                          lane_stage.keep.eq(vhead.info.keep)]
@@ -298,8 +332,7 @@ class SegmentScan(wiring.Component):
                 m.d.sync += [
                     lane_stage.col[i].eq(col),
                     lane_stage.value[i].eq(
-                        vhead.data.word_select((vhead.info.offset + i)[:ll] if ll else 0,
-                                               width)),
+                        window.word_select((vhead.info.offset + i)[:ll + 1], width)),
                 ]
 
         # -- Pack: the lanes kept, to the front. ----------------------------------------------
