@@ -418,7 +418,10 @@ def _conv_walk(shape, kernel, stride, padding, first_channel, channels, first_ou
                 hi = min(width - 1, x0 + stride * (out_w - 1))
                 hi -= (stride == 2) and (hi - x0) % 2
                 if hi >= lo:
-                    for r in range(first_out_row, first_out_row + out_rows):
+                    inside = lambda r: 0 <= (r % out_h) * stride + ky - padding < height
+                    end = first_out_row + out_rows
+                    r = first_out_row
+                    while r < end:
                         image, oy = divmod(r, out_h)
                         y = oy * stride + ky - padding
                         seg = None
@@ -426,6 +429,8 @@ def _conv_walk(shape, kernel, stride, padding, first_channel, channels, first_ou
                             row_bit = (c * n_images + image) * plane + y * width
                             seg = (f, row_bit + lo, row_bit + hi)
                         actions.append(("row", seg))
+                        # A padding row after this one, not the last, is passed over with it.
+                        r += 2 if r + 2 < end and not inside(r + 1) else 1
                 f += 1
     return actions
 

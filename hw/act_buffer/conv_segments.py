@@ -16,8 +16,10 @@ class SegmentWalk(wiring.Component):
     range, the input row ``y = oy * stride + ky - padding`` gives a *segment* if it lies in the
     map: its bits from input column ``lo`` to ``hi`` (the columns the output columns reach
     inside the map; every second one at stride 2), the im2col column of its first bit, and the
-    feature's row index. Rows in the padding take a cycle and give nothing; a feature whose
-    columns all lie in the padding takes its two set-up cycles only.
+    feature's row index. A row takes a cycle; a row in the padding gives nothing, and is passed
+    over in the cycle of the row before it unless that is the feature's first row or it is
+    the feature's last. A feature takes two set-up cycles (one more at a new ``ky``); one whose
+    columns all lie in the padding takes those only.
 
     Nothing multiplies or divides in the loop: bit addresses step by ``stride * width`` per
     output row, ``height * width`` per image and ``images * height * width`` per channel. These
@@ -264,21 +266,45 @@ class SegmentWalk(wiring.Component):
                     m.next = "ROWS"
 
             with m.State("ROWS"):
+                # The row after this one, and the one after that (taken in the same cycle when
+                # the next lies in the padding, so a padding row between two images costs no
+                # cycle).
+                def following(oy_, y_, row_, img_, tag):
+                    new_image = Signal(name=f"new_image_{tag}")
+                    nxt = (Signal.like(oy, name=f"oy_{tag}"), Signal.like(y, name=f"y_{tag}"),
+                           Signal.like(row_bit, name=f"row_bit_{tag}"),
+                           Signal.like(img_bit, name=f"img_bit_{tag}"))
+                    m.d.comb += new_image.eq(oy_ + 1 == conv.out_h)
+                    with m.If(new_image):
+                        # The next image: its planes follow this one's.
+                        m.d.comb += [nxt[0].eq(0), nxt[1].eq(ky - conv.padding),
+                                     nxt[2].eq(img_ + hw_bits), nxt[3].eq(img_ + hw_bits)]
+                    with m.Else():
+                        m.d.comb += [nxt[0].eq(oy_ + 1), nxt[1].eq(y_ + conv.stride),
+                                     nxt[2].eq(row_ + Mux(sh, conv.width << 1, conv.width)),
+                                     nxt[3].eq(img_)]
+                    return nxt
+
+                first = following(oy, y, row_bit, img_bit, "next")
+                second = following(*first, "after")
+                skip = Signal()  # the next row lies in the padding and is not the feature's end
+                m.d.comb += skip.eq(((first[1] < 0) | (first[1] >= conv.height))
+                                    & (rows_left >= 3))
                 with m.If(advance):
                     with m.If((y >= 0) & (y < conv.height)):
                         m.d.sync += [self.o.valid.eq(1), seg.row.eq(f),
                                      seg.start.eq(row_bit + lo_x), seg.end.eq(row_bit + hi_x),
                                      seg.col.eq(col_base + first_ox)]
-                    m.d.sync += [rows_left.eq(rows_left - 1), col_base.eq(col_base + conv.out_w)]
-                    with m.If(oy + 1 == conv.out_h):
-                        # The next image: its planes follow this one's.
-                        m.d.sync += [oy.eq(0), y.eq(ky - conv.padding),
-                                     img_bit.eq(img_bit + hw_bits),
-                                     row_bit.eq(img_bit + hw_bits)]
+                    with m.If(skip):
+                        m.d.sync += [rows_left.eq(rows_left - 2),
+                                     col_base.eq(col_base + (conv.out_w << 1)),
+                                     oy.eq(second[0]), y.eq(second[1]), row_bit.eq(second[2]),
+                                     img_bit.eq(second[3])]
                     with m.Else():
-                        m.d.sync += [oy.eq(oy + 1), y.eq(y + conv.stride),
-                                     row_bit.eq(row_bit + Mux(sh, conv.width << 1,
-                                                              conv.width))]
+                        m.d.sync += [rows_left.eq(rows_left - 1),
+                                     col_base.eq(col_base + conv.out_w),
+                                     oy.eq(first[0]), y.eq(first[1]), row_bit.eq(first[2]),
+                                     img_bit.eq(first[3])]
                     with m.If(rows_left == 1):
                         next_feature()
         m.d.comb += self.busy.eq(~fsm.ongoing("IDLE") | self.o.valid)
