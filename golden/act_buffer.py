@@ -21,6 +21,15 @@ reverse, so the buffer allocates as a stack: a write goes on top; a freed tensor
 when every tensor above it is freed too. Tensors are found through a descriptor table of
 ``max_tensors`` slots (bitmap base, value base, shape, count).
 
+Feature maps
+------------
+A convolution's input ``X~`` (N, C, H, W) is written once, its planes in (channel, image) order
+as :mod:`golden.feature_maps` lays them out, with a *directory*: one entry per block of two
+bitmap words of the tensor (the kept values before the block, and the first word's popcount),
+so that a read finds the value of any bit from one entry and a popcount within one word.
+:meth:`ActivationBuffer.read_conv` then reads the weight gradient's im2col rows of a range of
+channels and output rows, built on read.
+
 Faults
 ------
 A write that does not fit is refused whole: the buffer keeps consuming the stream (so the
@@ -30,17 +39,24 @@ values' only at its end, so a tensor can be refused after it was accepted.
 """
 
 import dataclasses
+import math
 
 import numpy as np
 
 from . import encodings
+from .feature_maps import FeatureMapFormat, FeatureMaps, read_row
+from .layers import conv_out_size
 from .numerics import check_operands
 
-__all__ = ["BufferFull", "Descriptor", "ActivationBuffer", "format_comparison"]
+__all__ = ["BufferFull", "ReadRefused", "Descriptor", "ActivationBuffer", "format_comparison"]
 
 
 class BufferFull(Exception):
     """A write was refused: it does not fit, or the descriptor table is full."""
+
+
+class ReadRefused(Exception):
+    """A read was refused (the hardware's ``result.error``, with no beats)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,13 +66,22 @@ class Descriptor:
     rows: int
     cols: int
     kept: int
+    directory: FeatureMapFormat | None = None  # the directory's format, if it has one
 
     @property
     def n(self):
         return self.rows * self.cols
 
+    @property
+    def directory_entries(self):
+        """Directory entries: one per block of the tensor's bitmap words (0 without one)."""
+        return 0 if self.directory is None else math.ceil(self.n / self.directory.block_bits)
+
     def stored_bits(self, width):
-        return encodings.bitmap_bits(self.n, self.kept, width)
+        bits = encodings.bitmap_bits(self.n, self.kept, width)
+        if self.directory is not None:
+            bits += self.directory_entries * self.directory.entry_bits
+        return bits
 
 
 class ActivationBuffer:
@@ -72,13 +97,27 @@ class ActivationBuffer:
         Kept values the buffer holds over all stored tensors.
     max_tensors : int
         Descriptor table slots.
+    word_bits : int
+        Bits of a bitmap word (a directory entry covers two).
+    count_bits : int
+        Bits of a directory entry's count (the hardware's value-index width).
+    directory_capacity : int or None
+        Directory entries the buffer holds (None: unlimited).
+    max_rows, max_cols : int or None
+        Largest rows and columns of a read (None: unlimited): a conv read of more features
+        (``channels * kernel**2``) or columns (``out_rows * out_w``) is refused.
     """
 
-    def __init__(self, *, width, bitmap_capacity, value_capacity, max_tensors):
+    def __init__(self, *, width, bitmap_capacity, value_capacity, max_tensors, word_bits=32,
+                 count_bits=18, directory_capacity=None, max_rows=None, max_cols=None):
         self.width = width
         self.bitmap_capacity = bitmap_capacity
         self.value_capacity = value_capacity
         self.max_tensors = max_tensors
+        self.directory_format = FeatureMapFormat(width=width, word_bits=word_bits,
+                                                 block_words=2, count_bits=count_bits)
+        self.directory_capacity = directory_capacity
+        self.max_rows, self.max_cols = max_rows, max_cols
         self.bitmap = np.zeros(bitmap_capacity, dtype=bool)
         self.values = np.zeros(value_capacity, dtype=np.int64)
         self.table = {}  # slot -> Descriptor
@@ -94,18 +133,23 @@ class ActivationBuffer:
     def values_used(self):
         return sum(self.table[s].kept for s in self.stack)
 
+    @property
+    def directory_used(self):
+        return sum(self.table[s].directory_entries for s in self.stack)
+
     def stored_bits(self, slot):
         return self.table[slot].stored_bits(self.width)
 
     # -- write -----------------------------------------------------------------------------
-    def write(self, slot, x, mask):
-        """Store the elements of matrix ``x`` that ``mask`` keeps under ``slot``.
+    def write(self, slot, x, mask, *, directory=False):
+        """Store the elements of matrix ``x`` that ``mask`` keeps under ``slot``; with
+        ``directory``, also its directory (for :meth:`read_conv`).
 
         Raises
         ------
         BufferFull
-            If the slot is taken, the table is full, or the bitmap or values do not fit; the
-            buffer is then unchanged.
+            If the slot is taken, the table is full, or the bitmap, values or directory do not
+            fit; the buffer is then unchanged.
         """
         x = check_operands(x, self.width, "activations")
         if x.ndim != 2:
@@ -122,10 +166,15 @@ class ActivationBuffer:
             raise BufferFull("the bitmap does not fit")
         if value_base + kept > self.value_capacity:
             raise BufferFull("the values do not fit")
+        desc = Descriptor(bitmap_base, value_base, rows, cols, kept,
+                          self.directory_format if directory else None)
+        if (self.directory_capacity is not None
+                and self.directory_used + desc.directory_entries > self.directory_capacity):
+            raise BufferFull("the directory does not fit")
         flat, keep = x.reshape(-1), mask.reshape(-1)
         self.bitmap[bitmap_base:bitmap_base + flat.size] = keep
         self.values[value_base:value_base + kept] = flat[keep]
-        self.table[slot] = Descriptor(bitmap_base, value_base, rows, cols, kept)
+        self.table[slot] = desc
         self.stack.append(slot)
         return self.table[slot]
 
@@ -166,6 +215,73 @@ class ActivationBuffer:
         keep, dense = self._stored(slot)
         cols, rows = np.nonzero(keep.T)
         return [(int(r), int(c), int(dense[r, c])) for r, c in zip(rows, cols)]
+
+
+    def read_conv(self, slot, *, images, height, width, out_h, out_w, kernel, stride, padding,
+                  first_channel, channels, first_out_row, out_rows):
+        """The conv read: ``(row, col, value)`` of the kept elements of the weight gradient's
+        im2col rows of channels ``first_channel ..`` (``channels`` of them), restricted to the
+        output rows (flattened over image and output row) ``first_out_row ..`` (``out_rows``).
+
+        The tensor of ``slot`` holds ``X~`` (``images``, C, ``height``, ``width``) in
+        :mod:`golden.feature_maps`' order, written with a directory. ``row`` is the feature
+        ``((c - first_channel) * kernel + ky) * kernel + kx``, in increasing order; ``col`` is
+        ``(r - first_out_row) * out_w + ox``, increasing within a row. The entries are those of
+        :func:`golden.feature_maps.read_row`.
+
+        Raises
+        ------
+        ReadRefused
+            If the slot holds no tensor or one without a directory; if ``kernel`` is 0,
+            ``stride`` is not 1 or 2, ``padding >= kernel``, or ``images``, ``height``,
+            ``width``, ``channels`` or ``out_rows`` is 0; if ``out_h`` and ``out_w`` are not
+            the output sizes of the map; if the channels reach past the tensor's ``n``
+            elements, or the output rows past ``images * out_h``; if the read has more rows
+            or columns than ``max_rows`` or ``max_cols``.
+        """
+        d = self.table.get(slot)
+        if d is None or slot in self.freed:
+            raise ReadRefused(f"slot {slot} holds no tensor")
+        if d.directory is None:
+            raise ReadRefused(f"the tensor of slot {slot} has no directory")
+        if kernel < 1 or stride not in (1, 2) or padding >= kernel:
+            raise ReadRefused(f"kernel {kernel}, stride {stride} and padding {padding} are not a "
+                              f"conv the read supports")
+        if min(images, height, width, channels, out_rows) < 1:
+            raise ReadRefused("images, height, width, channels and out_rows must be positive")
+        if (height + 2 * padding < kernel or width + 2 * padding < kernel
+                or out_h != conv_out_size(height, kernel, stride, padding)
+                or out_w != conv_out_size(width, kernel, stride, padding)):
+            raise ReadRefused(f"{out_h}x{out_w} is not the output of a {height}x{width} map")
+        plane = height * width
+        if (first_channel + channels) * images * plane > d.n:
+            raise ReadRefused(f"channels {first_channel} to {first_channel + channels - 1} run "
+                              f"past the tensor's {d.n} elements")
+        if first_out_row + out_rows > images * out_h:
+            raise ReadRefused(f"output rows {first_out_row} to {first_out_row + out_rows - 1} run "
+                              f"past {images * out_h}")
+        if ((self.max_rows is not None and channels * kernel * kernel > self.max_rows)
+                or (self.max_cols is not None and out_rows * out_w > self.max_cols)):
+            raise ReadRefused(f"{channels * kernel * kernel} rows of {out_rows * out_w} columns "
+                              f"do not fit {self.max_rows} x {self.max_cols}")
+        held = (first_channel + channels) * images * plane
+        keep = self.bitmap[d.bitmap_base:d.bitmap_base + held]
+        dense = np.zeros(held, dtype=np.int64)
+        kept_before = int(self.bitmap[d.bitmap_base:d.bitmap_base + held].sum())
+        dense[keep] = self.values[d.value_base:d.value_base + kept_before]
+        order = (1, 0, 2, 3)  # the stored (channel, image) planes back to (N, C, H, W)
+        shape = (first_channel + channels, images, height, width)
+        maps = FeatureMaps(dense.reshape(shape).transpose(order),
+                           keep.reshape(shape).transpose(order), d.directory)
+        lo, hi = first_out_row * out_w, (first_out_row + out_rows) * out_w
+        entries = []
+        for row, feature in enumerate(np.ndindex(channels, kernel, kernel)):
+            c, ky, kx = feature
+            for col, value in read_row(maps, (first_channel + c, ky, kx), kernel, stride,
+                                       padding):
+                if lo <= col < hi:
+                    entries.append((row, col - lo, value))
+        return entries
 
 
 def format_comparison(n, density, width):

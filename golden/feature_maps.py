@@ -12,11 +12,17 @@ Format
 The planes of ``X~`` (N, C, H, W) in (channel, image) order, each plane's ``H*W`` mask bits row
 by row, all planes one bit string in words of ``word_bits`` (no padding between rows or planes,
 so small maps waste nothing); the kept values packed in the same order. A *directory* holds, for
-every block of ``block_bits`` bits, the number of kept values before the block. The value of any
-kept bit is then found in one step, without walking from the start: its index is the block's
-count plus the kept bits between the block's start and the bit (a popcount within one block)::
+every block of ``block_words`` bitmap words, the number of kept values before the block
+(``count_bits`` bits) and the kept bits of each of the block's words but its last
+(``popcount_bits`` bits each, a running count). The value of any kept bit is then found from one
+directory entry and a popcount inside one word, without walking from the start::
 
-    stored bits = n + kept * width + ceil(n / block_bits) * count_bits
+    stored bits = n + kept * width + ceil(n / block_bits) * entry_bits
+    entry_bits = count_bits + (block_words - 1) * popcount_bits
+
+The defaults are the hardware's (:class:`hw.act_buffer.ActivationBuffer` with the default
+:class:`golden.config.AccelConfig`): blocks of two 32-bit words, 18-bit counts (its value-index
+width, for 2**17 values) and 6-bit popcounts, 24 bits per 64 elements.
 
 Reads
 -----
@@ -41,12 +47,13 @@ __all__ = ["FeatureMapFormat", "FeatureMaps", "Segment", "row_segments", "read_r
 @dataclasses.dataclass(frozen=True)
 class FeatureMapFormat:
     """How feature maps are laid out: value ``width``, bitmap ``word_bits``, and one directory
-    count of ``count_bits`` bits per ``block_words`` words."""
+    entry per ``block_words`` words: a ``count_bits``-bit count and a popcount of each word of
+    the block but its last."""
 
     width: int
     word_bits: int = 32
     block_words: int = 2
-    count_bits: int = 17
+    count_bits: int = 18
 
     def __post_init__(self):
         for name in ("width", "word_bits", "block_words", "count_bits"):
@@ -58,9 +65,19 @@ class FeatureMapFormat:
     def block_bits(self):
         return self.word_bits * self.block_words
 
+    @property
+    def popcount_bits(self):
+        """Bits of a word's popcount (0 to ``word_bits``)."""
+        return self.word_bits.bit_length()
+
+    @property
+    def entry_bits(self):
+        """Bits of a directory entry."""
+        return self.count_bits + (self.block_words - 1) * self.popcount_bits
+
     def stored_bits(self, n, kept):
         """Bits of ``n`` elements with ``kept`` values: bitmap, values and directory."""
-        return n + kept * self.width + math.ceil(n / self.block_bits) * self.count_bits
+        return n + kept * self.width + math.ceil(n / self.block_bits) * self.entry_bits
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,6 +108,11 @@ class FeatureMaps:
         starts = np.arange(0, self.bits.size, fmt.block_bits)
         counts = np.concatenate([[0], np.cumsum(self.bits)])
         self.directory = counts[starts]
+        # Each word's kept bits (the entries' popcounts are those of a block's first words).
+        words = -(-self.bits.size // fmt.word_bits)
+        padded = np.zeros(words * fmt.word_bits, dtype=bool)
+        padded[:self.bits.size] = self.bits
+        self.word_counts = padded.reshape(words, fmt.word_bits).sum(axis=1)
         if counts[-1] >= 1 << fmt.count_bits:
             raise ValueError(f"{counts[-1]} kept values do not fit {fmt.count_bits}-bit counts")
 
@@ -102,11 +124,15 @@ class FeatureMaps:
         return self.fmt.stored_bits(self.bits.size, self.kept)
 
     def value_index(self, bit):
-        """Index into the packed values of the kept element at ``bit``: the directory's count
-        for the bit's block plus a popcount within the block."""
-        block_start = bit - bit % self.fmt.block_bits
+        """Index into the packed values of the kept element at ``bit``: the directory entry of
+        the bit's block (its count, and the popcounts of the block's words before the bit's)
+        plus a popcount within the bit's word."""
+        word = bit // self.fmt.word_bits
+        block_first = word - word % self.fmt.block_words
+        word_start = word * self.fmt.word_bits
         return int(self.directory[bit // self.fmt.block_bits]
-                   + np.count_nonzero(self.bits[block_start:bit]))
+                   + self.word_counts[block_first:word].sum()
+                   + np.count_nonzero(self.bits[word_start:bit]))
 
 
 def row_segments(shape, feature, kernel, stride, padding):

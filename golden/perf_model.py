@@ -28,7 +28,7 @@ import numpy as np
 from . import pe_array, topk
 
 __all__ = ["pe_array_job_cycles", "row_arrival", "threshold_cycles", "save_act_cycles", "gemm_cycles",
-           "act_row_read", "gemm_saved_cycles"]
+           "act_row_read", "act_conv_read", "conv_read_result_cycle", "gemm_saved_cycles"]
 
 #: Cycles from the command's transfer to the first sparse and dense beats.
 START = 1
@@ -380,9 +380,178 @@ def act_row_read(config, mask):
     return scan
 
 
-def gemm_saved_cycles(config, mask, tiles):
+#: A conv read's word reaches the scan's loop this many cycles after the word is issued.
+CONV_WORD_TO_PICK = 5
+#: Words issued and not yet taken by the loop at most (the queue and the two index stages).
+CONV_WORDS_IN_FLIGHT = 6
+#: From the conv read's last cycle (the loop's or the walk's) to its result, at least.
+CONV_RESULT_AFTER = 2
+#: From the conv read's last cycle that emits elements to its result, at least (the beat's
+#: value is read and its lanes packed on the way out).
+CONV_RESULT_AFTER_BEAT = 7
+
+
+def _conv_walk(shape, kernel, stride, padding, first_channel, channels, first_out_row,
+               out_rows):
+    """The conv read's segment walk (:class:`hw.act_buffer.SegmentWalk`), a cycle per entry:
+    ``None`` for a cycle that emits nothing and need not wait, ``("row", segment or None)``
+    for a row cycle (it waits while the walk's output holds a segment); a segment is
+    ``(feature row, first bit, last bit)``."""
+    n_images, _, height, width = shape
+    out_h = (height + 2 * padding - kernel) // stride + 1
+    out_w = (width + 2 * padding - kernel) // stride + 1
+    bits = lambda value: int(value).bit_length() + 1  # a multiplier state's cycles
+    n0, oy0 = divmod(first_out_row, out_h)
+    startup = (bits(width) + bits(n_images) + bits(first_channel) + bits(channels)
+               + bits(n_images) + bits(kernel) + bits(channels) + bits(out_rows)
+               + 2 + (n0 + 1) + bits(oy0) + 1)
+    actions = [None] * startup
+    plane = height * width
+    f = 0
+    for c in range(first_channel, first_channel + channels):
+        for ky in range(kernel):
+            actions.append(None)  # NEXT_KY
+            for kx in range(kernel):
+                actions += [None, None]  # FEATURE, PHASE
+                x0 = kx - padding
+                lo = x0 if x0 >= 0 else (x0 % 2 if stride == 2 else 0)
+                hi = min(width - 1, x0 + stride * (out_w - 1))
+                hi -= (stride == 2) and (hi - x0) % 2
+                if hi >= lo:
+                    inside = lambda r: 0 <= (r % out_h) * stride + ky - padding < height
+                    end = first_out_row + out_rows
+                    r = first_out_row
+                    while r < end:
+                        image, oy = divmod(r, out_h)
+                        y = oy * stride + ky - padding
+                        seg = None
+                        if 0 <= y < height:
+                            row_bit = (c * n_images + image) * plane + y * width
+                            seg = (f, row_bit + lo, row_bit + hi)
+                        actions.append(("row", seg))
+                        # A padding row after this one, not the last, is passed over with it.
+                        r += 2 if r + 2 < end and not inside(r + 1) else 1
+                f += 1
+    return actions
+
+
+def act_conv_read(config, mask, *, kernel, stride, padding, first_channel=0, channels=None,
+                  first_out_row=0, out_rows=None):
+    """The activation buffer's conv read (``READ_CONV``) of feature maps whose keep mask is
+    ``mask`` (N, C, H, W), as a list of its scan loop's cycles: ``(row, kept elements
+    emitted)`` per cycle, from the cycle after the command's (0 when a cycle emits nothing:
+    the walk's start, its set-up cycles, words without elements). The read's result comes
+    :func:`conv_read_result_cycle` cycles after the command's.
+
+    The model follows :class:`hw.act_buffer.SegmentWalk` cycle by cycle, then each segment's
+    bitmap words a cycle each (after :data:`CONV_WORD_TO_PICK` cycles), and the loop's beats:
+    each takes the next kept bits of the word inside the segment, at most ``lanes``, whose
+    values lie in the value word the last beat read and the next (or in its first value's word
+    alone), and emits those on the stride's phase.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim != 4:
+        raise ValueError(f"mask must be (N, C, H, W), not shape {mask.shape}")
+    n_images, n_channels, height, width = mask.shape
+    if not isinstance(kernel, int) or kernel < 1:
+        raise ValueError(f"kernel must be a positive integer, not {kernel!r}")
+    if stride not in (1, 2):
+        raise ValueError(f"stride must be 1 or 2, not {stride!r}")
+    if not isinstance(padding, int) or not 0 <= padding < kernel:
+        raise ValueError(f"padding must be from 0 to kernel - 1 ({kernel - 1}), not {padding!r}")
+    if min(height, width) + 2 * padding < kernel:
+        raise ValueError(f"a {height}x{width} map padded by {padding} is smaller than the "
+                         f"{kernel}x{kernel} kernel")
+    channels = n_channels - first_channel if channels is None else channels
+    out_h = (height + 2 * padding - kernel) // stride + 1
+    out_rows = n_images * out_h - first_out_row if out_rows is None else out_rows
+    word, lanes = config.act_scan_bits, config.topk_lanes
+    flat = mask.transpose(1, 0, 2, 3).reshape(-1)
+    before = np.concatenate([[0], np.cumsum(flat)]).tolist()
+    flat = flat.tolist()
+    actions = _conv_walk(mask.shape, kernel, stride, padding, first_channel, channels,
+                         first_out_row, out_rows)
+
+    last_word = None  # the value word the last beat read
+
+    def word_beats(row, first, last, lo, hi):
+        """The loop's cycles for the bits ``lo .. hi`` of a segment ``first .. last``: a beat
+        takes the kept bits whose values lie in the word the last beat read and the next, or
+        in the word of its first value."""
+        nonlocal last_word
+        index = before[lo]
+        kept = [b for b in range(lo, hi + 1) if flat[b]]
+        beats = []
+        while kept:
+            word, offset = divmod(index, lanes)
+            take = min(len(kept), lanes if word == last_word else lanes - offset)
+            emitted = sum(1 for b in kept[:take] if (b - first) % stride == 0)
+            if emitted:
+                last_word = word + (offset + take > lanes)
+            beats.append((row, emitted))
+            kept, index = kept[take:], index + take
+        return beats or [(row, 0)]
+
+    # Cycle by cycle: the walk (cycle 2 is its first), its output register, the word issue,
+    # the words in flight to the loop, and the loop.
+    cycle, walk_at, out = 1, 0, None
+    issuing = []          # the current segment's words still to issue: (row, beats)
+    in_flight = []        # issued words: (cycle the loop may take it, beats)
+    loop_free, loop_row = 2, 0
+    scan = {}
+    walk_done_at = None
+    while walk_at < len(actions) or out is not None or issuing or in_flight:
+        # The loop takes the next word once it is there and the previous one is done.
+        if in_flight and in_flight[0][0] <= cycle and loop_free <= cycle:
+            _, beats = in_flight.pop(0)
+            for i, beat in enumerate(beats):
+                scan[cycle + i] = beat
+            loop_free = cycle + len(beats)
+        # The word issue: a word a cycle while the words in flight leave room.
+        taken_out = False
+        if issuing and len(in_flight) + (loop_free > cycle) < CONV_WORDS_IN_FLIGHT:
+            in_flight.append((cycle + CONV_WORD_TO_PICK, issuing.pop(0)))
+            taken_out = not issuing and out is not None
+        elif not issuing and out is not None:
+            taken_out = True
+        if taken_out:
+            row, first, last = out
+            issuing = [word_beats(row, first, last, max(first, w * word),
+                                  min(last, w * word + word - 1))
+                       for w in range(first // word, last // word + 1)]
+            out = None
+        # The walk: a cycle per action; a row cycle waits while the output is full.
+        if cycle >= 2 and walk_at < len(actions):
+            action = actions[walk_at]
+            if action is None:
+                walk_at += 1
+            elif out is None or taken_out:
+                if action[1] is not None:
+                    out = action[1]
+                walk_at += 1
+            if walk_at == len(actions):
+                walk_done_at = cycle
+        cycle += 1
+    end = max([walk_done_at or 1] + list(scan))
+    return [scan.get(c, (loop_row, 0)) for c in range(1, end + 1)]
+
+
+def conv_read_result_cycle(scan):
+    """The cycle of a conv read's result, counted from its command's, given its
+    :func:`act_conv_read` cycles: :data:`CONV_RESULT_AFTER` after the last, or
+    :data:`CONV_RESULT_AFTER_BEAT` after the last that emits, whichever is later."""
+    emitting = [c for c, (_, emitted) in enumerate(scan, 1) if emitted]
+    last_beat = emitting[-1] + CONV_RESULT_AFTER_BEAT if emitting else 0
+    return max(len(scan) + CONV_RESULT_AFTER, last_beat)
+
+
+def gemm_saved_cycles(config, mask, tiles, *, scan=None):
     """Cycles of a GEMM_SAVED command reading a feature-major saved tensor (row read) whose keep
-    mask is ``mask`` (``features x depth``), times ``tiles`` dense tiles."""
+    mask is ``mask`` (``features x depth``), times ``tiles`` dense tiles.
+
+    ``scan`` is the buffer read's cycles, :func:`act_row_read` of ``mask`` by default; a conv
+    read's are :func:`act_conv_read`'s (``mask`` is then its im2col keep matrix, features by
+    output pixels)."""
     mask = np.asarray(mask, dtype=bool)
     rows, depth = mask.shape
     counts = mask.sum(axis=1).astype(int).tolist()
@@ -393,7 +562,7 @@ def gemm_saved_cycles(config, mask, tiles):
     # the next arrives; passing a finished row, or an empty one, takes a cycle in which it
     # accepts nothing; the buffer's result, once the stage and the register are empty,
     # closes the remaining rows).
-    steps = act_row_read(config, mask)
+    steps = act_row_read(config, mask) if scan is None else scan
     step, cycle = 0, SAVED_FIRST_SCAN
     out = skid = None          # the register's two entries: (row, take)
     stage = None               # the buffer's beat stage: (row, take)

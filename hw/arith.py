@@ -2,7 +2,7 @@
 
 from amaranth.hdl import Mux, Signal, Value, signed
 
-__all__ = ["magnitude", "logic_product"]
+__all__ = ["magnitude", "logic_product", "popcount"]
 
 
 def magnitude(value):
@@ -14,6 +14,16 @@ def magnitude(value):
     value = Value.cast(value)
     width = len(value)
     return Mux(value[-1], -value, value)[:width]
+
+
+def popcount(bits):
+    """The set bits of ``bits``, as a balanced tree of adders (``log2`` levels, not a chain)."""
+    bits = Value.cast(bits)
+    terms = [bits[i] for i in range(len(bits))] or [Value.cast(0)]
+    while len(terms) > 1:
+        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
+                 for i in range(0, len(terms), 2)]
+    return terms[0]
 
 
 def logic_product(m, a, b, *, name="product", keep=True):

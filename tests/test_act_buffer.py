@@ -28,6 +28,31 @@ def test_cocotb_against_golden(run_cocotb, width, lanes, word_bits):
                params={"buffer": params, "cases": 40})
 
 
+# Conv reads: a word spanning several map rows (16 bits, 4 lanes), short words (8 bits, 2
+# lanes), and one lane with 2-bit words (every segment many words, every beat one element).
+@pytest.mark.parametrize("width, lanes, word_bits", [(8, 4, 16), (8, 2, 8), (16, 1, 2)])
+def test_cocotb_conv_reads_against_golden(run_cocotb, width, lanes, word_bits):
+    params = buffer_params(width=width, lanes=lanes, word_bits=word_bits, bitmap_capacity=1024,
+                           value_capacity=512, max_tensors=4, max_rows=64, max_cols=64,
+                           max_len=1 << 10)
+    run_cocotb(build(params), toplevel="act_buffer", test_module="sim.testbenches.act_buffer",
+               params={"buffer": params, "cases": 20, "suite": "conv"})
+
+
+# The conv read's rate on whole layers with the default word and lanes: 32-wide maps (a row a
+# word) and 4-wide ones (a row a segment), stride 1 and 2 (cycles in the log, checked against
+# golden.perf_model within 2 %).
+@pytest.mark.slow
+def test_cocotb_conv_read_rate(run_cocotb):
+    params = buffer_params(width=8, lanes=4, word_bits=32, bitmap_capacity=8192,
+                           value_capacity=8192, max_tensors=2, max_rows=256, max_cols=2048,
+                           max_len=1 << 13)
+    rate = [[2, 4, 32, 32, 3, s, 1, d] for s in (1, 2) for d in (0.1, 0.5)] \
+        + [[8, 8, 4, 4, 3, s, 1, d] for s in (1, 2) for d in (0.1, 0.5)]
+    run_cocotb(build(params), toplevel="act_buffer", test_module="sim.testbenches.act_buffer",
+               params={"buffer": params, "suite": "conv_rate", "rate": rate})
+
+
 def test_formal_stream_rules(prove):
     from sim.formal.act_buffer import ActivationBufferSpec
 

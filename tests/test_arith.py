@@ -54,3 +54,24 @@ def test_logic_product_wide_operands(width):
 def test_magnitude_of_the_most_negative_value_fits():
     cases = [(x, 0, abs(x)) for x in range(-128, 128)]
     simulate(8, lambda m, a, b: magnitude(a), cases)
+
+
+@pytest.mark.parametrize("width", [1, 5, 32])
+def test_popcount_counts_the_set_bits(width):
+    from hw.arith import popcount
+
+    rng = random.Random(width)
+    values = [0, (1 << width) - 1] + [rng.getrandbits(width) for _ in range(20)]
+    bits = Signal(width)
+    count = Signal(range(width + 1))
+    m = Module()
+    m.d.comb += count.eq(popcount(bits))
+    sim = Simulator(m)
+
+    async def bench(ctx):
+        for value in values:
+            ctx.set(bits, value)
+            assert ctx.get(count) == bin(value).count("1"), value
+
+    sim.add_testbench(bench)
+    sim.run()

@@ -76,3 +76,93 @@ def test_format_comparison_bitmap_wins_at_swat_densities():
             assert f["entropy"] <= f["bitmap"] < min(f["dense"], f["index_value"])
     f = format_comparison(1 << 20, 0.01, 8)
     assert f["index_value"] < f["bitmap"]  # very sparse: indices win
+
+
+def _conv_maps(rng, shape, density):
+    x = rng.integers(-128, 128, size=shape)
+    x[rng.random(shape) < 0.2] = 0  # kept zeros are stored
+    return x, rng.random(shape) < density
+
+
+def _stored_matrix(x):
+    """``X~`` (N, C, H, W) as the matrix written: its planes in (channel, image) order."""
+    n, c, h, w = x.shape
+    return x.transpose(1, 0, 2, 3).reshape(c * n, h * w)
+
+
+def _conv(shape, kernel, stride, padding, **kw):
+    from golden.layers import conv_out_size
+
+    n, c, h, w = shape
+    args = dict(images=n, height=h, width=w, kernel=kernel, stride=stride, padding=padding,
+                out_h=conv_out_size(h, kernel, stride, padding),
+                out_w=conv_out_size(w, kernel, stride, padding), first_channel=0, channels=c,
+                first_out_row=0)
+    args["out_rows"] = n * args["out_h"]
+    args.update(kw)
+    return args
+
+
+@pytest.mark.parametrize("shape, kernel, stride, padding", [
+    ((2, 3, 5, 5), 3, 1, 1), ((2, 2, 7, 6), 3, 2, 1), ((1, 2, 9, 9), 7, 2, 3),
+    ((1, 1, 1, 1), 3, 1, 1), ((1, 1, 2, 2), 3, 1, 1), ((3, 2, 4, 4), 1, 1, 0)])
+@pytest.mark.parametrize("density", [0.0, 0.4, 1.0])
+def test_conv_read_gives_the_im2col_rows(shape, kernel, stride, padding, density):
+    from golden.layers import im2col
+
+    rng = np.random.default_rng(sum(shape) + kernel)
+    x, mask = _conv_maps(rng, shape, density)
+    buf = make(bitmap_capacity=4096, value_capacity=4096)
+    buf.write(1, _stored_matrix(x), _stored_matrix(mask), directory=True)
+    args = _conv(shape, kernel, stride, padding)
+    cols = im2col(np.where(mask, x, 0), kernel, stride, padding)
+    kept = im2col(mask.astype(np.int64), kernel, stride, padding)
+    want = [(f, int(m), int(cols[m, f])) for f in range(cols.shape[1])
+            for m in np.nonzero(kept[:, f])[0]]
+    assert buf.read_conv(1, **args) == want
+    # A range of channels and output rows: the same entries, re-based.
+    if shape[1] > 1 and args["out_rows"] > 2:
+        k2 = kernel * kernel
+        part = buf.read_conv(1, **{**args, "first_channel": 1, "channels": 1,
+                                   "first_out_row": 1, "out_rows": 2})
+        lo, hi = args["out_w"], 3 * args["out_w"]
+        assert part == [(f - k2, c - lo, v) for f, c, v in want
+                        if k2 <= f < 2 * k2 and lo <= c < hi]
+
+
+def test_directory_accounting():
+    rng = np.random.default_rng(3)
+    buf = make(bitmap_capacity=4096, value_capacity=4096, word_bits=8, count_bits=12,
+               directory_capacity=10)
+    x, mask = _conv_maps(rng, (1, 2, 5, 5), 0.3)
+    d = buf.write(0, _stored_matrix(x), _stored_matrix(mask), directory=True)
+    # 50 bits: 7 words of 8, 4 blocks of two, entries of 12 + 4 bits.
+    assert d.directory_entries == 4 and buf.directory_used == 4
+    assert buf.stored_bits(0) == 50 + 8 * int(mask.sum()) + 4 * 16
+    plain = buf.write(1, _stored_matrix(x), _stored_matrix(mask))
+    assert plain.directory_entries == 0 and buf.stored_bits(1) == 50 + 8 * int(mask.sum())
+    buf.write(2, _stored_matrix(x), _stored_matrix(mask), directory=True)
+    with pytest.raises(BufferFull, match="the directory does not fit"):
+        buf.write(3, _stored_matrix(x), _stored_matrix(mask), directory=True)
+    buf.free(2)
+    assert buf.directory_used == 4
+
+
+def test_conv_reads_are_refused():
+    from golden.act_buffer import ReadRefused
+
+    rng = np.random.default_rng(4)
+    x, mask = _conv_maps(rng, (2, 2, 4, 4), 0.5)
+    buf = make(bitmap_capacity=4096, value_capacity=4096)
+    buf.write(0, _stored_matrix(x), _stored_matrix(mask), directory=True)
+    buf.write(1, _stored_matrix(x), _stored_matrix(mask))
+    args = _conv((2, 2, 4, 4), 3, 1, 1)
+    with pytest.raises(ReadRefused, match="has no directory"):
+        buf.read_conv(1, **args)
+    with pytest.raises(ReadRefused, match="holds no tensor"):
+        buf.read_conv(2, **args)
+    for bad in ({"kernel": 0}, {"stride": 0}, {"stride": 3}, {"padding": 3}, {"channels": 0},
+                {"out_rows": 0}, {"out_w": 5}, {"first_channel": 1},
+                {"first_out_row": 1}):
+        with pytest.raises(ReadRefused):
+            buf.read_conv(0, **{**args, **bad})

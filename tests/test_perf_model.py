@@ -72,3 +72,77 @@ def test_top_model_agrees_with_the_rtl(run_cocotb, simulator, tmp_path, name):
     report = json.loads(out.read_text())
     kinds = {r["kind"] for r in report}
     assert kinds == {"threshold", "save", "gemm", "gemm_dense", "gemm_saved"}
+
+
+def _conv_mask(shape, density, seed=0):
+    import numpy as np
+
+    return np.random.default_rng(seed).random(shape) < density
+
+
+def test_conv_read_emits_every_im2col_element_once():
+    import numpy as np
+
+    from golden.layers import im2col
+    from golden.perf_model import act_conv_read, conv_read_result_cycle
+
+    config = AccelConfig()
+    for shape, kernel, stride, padding in [((2, 3, 6, 5), 3, 1, 1), ((1, 2, 9, 9), 7, 2, 3),
+                                           ((1, 1, 1, 1), 3, 1, 1)]:
+        mask = _conv_mask(shape, 0.4)
+        scan = act_conv_read(config, mask, kernel=kernel, stride=stride, padding=padding)
+        kept = im2col(mask.astype(np.int64), kernel, stride, padding).sum(axis=0)
+        assert sum(e for _, e in scan) == kept.sum()
+        # Each feature's elements in order: the rows emitted never go back.
+        rows = [r for r, e in scan if e]
+        assert rows == sorted(rows)
+        # A beat holds at most a beat's lanes.
+        assert max(e for _, e in scan) <= config.topk_lanes
+        assert conv_read_result_cycle(scan) >= len(scan) + 2
+
+
+def test_conv_read_costs_about_a_cycle_per_segment_on_small_maps():
+    from golden.feature_maps import row_segments
+    from golden.perf_model import act_conv_read, conv_read_result_cycle
+
+    config = AccelConfig()
+    shape = (8, 8, 4, 4)
+    for stride in (1, 2):
+        scan = act_conv_read(config, _conv_mask(shape, 0.1), kernel=3, stride=stride,
+                             padding=1)
+        segments = sum(len(row_segments(shape, f, 3, stride, 1))
+                       for f in [(c, ky, kx) for c in range(8) for ky in range(3)
+                                 for kx in range(3)])
+        assert conv_read_result_cycle(scan) / segments < 1.5
+
+
+def test_gemm_saved_cycles_takes_a_conv_read():
+    import numpy as np
+
+    from golden.layers import im2col
+    from golden.perf_model import act_conv_read, gemm_saved_cycles
+
+    config = AccelConfig()
+    mask = _conv_mask((1, 2, 5, 5), 0.3)
+    features = im2col(mask.astype(np.int64), 3, 1, 1).T.astype(bool)
+    plain = gemm_saved_cycles(config, features, 2)
+    assert gemm_saved_cycles(config, features, 2, scan=None) == plain
+    conv = gemm_saved_cycles(config, features, 2,
+                             scan=act_conv_read(config, mask, kernel=3, stride=1, padding=1))
+    assert conv > 0
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"kernel": 0}, "kernel must be a positive integer, not 0"),
+    ({"stride": 3}, "stride must be 1 or 2, not 3"),
+    ({"padding": 3}, r"padding must be from 0 to kernel - 1 \(2\), not 3"),
+    ({"kernel": 7, "padding": 1}, "a 4x4 map padded by 1 is smaller than the 7x7 kernel"),
+])
+def test_conv_read_model_parameters_are_validated(kwargs, message):
+    from golden.perf_model import act_conv_read
+
+    args = {"kernel": 3, "stride": 1, "padding": 1, **kwargs}
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        act_conv_read(AccelConfig(), _conv_mask((1, 1, 4, 4), 0.5), **args)
+    with pytest.raises(ValueError, match=r"^mask must be \(N, C, H, W\), not shape \(4, 4\)$"):
+        act_conv_read(AccelConfig(), _conv_mask((4, 4), 0.5), kernel=3, stride=1, padding=1)

@@ -7,6 +7,9 @@ from amaranth.lib.wiring import In, Out
 from ..mask_packer import compressed_beat
 from ..memory import SimpleDualPortMemory
 from ..skid_buffer import SkidBuffer
+from .conv_scan import SegmentScan
+from .conv_segments import SegmentWalk
+from .directory import DirectoryBuilder
 from .geometry import BufferGeometry
 from .row_scan import RowScan
 from .table import TensorTable
@@ -27,6 +30,8 @@ class ActOp(enum.Enum, shape=3):
     READ_DENSE = 3
     #: Release ``slot``; its space returns when every tensor written after it is released too.
     FREE = 4
+    #: Stream the weight gradient's im2col rows of the feature maps of ``slot`` (see ``conv``).
+    READ_CONV = 5
 
 
 class ActivationBuffer(wiring.Component):
@@ -50,16 +55,37 @@ class ActivationBuffer(wiring.Component):
     expanded to dense: an element takes two cycles. A dense read walks every element the same
     way, one a beat, two cycles each.
 
-    A write that does not fit (bitmap, values or table), whose slot is taken, or whose length
-    differs from ``rows * cols`` is refused: its stream is consumed, nothing stored is touched
+    A write with ``directory`` also stores the tensor's *directory* in a third memory: one entry
+    per block of two bitmap words of the tensor (words ``2b`` and ``2b + 1`` counted from the
+    tensor's first), holding the tensor's kept values before the block and the kept bits of the
+    block's first word, so that the value of any bit is found from one entry and a popcount
+    within its word. Directory entries are allocated as a third stack beside the bitmap and
+    values. A conv read (``READ_CONV``) reads a tensor holding a convolution's input ``X~``
+    (N, C, H, W), its planes in (channel, image) order (:mod:`golden.feature_maps`), written
+    with a directory, and streams the weight gradient's im2col rows built on read: for every
+    feature ``f = ((c - first_channel) * kernel + ky) * kernel + kx`` of the channels asked, in
+    increasing order, the kept elements of its row within the output rows asked, ``col`` being
+    ``(r - first_out_row) * out_w + ox`` for output row ``r = n * out_h + oy``, increasing; a
+    row without kept elements gives no beat, and ``last`` is 0 (the result ends the read). A
+    :class:`SegmentWalk` gives each feature's stored segments (a segment per input row) and a
+    :class:`SegmentScan` reads them: a bitmap word a cycle, each with its directory entry, and
+    up to ``lanes`` elements a beat (whose values lie in the value word the last beat read and
+    the one after it), so a cycle per word of a segment, plus one per extra beat; at stride 2 a beat passes over the values between
+    the kept columns. A conv read is refused, with no beats, for a slot without a tensor or a
+    directory, or a geometry the walk refuses (see :class:`SegmentWalk`).
+
+    A write that does not fit (bitmap, values, directory or table), whose slot is taken, or
+    whose length differs from ``rows * cols`` is refused: its stream is consumed, nothing stored is touched
     (a write only ever fills space above the stack's top, which it claims at the end), and the
     result reports ``error``.
 
     This component runs the commands and joins the parts that do the work: a
     :class:`TensorTable` (descriptors and stack allocation), a :class:`TensorWriter`, a
-    :class:`RowScan` (row reads, and a column read's first pass) and an :class:`ElementWalk`
-    (column and dense reads). It holds the three memories (bitmap, values, and the column
-    walk's cursors) and gives their read ports to the scan or the walk, whichever runs.
+    :class:`RowScan` (row reads, and a column read's first pass), an :class:`ElementWalk`
+    (column and dense reads), a :class:`DirectoryBuilder` (directories, as a write's bitmap
+    words are written), and a :class:`SegmentWalk` and :class:`SegmentScan` (conv reads). It
+    holds the four memories (bitmap, values, directory, and the column walk's cursors) and
+    gives their read ports to the read that runs.
 
     Parameters
     ----------
@@ -84,7 +110,11 @@ class ActivationBuffer(wiring.Component):
     Attributes
     ----------
     cmd : In(stream.Signature(cmd_layout))
-        ``op`` (:class:`ActOp`), ``slot``, ``rows``, ``cols`` (``WRITE`` only).
+        ``op`` (:class:`ActOp`), ``slot``; ``rows``, ``cols`` and ``directory`` (``WRITE``
+        only); ``conv`` (``READ_CONV`` only, :attr:`BufferGeometry.conv_layout`): ``images``,
+        ``height``, ``width``, ``out_h``, ``out_w``, ``kernel`` (1 to 7), ``stride`` (1 or 2),
+        ``padding`` (0 to 3, below ``kernel``), ``first_channel``, ``channels``,
+        ``first_out_row``, ``out_rows``.
     wdata : In(stream.Signature(...))
         The compressed tensor of a ``WRITE`` (the top-K selector's ``out`` layout).
     rdata : Out(stream.Signature(rdata_layout))
@@ -93,7 +123,8 @@ class ActivationBuffer(wiring.Component):
         dense reads carry one element a beat.
     result : Out(stream.Signature(result_layout))
         One per command: ``op``, ``slot``, ``error``, ``n``, ``kept``, ``stored_bits`` (of the
-        slot: ``n + kept * width``).
+        slot: ``n + kept * width``, plus ``ceil(n / (2 * word_bits)) * directory_entry_bits``
+        with a directory).
     bitmap_used, values_used : Signal, out
         Occupancy, in bits and in values (whole words).
     geometry : BufferGeometry
@@ -125,6 +156,8 @@ class ActivationBuffer(wiring.Component):
             "slot": range(max_tensors),
             "rows": range(max_rows + 1),
             "cols": range(max_cols + 1),
+            "directory": 1,
+            "conv": g.conv_layout,
         })
         self.rdata_layout = g.rdata_layout
         self.result_layout = data.StructLayout({
@@ -133,7 +166,8 @@ class ActivationBuffer(wiring.Component):
             "error": 1,
             "n": g.count_shape,
             "kept": g.count_shape,
-            "stored_bits": range(max_rows * max_cols + (self.value_words * lanes) * width + 1),
+            "stored_bits": range(max_rows * max_cols + (self.value_words * lanes) * width
+                                 + g.directory_words * g.directory_entry_bits + 1),
         })
         self.descriptor_layout = g.descriptor_layout
         super().__init__({
@@ -170,16 +204,24 @@ class ActivationBuffer(wiring.Component):
             shape=unsigned(g.lanes * g.width), depth=g.value_words)
         m.submodules.cursor_mem = cursor_mem = SimpleDualPortMemory(
             shape=g.cursor_shape, depth=g.max_rows)
+        m.submodules.directory_mem = directory_mem = SimpleDualPortMemory(
+            shape=unsigned(g.directory_entry_bits), depth=g.directory_words)
         m.submodules.table = table = TensorTable(g)
         m.submodules.writer = writer = TensorWriter(g, self.wdata_layout)
         m.submodules.scan = scan = RowScan(g)
         m.submodules.walk = walk = ElementWalk(g)
+        m.submodules.directory = directory = DirectoryBuilder(g)
+        m.submodules.segments = segments = SegmentWalk(g)
+        m.submodules.conv_scan = conv_scan = SegmentScan(g, segments.segment_layout)
+        wiring.connect(m, segments.o, conv_scan.segments)
         # The reads' beats go through a skid buffer onto ``rdata``, so that the consumer's
         # ready does not reach into the scan's logic.
         m.submodules.rdata_skid = skid = SkidBuffer(self.rdata_layout)
         wiring.connect(m, skid.o, wiring.flipped(self.rdata))
 
-        cmd = Signal(data.StructLayout({"op": ActOp, "slot": range(self.max_tensors)}))
+        cmd = Signal(data.StructLayout({"op": ActOp, "slot": range(self.max_tensors),
+                                        "conv": g.conv_layout}))
+        conv_active = Signal()  # a conv read runs: its addresses drive the read ports
         result = Signal(self.result_layout)
         desc, desc_n = table.desc, table.desc_n
         # The table registers the descriptor of the command's slot as the command is taken.
@@ -197,8 +239,18 @@ class ActivationBuffer(wiring.Component):
         wiring.connect(m, writer.commit, table.commit)
         m.d.comb += [
             writer.rows.eq(self.cmd.payload.rows), writer.cols.eq(self.cmd.payload.cols),
+            writer.directory.eq(self.cmd.payload.directory),
             writer.taken.eq(desc.valid), writer.full.eq(table.full),
             writer.bitmap_top.eq(table.bitmap_top), writer.value_top.eq(table.value_top),
+            writer.directory_top.eq(table.directory_top),
+            directory.start.eq(writer.start), directory.enable.eq(self.cmd.payload.directory),
+            directory.directory_top.eq(table.directory_top),
+            directory.bitmap_write.en.eq(writer.bitmap_write.en),
+            directory.bitmap_write.addr.eq(writer.bitmap_write.addr),
+            directory.bitmap_write.data.eq(writer.bitmap_write.data),
+            directory_mem.w_en.eq(directory.directory_write.en),
+            directory_mem.w_addr.eq(directory.directory_write.addr),
+            directory_mem.w_data.eq(directory.directory_write.data),
         ]
         for mem, port in ((bitmap_mem, writer.bitmap_write), (value_mem, writer.value_write)):
             m.d.comb += [mem.w_en.eq(port.en), mem.w_addr.eq(port.addr), mem.w_data.eq(port.data)]
@@ -209,10 +261,19 @@ class ActivationBuffer(wiring.Component):
             scan.desc.eq(desc), scan.first_pass.eq(cmd.op == ActOp.READ_COLS),
             walk.desc.eq(desc), walk.desc_n.eq(desc_n), walk.dense.eq(cmd.op == ActOp.READ_DENSE),
             scan.bitmap_data.eq(bitmap_mem.r_data), walk.bitmap_data.eq(bitmap_mem.r_data),
-            bitmap_mem.r_addr.eq(Mux(scan.reading, scan.bitmap_addr, walk.bitmap_addr)),
+            bitmap_mem.r_addr.eq(Mux(conv_active, conv_scan.bitmap_addr,
+                                     Mux(scan.reading, scan.bitmap_addr, walk.bitmap_addr))),
             scan.value_data.eq(value_mem.r_data), walk.value_data.eq(value_mem.r_data),
-            value_mem.r_addr.eq(Mux(walk.value_owned, walk.value_addr, scan.value_addr)),
-            value_mem.r_en.eq(scan.reading | walk.value_en),
+            value_mem.r_addr.eq(Mux(conv_active, conv_scan.value_addr,
+                                    Mux(walk.value_owned, walk.value_addr, scan.value_addr))),
+            value_mem.r_en.eq(scan.reading | walk.value_en | conv_active),
+            segments.conv.eq(cmd.conv), segments.n.eq(desc_n),
+            conv_scan.desc.eq(desc), conv_scan.stride2.eq(cmd.conv.stride == 2),
+            conv_scan.start.eq(segments.start),
+            conv_scan.bitmap_data.eq(bitmap_mem.r_data),
+            conv_scan.value_data.eq(value_mem.r_data),
+            conv_scan.directory_data.eq(directory_mem.r_data),
+            directory_mem.r_addr.eq(conv_scan.directory_addr),
             walk.cursor_data.eq(cursor_mem.r_data), cursor_mem.r_addr.eq(walk.cursor_addr),
         ]
         # The scan's first pass writes each row's first cursor, the walk moves them on; never
@@ -223,12 +284,20 @@ class ActivationBuffer(wiring.Component):
                              cursor_mem.w_data.eq(port.data)]
         # A read is either a scan or a walk, and ends once its beats have left, so their beats
         # never meet.
-        m.d.comb += [skid.i.valid.eq(scan.o.valid | walk.o.valid),
-                     scan.o.ready.eq(skid.i.ready), walk.o.ready.eq(skid.i.ready)]
+        m.d.comb += [skid.i.valid.eq(scan.o.valid | walk.o.valid | conv_scan.o.valid),
+                     scan.o.ready.eq(skid.i.ready), walk.o.ready.eq(skid.i.ready),
+                     conv_scan.o.ready.eq(skid.i.ready)]
         with m.If(scan.o.valid):
             m.d.comb += skid.i.payload.eq(scan.o.payload)
+        with m.Elif(conv_scan.o.valid):
+            m.d.comb += skid.i.payload.eq(conv_scan.o.payload)
         with m.Else():
             m.d.comb += skid.i.payload.eq(walk.o.payload)
+
+        def stored_bits(n, kept, has_directory):
+            """Bits a tensor takes: bitmap, values, and its directory entries if any."""
+            blocks = (n + 2 * g.word_bits - 1) >> (2 * g.word_bits - 1).bit_length()
+            return n + kept * g.width + Mux(has_directory, blocks * g.directory_entry_bits, 0)
 
         def finish(error, n, kept):
             m.d.sync += [result.error.eq(error), result.n.eq(n), result.kept.eq(kept)]
@@ -240,6 +309,7 @@ class ActivationBuffer(wiring.Component):
                 with m.If(self.cmd.valid):
                     m.d.sync += [
                         cmd.op.eq(self.cmd.payload.op), cmd.slot.eq(self.cmd.payload.slot),
+                        cmd.conv.eq(self.cmd.payload.conv),
                         result.op.eq(self.cmd.payload.op), result.slot.eq(self.cmd.payload.slot),
                         result.stored_bits.eq(0), result.error.eq(0),
                     ]
@@ -254,8 +324,9 @@ class ActivationBuffer(wiring.Component):
 
             with m.State("WRITE"):
                 with m.If(writer.commit.valid):
+                    entry = writer.commit.payload
                     m.d.sync += result.stored_bits.eq(
-                        writer.commit.payload.n + writer.commit.payload.kept * g.width)
+                        stored_bits(entry.n, entry.kept, entry.directory))
                 with m.If(writer.result.valid):
                     verdict = writer.result.payload
                     finish(verdict.error, verdict.n, verdict.kept)
@@ -265,7 +336,8 @@ class ActivationBuffer(wiring.Component):
                     finish(1, 0, 0)
                 with m.Else():
                     m.d.comb += table.free.eq(1)
-                    m.d.sync += [result.stored_bits.eq(desc_n + desc.kept * g.width),
+                    m.d.sync += [result.stored_bits.eq(stored_bits(desc_n, desc.kept,
+                                                                   desc.directory)),
                                  result.n.eq(desc_n), result.kept.eq(desc.kept),
                                  result.error.eq(0)]
                     m.next = "POP"
@@ -278,11 +350,20 @@ class ActivationBuffer(wiring.Component):
 
             with m.State("READ_CHECK"):
                 m.d.sync += [result.n.eq(desc_n), result.kept.eq(desc.kept),
-                             result.stored_bits.eq(desc_n + desc.kept * g.width)]
+                             result.stored_bits.eq(stored_bits(desc_n, desc.kept,
+                                                               desc.directory))]
                 # The tensor's first words are read for the scan whatever the read.
                 m.d.comb += scan.prime.eq(1)
                 with m.If(~desc.valid | desc.freed):
                     finish(1, 0, 0)
+                with m.Elif(cmd.op == ActOp.READ_CONV):
+                    # Even with no kept element, the walk checks the geometry.
+                    with m.If(~desc.directory):
+                        finish(1, 0, 0)
+                    with m.Else():
+                        m.d.comb += segments.start.eq(1)
+                        m.d.sync += conv_active.eq(1)
+                        m.next = "CONV"
                 with m.Elif((cmd.op != ActOp.READ_DENSE) & (desc.kept == 0)):
                     # Nothing to stream: the result alone ends the read.
                     m.next = "RESULT"
@@ -305,10 +386,20 @@ class ActivationBuffer(wiring.Component):
                 with m.If(walk.done):
                     m.next = "RESULT"
 
+            with m.State("CONV"):
+                # Once the walk has given every segment and the scan has emitted every beat.
+                with m.If(~segments.busy & ~conv_scan.busy):
+                    m.d.sync += conv_active.eq(0)
+                    with m.If(segments.error):
+                        finish(1, 0, 0)
+                    with m.Else():
+                        m.next = "RESULT"
+
             with m.State("RESULT"):
                 # After the read's last beat has left (the result ends a read): nothing runs,
                 # and the scan's stage and the skid buffer are empty.
                 m.d.comb += self.result.valid.eq(~scan.busy & ~walk.busy & ~scan.o.valid
+                                                 & ~segments.busy & ~conv_scan.busy
                                                  & (skid.occupancy == 0))
                 with m.If(self.result.valid & self.result.ready):
                     m.next = "IDLE"

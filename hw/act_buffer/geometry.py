@@ -41,18 +41,33 @@ class BufferGeometry:
     bitmap_words, value_words : int
         Words of the bitmap memory (``word_bits`` bits each) and of the value memory
         (``lanes`` values each).
+    directory_words : int
+        Entries of the directory memory: one per block of two bitmap words,
+        ``ceil(bitmap_words / 2)``.
     count_shape : range
         An element or value count of one tensor (``n``, ``kept``).
-    bitmap_addr_width, value_addr_width, cursor_addr_width : int
-        Address widths of the bitmap, value and cursor memories.
+    bitmap_addr_width, value_addr_width, cursor_addr_width, directory_addr_width : int
+        Address widths of the bitmap, value, cursor and directory memories.
     cursor_shape : Shape
-        A cursor: a value's index in the whole value memory.
+        A cursor: a value's index in the whole value memory (also the width of a directory
+        entry's count).
+    directory_entry_layout : StructLayout
+        A directory entry: ``count`` (the tensor's kept values before the block) and ``first``
+        (the kept bits of the block's first word).
+    directory_entry_bits : int
+        Its width.
     descriptor_layout : StructLayout
-        A stored tensor's descriptor: ``valid``, ``freed``, ``bitmap_base``, ``value_base``
-        (in words), ``rows``, ``cols``, ``n`` (``rows * cols``), ``kept``.
+        A stored tensor's descriptor: ``valid``, ``freed``, ``bitmap_base``, ``value_base``,
+        ``directory_base`` (in words), ``directory`` (it has one), ``rows``, ``cols``, ``n``
+        (``rows * cols``), ``kept``.
     entry_layout : StructLayout
-        A written tensor as the table stores it: ``rows``, ``cols``, ``n``, ``kept``, and the
-        words it takes, ``bitmap_words`` and ``value_words``.
+        A written tensor as the table stores it: ``rows``, ``cols``, ``n``, ``kept``,
+        ``directory``, and the words it takes, ``bitmap_words``, ``value_words`` and
+        ``directory_words``.
+    conv_layout : StructLayout
+        A conv read's geometry (the ``conv`` field of the buffer's command): ``images``,
+        ``height``, ``width``, ``out_h``, ``out_w``, ``kernel``, ``stride``, ``padding``,
+        ``first_channel``, ``channels``, ``first_out_row``, ``out_rows``.
     rdata_layout : StructLayout
         A read beat: ``row``, ``count``, ``col`` and ``value`` (``lanes`` each), ``last``.
 
@@ -81,6 +96,7 @@ class BufferGeometry:
         self.word_bits = word_bits
         self.bitmap_words = -(-bitmap_capacity // word_bits)
         self.value_words = -(-value_capacity // lanes)
+        self.directory_words = -(-self.bitmap_words // 2)
         self.max_tensors = max_tensors
         self.max_rows = max_rows
         self.max_cols = max_cols
@@ -89,12 +105,20 @@ class BufferGeometry:
         self.bitmap_addr_width = address_width(self.bitmap_words)
         self.value_addr_width = address_width(self.value_words)
         self.cursor_addr_width = address_width(max_rows)
+        self.directory_addr_width = address_width(self.directory_words)
         self.cursor_shape = unsigned(Shape.cast(range(self.value_words * lanes + 1)).width)
+        self.directory_entry_layout = data.StructLayout({
+            "count": self.cursor_shape,
+            "first": range(word_bits + 1),
+        })
+        self.directory_entry_bits = self.directory_entry_layout.size
         self.descriptor_layout = data.StructLayout({
             "valid": 1,
             "freed": 1,
+            "directory": 1,
             "bitmap_base": range(self.bitmap_words + 1),
             "value_base": range(self.value_words + 1),
+            "directory_base": range(self.directory_words + 1),
             "rows": range(max_rows + 1),
             "cols": range(max_cols + 1),
             "n": range(max_n + 1),  # rows * cols, kept so that no read multiplies
@@ -105,8 +129,24 @@ class BufferGeometry:
             "cols": range(max_cols + 1),
             "n": self.count_shape,
             "kept": self.count_shape,
+            "directory": 1,
             "bitmap_words": range(max_n // word_bits + 2),
             "value_words": range(self.value_words + 2),
+            "directory_words": range(max_n // word_bits // 2 + 2),
+        })
+        self.conv_layout = data.StructLayout({
+            "images": range(max_rows + 1),
+            "height": range(max_cols + 1),
+            "width": range(max_cols + 1),
+            "out_h": range(max_cols + 1),
+            "out_w": range(max_cols + 1),
+            "kernel": range(8),
+            "stride": range(4),
+            "padding": range(4),
+            "first_channel": range(max_rows + 1),
+            "channels": range(max_rows + 1),
+            "first_out_row": range(max_n + 1),
+            "out_rows": range(max_n + 1),
         })
         self.rdata_layout = data.StructLayout({
             "row": range(max_rows),

@@ -10,8 +10,8 @@ __all__ = ["TensorTable"]
 class TensorTable(wiring.Component):
     """Descriptors of the stored tensors, and the stack their words are allocated from.
 
-    Tensors are stacked in the order written, each on whole words of both memories above the
-    one before. A commit stores a written tensor's descriptor under ``slot`` and pushes it:
+    Tensors are stacked in the order written, each on whole words of the bitmap, value and
+    directory memories above the one before (a tensor without a directory takes none of it). A commit stores a written tensor's descriptor under ``slot`` and pushes it:
     its words start at the stack's top, which moves past them. ``free`` marks the tensor of
     ``slot`` freed; ``pop`` releases the top tensor if it is freed, so that a tensor's space
     returns once every tensor written after it is released too.
@@ -42,8 +42,8 @@ class TensorTable(wiring.Component):
         The stack holds a tensor, and the top one is freed.
     full : Signal, out
         Every slot holds a tensor.
-    bitmap_top, value_top : Signal, out
-        The stack's top: the first free bitmap word and value word.
+    bitmap_top, value_top, directory_top : Signal, out
+        The stack's top: the first free bitmap word, value word and directory entry.
     """
 
     def __init__(self, geometry):
@@ -60,13 +60,14 @@ class TensorTable(wiring.Component):
             "full": Out(1),
             "bitmap_top": Out(desc["bitmap_base"].shape),
             "value_top": Out(desc["value_base"].shape),
+            "directory_top": Out(desc["directory_base"].shape),
         })
 
     def elaborate(self, platform):
         m = Module()
         g = self.geometry
         slot, entry = self.slot, self.commit.payload
-        bitmap_top, value_top = self.bitmap_top, self.value_top
+        bitmap_top, value_top, directory_top = self.bitmap_top, self.value_top, self.directory_top
         table = [Signal(g.descriptor_layout, name=f"slot{s}") for s in range(g.max_tensors)]
         stack = [Signal(range(g.max_tensors), name=f"stack{s}") for s in range(g.max_tensors)]
         depth = Signal(range(g.max_tensors + 1))
@@ -93,6 +94,8 @@ class TensorTable(wiring.Component):
                         table[s].freed.eq(0),
                         table[s].bitmap_base.eq(bitmap_top),
                         table[s].value_base.eq(value_top),
+                        table[s].directory_base.eq(directory_top),
+                        table[s].directory.eq(entry.directory),
                         table[s].rows.eq(entry.rows),
                         table[s].cols.eq(entry.cols),
                         table[s].n.eq(entry.n),
@@ -106,6 +109,7 @@ class TensorTable(wiring.Component):
                 top_slot.eq(slot),
                 bitmap_top.eq(bitmap_top + entry.bitmap_words),
                 value_top.eq(value_top + entry.value_words),
+                directory_top.eq(directory_top + entry.directory_words),
             ]
 
         with m.If(self.free):
@@ -128,5 +132,6 @@ class TensorTable(wiring.Component):
                 top_slot.eq(below_slot),
                 bitmap_top.eq(top_desc.bitmap_base),
                 value_top.eq(top_desc.value_base),
+                directory_top.eq(top_desc.directory_base),
             ]
         return m

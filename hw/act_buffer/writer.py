@@ -1,6 +1,6 @@
 """The write path of the compressed-activation buffer."""
 
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -12,8 +12,9 @@ __all__ = ["TensorWriter"]
 class TensorWriter(wiring.Component):
     """Stores a compressed tensor above the stack's top, and says whether it was stored.
 
-    ``start`` begins a write of a ``rows x cols`` tensor. The next cycle refuses up front what
-    cannot fit (bitmap or table full, ``taken`` slot, no elements). Then ``wdata`` is taken at
+    ``start`` begins a write of a ``rows x cols`` tensor, with a directory if ``directory``.
+    The next cycle refuses up front what cannot fit (bitmap, directory or table full, ``taken``
+    slot, no elements). Then ``wdata`` is taken at
     its full rate, one beat a cycle, to the beat marked ``last``: the bitmap bits are packed
     into ``word_bits``-bit words, written as they fill, and each value word (``lanes`` values,
     or the tensor's last partial one) is written as it comes; a cycle flushes the last partial
@@ -37,9 +38,12 @@ class TensorWriter(wiring.Component):
         Begin a write of ``rows x cols`` (both taken in the same cycle).
     rows, cols : Signal, in
         The tensor's shape.
+    directory : Signal, in
+        With ``start``: the tensor gets a directory (its entries are written by
+        :class:`hw.act_buffer.DirectoryBuilder`).
     taken, full : Signal, in
         The slot already holds a tensor; every slot does.
-    bitmap_top, value_top : Signal, in
+    bitmap_top, value_top, directory_top : Signal, in
         The stack's top, in words of each memory.
     wdata : In(stream.Signature(wdata_layout))
         The compressed tensor.
@@ -60,10 +64,12 @@ class TensorWriter(wiring.Component):
             "start": In(1),
             "rows": In(range(g.max_rows + 1)),
             "cols": In(range(g.max_cols + 1)),
+            "directory": In(1),
             "taken": In(1),
             "full": In(1),
             "bitmap_top": In(range(g.bitmap_words + 1)),
             "value_top": In(range(g.value_words + 1)),
+            "directory_top": In(range(g.directory_words + 1)),
             "wdata": In(stream.Signature(wdata_layout)),
             "bitmap_write": Out(MemoryWriteSignature(g.bitmap_addr_width, g.word_bits)),
             "value_write": Out(MemoryWriteSignature(g.value_addr_width, g.lanes * g.width)),
@@ -94,16 +100,20 @@ class TensorWriter(wiring.Component):
         merged = Signal(word_bits + lanes)
         merged_fill = Signal(range(word_bits + lanes + 1))
         need_words = Signal.like(entry.bitmap_words)
+        need_entries = Signal.like(entry.directory_words)  # a directory entry per two words
+        directory = Signal()
         value_addr = Signal(range(g.value_words + 1))
         m.d.comb += [
             merged.eq(bits | (beat.bitmap << fill)),
             merged_fill.eq(fill + beat.bitmap_count),
             need_words.eq((n + word_bits - 1) >> wb),
+            need_entries.eq(Mux(directory, (n + 2 * word_bits - 1) >> (wb + 1), 0)),
             value_addr.eq(value_top + value_words),
             value_port.addr.eq(value_addr),
             value_port.data.eq(Cat(e.value for e in beat.entries)),
             entry.rows.eq(rows), entry.cols.eq(cols), entry.n.eq(n), entry.kept.eq(kept),
             entry.bitmap_words.eq(need_words), entry.value_words.eq(value_words),
+            entry.directory.eq(directory), entry.directory_words.eq(need_entries),
             self.result.payload.error.eq(error),
             self.result.payload.n.eq(elements),
             self.result.payload.kept.eq(kept),
@@ -120,6 +130,7 @@ class TensorWriter(wiring.Component):
                 with m.If(self.start):
                     m.d.sync += [
                         rows.eq(self.rows), cols.eq(self.cols), n.eq(self.rows * self.cols),
+                        directory.eq(self.directory),
                         bits.eq(0), fill.eq(0), elements.eq(0), kept.eq(0),
                         bitmap_words.eq(0), value_words.eq(0), refused.eq(0),
                     ]
@@ -128,6 +139,7 @@ class TensorWriter(wiring.Component):
             with m.State("CHECK"):
                 # Refuse up front what cannot fit; the stream is still consumed.
                 with m.If(self.taken | self.full | (bitmap_top + need_words > g.bitmap_words)
+                          | (self.directory_top + need_entries > g.directory_words)
                           | (n == 0)):
                     m.d.sync += refused.eq(1)
                 m.next = "STREAM"

@@ -7,7 +7,12 @@ from .payload import pack, unpack
 from .streams import StreamSink, StreamSource
 from .topk import packer_beats
 
-__all__ = ["ActivationBufferDriver", "beat_elements", "buffer_params"]
+__all__ = ["ActivationBufferDriver", "beat_elements", "buffer_params", "CONV_FIELDS"]
+
+#: The fields of a conv read's geometry (the command's ``conv``), as golden's ``read_conv``
+#: takes them.
+CONV_FIELDS = ("images", "height", "width", "out_h", "out_w", "kernel", "stride", "padding",
+               "first_channel", "channels", "first_out_row", "out_rows")
 
 
 def buffer_params(*, width, lanes, word_bits, bitmap_capacity, value_capacity, max_tensors,
@@ -34,9 +39,12 @@ class ActivationBufferDriver:
         self.rdata = StreamSink(dut, "rdata", dut.clk, rng=rng, stall=stall)
         self.result = StreamSink(dut, "result", dut.clk, rng=rng, stall=stall)
 
-    def _command(self, op, slot, rows=0, cols=0):
+    def _command(self, op, slot, rows=0, cols=0, directory=0, conv=None):
+        conv = conv or {}
         self.cmd.send([pack(self.model.cmd_layout,
-                            {"op": op.value, "slot": slot, "rows": rows, "cols": cols})])
+                            {"op": op.value, "slot": slot, "rows": rows, "cols": cols,
+                             "directory": int(directory),
+                             "conv": {name: conv.get(name, 0) for name in CONV_FIELDS}})])
 
     async def _result(self, timeout):
         await self.result.wait_for(len(self.result.received) + 1, timeout_cycles=timeout)
@@ -44,10 +52,11 @@ class ActivationBufferDriver:
         self.result.check()
         return unpack(self.model.result_layout, self.result.received[-1])
 
-    async def write(self, slot, x, mask, *, declared_shape=None):
-        """Write matrix ``x`` (kept elements per ``mask``); return the result dict."""
+    async def write(self, slot, x, mask, *, declared_shape=None, directory=False):
+        """Write matrix ``x`` (kept elements per ``mask``), with a directory if ``directory``;
+        return the result dict."""
         rows, cols = declared_shape or x.shape
-        self._command(ActOp.WRITE, slot, rows, cols)
+        self._command(ActOp.WRITE, slot, rows, cols, directory=directory)
         beats = packer_beats(x, mask, self.lanes)
         self.wdata.send([pack(self.model.wdata_layout, b) for b in beats])
         return await self._result(40 * len(beats) + 200)
@@ -61,6 +70,16 @@ class ActivationBufferDriver:
         first = len(self.rdata.received)
         self._command(op, slot)
         result = await self._result(40 * n_hint + 200)
+        beats = [unpack(self.model.rdata_layout, p) for p in self.rdata.received[first:]]
+        return (result, *beat_elements(beats))
+
+
+    async def read_conv(self, slot, conv, n_hint=1):
+        """Run a conv read of geometry ``conv`` (a dict of :data:`CONV_FIELDS`); return
+        ``(result, [(row, col, value), ...], lasts)``."""
+        first = len(self.rdata.received)
+        self._command(ActOp.READ_CONV, slot, conv=conv)
+        result = await self._result(40 * n_hint + 400)
         beats = [unpack(self.model.rdata_layout, p) for p in self.rdata.received[first:]]
         return (result, *beat_elements(beats))
 

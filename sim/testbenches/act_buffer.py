@@ -1,8 +1,10 @@
 """cocotb testbench of :class:`hw.act_buffer.ActivationBuffer` against
 :class:`golden.act_buffer.ActivationBuffer`.
 
-Parameters (``SWAT_TB_PARAMS``): ``buffer`` (see :func:`sim.drivers.act_buffer.buffer_params`)
-and ``cases`` (random operations).
+Parameters (``SWAT_TB_PARAMS``): ``buffer`` (see :func:`sim.drivers.act_buffer.buffer_params`),
+``cases`` (random operations) and ``suite``: ``"matrix"`` (the default: writes, row, column and
+dense reads) or ``"conv"`` (feature maps with a directory and conv reads, interleaved with row
+reads); a test of the other suite passes at once.
 """
 
 import cocotb
@@ -16,12 +18,15 @@ from ..drivers.act_buffer import ActivationBufferDriver
 from .util import start_clock_and_reset, tb_params, tb_rng
 
 
-async def _setup(dut, name):
+async def _setup(dut, name, suite="matrix", stall=0.3):
     params = tb_params()
+    if params.get("suite", "matrix") != suite:
+        dut._log.info(f"{name}: not in suite {params.get('suite', 'matrix')}")
+        return None
     rng = tb_rng(name)
     await start_clock_and_reset(dut)
     p = params["buffer"]
-    drv = ActivationBufferDriver(dut, p, rng)
+    drv = ActivationBufferDriver(dut, p, rng, stall=stall)
     golden = GoldenBuffer(width=p["width"],
                           bitmap_capacity=drv.model.bitmap_words * p["word_bits"],
                           value_capacity=drv.model.value_words * p["lanes"],
@@ -58,7 +63,10 @@ def _tensor(np_rng, width, max_rows, max_cols, density=None):
 
 @cocotb.test()
 async def write_then_read_all_orders(dut):
-    params, drv, golden, np_rng = await _setup(dut, "basic")
+    setup = await _setup(dut, "basic")
+    if setup is None:
+        return
+    params, drv, golden, np_rng = setup
     p = params["buffer"]
     for slot, density in enumerate([0.0, 0.2, 1.0]):
         x, mask = _tensor(np_rng, p["width"], p["max_rows"], p["max_cols"], density)
@@ -76,7 +84,10 @@ async def write_then_read_all_orders(dut):
 async def one_row_and_one_column(dut):
     """Edge shapes of the walks: a column read of one row revisits that row's cursor every
     element, a one-column tensor wraps at every row."""
-    params, drv, golden, np_rng = await _setup(dut, "edges")
+    setup = await _setup(dut, "edges")
+    if setup is None:
+        return
+    params, drv, golden, np_rng = setup
     p = params["buffer"]
     lo, hi = -(1 << (p["width"] - 1)), (1 << (p["width"] - 1)) - 1
     shapes = [(1, p["max_cols"]), (p["max_rows"], 1), (1, 1), (2, p["max_cols"])]
@@ -95,7 +106,10 @@ async def one_row_and_one_column(dut):
 @cocotb.test()
 async def random_operations(dut):
     """Writes, reads and frees in random order, including writes that do not fit."""
-    params, drv, golden, np_rng = await _setup(dut, "random")
+    setup = await _setup(dut, "random")
+    if setup is None:
+        return
+    params, drv, golden, np_rng = setup
     p = params["buffer"]
     lanes = p["lanes"]
     used_words = {}  # slot -> (bitmap words, value words), the hardware's word-aligned sizes
@@ -139,7 +153,10 @@ async def random_operations(dut):
 
 @cocotb.test()
 async def refusals_keep_contents(dut):
-    params, drv, golden, np_rng = await _setup(dut, "refusals")
+    setup = await _setup(dut, "refusals")
+    if setup is None:
+        return
+    params, drv, golden, np_rng = setup
     p = params["buffer"]
     x, mask = _tensor(np_rng, p["width"], p["max_rows"], p["max_cols"], 0.5)
     assert (await drv.write(0, x, mask))["error"] == 0
@@ -157,3 +174,310 @@ async def refusals_keep_contents(dut):
     if big.size > drv.model.value_words * p["lanes"] - golden.values_used:
         assert (await drv.write(1, big, np.ones(big.shape, bool)))["error"] == 1
     await _check_reads(drv, golden, 0, "after refusals")
+
+
+# -- Conv reads ------------------------------------------------------------------------------
+
+def _golden_conv_buffer(drv, p):
+    g = drv.model.geometry
+    return GoldenBuffer(width=p["width"], bitmap_capacity=g.bitmap_words * p["word_bits"],
+                        value_capacity=g.value_words * p["lanes"],
+                        max_tensors=p["max_tensors"], word_bits=p["word_bits"],
+                        count_bits=g.cursor_shape.width,
+                        directory_capacity=g.directory_words, max_rows=p["max_rows"],
+                        max_cols=p["max_cols"])
+
+
+def _maps(np_rng, width, shape, density):
+    """``X~`` of ``shape`` (N, C, H, W) and its keep mask, with kept zeros and extreme values."""
+    lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
+    x = np_rng.integers(lo, hi + 1, size=shape)
+    x[np_rng.random(shape) < 0.2] = 0
+    x.flat[0] = lo
+    return x, np_rng.random(shape) < density
+
+
+def _stored(x, max_rows, max_cols):
+    """``X~``'s planes in (channel, image) order, as the matrix written: rows of ``W``, or
+    of the fewest elements that fit when that is too many rows."""
+    n = x.size
+    flat = x.transpose(1, 0, 2, 3).reshape(-1)
+    for cols in [x.shape[3]] + list(range(1, max_cols + 1)):
+        if cols <= max_cols and n % cols == 0 and n // cols <= max_rows:
+            return flat.reshape(n // cols, cols)
+    return None
+
+
+def _conv_args(shape, kernel, stride, padding):
+    from golden.layers import conv_out_size
+
+    n, c, h, w = shape
+    out_h, out_w = (conv_out_size(h, kernel, stride, padding),
+                    conv_out_size(w, kernel, stride, padding))
+    return dict(images=n, height=h, width=w, out_h=out_h, out_w=out_w, kernel=kernel,
+                stride=stride, padding=padding, first_channel=0, channels=c, first_out_row=0,
+                out_rows=n * out_h)
+
+
+def _chunks(args, max_rows, max_cols, np_rng):
+    """The reads covering a layer's rows within the read's limits: channel groups of at most
+    ``max_rows`` features, output row groups of at most ``max_cols`` columns (random sizes)."""
+    kk = args["kernel"] ** 2
+    most_c = max(1, max_rows // kk)
+    most_r = max(1, max_cols // args["out_w"])
+    c = 0
+    while c < args["channels"]:
+        cc = int(np_rng.integers(1, min(most_c, args["channels"] - c) + 1))
+        r = 0
+        while r < args["out_rows"]:
+            rc = int(np_rng.integers(1, min(most_r, args["out_rows"] - r) + 1))
+            yield {**args, "first_channel": c, "channels": cc, "first_out_row": r,
+                   "out_rows": rc}
+            r += rc
+        c += cc
+
+
+async def _check_conv(drv, golden, slot, conv, label):
+    want = golden.read_conv(slot, **conv)
+    result, got, lasts = await drv.read_conv(slot, conv, n_hint=len(want) + 8 * conv["channels"]
+                                             * conv["kernel"] ** 2 * conv["out_rows"])
+    assert result["error"] == 0, f"{label}: refused {conv}"
+    assert got == want, f"{label}: elements differ for {conv}"
+    assert not any(lasts), f"{label}: last set"
+    d = golden.table[slot]
+    assert (result["n"], result["kept"]) == (d.n, d.kept)
+    assert result["stored_bits"] == golden.stored_bits(slot)
+    return len(want)
+
+
+# (N, C, H, W): one pixel, one channel, maps smaller than a 7x7 kernel, odd sizes, a row wider
+# than a word.
+CONV_SHAPES = [(1, 1, 1, 1), (1, 1, 2, 2), (2, 1, 3, 3), (1, 2, 5, 7), (2, 2, 4, 4),
+               (1, 1, 9, 9), (2, 3, 6, 5), (1, 1, 3, 20), (3, 1, 5, 3)]
+CONV_KERNELS = [(1, 1, 0), (3, 1, 1), (3, 2, 1), (3, 1, 0), (7, 2, 3), (7, 1, 3), (3, 2, 2),
+                (1, 2, 0), (5, 1, 2), (3, 1, 2)]
+
+
+@cocotb.test()
+async def conv_reads_against_golden(dut):
+    """Feature maps written with a directory, read as im2col rows in every geometry that fits
+    them, split into reads of the limits' size, between row reads of the same tensor."""
+    setup = await _setup(dut, "conv", "conv")
+    if setup is None:
+        return
+    params, drv, _, np_rng = setup
+    p = params["buffer"]
+    golden = _golden_conv_buffer(drv, p)
+    shapes = CONV_SHAPES[:params.get("conv_shapes", len(CONV_SHAPES))]
+    elements = reads_run = 0
+    for case, shape in enumerate(shapes):
+        density = float(np_rng.choice([0.0, 0.2, 0.5, 1.0])) if case > 1 else [0.0, 1.0][case]
+        x, mask = _maps(np_rng, p["width"], shape, density)
+        sx, smask = _stored(x, p["max_rows"], p["max_cols"]), _stored(mask, p["max_rows"],
+                                                                          p["max_cols"])
+        assert (await drv.write(0, sx, smask, directory=True))["error"] == 0, shape
+        golden.write(0, sx, smask, directory=True)
+        for kernel, stride, padding in CONV_KERNELS:
+            h, w = shape[2:]
+            if h + 2 * padding < kernel or w + 2 * padding < kernel:
+                continue
+            args = _conv_args(shape, kernel, stride, padding)
+            reads = list(_chunks(args, p["max_rows"], p["max_cols"], np_rng))
+            for conv in reads[:3]:
+                elements += await _check_conv(drv, golden, 0, conv, f"{shape} d={density}")
+                reads_run += 1
+        await _check_reads(drv, golden, 0, f"{shape} after conv reads")
+        assert (await drv.free(0))["error"] == 0
+        golden.free(0)
+    dut._log.info(f"{reads_run} conv reads, {elements} elements")
+    assert elements > 100
+
+
+@cocotb.test()
+async def conv_reads_are_refused(dut):
+    """Bad geometries and slots without a directory: ``error``, no beats, contents intact."""
+    from golden.act_buffer import ReadRefused
+
+    setup = await _setup(dut, "conv_refusals", "conv")
+    if setup is None:
+        return
+    params, drv, _, np_rng = setup
+    p = params["buffer"]
+    golden = _golden_conv_buffer(drv, p)
+    shape = (2, 2, 4, 4)
+    x, mask = _maps(np_rng, p["width"], shape, 0.5)
+    sx, smask = _stored(x, p["max_rows"], p["max_cols"]), _stored(mask, p["max_rows"],
+                                                                      p["max_cols"])
+    assert (await drv.write(0, sx, smask, directory=True))["error"] == 0
+    golden.write(0, sx, smask, directory=True)
+    assert (await drv.write(1, sx, smask))["error"] == 0
+    golden.write(1, sx, smask)
+    base = {**_conv_args(shape, 3, 1, 1), "channels": 1, "out_rows": 2}
+    bad = [(1, {}), (2, {}), (0, {"kernel": 0}), (0, {"stride": 0}), (0, {"stride": 3}),
+           (0, {"padding": 3}), (0, {"channels": 0}), (0, {"out_rows": 0}),
+           (0, {"out_w": 5}), (0, {"out_h": 3}), (0, {"first_channel": 2}),
+           (0, {"first_out_row": 7}), (0, {"images": 0}), (0, {"height": 9, "out_h": 9, "channels": 1}),
+           (0, {"channels": 2, "first_channel": 1}),
+           (0, {"kernel": 7, "padding": 3, "channels": 2})]
+    for slot, change in bad:
+        conv = {**base, **change}
+        try:
+            golden.read_conv(slot, **conv)
+            raise AssertionError(f"golden accepts {change}")
+        except ReadRefused:
+            pass
+        result, got, _ = await drv.read_conv(slot, conv)
+        assert result["error"] == 1 and got == [], f"slot {slot} {change} not refused"
+    await _check_conv(drv, golden, 0, base, "after refusals")
+    await _check_reads(drv, golden, 0, "after refusals")
+
+
+@cocotb.test()
+async def directory_writes_and_frees(dut):
+    """Directory space is a third stack: plain writes take none of it, a write whose
+    directory does not fit is refused, frees return it."""
+    setup = await _setup(dut, "directory", "conv")
+    if setup is None:
+        return
+    params, drv, _, np_rng = setup
+    p = params["buffer"]
+    golden = _golden_conv_buffer(drv, p)
+    g = drv.model.geometry
+    entries = {}
+    for case in range(params.get("cases", 20)):
+        live = [s for s in golden.stack if s not in golden.freed]
+        free_slots = [s for s in range(p["max_tensors"]) if s not in golden.table]
+        if free_slots and (not live or np_rng.random() < 0.6):
+            slot = int(np_rng.choice(free_slots))
+            shape = (int(np_rng.integers(1, 3)), int(np_rng.integers(1, 3)),
+                     int(np_rng.integers(1, 6)), int(np_rng.integers(1, 6)))
+            x, mask = _maps(np_rng, p["width"], shape, float(np_rng.choice([0.0, 0.3, 1.0])))
+            sx = _stored(x, p["max_rows"], p["max_cols"])
+            smask = _stored(mask, p["max_rows"], p["max_cols"])
+            with_dir = bool(np_rng.random() < 0.7)
+            words = -(-x.size // p["word_bits"])
+            need = (words, -(-int(mask.sum()) // p["lanes"]), -(-words // 2) * with_dir)
+            used = [sum(entries[s][i] for s in golden.stack) for i in range(3)]
+            fits = (used[0] + need[0] <= g.bitmap_words and used[1] + need[1] <= g.value_words
+                    and used[2] + need[2] <= g.directory_words)
+            result = await drv.write(slot, sx, smask, directory=with_dir)
+            assert result["error"] == (not fits), f"case {case}: write error"
+            if fits:
+                golden.write(slot, sx, smask, directory=with_dir)
+                entries[slot] = need
+                assert result["stored_bits"] == golden.stored_bits(slot)
+                if with_dir:
+                    conv = _conv_args(shape, 3, 1, 1)
+                    conv["channels"] = min(shape[1], p["max_rows"] // 9)
+                    conv["out_rows"] = min(conv["out_rows"], p["max_cols"] // conv["out_w"])
+                    await _check_conv(drv, golden, slot, conv, f"case {case}")
+        elif live:
+            slot = int(np_rng.choice(live))
+            result = await drv.free(slot)
+            assert result["error"] == 0 and result["stored_bits"] == golden.stored_bits(slot)
+            golden.free(slot)
+        assert int(dut.bitmap_used.value) == sum(entries[s][0] for s in golden.stack) \
+            * p["word_bits"], f"case {case}: occupancy"
+
+
+@cocotb.test()
+async def conv_read_cycles(dut):
+    """Conv reads without stalls take the cycles :func:`golden.perf_model.act_conv_read`
+    gives, within 2 % or 3 cycles, on random geometries and densities."""
+    import types
+
+    from golden import perf_model
+
+    from ..drivers.streams import current_cycle
+
+    setup = await _setup(dut, "conv_cycles", "conv", stall=0.0)
+    if setup is None:
+        return
+    params, drv, _, np_rng = setup
+    p = params["buffer"]
+    golden = _golden_conv_buffer(drv, p)
+    config = types.SimpleNamespace(act_scan_bits=p["word_bits"], topk_lanes=p["lanes"])
+    shapes = [(2, 2, 8, 8), (1, 3, 5, 7), (2, 1, 12, 12), (4, 2, 4, 4), (1, 1, 1, 1)]
+    worst = 0.0
+    for shape in shapes:
+        density = float(np_rng.choice([0.1, 0.3, 0.7, 1.0]))
+        x, mask = _maps(np_rng, p["width"], shape, density)
+        sx, smask = _stored(x, p["max_rows"], p["max_cols"]), _stored(mask, p["max_rows"],
+                                                                          p["max_cols"])
+        assert (await drv.write(0, sx, smask, directory=True))["error"] == 0
+        golden.write(0, sx, smask, directory=True)
+        for kernel, stride, padding in [(3, 1, 1), (3, 2, 1), (1, 1, 0), (7, 2, 3)]:
+            if min(shape[2:]) + 2 * padding < kernel:
+                continue
+            args = _conv_args(shape, kernel, stride, padding)
+            for conv in list(_chunks(args, p["max_rows"], p["max_cols"], np_rng))[:2]:
+                want = golden.read_conv(0, **conv)
+                sent = len(drv.cmd.cycles)
+                result, got, _ = await drv.read_conv(0, conv, n_hint=len(want) + 400)
+                assert result["error"] == 0 and got == want
+                offset = current_cycle() - drv.result.cycle
+                cycles = drv.result.cycles[-1] + offset - drv.cmd.cycles[sent]
+                model = perf_model.act_conv_read(
+                    config, mask, kernel=kernel, stride=stride, padding=padding,
+                    first_channel=conv["first_channel"], channels=conv["channels"],
+                    first_out_row=conv["first_out_row"], out_rows=conv["out_rows"])
+                assert sum(e for _, e in model) == len(want)
+                predicted = perf_model.conv_read_result_cycle(model)
+                dut._log.info(f"{shape} k{kernel} s{stride} p{padding} d={density} "
+                              f"c{conv['first_channel']}+{conv['channels']} "
+                              f"r{conv['first_out_row']}+{conv['out_rows']}: "
+                              f"{len(want)} elements, {cycles} cycles, model {predicted}")
+                worst = max(worst, abs(cycles - predicted) / cycles)
+                assert abs(cycles - predicted) <= max(3, 0.02 * cycles), \
+                    f"{conv}: {cycles} cycles, model {predicted}"
+        assert (await drv.free(0))["error"] == 0
+        golden.free(0)
+    dut._log.info(f"worst model error {worst:.1%}")
+
+
+@cocotb.test()
+async def conv_read_rate(dut):
+    """Whole-layer conv reads without stalls (parameter ``rate``: ``[N, C, H, W, kernel,
+    stride, padding, density]`` each): cycles, segments and words, against the model."""
+    import types
+
+    from golden import perf_model
+    from golden.feature_maps import row_segments
+
+    from ..drivers.streams import current_cycle
+
+    setup = await _setup(dut, "conv_rate", "conv_rate", stall=0.0)
+    if setup is None:
+        return
+    params, drv, _, np_rng = setup
+    p = params["buffer"]
+    golden = _golden_conv_buffer(drv, p)
+    config = types.SimpleNamespace(act_scan_bits=p["word_bits"], topk_lanes=p["lanes"])
+    for n, c, h, w, kernel, stride, padding, density in params["rate"]:
+        shape = (n, c, h, w)
+        x, mask = _maps(np_rng, p["width"], shape, density)
+        sx, smask = _stored(x, p["max_rows"], p["max_cols"]), _stored(mask, p["max_rows"],
+                                                                          p["max_cols"])
+        assert (await drv.write(0, sx, smask, directory=True))["error"] == 0
+        golden.write(0, sx, smask, directory=True)
+        conv = _conv_args(shape, kernel, stride, padding)
+        want = golden.read_conv(0, **conv)
+        sent = len(drv.cmd.cycles)
+        result, got, _ = await drv.read_conv(0, conv, n_hint=len(want) + 100 * n * c * h)
+        assert result["error"] == 0 and got == want
+        cycles = drv.result.cycles[-1] + current_cycle() - drv.result.cycle - drv.cmd.cycles[sent]
+        segments = words = 0
+        for feature in np.ndindex(c, kernel, kernel):
+            for seg in row_segments(shape, feature, kernel, stride, padding):
+                last = seg.start + (seg.count - 1) * seg.stride
+                segments += 1
+                words += last // p["word_bits"] - seg.start // p["word_bits"] + 1
+        model = perf_model.conv_read_result_cycle(perf_model.act_conv_read(
+            config, mask, kernel=kernel, stride=stride, padding=padding))
+        dut._log.info(f"RATE {shape} k{kernel} s{stride} p{padding} d={density}: {len(want)} "
+                      f"elements, {segments} segments, {words} words, {cycles} cycles "
+                      f"({cycles / segments:.2f} per segment, {cycles / words:.2f} per word, "
+                      f"{len(want) / cycles:.2f} elements per cycle); model {model}")
+        assert abs(cycles - model) <= max(3, 0.02 * cycles)
+        assert (await drv.free(0))["error"] == 0
+        golden.free(0)

@@ -1,0 +1,360 @@
+"""The scan of a conv read: a segment's kept elements, with their values, found through the
+directory."""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..arith import popcount
+from .lane_pick import LanePick
+
+__all__ = ["SegmentScan"]
+
+
+class _ReadQueue:
+    """Reads a memory a cycle after an address register, and queues each word with what came
+    with its address, in registers (``depth`` entries): the memory's output goes only to a
+    register. ``issue`` may be high only while ``room``."""
+
+    def __init__(self, m, name, info_layout, data_width, depth=4):
+        self.layout = data.StructLayout({"info": info_layout, "data": data_width})
+        self.entries = [Signal(self.layout, name=f"{name}_q{i}") for i in range(depth)]
+        self.count = Signal(range(depth + 1), name=f"{name}_count")
+        self.pending = Signal(name=f"{name}_pending")
+        self.pending_info = Signal(info_layout, name=f"{name}_pending_info")
+        self.issue = Signal(name=f"{name}_issue")
+        self.issue_info = Signal(info_layout, name=f"{name}_issue_info")
+        self.pop = Signal(name=f"{name}_pop")
+        self.room = Signal(name=f"{name}_room")
+        self.mem_data = Signal(data_width, name=f"{name}_mem_data")
+        self.head = self.entries[0]
+        self.m, self.depth = m, depth
+
+    def build(self):
+        m, depth, count = self.m, self.depth, self.count
+        taken = Signal.like(self.pop)
+        left = Signal.like(count)
+        m.d.comb += [taken.eq(self.pop & (count != 0)), left.eq(count - taken),
+                     self.room.eq(count + self.pending < depth)]
+        arriving = Signal(self.layout)
+        m.d.comb += [arriving.info.eq(self.pending_info), arriving.data.eq(self.mem_data)]
+        for i, entry in enumerate(self.entries):
+            shifted = Mux(taken, self.entries[i + 1], entry) if i + 1 < depth else entry
+            with m.If(self.pending & (left == i)):
+                m.d.sync += entry.eq(arriving)
+            with m.Else():
+                m.d.sync += entry.eq(shifted)
+        m.d.sync += [count.eq(left + self.pending), self.pending.eq(self.issue),
+                     self.pending_info.eq(self.issue_info)]
+
+
+class SegmentScan(wiring.Component):
+    """Reads the kept elements of a conv read's segments, with their values, as ``rdata`` beats.
+
+    A segment is the stored bits ``start .. end`` of one input row (every second one at stride
+    2), the im2col columns ``col ..`` of feature ``row`` (:class:`SegmentWalk`). The scan is a
+    pipeline of registered stages, each taking a word (or beat) a cycle:
+
+    * *Words*: a segment's bitmap words, one a cycle, each read with the directory entry of its
+      block; the next segment's first word follows its last in the next cycle.
+    * *Index*: the word's bits inside the segment; the value index of its first one, from the
+      entry (the block's count, plus the first word's popcount for a block's second word) and
+      a popcount of the word's kept bits before the segment, in two stages.
+    * *Pick*: the loop. A beat takes the next kept bits of the word inside the segment, at
+      most ``lanes``, whose values lie in a two-word window: the value word the last beat
+      read and the one after it, or, when the beat's first value is in another word, that
+      word alone (so a beat reads one value-memory word). At stride 2 it keeps those on the
+      segment's phase (the others' values lie between, and are passed over). A word takes one
+      cycle, or one per beat.
+    * *Values*: the beat's value word is read; then each lane's value (from that word, or
+      from the word before it and that word) and column are found, and the lanes kept are
+      packed to the front, in two stages.
+
+    Parameters
+    ----------
+    geometry : :class:`hw.act_buffer.BufferGeometry`
+    segment_layout : StructLayout
+        :attr:`SegmentWalk.segment_layout`.
+
+    Attributes
+    ----------
+    start : Signal, in
+        A read begins (no value word is held from before it).
+    segments : In(stream.Signature(segment_layout))
+    desc : Signal(descriptor_layout), in
+        The tensor's descriptor, held.
+    stride2 : Signal, in
+        The read's stride is 2 (else 1), held.
+    bitmap_addr, bitmap_data, directory_addr, directory_data, value_addr, value_data : Signal
+        The memories' read ports (addresses out, from registers; data in, a cycle later).
+    o : Out(stream.Signature(rdata_layout))
+        The beats: up to ``lanes`` elements of one row, ``last`` 0.
+    busy : Signal, out
+        A segment, word or beat is in the scan.
+    """
+
+    def __init__(self, geometry, segment_layout):
+        self.geometry = g = geometry
+        self.segment_layout = segment_layout
+        super().__init__({
+            "start": In(1),
+            "segments": In(stream.Signature(segment_layout)),
+            "desc": In(g.descriptor_layout),
+            "stride2": In(1),
+            "bitmap_addr": Out(g.bitmap_addr_width),
+            "bitmap_data": In(g.word_bits),
+            "directory_addr": Out(g.directory_addr_width),
+            "directory_data": In(g.directory_entry_layout),
+            "value_addr": Out(g.value_addr_width),
+            "value_data": In(g.lanes * g.width),
+            "o": Out(stream.Signature(g.rdata_layout)),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        g = self.geometry
+        wb, lanes, width = g.word_bits, g.lanes, g.width
+        lw = (wb - 1).bit_length()         # bits of a position in a word
+        ll = (lanes - 1).bit_length()      # bits of a lane in a value word
+        desc, sh = self.desc, self.stride2
+        seg_in = self.segments.payload
+        # A column before the shift by the stride may be a word's width below 0: columns are
+        # kept modulo a width with room for that.
+        col_width = max(Shape.cast(range(g.max_cols)).width, lw) + 2
+        item_layout = data.StructLayout({
+            "row": range(g.max_rows),
+            "lo": range(wb),           # the segment's first bit in the word
+            "hi": range(wb),           # and its last
+            "odd": 1,                  # the block's second word
+            "bias": col_width,         # a bit's column is (position >> stride2) + bias
+            "phase": 1,                # at stride 2, the positions' parity that is kept
+        })
+
+        # -- Words: a segment's words, one a cycle, each with its directory entry. ----------
+        words = _ReadQueue(m, "words", item_layout,
+                           g.word_bits + g.directory_entry_bits)
+        active = Signal()
+        w_addr = Signal(g.bitmap_addr_width + 1)   # the word read next (in the memory)
+        d_addr = Signal(g.directory_addr_width + 1)
+        words_left = Signal(Shape.cast(range(g.max_cols // wb + 3)).width + 1)
+        cur = Signal(item_layout)   # the next word's item (lo, hi fixed at issue)
+        last_hi = Signal(range(wb))
+        m.d.comb += [self.bitmap_addr.eq(w_addr), self.directory_addr.eq(d_addr),
+                     words.mem_data.eq(Cat(self.bitmap_data, self.directory_data))]
+        issue_info = words.issue_info
+        m.d.comb += [issue_info.eq(cur),
+                     issue_info.hi.eq(Mux(words_left == 0, last_hi, wb - 1)),
+                     words.issue.eq(active & words.room)]
+        last_word = Signal()
+        m.d.comb += last_word.eq(words_left == 0)
+        with m.If(words.issue):
+            # A word on, the column of its position 0 moves by word_bits / stride (with
+            # one-bit words at stride 2, by one every second word: when the phase is 0).
+            step_bias = Mux(sh, ~cur.phase, 1) if wb == 1 else Mux(sh, wb >> 1, wb)
+            m.d.sync += [w_addr.eq(w_addr + 1), d_addr.eq(d_addr + cur.odd),
+                         words_left.eq(words_left - 1),
+                         cur.lo.eq(0), cur.odd.eq(~cur.odd),
+                         cur.bias.eq(cur.bias + step_bias),
+                         cur.phase.eq(cur.phase ^ (wb & 1))]
+            with m.If(last_word):
+                m.d.sync += active.eq(0)
+        m.d.comb += self.segments.ready.eq(~active | (words.issue & last_word))
+        with m.If(self.segments.valid & self.segments.ready):
+            first = seg_in.start >> lw
+            lo = seg_in.start[:lw] if lw else Const(0, 1)
+            m.d.sync += [
+                active.eq(1),
+                w_addr.eq(desc.bitmap_base + first),
+                d_addr.eq(desc.directory_base + (first >> 1)),
+                words_left.eq((seg_in.end >> lw) - first),
+                last_hi.eq(seg_in.end[:lw] if lw else 0),
+                cur.row.eq(seg_in.row), cur.lo.eq(lo), cur.odd.eq(first[0]),
+                cur.bias.eq(seg_in.col - Mux(sh, lo >> 1, lo)),
+                cur.phase.eq(lo[0]),
+            ]
+        words.build()
+
+        # -- Index, first stage: the word's bits in the segment, and the block's count. ---------
+        head = words.head
+        head_word = head.data[:wb]
+        head_entry = data.View(g.directory_entry_layout, head.data[wb:])
+        index1 = Signal(data.StructLayout({
+            "info": item_layout, "span": wb, "before": wb, "base": g.cursor_shape}))
+        index1_valid = Signal()
+        index2 = Signal(data.StructLayout({
+            "info": item_layout, "span": wb, "index": g.cursor_shape}))
+        index2_valid = Signal()
+        index2_ready = Signal()
+        index1_ready = Signal()
+        m.d.comb += index1_ready.eq(~index1_valid | index2_ready)
+        m.d.comb += words.pop.eq(index1_ready)
+        with m.If(index1_ready):
+            m.d.sync += index1_valid.eq(words.count != 0)
+            in_span = Signal(wb)
+            below = Signal(wb)
+            for j in range(wb):
+                # (The ends' comparisons would be constant: left out.)
+                inside = [head.info.lo <= j] * (j < wb - 1) + [head.info.hi >= j] * (j > 0)
+                in_bits = inside[0] & inside[1] if len(inside) == 2 else (
+                    inside[0] if inside else 1)
+                m.d.comb += [in_span[j].eq(in_bits),
+                             below[j].eq(head.info.lo > j if j < wb - 1 else 0)]
+            m.d.sync += [index1.info.eq(head.info), index1.span.eq(head_word & in_span),
+                         index1.before.eq(head_word & below),
+                         index1.base.eq(head_entry.count
+                                        + Mux(head.info.odd, head_entry.first, 0))]
+
+        # -- Index, second stage: the value index of the span's first kept bit. ---------------
+        with m.If(index2_ready):
+            m.d.sync += [index2_valid.eq(index1_valid), index2.info.eq(index1.info),
+                         index2.span.eq(index1.span),
+                         index2.index.eq(index1.base + popcount(index1.before))]
+
+        # -- Pick: the loop, a beat of kept bits a cycle. -------------------------------------
+        m.submodules.pick = pick = LanePick(word_bits=wb, lanes=lanes)
+        item = Signal(item_layout)
+        span = Signal(wb)          # the word's kept bits in the segment not yet taken
+        index = Signal(g.cursor_shape)  # the value index of span's first kept bit
+        held = Signal()            # an item is in the loop
+        m.d.comb += pick.segment.eq(span)
+        offset = Signal(range(max(lanes, 2)))
+        limit = Signal(range(lanes + 1))  # lanes whose values the window holds
+        # The value word the last beat read (relative to the tensor's first): a beat whose
+        # first value lies in it may take values up to the end of the word after it.
+        word = Signal(g.cursor_shape.width - ll + 1)
+        last_word = Signal.like(word)
+        last_valid = Signal()
+        chained = Signal()
+        m.d.comb += [offset.eq(index[:ll] if ll else 0), word.eq(index >> ll),
+                     chained.eq(last_valid & (last_word == word)),
+                     limit.eq(Mux(chained, lanes, lanes - offset))]
+        lane_ok = Signal(lanes)    # lanes taken (rank below both the count and the limit)
+        taken = Signal(wb)
+        take = Signal(range(lanes + 1))
+        more = Signal()
+        phase_mask = Signal(wb)
+        for j in range(wb):
+            m.d.comb += phase_mask[j].eq(~sh | (item.phase == (j & 1)))
+        for i in range(lanes):
+            m.d.comb += lane_ok[i].eq((i < limit) & (i < pick.take))
+        taken_terms = [Mux(lane_ok[i], pick.one_hot[i], 0) for i in range(lanes)]
+        acc = taken_terms[0]
+        for t in taken_terms[1:]:
+            acc = acc | t
+        m.d.comb += taken.eq(acc)
+        if lanes == 1:  # the window always holds the one lane's value
+            m.d.comb += [take.eq(pick.take), more.eq(pick.more)]
+        else:
+            m.d.comb += [take.eq(Mux(pick.take > limit, limit, pick.take)),
+                         more.eq(pick.more | (pick.take > limit))]
+
+        beat_layout = data.StructLayout({
+            "row": range(g.max_rows),
+            "bias": col_width,
+            "one_hot": data.ArrayLayout(wb, lanes),
+            "keep": lanes,
+            "offset": range(max(lanes, 2)),
+            "window": 1,               # the values start in the word read before this one
+        })
+        request = Signal(beat_layout)
+        request_valid = Signal()
+        request_addr = Signal(g.value_addr_width + 1)
+        request_ready = Signal()
+        keep = Signal(lanes)
+        for i in range(lanes):
+            m.d.comb += keep[i].eq(lane_ok[i] & (pick.one_hot[i] & phase_mask).any())
+        emit = Signal()
+        m.d.comb += emit.eq(held & keep.any())
+        step = Signal()  # the loop moves on this cycle
+        m.d.comb += step.eq(held & (~emit | request_ready))
+        m.d.comb += index2_ready.eq(~index2_valid | ~held | (step & ~more))
+        with m.If(step):
+            m.d.sync += [span.eq(span & ~taken), index.eq(index + take)]
+            with m.If(~more):
+                m.d.sync += held.eq(0)
+        with m.If(index2_valid & index2_ready):
+            m.d.sync += [held.eq(1), item.eq(index2.info), span.eq(index2.span),
+                         index.eq(index2.index)]
+        with m.If(request_ready):
+            m.d.sync += request_valid.eq(0)
+        spans = Signal()  # the beat's values run into the next word
+        m.d.comb += spans.eq(offset + take > lanes if lanes > 1 else 0)
+        with m.If(emit & request_ready):
+            m.d.sync += [request_valid.eq(1), request.row.eq(item.row),
+                         request.bias.eq(item.bias), request.keep.eq(keep),
+                         request.offset.eq(offset), request.window.eq(spans),
+                         request_addr.eq(desc.value_base + word + spans),
+                         last_word.eq(word + spans), last_valid.eq(1)]
+            for i in range(lanes):
+                m.d.sync += request.one_hot[i].eq(pick.one_hot[i])
+
+        with m.If(self.start):
+            m.d.sync += last_valid.eq(0)
+
+        # -- Values: the beat's value word, read into a queue. ---------------------------------
+        values = _ReadQueue(m, "values", beat_layout, lanes * width)
+        m.d.comb += [self.value_addr.eq(request_addr), values.mem_data.eq(self.value_data),
+                     values.issue.eq(request_valid & values.room),
+                     values.issue_info.eq(request), request_ready.eq(~request_valid
+                                                                     | values.room)]
+        values.build()
+
+        # -- Lanes: each lane's value and column. ----------------------------------------------
+        lane_layout = data.StructLayout({
+            "row": range(g.max_rows),
+            "keep": lanes,
+            "col": data.ArrayLayout(range(g.max_cols), lanes),
+            "value": data.ArrayLayout(signed(width), lanes),
+        })
+        lane_stage = Signal(lane_layout)
+        lane_valid = Signal()
+        lane_ready = Signal()
+        m.d.comb += values.pop.eq(lane_ready)
+        vhead = values.head
+        previous = Signal(lanes * width)  # the value word of the beat before
+        window = Signal(2 * lanes * width)
+        m.d.comb += window.eq(Mux(vhead.info.window, Cat(previous, vhead.data),
+                                  Cat(vhead.data, vhead.data)))
+        with m.If(lane_ready & (values.count != 0)):
+            m.d.sync += previous.eq(vhead.data)
+        with m.If(lane_ready):
+            m.d.sync += [lane_valid.eq(values.count != 0), lane_stage.row.eq(vhead.info.row),
+                         lane_stage.keep.eq(vhead.info.keep)]
+            for i in range(lanes):
+                hits = [Mux(vhead.info.one_hot[i][j], j, 0) for j in range(1, wb)]
+                while len(hits) > 1:
+                    hits = [hits[k] | hits[k + 1] if k + 1 < len(hits) else hits[k]
+                            for k in range(0, len(hits), 2)]
+                position = hits[0] if hits else Const(0, 1)
+                col = Signal(col_width, name=f"lane_col{i}")
+                m.d.comb += col.eq(vhead.info.bias + Mux(sh, position >> 1, position))
+                m.d.sync += [
+                    lane_stage.col[i].eq(col),
+                    lane_stage.value[i].eq(
+                        window.word_select((vhead.info.offset + i)[:ll + 1], width)),
+                ]
+
+        # -- Pack: the lanes kept, to the front. ----------------------------------------------
+        beat = self.o.payload
+        m.d.comb += lane_ready.eq(~lane_valid | ~self.o.valid | self.o.ready)
+        with m.If(self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        with m.If(lane_valid & lane_ready):
+            m.d.sync += [self.o.valid.eq(1), beat.row.eq(lane_stage.row),
+                         beat.count.eq(popcount(lane_stage.keep)), beat.last.eq(0)]
+            # Output lane k takes the k-th kept lane: the kept lanes before lane i are its
+            # destination.
+            for k in range(lanes):
+                col_k, value_k = 0, 0
+                for i in range(k, lanes):
+                    before = popcount(lane_stage.keep[:i]) if i else Const(0, 1)
+                    hit = lane_stage.keep[i] & (before == k)
+                    col_k = Mux(hit, lane_stage.col[i], col_k)
+                    value_k = Mux(hit, lane_stage.value[i], value_k)
+                m.d.sync += [beat.col[k].eq(col_k), beat.value[k].eq(value_k)]
+
+        m.d.comb += self.busy.eq(active | (words.count != 0) | words.pending | index1_valid
+                                 | index2_valid | held | request_valid | values.pending
+                                 | (values.count != 0) | lane_valid | self.o.valid)
+        return m

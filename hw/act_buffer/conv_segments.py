@@ -1,0 +1,311 @@
+"""The segments of a conv read: which stored bits make each im2col row."""
+
+from amaranth.hdl import Module, Mux, Shape, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["SegmentWalk"]
+
+
+class SegmentWalk(wiring.Component):
+    """Steps a conv read's features and output rows, and emits the stored bits each covers.
+
+    The tensor holds ``X~`` (N, C, H, W), its planes in (channel, image) order, every plane's
+    bits row by row with nothing between them (:mod:`golden.feature_maps`). For each feature
+    ``(c, ky, kx)`` of the read, in order, and each output row ``r = n * out_h + oy`` of its
+    range, the input row ``y = oy * stride + ky - padding`` gives a *segment* if it lies in the
+    map: its bits from input column ``lo`` to ``hi`` (the columns the output columns reach
+    inside the map; every second one at stride 2), the im2col column of its first bit, and the
+    feature's row index. A row takes a cycle; a row in the padding gives nothing, and is passed
+    over in the cycle of the row before it unless that is the feature's first row or it is
+    the feature's last. A feature takes two set-up cycles (one more at a new ``ky``); one whose
+    columns all lie in the padding takes those only.
+
+    Nothing multiplies or divides in the loop: bit addresses step by ``stride * width`` per
+    output row, ``height * width`` per image and ``images * height * width`` per channel. These
+    products, and the checks of the command against the tensor, are computed once at the start
+    by a shift-and-add multiplier (a cycle per bit of the smaller operand), and the first output
+    row's image by repeated subtraction (a cycle per image before it).
+
+    Refused, with ``error`` and no segment: ``kernel`` 0, ``stride`` other than 1 or 2,
+    ``padding >= kernel``, any of ``images``, ``height``, ``width``, ``channels``, ``out_rows``
+    0, ``out_h`` or ``out_w`` that is not the map's output size, channels past the tensor's
+    ``n`` bits, output rows past ``images * out_h``, more rows (``channels * kernel**2``) than
+    ``max_rows`` or columns (``out_rows * out_w``) than ``max_cols``.
+
+    Parameters
+    ----------
+    geometry : :class:`hw.act_buffer.BufferGeometry`
+
+    Attributes
+    ----------
+    start : Signal, in
+        Begin a read of ``conv`` (held until the walk ends) over a tensor of ``n`` bits.
+    conv : Signal(conv_layout), in
+    n : Signal, in
+    o : Out(stream.Signature(segment_layout))
+        ``row`` (the feature's index in the read), ``start`` and ``end`` (its first and last
+        bits, from the tensor's first), ``col`` (the im2col column of ``start``).
+    busy : Signal, out
+        The walk runs, or its last segment waits on ``o``.
+    error : Signal, out
+        The last read was refused (valid once ``busy`` falls).
+    """
+
+    def __init__(self, geometry):
+        self.geometry = g = geometry
+        max_n = g.max_rows * g.max_cols
+        self.segment_layout = data.StructLayout({
+            "row": range(g.max_rows),
+            "start": range(max_n),
+            "end": range(max_n),
+            "col": range(g.max_cols),
+        })
+        super().__init__({
+            "start": In(1),
+            "conv": In(g.conv_layout),
+            "n": In(g.count_shape),
+            "o": Out(stream.Signature(self.segment_layout)),
+            "busy": Out(1),
+            "error": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        g = self.geometry
+        conv, seg = self.conv, self.o.payload
+        max_n = g.max_rows * g.max_cols
+        # Products saturate at ``cap`` (above any limit they are checked against), so that
+        # their registers stay a bit wider than a tensor's bit count.
+        cap_bits = Shape.cast(range(max(max_n, 2 * g.max_cols + 8) + 1)).width + 1
+        cap = 1 << cap_bits
+        wide = cap_bits + 1
+
+        def saturated(value):
+            return Mux(value >= cap, cap, value)
+
+        # The shift-and-add multiplier: product = a * b, a bit of b a cycle.
+        mul_a = Signal(wide)
+        mul_b = Signal(Shape.cast(range(max_n + 1)).width)
+        product = Signal(wide)
+        hw_bits = Signal(wide)      # H * W: one plane
+        plane_set = Signal(wide)    # N * H * W: one channel's planes
+        base = Signal(wide)         # c0 * N * H * W: the first channel's first bit
+        span = Signal(wide)         # channels * N * H * W
+        rows_total = Signal(wide)   # N * out_h
+        kk = Signal(wide)           # kernel ** 2
+        feats = Signal(wide)        # channels * kernel ** 2
+        columns = Signal(wide)      # out_rows * out_w
+        oy_w = Signal(wide)         # oy0 * W
+        bad = Signal(16)            # one flag per check, registered
+        sh = Signal()               # log2(stride)
+        m.d.comb += sh.eq(conv.stride == 2)
+
+        # The first output row's image and row (r0 = n0 * out_h + oy0), and n0 * H * W.
+        rem = Signal.like(conv.first_out_row)
+        n0 = Signal.like(conv.images)
+        img_off0 = Signal(wide)
+
+        # The loop's state. Bit offsets are signed: a row above the map has a negative one.
+        sbits = signed(wide + 1)
+        chan_base = Signal(sbits)   # bit of plane (c, 0)
+        ky_off = Signal(sbits)      # (ky - padding) * W
+        img_bit = Signal(sbits)     # bit of row ky - padding of the current image
+        row_bit = Signal(sbits)     # bit of column 0 of input row y
+        y = Signal(signed(Shape.cast(range(g.max_cols + 1)).width + 4))
+        oy = Signal.like(conv.out_h)
+        col_base = Signal(Shape.cast(range(max_n + g.max_cols + 1)).width)
+        rows_left = Signal.like(conv.out_rows)
+        ky = Signal(3)
+        kx = Signal(3)
+        c_left = Signal.like(conv.channels)
+        f = Signal.like(seg.row)
+        lo_x = Signal(signed(Shape.cast(range(g.max_cols + 1)).width + 2))
+        hi_x = Signal.like(lo_x)
+        first_ox = Signal(3)
+        x0 = Signal(signed(5))      # kx - padding
+        error = self.error
+
+        m.d.comb += x0.eq(kx - conv.padding)
+        with m.If(self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        advance = Signal()
+        m.d.comb += advance.eq(~self.o.valid | self.o.ready)
+
+        def multiply(state, dest, following, a, b):
+            """A state multiplying into ``dest``; it sets up the next product ``a * b``."""
+            with m.State(state):
+                m.d.sync += [mul_b.eq(mul_b >> 1),
+                             mul_a.eq(saturated(mul_a << 1))]
+                with m.If(mul_b[0]):
+                    m.d.sync += product.eq(saturated(product + mul_a))
+                with m.If(mul_b == 0):
+                    m.d.sync += [dest.eq(product), product.eq(0)]
+                    if a is not None:
+                        m.d.sync += [mul_a.eq(a(product)), mul_b.eq(b)]
+                    m.next = following
+
+        def row_setup(chan):
+            """Point at the first output row of the read, for channel base ``chan``."""
+            m.d.sync += [
+                img_bit.eq(chan + img_off0 + ky_off),
+                row_bit.eq(chan + img_off0 + ky_off + Mux(sh, oy_w << 1, oy_w)),
+                y.eq(Mux(sh, rem << 1, rem) + ky - conv.padding),
+                oy.eq(rem),
+                col_base.eq(0),
+                rows_left.eq(conv.out_rows),
+            ]
+
+        def next_feature():
+            """Move to the feature after this one, or end."""
+            m.d.sync += f.eq(f + 1)
+            with m.If(kx + 1 != conv.kernel):
+                m.d.sync += kx.eq(kx + 1)
+                row_setup(chan_base)
+                m.next = "FEATURE"
+            with m.Elif(ky + 1 != conv.kernel):
+                m.d.sync += [kx.eq(0), ky.eq(ky + 1), ky_off.eq(ky_off + conv.width)]
+                m.next = "NEXT_KY"
+            with m.Elif(c_left != 1):
+                m.d.sync += [kx.eq(0), ky.eq(0), c_left.eq(c_left - 1),
+                             chan_base.eq(chan_base + plane_set),
+                             ky_off.eq(-Mux(conv.padding[1], conv.width << 1, 0)
+                                       - Mux(conv.padding[0], conv.width, 0))]
+                m.next = "NEXT_KY"
+            with m.Else():
+                m.next = "IDLE"
+
+        with m.FSM() as fsm:
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [mul_a.eq(conv.height), mul_b.eq(conv.width), product.eq(0),
+                                 error.eq(0)]
+                    m.next = "MUL_HW"
+            multiply("MUL_HW", hw_bits, "MUL_PLANES", lambda p: p, conv.images)
+            multiply("MUL_PLANES", plane_set, "MUL_BASE", lambda p: p, conv.first_channel)
+            multiply("MUL_BASE", base, "MUL_SPAN", lambda p: plane_set, conv.channels)
+            multiply("MUL_SPAN", span, "MUL_ROWS", lambda p: conv.out_h, conv.images)
+            multiply("MUL_ROWS", rows_total, "MUL_KK", lambda p: conv.kernel, conv.kernel)
+            multiply("MUL_KK", kk, "MUL_FEATS", lambda p: p, conv.channels)
+            multiply("MUL_FEATS", feats, "MUL_COLS", lambda p: conv.out_w, conv.out_rows)
+            multiply("MUL_COLS", columns, "CHECK", None, None)
+
+            with m.State("CHECK"):
+                h2 = conv.height + (conv.padding << 1)
+                w2 = conv.width + (conv.padding << 1)
+                checks = [
+                    conv.kernel == 0, (conv.stride == 0) | (conv.stride == 3),
+                    conv.padding >= conv.kernel,
+                    (conv.images == 0) | (conv.height == 0) | (conv.width == 0),
+                    (conv.channels == 0) | (conv.out_rows == 0),
+                    (conv.out_h == 0) | (conv.out_w == 0),
+                    (Mux(sh, (conv.out_h - 1) << 1, conv.out_h - 1) + conv.kernel > h2),
+                    (h2 >= Mux(sh, conv.out_h << 1, conv.out_h) + conv.kernel),
+                    (Mux(sh, (conv.out_w - 1) << 1, conv.out_w - 1) + conv.kernel > w2),
+                    (w2 >= Mux(sh, conv.out_w << 1, conv.out_w) + conv.kernel),
+                    base + span > self.n,
+                    conv.first_out_row + conv.out_rows > rows_total,
+                    feats > g.max_rows,
+                    columns > g.max_cols,
+                ]
+                m.d.sync += [bad[i].eq(check) for i, check in enumerate(checks)]
+                m.d.sync += [rem.eq(conv.first_out_row), n0.eq(0), img_off0.eq(0)]
+                m.next = "VERDICT"
+
+            with m.State("VERDICT"):
+                with m.If(bad.any()):
+                    m.d.sync += error.eq(1)
+                    m.next = "IDLE"
+                with m.Else():
+                    m.next = "DIVIDE"
+
+            with m.State("DIVIDE"):
+                # r0 = n0 * out_h + oy0, by repeated subtraction (r0 < N * out_h was checked).
+                with m.If(rem >= conv.out_h):
+                    m.d.sync += [rem.eq(rem - conv.out_h), n0.eq(n0 + 1),
+                                 img_off0.eq(img_off0 + hw_bits)]
+                with m.Else():
+                    m.d.sync += [mul_a.eq(conv.width), mul_b.eq(rem), product.eq(0)]
+                    m.next = "MUL_OYW"
+            multiply("MUL_OYW", oy_w, "FIRST", None, None)
+
+            with m.State("FIRST"):
+                m.d.sync += [chan_base.eq(base), c_left.eq(conv.channels), ky.eq(0), kx.eq(0),
+                             f.eq(0),
+                             ky_off.eq(-Mux(conv.padding[1], conv.width << 1, 0)
+                                       - Mux(conv.padding[0], conv.width, 0))]
+                m.next = "NEXT_KY"
+
+            with m.State("NEXT_KY"):
+                # ky_off (or the channel) has moved: set the rows up from it.
+                row_setup(chan_base)
+                m.next = "FEATURE"
+
+            with m.State("FEATURE"):
+                # The columns of this kx: from the first inside the map (on the stride's
+                # phase) to the last an output column reaches inside it.
+                reach = Signal.like(lo_x)
+                m.d.comb += reach.eq(x0 + Mux(sh, (conv.out_w - 1) << 1, conv.out_w - 1))
+                with m.If(x0 >= 0):
+                    m.d.sync += [lo_x.eq(x0), first_ox.eq(0)]
+                with m.Elif(sh):
+                    m.d.sync += [lo_x.eq(x0[0]), first_ox.eq((x0[0] - x0) >> 1)]
+                with m.Else():
+                    m.d.sync += [lo_x.eq(0), first_ox.eq(-x0)]
+                m.d.sync += hi_x.eq(Mux(reach > conv.width - 1, conv.width - 1, reach))
+                m.next = "PHASE"
+
+            with m.State("PHASE"):
+                # At stride 2 the last column keeps the first's phase.
+                last = Signal.like(hi_x)
+                m.d.comb += last.eq(hi_x - (sh & (hi_x - x0)[0]))
+                m.d.sync += hi_x.eq(last)
+                with m.If(last < lo_x):
+                    next_feature()  # no column of this feature lies in the map
+                with m.Else():
+                    m.next = "ROWS"
+
+            with m.State("ROWS"):
+                # The row after this one, and the one after that (taken in the same cycle when
+                # the next lies in the padding, so a padding row between two images costs no
+                # cycle).
+                def following(oy_, y_, row_, img_, tag):
+                    new_image = Signal(name=f"new_image_{tag}")
+                    nxt = (Signal.like(oy, name=f"oy_{tag}"), Signal.like(y, name=f"y_{tag}"),
+                           Signal.like(row_bit, name=f"row_bit_{tag}"),
+                           Signal.like(img_bit, name=f"img_bit_{tag}"))
+                    m.d.comb += new_image.eq(oy_ + 1 == conv.out_h)
+                    with m.If(new_image):
+                        # The next image: its planes follow this one's.
+                        m.d.comb += [nxt[0].eq(0), nxt[1].eq(ky - conv.padding),
+                                     nxt[2].eq(img_ + hw_bits), nxt[3].eq(img_ + hw_bits)]
+                    with m.Else():
+                        m.d.comb += [nxt[0].eq(oy_ + 1), nxt[1].eq(y_ + conv.stride),
+                                     nxt[2].eq(row_ + Mux(sh, conv.width << 1, conv.width)),
+                                     nxt[3].eq(img_)]
+                    return nxt
+
+                first = following(oy, y, row_bit, img_bit, "next")
+                second = following(*first, "after")
+                skip = Signal()  # the next row lies in the padding and is not the feature's end
+                m.d.comb += skip.eq(((first[1] < 0) | (first[1] >= conv.height))
+                                    & (rows_left >= 3))
+                with m.If(advance):
+                    with m.If((y >= 0) & (y < conv.height)):
+                        m.d.sync += [self.o.valid.eq(1), seg.row.eq(f),
+                                     seg.start.eq(row_bit + lo_x), seg.end.eq(row_bit + hi_x),
+                                     seg.col.eq(col_base + first_ox)]
+                    with m.If(skip):
+                        m.d.sync += [rows_left.eq(rows_left - 2),
+                                     col_base.eq(col_base + (conv.out_w << 1)),
+                                     oy.eq(second[0]), y.eq(second[1]), row_bit.eq(second[2]),
+                                     img_bit.eq(second[3])]
+                    with m.Else():
+                        m.d.sync += [rows_left.eq(rows_left - 1),
+                                     col_base.eq(col_base + conv.out_w),
+                                     oy.eq(first[0]), y.eq(first[1]), row_bit.eq(first[2]),
+                                     img_bit.eq(first[3])]
+                    with m.If(rows_left == 1):
+                        next_feature()
+        m.d.comb += self.busy.eq(~fsm.ongoing("IDLE") | self.o.valid)
+        return m
