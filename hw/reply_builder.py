@@ -19,15 +19,15 @@ class ReplyBuilder(wiring.Component):
 
     Reply fields: ``op`` is the command's. ``error`` is set when the command is refused or any
     result is an error, when a GEMM's row is not ``depth`` long, or when a saved tensor read for
-    a weight gradient is not ``rows x depth``. ``threshold``, ``keep_none`` and ``n`` are the
-    selector's last result's, ``kept`` and ``nonzero`` add up its results, ``stored_bits`` is
+    a weight gradient is not ``rows x depth`` (a conv read's geometry the buffer checks itself).
+    ``threshold``, ``keep_none`` and ``n`` are the selector's last result's, ``kept`` and ``nonzero`` add up its results, ``stored_bits`` is
     the activation buffer's, ``pe_error``, ``busy``, ``macs`` and ``stalls`` the PE array's.
     ``cycles`` counts the cycles from the command's transfer to the reply's first offer.
 
     Parameters
     ----------
     cmd_layout : data.StructLayout
-        The host's command (``op``, ``rows`` and ``depth`` are read).
+        The host's command (``op``, ``rows``, ``depth`` and ``conv_read`` are read).
     reply_layout : data.StructLayout
         The reply (:attr:`hw.top.SwatAccel.reply_layout`).
     selector_result_layout, buffer_result_layout, pe_done_layout : data.StructLayout
@@ -103,7 +103,9 @@ class ReplyBuilder(wiring.Component):
             r = buf.payload
             m.d.sync += reply.stored_bits.eq(r.stored_bits)
             # A weight gradient's saved tensor has the shape its command says.
-            with m.If(r.error | ((cmd.op == AccelOp.GEMM_SAVED) & (r.n != cmd.rows * cmd.depth))):
+            # A conv read's geometry is checked by the buffer against the tensor itself.
+            with m.If(r.error | ((cmd.op == AccelOp.GEMM_SAVED) & ~cmd.conv_read
+                                 & (r.n != cmd.rows * cmd.depth))):
                 m.d.sync += reply.error.eq(1)
         with m.If(steps.gather_pe & pe.valid):
             r = pe.payload

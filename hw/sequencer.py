@@ -19,7 +19,8 @@ class AccelOp(enum.Enum, shape=3):
     #: goes to threshold slot ``slot``. Between refreshes the stored one is reused.
     THRESHOLD = 0
     #: Save activations: the next tensor on ``tensor`` (``rows x depth``), sparsified with
-    #: threshold slot ``slot``, is stored in activation-buffer slot ``act_slot``.
+    #: threshold slot ``slot``, is stored in activation-buffer slot ``act_slot``; with
+    #: ``directory``, as feature maps a conv read can build im2col rows from.
     SAVE_ACT = 1
     #: Forward or input gradient: ``rows`` sparse rows streamed on ``tensor`` (one tensor of
     #: ``depth`` a row: ``W`` for the forward product, ``W`` read by columns for the input
@@ -28,7 +29,8 @@ class AccelOp(enum.Enum, shape=3):
     #: Weight gradient: the activations in slot ``act_slot`` as sparse rows (``rows`` of them,
     #: each ``depth`` long) times the dense tiles on ``dense``. Saved batch-major (``X``), they
     #: are read column by column; saved feature-major (``X`` transposed, ``feature_major``), row
-    #: by row, which is faster.
+    #: by row, which is faster. With ``conv_read``, the slot holds a conv layer's ``X~`` as
+    #: feature maps and the rows are its im2col rows, built on read for the geometry ``conv``.
     GEMM_SAVED = 3
     #: Read-out: activation-buffer slot ``act_slot``, every element, on ``act_out``.
     READ_OUT = 4
@@ -217,6 +219,8 @@ class CommandSequencer(wiring.Component):
             buf.payload.slot.eq(cmd.act_slot),
             buf.payload.rows.eq(cmd.rows),
             buf.payload.cols.eq(cmd.depth),
+            buf.payload.directory.eq(cmd.directory),
+            buf.payload.conv.eq(cmd.conv),
             pe.payload.rows.eq(cmd.rows),
             pe.payload.depth.eq(cmd.depth),
             pe.payload.cols.eq(cmd.cols),
@@ -316,7 +320,9 @@ class CommandSequencer(wiring.Component):
                     m.next = "REPLY"
 
             with m.State("SAVED_BUFFER_CMD"):
-                issue(buf, Mux(cmd.feature_major, ActOp.READ_ROWS, ActOp.READ_COLS), "SAVED_RUN")
+                issue(buf, Mux(cmd.conv_read, ActOp.READ_CONV,
+                               Mux(cmd.feature_major, ActOp.READ_ROWS, ActOp.READ_COLS)),
+                      "SAVED_RUN")
             with m.State("SAVED_RUN"):
                 m.d.comb += [self.route.eq(Route.SAVED_ROWS), reply.gather_buffer.eq(1),
                              reply.gather_pe.eq(1), self.rows_end.eq(reply.buffer_done)]

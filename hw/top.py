@@ -113,6 +113,9 @@ class SwatAccel(wiring.Component):
             "nm_n": range(config.nm_max_m + 1),
             "nm_m": range(config.nm_max_m + 1),
             "feature_major": 1,
+            "directory": 1,
+            "conv_read": 1,
+            "conv": act.geometry.conv_layout,
         })
         self.reply_layout = data.StructLayout({
             "op": AccelOp,
@@ -210,7 +213,7 @@ class SwatAccel(wiring.Component):
             e2r.rows.eq(seq.command.rows),
             el2r.start.eq(seq.rows_start),
             el2r.rows.eq(seq.command.rows),
-            el2r.transpose.eq(~seq.command.feature_major),
+            el2r.transpose.eq(~seq.command.feature_major & ~seq.command.conv_read),
             el2r.end.eq(seq.rows_end),
         ]
 

@@ -6,10 +6,12 @@
 through :class:`sim.drivers.accel.AccelDriver`:
 
 1. threshold refresh of the weights and of the input activations (exact per-tensor top-K);
-2. saving the sparsified activations in the activation buffer (feature-major, ``X``
-   transposed, as the previous layer's PE-array results would come);
-3. the forward product, the input-gradient product and the weight-gradient product, the first
-   two tiled over the array by the driver (rows, reduction and columns in chunks the
+2. saving the sparsified activations in the activation buffer: a conv layer's ``X~`` once, as
+   feature maps with a directory, a linear layer's feature-major (``X`` transposed, as the
+   previous layer's PE-array results would come);
+3. the forward product, the input-gradient product and the weight-gradient product (a conv
+   layer's im2col rows built on read from the feature maps), the first two tiled over the array
+   by the driver (rows, reduction and columns in chunks the
    configuration allows; partial sums added on the host, which is exact).
 
 Every output (the layer output, the input gradient and the weight gradient) is compared bit
@@ -115,12 +117,15 @@ def step_config(pe_rows, pe_cols, width, spec, batch, tile_depth=None):
         depth = tile_depth
     rows = max(f, cout)
     tensor = max(f * cout, positions * f, batch * spec.cin * spec.size ** 2)
+    # A conv layer's X~ is saved as feature maps: planes (channel, image) of size x size.
+    planes, plane = ((batch * spec.cin, spec.size ** 2) if spec.kind == "conv" else (1, 1))
     config = AccelConfig(
         pe_rows=pe_rows, pe_cols=pe_cols, width=width, tile_depth=depth,
         pe_max_rows=rows, pe_max_tiles=max(1, -(-max(positions, cout) // pe_cols)),
         max_tensor_len=_pow2(tensor), act_bitmap_bits=_pow2(positions * f),
-        act_values=_pow2(positions * f), act_tensors=2, act_max_rows=max(depth, _pow2(f)),
-        act_max_cols=max(depth, _pow2(f)))
+        act_values=_pow2(positions * f), act_tensors=2,
+        act_max_rows=max(depth, _pow2(f), _pow2(planes)),
+        act_max_cols=max(depth, _pow2(f), _pow2(plane)))
     # Banks for any job of the step, whatever its rows keep: a row takes whole words.
     lanes = config.sparse_port_lanes
     return config.replace(pe_bank_entries=lanes * golden_pe.bank_words_bound(
@@ -199,11 +204,14 @@ async def run_step_on_rtl(drv, spec, w, x, dy, density):
     phases["activation threshold"] = reply["cycles"]
     if spec.kind == "linear":
         cols = x
+        # Saved feature-major (the layout the PE array's outputs come in), so the weight
+        # gradient reads it row by row.
+        reply = await drv.save_act(1, 0, cols.T)
     else:
+        # The forward's dense operand is im2col(X) from the host; X~ is saved once, as
+        # feature maps, and the weight gradient's im2col rows are built on read.
         cols = im2col(x, spec.kernel, spec.stride, spec.padding)
-    # Saved feature-major (the layout the PE array's outputs come in), so the weight gradient
-    # reads it row by row.
-    reply = await drv.save_act(1, 0, cols.T)
+        reply = await drv.save_feature_maps(1, 0, x)
     if reply["error"]:
         raise RuntimeError(f"saving the activations failed: {reply}")
     phases["save activations"] = reply["cycles"]
@@ -212,7 +220,11 @@ async def run_step_on_rtl(drv, spec, w, x, dy, density):
     y_t, phases["forward"] = await _tiled_gemm(drv, w_matrix, cols.T, slot=0)
     dy_matrix = dy if spec.kind == "linear" else dy.transpose(0, 2, 3, 1).reshape(-1, spec.cout)
     dcols_t, phases["input gradient"] = await _tiled_gemm(drv, w_matrix.T, dy_matrix.T, slot=0)
-    reply, got = await drv.gemm_saved(0, spec.features, dy_matrix, feature_major=True)
+    if spec.kind == "linear":
+        reply, got = await drv.gemm_saved(0, spec.features, dy_matrix, feature_major=True)
+    else:
+        reply, got = await drv.gemm_saved_conv(0, dy_matrix, kernel=spec.kernel,
+                                               stride=spec.stride, padding=spec.padding)
     if reply["error"]:
         raise RuntimeError(f"the weight gradient failed: {reply}")
     phases["weight gradient"] = reply["cycles"]
@@ -251,21 +263,26 @@ def predict_step(config, spec, w, x, dy, density):
     # What the selector sends: the kept elements that are not zero.
     w_mask = topk.sent_mask(w_matrix, topk.apply_threshold(w_matrix,
                                                            topk.topk_threshold(w, density)))
-    cols = x if spec.kind == "linear" else im2col(x, spec.kernel, spec.stride, spec.padding)
-    saved_mask = topk.sent_mask(cols.T, topk.apply_threshold(cols.T,
-                                                             topk.topk_threshold(x, density)))
+    x_mask = topk.sent_mask(x, topk.apply_threshold(x, topk.topk_threshold(x, density)))
     positions = spec.positions(batch)
     phases = {
         "weight threshold": perf_model.threshold_cycles(config, w.size, after_reset=True),
         "activation threshold": perf_model.threshold_cycles(config, x.size),
-        "save activations": perf_model.save_act_cycles(config, cols.size),
+        "save activations": perf_model.save_act_cycles(config, x.size),
     }
     for phase, mask in (("forward", w_mask), ("input gradient", w_mask.T)):
         phases[phase] = sum(perf_model.gemm_cycles(config, mask[rows, red], tiles)
                             for rows, red, tiles in _job_tiles(config, *mask.shape,
                                                                positions))
-    phases["weight gradient"] = perf_model.gemm_saved_cycles(
-        config, saved_mask, -(-spec.cout // config.pe_cols))
+    tiles = -(-spec.cout // config.pe_cols)
+    if spec.kind == "linear":
+        phases["weight gradient"] = perf_model.gemm_saved_cycles(config, x_mask.T, tiles)
+    else:
+        keep = im2col(x_mask.astype(np.int64), spec.kernel, spec.stride,
+                      spec.padding).T.astype(bool)
+        phases["weight gradient"] = perf_model.gemm_saved_cycles(
+            config, keep, tiles, scan=perf_model.act_conv_read(
+                config, x_mask, kernel=spec.kernel, stride=spec.stride, padding=spec.padding))
     return phases
 
 

@@ -14,6 +14,7 @@ import numpy as np
 from golden import pe_array as golden_pe
 from golden import topk
 from golden.config import AccelConfig
+from golden.layers import conv_out_size, im2col
 from hw.top import AccelOp, RowMode, SwatAccel
 
 from .act_buffer import beat_elements
@@ -54,14 +55,18 @@ class AccelDriver:
         self.check_banks = True
         self.thresholds = {}  # threshold slot -> (threshold, keep_none), as refreshed
         self.saved = {}       # activation slot -> the entries each stored row keeps
+        self.saved_maps = {}  # activation slot -> the sent mask of feature maps (N, C, H, W)
 
     # -- plumbing --------------------------------------------------------------------------
     def _pack_command(self, op, **fields):
         """A packed ``cmd`` payload: ``fields`` given, every other field zero."""
-        payload = {name: 0 for name, _ in self.model.cmd_layout}
+        payload = unpack(self.model.cmd_layout, 0)
         payload["op"] = op.value
         for key, value in fields.items():
-            payload[key] = value.value if hasattr(value, "value") else int(value)
+            if isinstance(value, dict):  # a sub-struct: its fields given, the rest zero
+                payload[key].update({k: int(v) for k, v in value.items()})
+            else:
+                payload[key] = value.value if hasattr(value, "value") else int(value)
         return pack(self.model.cmd_layout, payload)
 
     def _command(self, op, **fields):
@@ -190,6 +195,58 @@ class AccelDriver:
                                      act_slot=act_slot, feature_major=feature_major)
         return await self._gemm_results(command, features * depth, d, lambda: 0)
 
+    async def save_feature_maps(self, slot, act_slot, x):
+        """Sparsify a conv layer's input ``x`` (N, C, H, W) with threshold ``slot`` and store
+        it in ``act_slot`` as feature maps with a directory (planes in (channel, image) order,
+        :mod:`golden.feature_maps`), for :meth:`gemm_saved_conv`."""
+        x = np.asarray(x)
+        n_images, channels, height, width = x.shape
+        planes = x.transpose(1, 0, 2, 3).reshape(channels * n_images, height * width)
+        self._command(AccelOp.SAVE_ACT, slot=slot, act_slot=act_slot, rows=planes.shape[0],
+                      depth=planes.shape[1], directory=1)
+        reply = await self._reply(self._send_tensor(planes))
+        if not reply["error"]:
+            self.saved_maps[act_slot] = self.sent_mask(x, slot)
+        return reply
+
+    def conv_rows(self, act_slot, *, kernel, stride, padding, first_channel=0, channels=None,
+                  first_out_row=0, out_rows=None):
+        """The conv read's geometry for the maps saved in ``act_slot`` and its im2col keep
+        matrix (features by output pixels), as the command and the bank check need them."""
+        mask = self.saved_maps[act_slot]
+        n_images, n_channels, height, width = mask.shape
+        out_h = conv_out_size(height, kernel, stride, padding)
+        out_w = conv_out_size(width, kernel, stride, padding)
+        channels = n_channels - first_channel if channels is None else channels
+        out_rows = n_images * out_h - first_out_row if out_rows is None else out_rows
+        keep = im2col(mask[:, first_channel:first_channel + channels].astype(np.int64),
+                      kernel, stride, padding).T.astype(bool)
+        keep = keep[:, first_out_row * out_w:(first_out_row + out_rows) * out_w]
+        geometry = {"images": n_images, "height": height, "width": width, "out_h": out_h,
+                    "out_w": out_w, "kernel": kernel, "stride": stride, "padding": padding,
+                    "first_channel": first_channel, "channels": channels,
+                    "first_out_row": first_out_row, "out_rows": out_rows}
+        return geometry, keep
+
+    async def gemm_saved_conv(self, act_slot, d, *, kernel, stride, padding, first_channel=0,
+                              channels=None, first_out_row=0, out_rows=None):
+        """``im2col(X~).T @ d`` for the feature maps ``X~`` in ``act_slot`` (:meth:`
+        save_feature_maps`): the rows of channels ``first_channel ..`` (``channels``) over the
+        output rows ``first_out_row ..`` (``out_rows``, flattened over image and output row),
+        built on read; ``d`` has one row per output pixel of those rows."""
+        geometry, keep = self.conv_rows(
+            act_slot, kernel=kernel, stride=stride, padding=padding,
+            first_channel=first_channel, channels=channels, first_out_row=first_out_row,
+            out_rows=out_rows)
+        depth, n = np.asarray(d).shape
+        if depth != keep.shape[1]:
+            raise ValueError(f"the dense operand has {depth} rows, not the read's "
+                             f"{keep.shape[1]} output pixels")
+        self._check_banks(keep.sum(axis=1))
+        command = self._gemm_command(AccelOp.GEMM_SAVED, rows=keep.shape[0], depth=depth, n=n,
+                                     act_slot=act_slot, conv_read=1, conv=geometry)
+        return await self._gemm_results(command, keep.size, d, lambda: 0)
+
     async def read_out(self, act_slot):
         """Every element of ``act_slot``: ``(reply, [(row, col, value), ...])``."""
         first = len(self.act_out.received)
@@ -202,4 +259,5 @@ class AccelDriver:
     async def free(self, act_slot):
         self._command(AccelOp.FREE, act_slot=act_slot)
         self.saved.pop(act_slot, None)
+        self.saved_maps.pop(act_slot, None)
         return await self._reply(100)
