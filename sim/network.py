@@ -42,6 +42,8 @@ import time
 import numpy as np
 
 from golden import budgets, networks, perf_model, synthetic, topk
+from golden.feature_maps import FeatureMapFormat
+from golden.layers import im2col
 from golden.cli import OneLineParser
 from golden.config import AccelConfig, ConfigError, parse_pe
 from golden.outputs import OutputPathError, check_output_folder
@@ -96,6 +98,20 @@ def _sample(chunks, count):
     return [(c, len(full) / len(picked)) for c in picked] + rest
 
 
+def _sample_by_length(chunks, count):
+    """``[(chunk, weight), ...]``: for each chunk length, ``count`` evenly spaced chunks of
+    that length, each standing for its share of them."""
+    by_length = {}
+    for c in chunks:
+        by_length.setdefault(c[1], []).append(c)
+    picked = []
+    for same in by_length.values():
+        index = np.unique(np.linspace(0, len(same) - 1, min(count, len(same))).round()
+                          .astype(int))
+        picked += [(same[i], len(same) / len(index)) for i in index.tolist()]
+    return picked
+
+
 def _im2col_positions(x, layer, start, count):
     """Columns ``start .. start + count - 1`` of ``im2col(x).T`` (``features x count``)."""
     k, s, p = layer.kernel, layer.stride, layer.padding
@@ -128,6 +144,7 @@ class _Totals:
     act_dense_bits: float = 0.0
     act_swat_bits: float = 0.0
     act_stored_bits: float = 0.0
+    act_im2col_bits: float = 0.0
     act_to_accelerator_bytes: float = 0.0
     act_to_host_bytes: float = 0.0
 
@@ -203,8 +220,12 @@ def evaluate(config, layers, densities, batch, *, samples, rng):
             t.threshold = (perf_model.threshold_cycles(config, w.size)
                            + perf_model.threshold_cycles(config, x.size))
 
-        # Weight gradient: X~ saved feature-major in chunks, read back by rows.
+        # Weight gradient. A k x k conv layer (k > 1) whose maps the buffer holds saves X~
+        # once as feature maps and reads its im2col rows on read; other layers save their
+        # im2col matrix (X itself for a 1x1 stride-1 conv or a linear layer) feature-major in
+        # chunks, read back by rows. The dense baseline reads im2col chunks in dense mode.
         tiles = math.ceil(cout / config.pe_cols)
+        maps = sparse_layer and layer.kernel > 1 and layer.size ** 2 <= config.act_max_cols
         p_chunks = _chunks(p, config.tile_depth)
         kept_sampled = elements_sampled = 0
         fc = _saved_chunk_features(config, config.tile_depth, density)
@@ -217,7 +238,7 @@ def evaluate(config, layers, densities, batch, *, samples, rng):
                 if key not in dense_cache:
                     dense_cache[key] = perf_model.gemm_cycles(config, chunk, tiles, dense=True)
                 t.dense_weight_grad += scale * dense_cache[key]
-                if sparse_layer:
+                if sparse_layer and not maps:
                     t.save += scale * perf_model.save_act_cycles(config, chunk.size)
                     # The host streams each chunk of the im2col matrix in to be saved.
                     t.act_to_accelerator_bytes += scale * chunk.size * width / 8
@@ -227,15 +248,72 @@ def evaluate(config, layers, densities, batch, *, samples, rng):
         t.macs += f * p * cout
         t.sparse_macs += f * p * cout * (kept_sampled / elements_sampled)
 
-        # Saved activations: SWAT's X~ in the bitmap format, against dense X.
+        # Saved activations: SWAT's X~ in the bitmap format, and what the hardware stores,
+        # against dense X.
         t.act_dense_bits = x.size * width
         t.act_swat_bits = x.size + int(x_mask.sum()) * width
-        t.act_stored_bits = f * p * (1 + width * kept_sampled / elements_sampled)
+        t.act_im2col_bits = f * p * (1 + width * kept_sampled / elements_sampled)
+        if maps:
+            (t.save, t.weight_grad, t.act_stored_bits,
+             t.act_to_accelerator_bytes) = _feature_map_weight_grad(config, layer, x_mask, tiles,
+                                                                    samples)
+        elif sparse_layer:
+            t.act_stored_bits = t.act_im2col_bits
+        else:  # a dense layer keeps X itself (it runs in dense mode, with nothing to select)
+            t.act_stored_bits = t.act_dense_bits
         per_layer.append({"layer": layer.name, "density": density, **dataclasses.asdict(t),
                           "offchip_bytes": _offchip(t)})
         for field in dataclasses.fields(_Totals):
             setattr(totals, field.name, getattr(totals, field.name) + getattr(t, field.name))
     return per_layer, totals
+
+
+def _feature_map_weight_grad(config, layer, x_mask, tiles, samples):
+    """A conv layer's save and weight gradient with ``X~`` stored once as feature maps:
+    ``(save cycles, weight-gradient cycles, stored bits, bytes the host streams in)``.
+
+    ``X`` is saved in chunks of whole maps the buffer holds (every channel of as many images
+    as fit, or as many channels of one image); each chunk's weight gradient runs in jobs of
+    as many channels as the array's rows allow (``kernel**2`` features each) over as many
+    output rows as one reduction (``tile_depth``) holds, their im2col rows built by the
+    buffer's conv read. Jobs are sampled per channel group as :func:`evaluate` samples."""
+    n_img, channels, height, width = x_mask.shape
+    k, stride, padding = layer.kernel, layer.stride, layer.padding
+    out = layer.out_size
+    fmt = FeatureMapFormat(config.width, word_bits=config.act_scan_bits,
+                           count_bits=config.act_values.bit_length())
+    plane = height * width
+    density = float(x_mask.mean())
+    by_bits = config.act_bitmap_bits // plane
+    by_values = int(config.act_values // max(1.0, 1.25 * density * plane))
+    planes = max(1, min(by_bits, by_values, config.act_max_rows))
+    per_chunk_images = max(1, planes // channels)
+    per_chunk_channels = min(channels, planes)
+    group = max(1, min(per_chunk_channels, config.pe_max_rows // (k * k)))
+    rows_per_job = max(1, config.tile_depth // out)
+    save = stored = 0.0
+    jobs = {}  # channel group -> [(first output row, rows)] over the whole batch
+    for i0, i_len in _chunks(n_img, per_chunk_images):
+        for c0, c_len in _chunks(channels, per_chunk_channels):
+            chunk = x_mask[i0:i0 + i_len, c0:c0 + c_len]
+            save += perf_model.save_act_cycles(config, chunk.size)
+            stored += fmt.stored_bits(chunk.size, int(chunk.sum()))
+            for g0, g_len in _chunks(c_len, group):
+                jobs.setdefault((c0 + g0, g_len), []).extend(
+                    (i0 * out + r0, r_len) for r0, r_len in _chunks(i_len * out, rows_per_job))
+    weight_grad = 0.0
+    for (c0, c_len), row_jobs in jobs.items():
+        for (r0, r_len), scale in _sample_by_length(row_jobs, samples):
+            i0, i1 = r0 // out, -(-(r0 + r_len) // out)
+            mask = x_mask[i0:i1, c0:c0 + c_len]
+            first = r0 - i0 * out
+            scan = perf_model.act_conv_read(config, mask, kernel=k, stride=stride,
+                                            padding=padding, first_out_row=first,
+                                            out_rows=r_len)
+            keep = im2col(mask.astype(np.int8), k, stride, padding).T.astype(bool)
+            keep = keep[:, first * out:(first + r_len) * out]
+            weight_grad += scale * perf_model.gemm_saved_cycles(config, keep, tiles, scan=scan)
+    return save, weight_grad, stored, x_mask.size * config.width / 8
 
 
 def _offchip(totals):
@@ -269,7 +347,7 @@ def summarize(totals, period, pe_count):
         "flop_reduction": 1 - totals.sparse_macs / totals.macs,
         "activation_memory_vs_dense": totals.act_swat_bits / totals.act_dense_bits,
         "activation_memory_saving": 1 - totals.act_swat_bits / totals.act_dense_bits,
-        "stored_im2col_vs_dense": totals.act_stored_bits / totals.act_dense_bits,
+        "stored_im2col_vs_dense": totals.act_im2col_bits / totals.act_dense_bits,
         "stored_vs_dense": totals.act_stored_bits / totals.act_dense_bits,
         "offchip_bytes": _offchip(totals),
         "threshold_share": totals.threshold / period / (forward + backward),

@@ -106,3 +106,29 @@ def test_network_results_end_to_end(tmp_path):
     assert p100["forward_speedup"] > p1["forward_speedup"]
     assert p100["threshold_share"] < p1["threshold_share"]
     assert "| SWAT-U | 0.9 |" in (out / "network.md").read_text()
+
+
+def test_sampling_by_length_weighs_each_length_by_its_count():
+    chunks = [(0, 8), (8, 8), (16, 3), (19, 8), (27, 8), (35, 3)]
+    picked = network._sample_by_length(chunks, 2)
+    assert picked == [((0, 8), 2.0), ((27, 8), 2.0), ((16, 3), 1.0), ((35, 3), 1.0)]
+    assert sum(w * c[1] for c, w in picked) == sum(c[1] for c in chunks)
+
+
+def test_a_conv_layer_saves_its_maps_once():
+    """A 3x3 conv layer's X~ is saved as feature maps: X streamed once (not k*k copies), the
+    stored bits those of golden.feature_maps, every job's read modelled."""
+    from golden.feature_maps import FeatureMapFormat
+
+    config = AccelConfig(pe_rows=4, pe_cols=4, tile_depth=64, act_bitmap_bits=1 << 12,
+                         act_values=1 << 10)
+    layer = networks.ConvShape("c", 3, 8, 3, 1, 1, 8)
+    rng = np.random.default_rng(2)
+    x_mask = rng.random((4, 3, 8, 8)) < 0.2
+    save, weight_grad, stored, streamed = network._feature_map_weight_grad(
+        config, layer, x_mask, tiles=2, samples=100)
+    assert streamed == x_mask.size * config.width / 8
+    fmt = FeatureMapFormat(8, count_bits=11)
+    assert stored == fmt.stored_bits(x_mask.size, int(x_mask.sum()))  # one chunk holds it
+    assert save == network.perf_model.save_act_cycles(config, x_mask.size)
+    assert weight_grad > 0
