@@ -1,6 +1,6 @@
 """Pack a row's short beats into full words of the PE array's sparse port."""
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 

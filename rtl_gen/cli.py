@@ -194,7 +194,7 @@ def main(argv=None):
               f"{report['clock_mhz']:g} MHz)\n  used: {used}\n"
               f"  report: {os.path.join(out, f'board_{args.board}.json')}")
         if not report["meets_clock"]:
-            print(f"  warning: Fmax is below the board's clock: the self-test may fail on the "
+            print("  warning: Fmax is below the board's clock: the self-test may fail on the "
                   "board")
     return 0
 

@@ -35,7 +35,7 @@ import numpy as np
 from golden import budgets, numerics, topk
 from golden import pe_array as golden_pe
 from golden.cli import OneLineParser
-from golden.config import AccelConfig, ConfigError, parse_pe
+from golden.config import ConfigError, parse_pe
 from golden.outputs import OutputPathError, check_output_file
 from golden.scaling import GRAD_ROUNDINGS, NUMERICS, quantize_pow2
 

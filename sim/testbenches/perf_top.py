@@ -67,7 +67,6 @@ async def model_matches_rtl(dut):
         assert not reply["error"], reply
         record("save", reply["cycles"], perf_model.save_act_cycles(cfg, s.size), n=s.size)
 
-        kept = mask.sum(axis=1)
         shape = {"rows": rows, "depth": depth, "tiles": tiles, "density": density}
         reply, _ = await drv.gemm(s, d, slot=0)
         assert not reply["error"], reply
