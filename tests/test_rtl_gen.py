@@ -66,6 +66,7 @@ def test_output_is_deterministic_and_has_no_paths(tmp_path):
     (["--bogus"], "error: unrecognized arguments: --bogus"),
     (["--topk-lanes", "3"], "error: --topk-lanes must be a power of two, not 3"),
     (["--act-tensors", "0"], "error: --act-tensors must be between 1 and 64, not 0"),
+    (["--act-conv-read", "2"], "error: --act-conv-read must be between 0 and 1, not 2"),
     (["--pe-sparse-lanes", "2"],
      "error: --pe-sparse-lanes (2) must be at least topk_lanes (4): the PE array takes the "
      "selector's beats whole"),
