@@ -28,7 +28,9 @@ as :mod:`golden.feature_maps` lays them out, with a *directory*: one entry per b
 bitmap words of the tensor (the kept values before the block, and the first word's popcount),
 so that a read finds the value of any bit from one entry and a popcount within one word.
 :meth:`ActivationBuffer.read_conv` then reads the weight gradient's im2col rows of a range of
-channels and output rows, built on read.
+channels and output rows, built on read. A buffer built without the conv read
+(``conv_read=False``, the configuration's ``act_conv_read=0``) keeps no directories: a write
+with one is refused as one that does not fit, and a conv read is refused.
 
 Faults
 ------
@@ -106,10 +108,15 @@ class ActivationBuffer:
     max_rows, max_cols : int or None
         Largest rows and columns of a read (None: unlimited): a conv read of more features
         (``channels * kernel**2``) or columns (``out_rows * out_w``) is refused.
+    conv_read : bool
+        The buffer keeps directories and has the conv read (:meth:`read_conv`); without it a
+        write with a directory raises :class:`BufferFull` and a conv read
+        :class:`ReadRefused`.
     """
 
     def __init__(self, *, width, bitmap_capacity, value_capacity, max_tensors, word_bits=32,
-                 count_bits=18, directory_capacity=None, max_rows=None, max_cols=None):
+                 count_bits=18, directory_capacity=None, max_rows=None, max_cols=None,
+                 conv_read=True):
         self.width = width
         self.bitmap_capacity = bitmap_capacity
         self.value_capacity = value_capacity
@@ -117,6 +124,7 @@ class ActivationBuffer:
         self.directory_format = FeatureMapFormat(width=width, word_bits=word_bits,
                                                  block_words=2, count_bits=count_bits)
         self.directory_capacity = directory_capacity
+        self.conv_read = conv_read
         self.max_rows, self.max_cols = max_rows, max_cols
         self.bitmap = np.zeros(bitmap_capacity, dtype=bool)
         self.values = np.zeros(value_capacity, dtype=np.int64)
@@ -149,7 +157,8 @@ class ActivationBuffer:
         ------
         BufferFull
             If the slot is taken, the table is full, or the bitmap, values or directory do not
-            fit; the buffer is then unchanged.
+            fit (a buffer without the conv read holds no directory); the buffer is then
+            unchanged.
         """
         x = check_operands(x, self.width, "activations")
         if x.ndim != 2:
@@ -159,6 +168,8 @@ class ActivationBuffer:
             raise BufferFull(f"slot {slot} is outside the table (0 to {self.max_tensors - 1})")
         if slot in self.table:
             raise BufferFull(f"slot {slot} holds a tensor")
+        if directory and not self.conv_read:
+            raise BufferFull("the buffer keeps no directories (built without the conv read)")
         rows, cols = x.shape
         bitmap_base, value_base = self.bitmap_used, self.values_used
         kept = int(mask.sum())
@@ -232,13 +243,16 @@ class ActivationBuffer:
         Raises
         ------
         ReadRefused
-            If the slot holds no tensor or one without a directory; if ``kernel`` is 0,
+            If the buffer was built without the conv read; if the slot holds no tensor or one
+            without a directory; if ``kernel`` is 0,
             ``stride`` is not 1 or 2, ``padding >= kernel``, or ``images``, ``height``,
             ``width``, ``channels`` or ``out_rows`` is 0; if ``out_h`` and ``out_w`` are not
             the output sizes of the map; if the channels reach past the tensor's ``n``
             elements, or the output rows past ``images * out_h``; if the read has more rows
             or columns than ``max_rows`` or ``max_cols``.
         """
+        if not self.conv_read:
+            raise ReadRefused("the buffer has no conv read (built without it)")
         d = self.table.get(slot)
         if d is None or slot in self.freed:
             raise ReadRefused(f"slot {slot} holds no tensor")

@@ -111,6 +111,11 @@ class AccelConfig:
         Descriptor slots of the activation buffer (tensors held at once, 1 to 64).
     act_max_rows, act_max_cols : int
         Largest activation matrix the buffer stores (1 to 2**16 each).
+    act_conv_read : int
+        1: the activation buffer keeps a conv layer's input as feature maps with a directory
+        and builds the weight gradient's im2col rows on read (``READ_CONV``); 0 leaves that
+        logic and the directory memory out (for small parts): conv layers then save their
+        im2col matrix.
     top_name : str
         Name of the generated top-level Verilog module.
 
@@ -159,6 +164,9 @@ class AccelConfig:
     act_tensors: int = _field(16, "activation buffer descriptor slots (tensors held at once)")
     act_max_rows: int = _field(4096, "largest activation matrix the buffer stores: rows")
     act_max_cols: int = _field(4096, "largest activation matrix the buffer stores: columns")
+    act_conv_read: int = _field(1, "1: the activation buffer keeps feature maps with a "
+                                   "directory and builds im2col rows on read (READ_CONV); 0 "
+                                   "leaves that logic out, for small parts")
     top_name: str = _field("swat_accel", "name of the top-level Verilog module (prefix of "
                                          "every module)")
 
@@ -194,6 +202,7 @@ class AccelConfig:
         _check_int("act_tensors", self.act_tensors, 1, 64)
         _check_int("act_max_rows", self.act_max_rows, 1, 1 << 16)
         _check_int("act_max_cols", self.act_max_cols, 1, 1 << 16)
+        _check_int("act_conv_read", self.act_conv_read, 0, 1)
         if not isinstance(self.top_name, str) or not _TOP_NAME_RE.match(self.top_name):
             raise ConfigError(f"top_name must be a Verilog identifier, not {self.top_name!r}",
                               "top_name")

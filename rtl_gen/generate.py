@@ -31,6 +31,9 @@ def memories(accel):
         ("act_buffer_values", act.lanes * act.width, act.value_words, 1),
         ("act_buffer_cursors", len(Signal(range(act.value_words * act.lanes + 1))), act.max_rows,
          1),
+        # only with the conv read (``act_conv_read``)
+        *([("act_buffer_directory", act.geometry.directory_entry_bits,
+            act.geometry.directory_words, 1)] if act.conv_read else []),
         ("pe_array_banks", pe.word_layout.size, pe.bank_words, pe.rows),
         # one copy per PE row (each PE row reads its own dense row every cycle)
         ("pe_array_dense_tiles", pe.cols * pe.width, 2 << pe.depth_bits, pe.rows),

@@ -221,11 +221,13 @@ def evaluate(config, layers, densities, batch, *, samples, rng):
                            + perf_model.threshold_cycles(config, x.size))
 
         # Weight gradient. A k x k conv layer (k > 1) whose maps the buffer holds saves X~
-        # once as feature maps and reads its im2col rows on read; other layers save their
-        # im2col matrix (X itself for a 1x1 stride-1 conv or a linear layer) feature-major in
-        # chunks, read back by rows. The dense baseline reads im2col chunks in dense mode.
+        # once as feature maps and reads its im2col rows on read (when the buffer has the
+        # conv read, act_conv_read); other layers save their im2col matrix (X itself for a
+        # 1x1 stride-1 conv or a linear layer) feature-major in chunks, read back by rows. The
+        # dense baseline reads im2col chunks in dense mode.
         tiles = math.ceil(cout / config.pe_cols)
-        maps = sparse_layer and layer.kernel > 1 and layer.size ** 2 <= config.act_max_cols
+        maps = (sparse_layer and layer.kernel > 1 and layer.size ** 2 <= config.act_max_cols
+                and bool(config.act_conv_read))
         p_chunks = _chunks(p, config.tile_depth)
         kept_sampled = elements_sampled = 0
         fc = _saved_chunk_features(config, config.tile_depth, density)

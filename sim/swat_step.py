@@ -7,10 +7,12 @@ through :class:`sim.drivers.accel.AccelDriver`:
 
 1. threshold refresh of the weights and of the input activations (exact per-tensor top-K);
 2. saving the sparsified activations in the activation buffer: a conv layer's ``X~`` once, as
-   feature maps with a directory, a linear layer's feature-major (``X`` transposed, as the
-   previous layer's PE-array results would come);
+   feature maps with a directory (with ``--act-conv-read 0``, an accelerator without the conv
+   read, its im2col matrix feature-major instead), a linear layer's feature-major (``X``
+   transposed, as the previous layer's PE-array results would come);
 3. the forward product, the input-gradient product and the weight-gradient product (a conv
-   layer's im2col rows built on read from the feature maps), the first two tiled over the array
+   layer's im2col rows built on read from the feature maps, or read as saved with
+   ``--act-conv-read 0``), the first two tiled over the array
    by the driver (rows, reduction and columns in chunks the
    configuration allows; partial sums added on the host, which is exact).
 
@@ -103,10 +105,11 @@ def _pow2(n, lo=16):
     return max(lo, 1 << (max(1, n) - 1).bit_length())
 
 
-def step_config(pe_rows, pe_cols, width, spec, batch, tile_depth=None):
+def step_config(pe_rows, pe_cols, width, spec, batch, tile_depth=None, act_conv_read=1):
     """A configuration large enough for the layer's step in single jobs where it must be
     (the weight gradient reads the saved activations whole). A smaller ``tile_depth`` makes
-    the driver split the forward and input-gradient reductions into several jobs."""
+    the driver split the forward and input-gradient reductions into several jobs;
+    ``act_conv_read=0`` leaves the conv read out (a conv layer saves its im2col matrix)."""
     positions = spec.positions(batch)
     f, cout = spec.features, spec.cout
     depth = _pow2(max(f, cout, positions))
@@ -125,7 +128,7 @@ def step_config(pe_rows, pe_cols, width, spec, batch, tile_depth=None):
         max_tensor_len=_pow2(tensor), act_bitmap_bits=_pow2(positions * f),
         act_values=_pow2(positions * f), act_tensors=2,
         act_max_rows=max(depth, _pow2(f), _pow2(planes)),
-        act_max_cols=max(depth, _pow2(f), _pow2(plane)))
+        act_max_cols=max(depth, _pow2(f), _pow2(plane)), act_conv_read=act_conv_read)
     # Banks for any job of the step, whatever its rows keep: a row takes whole words.
     lanes = config.sparse_port_lanes
     return config.replace(pe_bank_entries=lanes * golden_pe.bank_words_bound(
@@ -210,8 +213,10 @@ async def run_step_on_rtl(drv, spec, w, x, dy, density):
     else:
         # The forward's dense operand is im2col(X) from the host; X~ is saved once, as
         # feature maps, and the weight gradient's im2col rows are built on read.
+        # Without the conv read the driver saves im2col(X~) feature-major instead.
         cols = im2col(x, spec.kernel, spec.stride, spec.padding)
-        reply = await drv.save_feature_maps(1, 0, x)
+        reply = await drv.save_feature_maps(1, 0, x, kernel=spec.kernel, stride=spec.stride,
+                                            padding=spec.padding)
     if reply["error"]:
         raise RuntimeError(f"saving the activations failed: {reply}")
     phases["save activations"] = reply["cycles"]
@@ -268,7 +273,9 @@ def predict_step(config, spec, w, x, dy, density):
     phases = {
         "weight threshold": perf_model.threshold_cycles(config, w.size, after_reset=True),
         "activation threshold": perf_model.threshold_cycles(config, x.size),
-        "save activations": perf_model.save_act_cycles(config, x.size),
+        "save activations": perf_model.save_act_cycles(
+            config, x.size if spec.kind == "linear" or config.act_conv_read
+            else spec.features * positions),
     }
     for phase, mask in (("forward", w_mask), ("input gradient", w_mask.T)):
         phases[phase] = sum(perf_model.gemm_cycles(config, mask[rows, red], tiles)
@@ -277,6 +284,12 @@ def predict_step(config, spec, w, x, dy, density):
     tiles = -(-spec.cout // config.pe_cols)
     if spec.kind == "linear":
         phases["weight gradient"] = perf_model.gemm_saved_cycles(config, x_mask.T, tiles)
+    elif not config.act_conv_read:
+        # The saved im2col matrix, read by rows (what the selector sent of it).
+        cols_t = im2col(x, spec.kernel, spec.stride, spec.padding).T
+        saved = topk.sent_mask(cols_t, topk.apply_threshold(cols_t,
+                                                            topk.topk_threshold(x, density)))
+        phases["weight gradient"] = perf_model.gemm_saved_cycles(config, saved, tiles)
     else:
         keep = im2col(x_mask.astype(np.int64), spec.kernel, spec.stride,
                       spec.padding).T.astype(bool)
@@ -316,6 +329,10 @@ def main(argv=None):
     parser.add_argument("--tile-depth", type=int, default=None,
                         help="the array's tile depth; smaller than a reduction, the driver "
                              "splits it into jobs (default: the longest reduction)")
+    parser.add_argument("--act-conv-read", type=int, default=1,
+                        help="1: a conv layer's input is saved as feature maps and its weight "
+                             "gradient's rows built on read; 0: an accelerator without the conv "
+                             "read, which saves the im2col matrix (default: 1)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
     parser.add_argument("--sim", choices=("verilator", "icarus"), default="verilator",
                         help="simulator (default: verilator)")
@@ -330,12 +347,14 @@ def main(argv=None):
             raise ValueError(f"--batch must be between 1 and 64, not {args.batch}")
         if not 0.0 <= args.density <= 1.0:
             raise ValueError(f"--density must be between 0 and 1, not {args.density}")
-        config = step_config(rows, cols, args.width, spec, args.batch, args.tile_depth)
+        config = step_config(rows, cols, args.width, spec, args.batch, args.tile_depth,
+                             args.act_conv_read)
         if args.json is not None:
             check_output_file(args.json, "--json")
     except ConfigError as e:
         parser.error(e.naming_flag({"pe_rows": "--pe", "pe_cols": "--pe", "width": "--width",
-                                    "tile_depth": "--tile-depth"}))
+                                    "tile_depth": "--tile-depth",
+                                    "act_conv_read": "--act-conv-read"}))
     except ValueError as e:
         parser.error(str(e))
     except OutputPathError as e:

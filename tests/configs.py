@@ -13,11 +13,12 @@ TINY = dict(pe_rows=3, pe_cols=2, width=8, tile_depth=16, topk_lanes=2, pe_spars
             act_bitmap_bits=256, act_values=128, act_tensors=2, act_max_rows=16,
             act_max_cols=16, nm_max_m=4)
 
-#: The smallest accelerator, one PE: it fits the iCE40 UP5K of the iCEBreaker board.
+#: The smallest accelerator, one PE: it fits the iCE40 UP5K of the iCEBreaker board, without
+#: the activation buffer's conv read.
 ONE_PE = dict(pe_rows=1, pe_cols=1, width=8, tile_depth=8, topk_lanes=1, pe_bank_entries=16,
               pe_max_rows=4, pe_max_tiles=2, max_tensor_len=64, nm_max_m=2,
               max_kernel_slice=1, act_bitmap_bits=64, act_values=32, act_tensors=1,
-              act_max_rows=8, act_max_cols=8)
+              act_max_rows=8, act_max_cols=8, act_conv_read=0)
 
 
 def tiny_config(**changes):

@@ -39,6 +39,16 @@ def test_cocotb_conv_reads_against_golden(run_cocotb, width, lanes, word_bits):
                params={"buffer": params, "cases": 20, "suite": "conv"})
 
 
+# Built without the conv read (as the small parts' configurations are): directory writes and
+# conv reads are refused, plain tensors read back.
+def test_cocotb_without_conv_read(run_cocotb):
+    params = buffer_params(width=8, lanes=2, word_bits=8, bitmap_capacity=256, value_capacity=128,
+                           max_tensors=2, max_rows=16, max_cols=16, max_len=256,
+                           conv_read=False)
+    run_cocotb(build(params), toplevel="act_buffer", test_module="sim.testbenches.act_buffer",
+               params={"buffer": params, "suite": "no_conv"})
+
+
 # The conv read's rate on whole layers with the default word and lanes: 32-wide maps (a row a
 # word) and 4-wide ones (a row a segment), stride 1 and 2 (cycles in the log, checked against
 # golden.perf_model within 2 %).

@@ -32,6 +32,7 @@ def test_json_round_trip():
     ("pe_result_lanes", 17, "pe_result_lanes must be between 0 and 16, not 17"),
     ("pe_bank_entries", 0, "pe_bank_entries must be between 1 and 1048576, not 0"),
     ("pe_lut_products", 257, "pe_lut_products must be between 0 and 256, not 257"),
+    ("act_conv_read", 2, "act_conv_read must be between 0 and 1, not 2"),
 ])
 def test_validation_messages(field, value, message):
     with pytest.raises(ConfigError) as info:

@@ -166,3 +166,18 @@ def test_conv_reads_are_refused():
                 {"first_out_row": 1}):
         with pytest.raises(ReadRefused):
             buf.read_conv(0, **{**args, **bad})
+
+
+def test_without_conv_read_directories_and_conv_reads_are_refused():
+    from golden.act_buffer import ReadRefused
+
+    rng = np.random.default_rng(5)
+    x, mask = _conv_maps(rng, (2, 2, 4, 4), 0.5)
+    buf = make(bitmap_capacity=4096, value_capacity=4096, conv_read=False)
+    with pytest.raises(BufferFull, match="keeps no directories"):
+        buf.write(0, _stored_matrix(x), _stored_matrix(mask), directory=True)
+    assert buf.bitmap_used == 0 and not buf.table
+    buf.write(0, _stored_matrix(x), _stored_matrix(mask))
+    with pytest.raises(ReadRefused, match="no conv read"):
+        buf.read_conv(0, **_conv((2, 2, 4, 4), 3, 1, 1))
+    assert np.array_equal(buf.read_dense(0), np.where(_stored_matrix(mask), _stored_matrix(x), 0))

@@ -132,3 +132,21 @@ def test_a_conv_layer_saves_its_maps_once():
     assert stored == fmt.stored_bits(x_mask.size, int(x_mask.sum()))  # one chunk holds it
     assert save == network.perf_model.save_act_cycles(config, x_mask.size)
     assert weight_grad > 0
+
+
+def test_without_the_conv_read_a_conv_layer_saves_its_im2col_matrix():
+    """With ``act_conv_read=0`` a 3x3 conv layer is modelled as saving its im2col matrix
+    (k*k copies of X~ streamed and stored), not its feature maps."""
+    layer = networks.ConvShape("c", 3, 8, 3, 1, 1, 8)
+    results = {}
+    for conv_read in (1, 0):
+        config = AccelConfig(pe_rows=4, pe_cols=4, tile_depth=64, act_bitmap_bits=1 << 12,
+                             act_values=1 << 10, act_conv_read=conv_read)
+        per_layer, _ = network.evaluate(config, [layer], [0.2], 4, samples=2,
+                                        rng=np.random.default_rng(2))
+        results[conv_read] = per_layer[0]
+    with_maps, im2col = results[1], results[0]
+    assert im2col["act_stored_bits"] == im2col["act_im2col_bits"]
+    assert im2col["act_stored_bits"] > 4 * with_maps["act_stored_bits"]
+    assert im2col["act_to_accelerator_bytes"] > 4 * with_maps["act_to_accelerator_bytes"]
+    assert with_maps["act_stored_bits"] < with_maps["act_im2col_bits"]

@@ -66,6 +66,7 @@ def test_output_is_deterministic_and_has_no_paths(tmp_path):
     (["--bogus"], "error: unrecognized arguments: --bogus"),
     (["--topk-lanes", "3"], "error: --topk-lanes must be a power of two, not 3"),
     (["--act-tensors", "0"], "error: --act-tensors must be between 1 and 64, not 0"),
+    (["--act-conv-read", "2"], "error: --act-conv-read must be between 0 and 1, not 2"),
     (["--pe-sparse-lanes", "2"],
      "error: --pe-sparse-lanes (2) must be at least topk_lanes (4): the PE array takes the "
      "selector's beats whole"),
@@ -125,3 +126,18 @@ def test_lint_reports_disallowed_warnings(tmp_path):
     bad.write_text("module bad(input a, output b);\n  wire c;\n  assign b = a;\nendmodule\n"
                    "module bad2(input [3:0] a, output b); assign b = a[4]; endmodule\n")
     assert any("SELRANGE" in line or "MULTITOP" in line for line in lint(bad))
+
+
+def test_memory_inventory_lists_the_directory_only_when_built():
+    from configs import tiny_config
+    from hw.top import SwatAccel
+    from rtl_gen.generate import memories
+
+    for conv_read in (1, 0):
+        accel = SwatAccel(tiny_config(act_conv_read=conv_read))
+        names = [m["name"] for m in memories(accel)]
+        assert ("act_buffer_directory" in names) == bool(conv_read), names
+        if conv_read:
+            directory = memories(accel)[names.index("act_buffer_directory")]
+            geometry = accel.act_buffer.geometry
+            assert directory["depth"] == geometry.directory_words == -(-geometry.bitmap_words // 2)

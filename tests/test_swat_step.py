@@ -35,6 +35,8 @@ def run_step(*args, cwd):
     (["--layer", "linear:2x2", "--batch", "20", "--tile-depth", "16"],
      "error: --tile-depth must be at least batch x positions (20): the weight gradient "
      "reduces over them in one job"),
+    (["--layer", "conv:2x2x3x5", "--act-conv-read", "2"],
+     "error: --act-conv-read must be between 0 and 1, not 2"),
 ])
 def test_bad_arguments_give_one_line_and_exit_2(tmp_path, args, message):
     result = run_step(*args, cwd=tmp_path)
@@ -74,6 +76,29 @@ def test_step_matches_golden_on_the_rtl(tmp_path, simulator, layer, density, ext
     # The cycle model predicts every phase of the step on the RTL.
     for name, (rtl, model) in phases.items():
         assert abs(model - rtl) <= max(3, 0.02 * rtl), f"{name}: model {model}, RTL {rtl}"
+
+
+# An accelerator without the conv read: the conv layer's im2col matrix is saved and its rows
+# read back as saved (one case, on Verilator).
+@pytest.mark.slow
+def test_conv_step_without_the_conv_read(tmp_path):
+    from sim.runner import simulator_missing
+
+    reason = simulator_missing("verilator")
+    if reason:
+        pytest.skip(reason)
+    out = tmp_path / "step.json"
+    result = run_step("--pe", "2x3", "--layer", "conv:2x4x3x4", "--batch", "3", "--density",
+                      "0.25", "--act-conv-read", "0", "--json", str(out), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "match golden bit for bit" in result.stdout
+    report = json.loads(out.read_text())
+    assert report["config"]["act_conv_read"] == 0 and report["match"]
+    # The im2col matrix's bitmap alone (18 features by 48 positions), far more than X's 96
+    # elements.
+    assert report["stored_bits"] >= 18 * 48
+    for name, phase in report["phases"].items():
+        assert abs(phase["model"] - phase["cycles"]) <= max(3, 0.02 * phase["cycles"]), name
 
 
 @pytest.mark.slow

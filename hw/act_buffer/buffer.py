@@ -1,6 +1,6 @@
 """The compressed-activation buffer: its commands, and the component that joins its parts."""
 
-from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -74,6 +74,11 @@ class ActivationBuffer(wiring.Component):
     the kept columns. A conv read is refused, with no beats, for a slot without a tensor or a
     directory, or a geometry the walk refuses (see :class:`SegmentWalk`).
 
+    Built without ``conv_read`` (for small parts), the buffer has no directory memory,
+    :class:`DirectoryBuilder`, :class:`SegmentWalk` or :class:`SegmentScan`: a write with
+    ``directory`` is refused as one that does not fit, and a conv read is refused with no
+    beats. Its ports are the same.
+
     A write that does not fit (bitmap, values, directory or table), whose slot is taken, or
     whose length differs from ``rows * cols`` is refused: its stream is consumed, nothing stored is touched
     (a write only ever fills space above the stack's top, which it claims at the end), and the
@@ -84,8 +89,8 @@ class ActivationBuffer(wiring.Component):
     :class:`RowScan` (row reads, and a column read's first pass), an :class:`ElementWalk`
     (column and dense reads), a :class:`DirectoryBuilder` (directories, as a write's bitmap
     words are written), and a :class:`SegmentWalk` and :class:`SegmentScan` (conv reads). It
-    holds the four memories (bitmap, values, directory, and the column walk's cursors) and
-    gives their read ports to the read that runs.
+    holds the four memories (bitmap, values, directory, and the column walk's cursors; three
+    without ``conv_read``) and gives their read ports to the read that runs.
 
     Parameters
     ----------
@@ -106,6 +111,8 @@ class ActivationBuffer(wiring.Component):
         Largest shape of a stored matrix.
     wdata_layout : StructLayout
         A beat of the compressed stream (:func:`hw.mask_packer.compressed_beat`).
+    conv_read : bool
+        Build the directories and the conv read (``READ_CONV``); without it both are refused.
 
     Attributes
     ----------
@@ -137,11 +144,12 @@ class ActivationBuffer(wiring.Component):
     """
 
     def __init__(self, *, width, lanes, word_bits, bitmap_capacity, value_capacity, max_tensors,
-                 max_rows, max_cols, wdata_layout):
+                 max_rows, max_cols, wdata_layout, conv_read=True):
         self.geometry = g = BufferGeometry(
             width=width, lanes=lanes, word_bits=word_bits, bitmap_capacity=bitmap_capacity,
             value_capacity=value_capacity, max_tensors=max_tensors, max_rows=max_rows,
-            max_cols=max_cols)
+            max_cols=max_cols, conv_read=conv_read)
+        self.conv_read = g.conv_read
         self.width = width
         self.lanes = lanes
         self.word_bits = word_bits
@@ -189,7 +197,8 @@ class ActivationBuffer(wiring.Component):
                 "value_capacity": config.act_values, "max_tensors": config.act_tensors,
                 "max_rows": config.act_max_rows, "max_cols": config.act_max_cols,
                 "wdata_layout": compressed_beat(config.width, config.topk_lanes,
-                                                config.max_tensor_len)}
+                                                config.max_tensor_len),
+                "conv_read": bool(config.act_conv_read)}
 
     @classmethod
     def from_config(cls, config):
@@ -204,16 +213,18 @@ class ActivationBuffer(wiring.Component):
             shape=unsigned(g.lanes * g.width), depth=g.value_words)
         m.submodules.cursor_mem = cursor_mem = SimpleDualPortMemory(
             shape=g.cursor_shape, depth=g.max_rows)
-        m.submodules.directory_mem = directory_mem = SimpleDualPortMemory(
-            shape=unsigned(g.directory_entry_bits), depth=g.directory_words)
         m.submodules.table = table = TensorTable(g)
         m.submodules.writer = writer = TensorWriter(g, self.wdata_layout)
         m.submodules.scan = scan = RowScan(g)
         m.submodules.walk = walk = ElementWalk(g)
-        m.submodules.directory = directory = DirectoryBuilder(g)
-        m.submodules.segments = segments = SegmentWalk(g)
-        m.submodules.conv_scan = conv_scan = SegmentScan(g, segments.segment_layout)
-        wiring.connect(m, segments.o, conv_scan.segments)
+        conv = self.conv_read  # the directory and the conv read are built
+        if conv:
+            m.submodules.directory_mem = directory_mem = SimpleDualPortMemory(
+                shape=unsigned(g.directory_entry_bits), depth=g.directory_words)
+            m.submodules.directory = directory = DirectoryBuilder(g)
+            m.submodules.segments = segments = SegmentWalk(g)
+            m.submodules.conv_scan = conv_scan = SegmentScan(g, segments.segment_layout)
+            wiring.connect(m, segments.o, conv_scan.segments)
         # The reads' beats go through a skid buffer onto ``rdata``, so that the consumer's
         # ready does not reach into the scan's logic.
         m.submodules.rdata_skid = skid = SkidBuffer(self.rdata_layout)
@@ -221,7 +232,8 @@ class ActivationBuffer(wiring.Component):
 
         cmd = Signal(data.StructLayout({"op": ActOp, "slot": range(self.max_tensors),
                                         "conv": g.conv_layout}))
-        conv_active = Signal()  # a conv read runs: its addresses drive the read ports
+        # A conv read runs: its addresses drive the read ports.
+        conv_active = Signal() if conv else Const(0)
         result = Signal(self.result_layout)
         desc, desc_n = table.desc, table.desc_n
         # The table registers the descriptor of the command's slot as the command is taken.
@@ -243,15 +255,19 @@ class ActivationBuffer(wiring.Component):
             writer.taken.eq(desc.valid), writer.full.eq(table.full),
             writer.bitmap_top.eq(table.bitmap_top), writer.value_top.eq(table.value_top),
             writer.directory_top.eq(table.directory_top),
-            directory.start.eq(writer.start), directory.enable.eq(self.cmd.payload.directory),
-            directory.directory_top.eq(table.directory_top),
-            directory.bitmap_write.en.eq(writer.bitmap_write.en),
-            directory.bitmap_write.addr.eq(writer.bitmap_write.addr),
-            directory.bitmap_write.data.eq(writer.bitmap_write.data),
-            directory_mem.w_en.eq(directory.directory_write.en),
-            directory_mem.w_addr.eq(directory.directory_write.addr),
-            directory_mem.w_data.eq(directory.directory_write.data),
         ]
+        if conv:
+            m.d.comb += [
+                directory.start.eq(writer.start),
+                directory.enable.eq(self.cmd.payload.directory),
+                directory.directory_top.eq(table.directory_top),
+                directory.bitmap_write.en.eq(writer.bitmap_write.en),
+                directory.bitmap_write.addr.eq(writer.bitmap_write.addr),
+                directory.bitmap_write.data.eq(writer.bitmap_write.data),
+                directory_mem.w_en.eq(directory.directory_write.en),
+                directory_mem.w_addr.eq(directory.directory_write.addr),
+                directory_mem.w_data.eq(directory.directory_write.data),
+            ]
         for mem, port in ((bitmap_mem, writer.bitmap_write), (value_mem, writer.value_write)):
             m.d.comb += [mem.w_en.eq(port.en), mem.w_addr.eq(port.addr), mem.w_data.eq(port.data)]
 
@@ -261,21 +277,25 @@ class ActivationBuffer(wiring.Component):
             scan.desc.eq(desc), scan.first_pass.eq(cmd.op == ActOp.READ_COLS),
             walk.desc.eq(desc), walk.desc_n.eq(desc_n), walk.dense.eq(cmd.op == ActOp.READ_DENSE),
             scan.bitmap_data.eq(bitmap_mem.r_data), walk.bitmap_data.eq(bitmap_mem.r_data),
-            bitmap_mem.r_addr.eq(Mux(conv_active, conv_scan.bitmap_addr,
-                                     Mux(scan.reading, scan.bitmap_addr, walk.bitmap_addr))),
             scan.value_data.eq(value_mem.r_data), walk.value_data.eq(value_mem.r_data),
-            value_mem.r_addr.eq(Mux(conv_active, conv_scan.value_addr,
-                                    Mux(walk.value_owned, walk.value_addr, scan.value_addr))),
             value_mem.r_en.eq(scan.reading | walk.value_en | conv_active),
-            segments.conv.eq(cmd.conv), segments.n.eq(desc_n),
-            conv_scan.desc.eq(desc), conv_scan.stride2.eq(cmd.conv.stride == 2),
-            conv_scan.start.eq(segments.start),
-            conv_scan.bitmap_data.eq(bitmap_mem.r_data),
-            conv_scan.value_data.eq(value_mem.r_data),
-            conv_scan.directory_data.eq(directory_mem.r_data),
-            directory_mem.r_addr.eq(conv_scan.directory_addr),
             walk.cursor_data.eq(cursor_mem.r_data), cursor_mem.r_addr.eq(walk.cursor_addr),
         ]
+        bitmap_addr = Mux(scan.reading, scan.bitmap_addr, walk.bitmap_addr)
+        value_addr = Mux(walk.value_owned, walk.value_addr, scan.value_addr)
+        if conv:
+            bitmap_addr = Mux(conv_active, conv_scan.bitmap_addr, bitmap_addr)
+            value_addr = Mux(conv_active, conv_scan.value_addr, value_addr)
+            m.d.comb += [
+                segments.conv.eq(cmd.conv), segments.n.eq(desc_n),
+                conv_scan.desc.eq(desc), conv_scan.stride2.eq(cmd.conv.stride == 2),
+                conv_scan.start.eq(segments.start),
+                conv_scan.bitmap_data.eq(bitmap_mem.r_data),
+                conv_scan.value_data.eq(value_mem.r_data),
+                conv_scan.directory_data.eq(directory_mem.r_data),
+                directory_mem.r_addr.eq(conv_scan.directory_addr),
+            ]
+        m.d.comb += [bitmap_mem.r_addr.eq(bitmap_addr), value_mem.r_addr.eq(value_addr)]
         # The scan's first pass writes each row's first cursor, the walk moves them on; never
         # in the same cycle.
         for port in (walk.cursor_write, scan.row_start):
@@ -284,15 +304,18 @@ class ActivationBuffer(wiring.Component):
                              cursor_mem.w_data.eq(port.data)]
         # A read is either a scan or a walk, and ends once its beats have left, so their beats
         # never meet.
-        m.d.comb += [skid.i.valid.eq(scan.o.valid | walk.o.valid | conv_scan.o.valid),
-                     scan.o.ready.eq(skid.i.ready), walk.o.ready.eq(skid.i.ready),
-                     conv_scan.o.ready.eq(skid.i.ready)]
+        sources = [scan.o, walk.o] + ([conv_scan.o] if conv else [])
+        m.d.comb += skid.i.valid.eq(Cat(o.valid for o in sources).any())
+        m.d.comb += [o.ready.eq(skid.i.ready) for o in sources]
         with m.If(scan.o.valid):
             m.d.comb += skid.i.payload.eq(scan.o.payload)
-        with m.Elif(conv_scan.o.valid):
-            m.d.comb += skid.i.payload.eq(conv_scan.o.payload)
+        if conv:
+            with m.Elif(conv_scan.o.valid):
+                m.d.comb += skid.i.payload.eq(conv_scan.o.payload)
         with m.Else():
             m.d.comb += skid.i.payload.eq(walk.o.payload)
+        # The conv read's parts are busy (never, without them).
+        conv_busy = (segments.busy | conv_scan.busy) if conv else Const(0)
 
         def stored_bits(n, kept, has_directory):
             """Bits a tensor takes: bitmap, values, and its directory entries if any."""
@@ -358,12 +381,15 @@ class ActivationBuffer(wiring.Component):
                     finish(1, 0, 0)
                 with m.Elif(cmd.op == ActOp.READ_CONV):
                     # Even with no kept element, the walk checks the geometry.
-                    with m.If(~desc.directory):
+                    if not conv:
                         finish(1, 0, 0)
-                    with m.Else():
-                        m.d.comb += segments.start.eq(1)
-                        m.d.sync += conv_active.eq(1)
-                        m.next = "CONV"
+                    else:
+                        with m.If(~desc.directory):
+                            finish(1, 0, 0)
+                        with m.Else():
+                            m.d.comb += segments.start.eq(1)
+                            m.d.sync += conv_active.eq(1)
+                            m.next = "CONV"
                 with m.Elif((cmd.op != ActOp.READ_DENSE) & (desc.kept == 0)):
                     # Nothing to stream: the result alone ends the read.
                     m.next = "RESULT"
@@ -386,21 +412,21 @@ class ActivationBuffer(wiring.Component):
                 with m.If(walk.done):
                     m.next = "RESULT"
 
-            with m.State("CONV"):
-                # Once the walk has given every segment and the scan has emitted every beat.
-                with m.If(~segments.busy & ~conv_scan.busy):
-                    m.d.sync += conv_active.eq(0)
-                    with m.If(segments.error):
-                        finish(1, 0, 0)
-                    with m.Else():
-                        m.next = "RESULT"
+            if conv:
+                with m.State("CONV"):
+                    # Once the walk has given every segment and the scan has emitted every beat.
+                    with m.If(~conv_busy):
+                        m.d.sync += conv_active.eq(0)
+                        with m.If(segments.error):
+                            finish(1, 0, 0)
+                        with m.Else():
+                            m.next = "RESULT"
 
             with m.State("RESULT"):
                 # After the read's last beat has left (the result ends a read): nothing runs,
                 # and the scan's stage and the skid buffer are empty.
                 m.d.comb += self.result.valid.eq(~scan.busy & ~walk.busy & ~scan.o.valid
-                                                 & ~segments.busy & ~conv_scan.busy
-                                                 & (skid.occupancy == 0))
+                                                 & ~conv_busy & (skid.occupancy == 0))
                 with m.If(self.result.valid & self.result.ready):
                     m.next = "IDLE"
         return m

@@ -33,17 +33,22 @@ class BufferGeometry:
     ----------
     width, lanes, word_bits, bitmap_capacity, value_capacity, max_tensors, max_rows, max_cols
         As :class:`hw.act_buffer.ActivationBuffer`'s.
+    conv_read : bool
+        As :class:`hw.act_buffer.ActivationBuffer`'s: without it there is no directory memory.
 
     Attributes
     ----------
     width, lanes, word_bits, max_tensors, max_rows, max_cols : int
+        As given.
+    conv_read : bool
         As given.
     bitmap_words, value_words : int
         Words of the bitmap memory (``word_bits`` bits each) and of the value memory
         (``lanes`` values each).
     directory_words : int
         Entries of the directory memory: one per block of two bitmap words,
-        ``ceil(bitmap_words / 2)``.
+        ``ceil(bitmap_words / 2)``; 0 without ``conv_read`` (a write with a directory is then
+        refused as one that does not fit).
     count_shape : range
         An element or value count of one tensor (``n``, ``kept``).
     bitmap_addr_width, value_addr_width, cursor_addr_width, directory_addr_width : int
@@ -78,7 +83,7 @@ class BufferGeometry:
     """
 
     def __init__(self, *, width, lanes, word_bits, bitmap_capacity, value_capacity, max_tensors,
-                 max_rows, max_cols):
+                 max_rows, max_cols, conv_read=True):
         check_int("width", width, 2)
         check_int("lanes", lanes, 1)
         if lanes & (lanes - 1):
@@ -96,7 +101,8 @@ class BufferGeometry:
         self.word_bits = word_bits
         self.bitmap_words = -(-bitmap_capacity // word_bits)
         self.value_words = -(-value_capacity // lanes)
-        self.directory_words = -(-self.bitmap_words // 2)
+        self.conv_read = bool(conv_read)
+        self.directory_words = -(-self.bitmap_words // 2) if conv_read else 0
         self.max_tensors = max_tensors
         self.max_rows = max_rows
         self.max_cols = max_cols

@@ -95,7 +95,9 @@ class TensorTable(wiring.Component):
                         table[s].bitmap_base.eq(bitmap_top),
                         table[s].value_base.eq(value_top),
                         table[s].directory_base.eq(directory_top),
-                        table[s].directory.eq(entry.directory),
+                        # Without conv reads no tensor has a directory (such a write is
+                        # refused), so the bit is a constant.
+                        table[s].directory.eq(entry.directory if g.conv_read else 0),
                         table[s].rows.eq(entry.rows),
                         table[s].cols.eq(entry.cols),
                         table[s].n.eq(entry.n),

@@ -14,7 +14,7 @@ class TensorWriter(wiring.Component):
 
     ``start`` begins a write of a ``rows x cols`` tensor, with a directory if ``directory``.
     The next cycle refuses up front what cannot fit (bitmap, directory or table full, ``taken``
-    slot, no elements). Then ``wdata`` is taken at
+    slot, no elements; a directory at all without the geometry's ``conv_read``). Then ``wdata`` is taken at
     its full rate, one beat a cycle, to the beat marked ``last``: the bitmap bits are packed
     into ``word_bits``-bit words, written as they fill, and each value word (``lanes`` values,
     or the tensor's last partial one) is written as it comes; a cycle flushes the last partial
@@ -107,7 +107,9 @@ class TensorWriter(wiring.Component):
             merged.eq(bits | (beat.bitmap << fill)),
             merged_fill.eq(fill + beat.bitmap_count),
             need_words.eq((n + word_bits - 1) >> wb),
-            need_entries.eq(Mux(directory, (n + 2 * word_bits - 1) >> (wb + 1), 0)),
+            # Without conv reads (no directory memory) a directory never fits.
+            need_entries.eq(Mux(directory, (n + 2 * word_bits - 1) >> (wb + 1), 0)
+                            if g.conv_read else 0),
             value_addr.eq(value_top + value_words),
             value_port.addr.eq(value_addr),
             value_port.data.eq(Cat(e.value for e in beat.entries)),
@@ -138,9 +140,10 @@ class TensorWriter(wiring.Component):
 
             with m.State("CHECK"):
                 # Refuse up front what cannot fit; the stream is still consumed.
+                directory_full = ((self.directory_top + need_entries > g.directory_words)
+                                  if g.conv_read else directory)
                 with m.If(self.taken | self.full | (bitmap_top + need_words > g.bitmap_words)
-                          | (self.directory_top + need_entries > g.directory_words)
-                          | (n == 0)):
+                          | directory_full | (n == 0)):
                     m.d.sync += refused.eq(1)
                 m.next = "STREAM"
 

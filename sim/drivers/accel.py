@@ -56,6 +56,9 @@ class AccelDriver:
         self.thresholds = {}  # threshold slot -> (threshold, keep_none), as refreshed
         self.saved = {}       # activation slot -> the entries each stored row keeps
         self.saved_maps = {}  # activation slot -> the sent mask of feature maps (N, C, H, W)
+        # activation slot -> (shape, kernel, stride, padding) of a conv input saved as its
+        # im2col matrix (an accelerator without the conv read)
+        self.saved_im2col = {}
 
     # -- plumbing --------------------------------------------------------------------------
     def _pack_command(self, op, **fields):
@@ -195,11 +198,24 @@ class AccelDriver:
                                      act_slot=act_slot, feature_major=feature_major)
         return await self._gemm_results(command, features * depth, d, lambda: 0)
 
-    async def save_feature_maps(self, slot, act_slot, x):
+    async def save_feature_maps(self, slot, act_slot, x, *, kernel=None, stride=1, padding=0):
         """Sparsify a conv layer's input ``x`` (N, C, H, W) with threshold ``slot`` and store
         it in ``act_slot`` as feature maps with a directory (planes in (channel, image) order,
-        :mod:`golden.feature_maps`), for :meth:`gemm_saved_conv`."""
+        :mod:`golden.feature_maps`), for :meth:`gemm_saved_conv`.
+
+        An accelerator built without the conv read (``act_conv_read=0``) keeps no feature
+        maps: the layer's im2col matrix for ``kernel``, ``stride`` and ``padding`` (then
+        required) is saved instead, feature-major, as conv layers were before the conv read.
+        """
         x = np.asarray(x)
+        if not self.config.act_conv_read:
+            if kernel is None:
+                raise ValueError("an accelerator without the conv read (act_conv_read=0) saves "
+                                 "a conv layer's im2col matrix: give kernel, stride and padding")
+            reply = await self.save_act(slot, act_slot, im2col(x, kernel, stride, padding).T)
+            if not reply["error"]:
+                self.saved_im2col[act_slot] = (x.shape, kernel, stride, padding)
+            return reply
         n_images, channels, height, width = x.shape
         planes = x.transpose(1, 0, 2, 3).reshape(channels * n_images, height * width)
         self._command(AccelOp.SAVE_ACT, slot=slot, act_slot=act_slot, rows=planes.shape[0],
@@ -233,7 +249,15 @@ class AccelDriver:
         """``im2col(X~).T @ d`` for the feature maps ``X~`` in ``act_slot`` (:meth:`
         save_feature_maps`): the rows of channels ``first_channel ..`` (``channels``) over the
         output rows ``first_out_row ..`` (``out_rows``, flattened over image and output row),
-        built on read; ``d`` has one row per output pixel of those rows."""
+        built on read; ``d`` has one row per output pixel of those rows.
+
+        Without the conv read (``act_conv_read=0``) the im2col matrix :meth:`save_feature_maps`
+        saved is read whole, row by row (:meth:`gemm_saved` with ``feature_major``): the
+        geometry must be the one it was saved with, and every channel and output row."""
+        if act_slot in self.saved_im2col:
+            return await self._gemm_saved_im2col(
+                act_slot, d, (kernel, stride, padding), first_channel, channels, first_out_row,
+                out_rows)
         geometry, keep = self.conv_rows(
             act_slot, kernel=kernel, stride=stride, padding=padding,
             first_channel=first_channel, channels=channels, first_out_row=first_out_row,
@@ -246,6 +270,19 @@ class AccelDriver:
         command = self._gemm_command(AccelOp.GEMM_SAVED, rows=keep.shape[0], depth=depth, n=n,
                                      act_slot=act_slot, conv_read=1, conv=geometry)
         return await self._gemm_results(command, keep.size, d, lambda: 0)
+
+    async def _gemm_saved_im2col(self, act_slot, d, geometry, first_channel, channels,
+                                 first_out_row, out_rows):
+        shape, *saved = self.saved_im2col[act_slot]
+        n_images, n_channels, height, width = shape
+        kernel, stride, padding = saved
+        out_rows_all = n_images * conv_out_size(height, kernel, stride, padding)
+        if (list(geometry) != saved or first_channel != 0 or first_out_row != 0
+                or channels not in (None, n_channels) or out_rows not in (None, out_rows_all)):
+            raise ValueError("the im2col matrix saved without the conv read is read whole, with "
+                             "the kernel, stride and padding it was saved with")
+        return await self.gemm_saved(act_slot, n_channels * kernel * kernel, d,
+                                     feature_major=True)
 
     async def read_out(self, act_slot):
         """Every element of ``act_slot``: ``(reply, [(row, col, value), ...])``."""
@@ -260,4 +297,5 @@ class AccelDriver:
         self._command(AccelOp.FREE, act_slot=act_slot)
         self.saved.pop(act_slot, None)
         self.saved_maps.pop(act_slot, None)
+        self.saved_im2col.pop(act_slot, None)
         return await self._reply(100)

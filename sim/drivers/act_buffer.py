@@ -16,11 +16,11 @@ CONV_FIELDS = ("images", "height", "width", "out_h", "out_w", "kernel", "stride"
 
 
 def buffer_params(*, width, lanes, word_bits, bitmap_capacity, value_capacity, max_tensors,
-                  max_rows, max_cols, max_len):
+                  max_rows, max_cols, max_len, conv_read=True):
     """JSON-friendly parameters; the write layout is the top-K selector's for ``max_len``."""
     return dict(width=width, lanes=lanes, word_bits=word_bits, bitmap_capacity=bitmap_capacity,
                 value_capacity=value_capacity, max_tensors=max_tensors, max_rows=max_rows,
-                max_cols=max_cols, max_len=max_len)
+                max_cols=max_cols, max_len=max_len, conv_read=conv_read)
 
 
 def build(params):

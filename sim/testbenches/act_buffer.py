@@ -3,8 +3,9 @@
 
 Parameters (``SWAT_TB_PARAMS``): ``buffer`` (see :func:`sim.drivers.act_buffer.buffer_params`),
 ``cases`` (random operations) and ``suite``: ``"matrix"`` (the default: writes, row, column and
-dense reads) or ``"conv"`` (feature maps with a directory and conv reads, interleaved with row
-reads); a test of the other suite passes at once.
+dense reads), ``"conv"`` (feature maps with a directory and conv reads, interleaved with row
+reads) or ``"no_conv"`` (a buffer built without the conv read: directory writes and conv reads
+refused); a test of another suite passes at once.
 """
 
 import cocotb
@@ -185,7 +186,7 @@ def _golden_conv_buffer(drv, p):
                         max_tensors=p["max_tensors"], word_bits=p["word_bits"],
                         count_bits=g.cursor_shape.width,
                         directory_capacity=g.directory_words, max_rows=p["max_rows"],
-                        max_cols=p["max_cols"])
+                        max_cols=p["max_cols"], conv_read=p.get("conv_read", True))
 
 
 def _maps(np_rng, width, shape, density):
@@ -330,6 +331,57 @@ async def conv_reads_are_refused(dut):
         assert result["error"] == 1 and got == [], f"slot {slot} {change} not refused"
     await _check_conv(drv, golden, 0, base, "after refusals")
     await _check_reads(drv, golden, 0, "after refusals")
+
+
+@cocotb.test()
+async def without_conv_read(dut):
+    """A buffer built without the conv read: a write with a directory is refused (its stream
+    consumed, nothing stored), a conv read is refused with no beats, and tensors written
+    without a directory read back as golden's, before and after the refusals."""
+    from golden.act_buffer import BufferFull, ReadRefused
+
+    setup = await _setup(dut, "no_conv", "no_conv")
+    if setup is None:
+        return
+    params, drv, _, np_rng = setup
+    p = params["buffer"]
+    golden = _golden_conv_buffer(drv, p)
+    assert not golden.conv_read and drv.model.geometry.directory_words == 0
+    shape = (2, 2, 4, 4)
+    x, mask = _maps(np_rng, p["width"], shape, 0.5)
+    sx, smask = _stored(x, p["max_rows"], p["max_cols"]), _stored(mask, p["max_rows"],
+                                                                      p["max_cols"])
+    conv = {**_conv_args(shape, 3, 1, 1), "channels": 1, "out_rows": 2}
+    for slot in (0, 1):  # into an empty buffer, then above a stored tensor
+        result = await drv.write(slot, sx, smask, directory=True)
+        assert result["error"] == 1, f"slot {slot}: a write with a directory is not refused"
+        try:
+            golden.write(slot, sx, smask, directory=True)
+            raise AssertionError("golden accepts a directory")
+        except BufferFull:
+            pass
+        assert int(dut.bitmap_used.value) == golden.bitmap_used and slot not in golden.table
+        # Its stream was consumed: a plain write of the same tensor follows.
+        result = await drv.write(slot, sx, smask)
+        assert result["error"] == 0, f"slot {slot}: the plain write after it is refused"
+        golden.write(slot, sx, smask)
+        assert result["stored_bits"] == golden.stored_bits(slot)
+        result, got, _ = await drv.read_conv(slot, conv)
+        assert result["error"] == 1 and got == [], f"slot {slot}: a conv read is not refused"
+        try:
+            golden.read_conv(slot, **conv)
+            raise AssertionError("golden reads a conv")
+        except ReadRefused:
+            pass
+        for s in golden.stack:
+            await _check_reads(drv, golden, s, f"slot {s} after refusals")
+    x, mask = _tensor(np_rng, p["width"], p["max_rows"], p["max_cols"], 0.3)
+    assert (await drv.free(1))["error"] == 0
+    golden.free(1)
+    assert (await drv.write(1, x, mask))["error"] == 0
+    golden.write(1, x, mask)
+    await _check_reads(drv, golden, 1, "a matrix after the refusals")
+    await _check_reads(drv, golden, 0, "the first tensor at the end")
 
 
 @cocotb.test()
