@@ -8,6 +8,11 @@
 
 Tests marked ``slow`` (synthesis, place and route, long proofs and simulations) are left out by
 ``python -m pytest -n auto -m "not slow"``, the fast loop.
+
+* ``--long`` (or ``SWAT_LONG=1``): also run the tests marked ``long``, left out otherwise: the
+  rest of the end-to-end matrix (more layers and both simulators for whole training steps, the
+  bitstreams of every board). ``@pytest.mark.long(simulator="icarus")`` marks only that
+  simulator's instance of a test.
 """
 
 import os
@@ -26,6 +31,9 @@ def pytest_addoption(parser):
                     help="dump waveforms (FST with Icarus, VCD with Verilator)")
     group.addoption("--seed", type=int, default=int(os.environ.get("SWAT_SEED", "1")),
                     help="random seed for cocotb testbenches (default 1)")
+    group.addoption("--long", action="store_true",
+                    default=os.environ.get("SWAT_LONG", "") not in ("", "0"),
+                    help="also run the tests marked long (the whole end-to-end matrix)")
 
 
 def _simulators(config):
@@ -40,6 +48,24 @@ def _simulators(config):
 def pytest_generate_tests(metafunc):
     if "simulator" in metafunc.fixturenames:
         metafunc.parametrize("simulator", _simulators(metafunc.config))
+
+
+def _is_long(item):
+    marker = item.get_closest_marker("long")
+    if marker is None:
+        return False
+    only = marker.kwargs.get("simulator")
+    params = getattr(item, "callspec", None)
+    return only is None or (params is not None and params.params.get("simulator") == only)
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--long"):
+        return
+    long_items = [item for item in items if _is_long(item)]
+    if long_items:
+        config.hook.pytest_deselected(items=long_items)
+        items[:] = [item for item in items if not _is_long(item)]
 
 
 @pytest.fixture

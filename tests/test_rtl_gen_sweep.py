@@ -61,7 +61,9 @@ def _tiny_sweep(tmp_path, pes, out, *more):
                       "ecp5-25f", "--freq", "50", "--out", out, *more, cwd=tmp_path)
 
 
+# Four place-and-route runs (both points on two workers, then on one): long.
 @pytest.mark.slow
+@pytest.mark.long
 def test_tiny_sweep_on_two_workers(tmp_path, monkeypatch):
     monkeypatch.setenv("SWAT_ACCEL_CACHE", str(tmp_path / "cache"))
     result = _tiny_sweep(tmp_path, "1x1,2x2", "sweep", "--workers", "2")

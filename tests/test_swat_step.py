@@ -56,7 +56,7 @@ def test_compare_names_what_differs():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("layer, density, extra", [
-    ("linear:6x10", 0.3, []),
+    pytest.param("linear:6x10", 0.3, [], marks=pytest.mark.long),
     ("conv:2x4x3x4", 0.25, []),
     # A tile depth shorter than the forward reduction (40): the driver splits it in three.
     ("linear:5x40", 0.2, ["--tile-depth", "16"]),
@@ -126,8 +126,8 @@ def test_strided_conv_steps_match_golden_and_write_json(tmp_path, simulator, lay
 
 @pytest.mark.slow
 @pytest.mark.parametrize("pe, layer, batch, tile_depth, density", [
-    ("2x2", "linear:3x5", 1, 1, 0.5),
-    ("1x1", "linear:3x5", 1, 1, 1.0),
+    pytest.param("2x2", "linear:3x5", 1, 1, 0.5, marks=pytest.mark.long),
+    pytest.param("1x1", "linear:3x5", 1, 1, 1.0, marks=pytest.mark.long),
     ("2x3", "linear:11x13", 2, 2, 0.5),
 ])
 def test_small_tile_depths_run_every_phase(tmp_path, simulator, pe, layer, batch, tile_depth,

@@ -35,10 +35,12 @@ def test_parameters_are_validated(kwargs, error, message):
     assert str(info.value) == message
 
 
-# The 16-bit selectors take two threshold passes: the longest simulations, so slow.
+# The 16-bit selectors take two threshold passes: the longest simulations, so slow (and long on
+# Icarus, which runs them several times slower).
 @pytest.mark.parametrize("width, lanes", [
     (8, 1), (8, 4),
-    pytest.param(16, 1, marks=pytest.mark.slow), pytest.param(16, 4, marks=pytest.mark.slow)])
+    pytest.param(16, 1, marks=[pytest.mark.slow, pytest.mark.long(simulator="icarus")]),
+    pytest.param(16, 4, marks=[pytest.mark.slow, pytest.mark.long(simulator="icarus")])])
 def test_cocotb_against_golden(run_cocotb, width, lanes):
     params = {"width": width, "lanes": lanes, "max_len": 1 << 20}
     run_cocotb(TopKSelector(**params), toplevel="topk_selector",

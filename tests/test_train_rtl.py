@@ -133,6 +133,7 @@ def test_network_config_fits_every_layer_and_every_saved_activation():
 
 
 @pytest.mark.slow
+@pytest.mark.long(simulator="icarus")
 def test_training_on_the_rtl_matches_golden_bit_for_bit(tmp_path, simulator):
     """Two iterations of golden.train's own network (16x32 channels, batch 4) with every top-K
     and product on the simulated accelerator (about 40 s on Verilator with its build, 80 s
