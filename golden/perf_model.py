@@ -396,7 +396,14 @@ def _conv_walk(shape, kernel, stride, padding, first_channel, channels, first_ou
     """The conv read's segment walk (:class:`hw.act_buffer.SegmentWalk`), a cycle per entry:
     ``None`` for a cycle that emits nothing and need not wait, ``("row", segment or None)``
     for a row cycle (it waits while the walk's output holds a segment); a segment is
-    ``(feature row, first bit, last bit)``."""
+    ``(feature row, first bit, last bit, columns)``, ``columns`` the range ``(lo, hi)`` of
+    input columns whose bits it emits, or None for all (a segment of one row).
+
+    At stride 1 with ``2 * padding == kernel - 1`` (a "same" conv), a feature's part in an
+    image is one segment, its rows from the first output row's to the last's (clipped to the
+    map), and the walk takes a cycle per image; otherwise a segment is one input row, and the
+    walk takes a cycle per output row (a padding row is passed over with the row before it
+    when it is neither the feature's first nor its last)."""
     n_images, _, height, width = shape
     out_h = (height + 2 * padding - kernel) // stride + 1
     out_w = (width + 2 * padding - kernel) // stride + 1
@@ -417,7 +424,24 @@ def _conv_walk(shape, kernel, stride, padding, first_channel, channels, first_ou
                 lo = x0 if x0 >= 0 else (x0 % 2 if stride == 2 else 0)
                 hi = min(width - 1, x0 + stride * (out_w - 1))
                 hi -= (stride == 2) and (hi - x0) % 2
-                if hi >= lo:
+                if hi >= lo and stride == 1 and 2 * padding == kernel - 1:
+                    # A span per image: the rows of output rows oy .. oy_end, shifted by
+                    # ky - padding and clipped to the map.
+                    end = first_out_row + out_rows
+                    r = first_out_row
+                    while r < end:
+                        image, oy = divmod(r, out_h)
+                        oy_end = min(out_h, oy + end - r) - 1
+                        y_first = max(0, oy + ky - padding)
+                        y_last = min(height - 1, oy_end + ky - padding)
+                        seg = None
+                        if y_first <= y_last:
+                            plane_bit = (c * n_images + image) * plane
+                            seg = (f, plane_bit + y_first * width + lo,
+                                   plane_bit + y_last * width + hi, (lo, hi))
+                        actions.append(("row", seg))
+                        r += oy_end - oy + 1
+                elif hi >= lo:
                     inside = lambda r: 0 <= (r % out_h) * stride + ky - padding < height
                     end = first_out_row + out_rows
                     r = first_out_row
@@ -427,7 +451,7 @@ def _conv_walk(shape, kernel, stride, padding, first_channel, channels, first_ou
                         seg = None
                         if 0 <= y < height:
                             row_bit = (c * n_images + image) * plane + y * width
-                            seg = (f, row_bit + lo, row_bit + hi)
+                            seg = (f, row_bit + lo, row_bit + hi, None)
                         actions.append(("row", seg))
                         # A padding row after this one, not the last, is passed over with it.
                         r += 2 if r + 2 < end and not inside(r + 1) else 1
@@ -447,7 +471,8 @@ def act_conv_read(config, mask, *, kernel, stride, padding, first_channel=0, cha
     bitmap words a cycle each (after :data:`CONV_WORD_TO_PICK` cycles), and the loop's beats:
     each takes the next kept bits of the word inside the segment, at most ``lanes``, whose
     values lie in the value word the last beat read and the next (or in its first value's word
-    alone), and emits those on the stride's phase.
+    alone), and emits those on the stride's phase and, for a segment of several rows, those
+    whose column lies in the segment's range.
     """
     mask = np.asarray(mask, dtype=bool)
     if mask.ndim != 4:
@@ -474,7 +499,7 @@ def act_conv_read(config, mask, *, kernel, stride, padding, first_channel=0, cha
 
     last_word = None  # the value word the last beat read
 
-    def word_beats(row, first, last, lo, hi):
+    def word_beats(row, first, last, columns, lo, hi):
         """The loop's cycles for the bits ``lo .. hi`` of a segment ``first .. last``: a beat
         takes the kept bits whose values lie in the word the last beat read and the next, or
         in the word of its first value."""
@@ -485,7 +510,8 @@ def act_conv_read(config, mask, *, kernel, stride, padding, first_channel=0, cha
         while kept:
             word, offset = divmod(index, lanes)
             take = min(len(kept), lanes if word == last_word else lanes - offset)
-            emitted = sum(1 for b in kept[:take] if (b - first) % stride == 0)
+            emitted = sum(1 for b in kept[:take] if (b - first) % stride == 0
+                          and (columns is None or columns[0] <= b % width <= columns[1]))
             if emitted:
                 last_word = word + (offset + take > lanes)
             beats.append((row, emitted))
@@ -515,8 +541,8 @@ def act_conv_read(config, mask, *, kernel, stride, padding, first_channel=0, cha
         elif not issuing and out is not None:
             taken_out = True
         if taken_out:
-            row, first, last = out
-            issuing = [word_beats(row, first, last, max(first, w * word),
+            row, first, last, columns = out
+            issuing = [word_beats(row, first, last, columns, max(first, w * word),
                                   min(last, w * word + word - 1))
                        for w in range(first // word, last // word + 1)]
             out = None

@@ -269,6 +269,7 @@ class ActivationBuffer(wiring.Component):
             value_mem.r_en.eq(scan.reading | walk.value_en | conv_active),
             segments.conv.eq(cmd.conv), segments.n.eq(desc_n),
             conv_scan.desc.eq(desc), conv_scan.stride2.eq(cmd.conv.stride == 2),
+            conv_scan.width.eq(cmd.conv.width),
             conv_scan.start.eq(segments.start),
             conv_scan.bitmap_data.eq(bitmap_mem.r_data),
             conv_scan.value_data.eq(value_mem.r_data),

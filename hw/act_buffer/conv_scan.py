@@ -101,6 +101,7 @@ class SegmentScan(wiring.Component):
             "segments": In(stream.Signature(segment_layout)),
             "desc": In(g.descriptor_layout),
             "stride2": In(1),
+            "width": In(range(g.max_cols + 1)),
             "bitmap_addr": Out(g.bitmap_addr_width),
             "bitmap_data": In(g.word_bits),
             "directory_addr": Out(g.directory_addr_width),
@@ -129,7 +130,47 @@ class SegmentScan(wiring.Component):
             "odd": 1,                  # the block's second word
             "bias": col_width,         # a bit's column is (position >> stride2) + bias
             "phase": 1,                # at stride 2, the positions' parity that is kept
+            "valid": wb,               # the bits whose column lies in the segment's range
         })
+
+        # -- Column filter: set up at the start of a read. -----------------------------------
+        # For a filtered segment, each word's bits whose column x (within their map row) lies
+        # out of lo .. hi are passed over. The column of a word's bit 0 is tracked word by word
+        # as ``x``: a representative of it modulo W, from -wb up (bits before the segment's
+        # first may have any). On maps at most a word wide (``narrow``), x < wb, and a pattern
+        # of the row starts (bits t = 0 modulo W for t = -wb - 3 .. 2 * wb + 2), shifted by x,
+        # gives the columns cut at either end of the row (at most 3 each: the padding). On
+        # wider maps, at most two rows meet in a word, and x < W: two ranges of bits.
+        width_ = self.width
+        pattern_len = 3 * wb + 6
+        origin = wb + 3                    # the pattern's bit of t = 0
+        xw = max(Shape.cast(range(g.max_cols + 1)).width, lw + 1) + 2
+        row_starts = Signal(pattern_len)
+        narrow = Signal()
+        x_step = Signal(xw)                # wb modulo W on narrow maps, else wb
+        x_bound = Signal(xw)               # x is reduced by W once it reaches this
+        prep_steps = max(pattern_len.bit_length(), lw + 1)
+        prep_left = Signal(range(prep_steps + 1))
+        double = Signal(Shape.cast(range(g.max_cols + 1)).width + prep_steps)
+        rem = Signal(range(wb + 1))
+        m.d.comb += narrow.eq(width_ <= wb)
+        with m.If(self.start):
+            m.d.sync += [row_starts.eq(1 << origin), double.eq(width_), rem.eq(wb),
+                         prep_left.eq(prep_steps)]
+        with m.Elif(prep_left != 0):
+            # The pattern doubles its run of row starts each way; the remainder of wb by W is
+            # found by restoring division, a bit a cycle.
+            amount = Signal(range(pattern_len + 1))
+            m.d.comb += amount.eq(Mux(double > pattern_len, pattern_len, double))
+            m.d.sync += [row_starts.eq(row_starts | (row_starts << amount)[:pattern_len]
+                                       | (row_starts >> amount)),
+                         double.eq(double << 1), prep_left.eq(prep_left - 1)]
+            k = prep_steps - prep_left     # the division's step: W << (lw - k)
+            divisor = Signal(Shape.cast(range(g.max_cols + 1)).width + lw + 1)
+            m.d.comb += divisor.eq(width_ << (lw - k)[:lw.bit_length() + 1])
+            with m.If((k <= lw) & (rem >= divisor)):
+                m.d.sync += rem.eq(rem - divisor)
+        m.d.comb += [x_step.eq(Mux(narrow, rem, wb)), x_bound.eq(Mux(narrow, wb, width_))]
 
         # -- Words: a segment's words, one a cycle, each with its directory entry. ----------
         words = _ReadQueue(m, "words", item_layout,
@@ -140,11 +181,38 @@ class SegmentScan(wiring.Component):
         words_left = Signal(Shape.cast(range(g.max_cols // wb + 3)).width + 1)
         cur = Signal(item_layout)   # the next word's item (lo, hi fixed at issue)
         last_hi = Signal(range(wb))
+        cur_x = Signal(signed(xw))          # the column of the next word's bit 0 (see above)
+        cur_lo = Signal(range(g.max_cols))
+        cur_hi = Signal(range(g.max_cols))
+        cur_filter = Signal()
         m.d.comb += [self.bitmap_addr.eq(w_addr), self.directory_addr.eq(d_addr),
                      words.mem_data.eq(Cat(self.bitmap_data, self.directory_data))]
         issue_info = words.issue_info
+        # The word's valid bits, from the registers of its column.
+        window = Signal(wb + 6)
+        cut = Signal(wb)
+        m.d.comb += window.eq((row_starts >> (cur_x + wb).as_unsigned()[:lw + 1])[:wb + 6])
+        for j in range(wb):
+            # Bit j's column is t = x + j, at window[j + 3].
+            terms = [(cur_lo > d) & window[j + 3 - d] for d in range(3)]
+            terms += [(cur_hi + d < width_) & window[j + 3 + d] for d in range(1, 4)]
+            m.d.comb += cut[j].eq(Cat(*terms).any())
+        ones = Const((1 << wb) - 1, wb)
+
+        def bit_range(a, b):
+            """Bits a .. b of a word (signed bounds)."""
+            a_c = Mux(a < 0, 0, Mux(a > wb, wb, a))
+            b_c = Mux(b < -1, -1, Mux(b > wb - 1, wb - 1, b)) + 1
+            return (ones << a_c[:lw + 1])[:wb] & ~(ones << b_c[:lw + 1])[:wb]
+
+        first_lo = Signal(signed(xw + 1))
+        first_hi = Signal(signed(xw + 1))
+        m.d.comb += [first_lo.eq(cur_lo - cur_x), first_hi.eq(cur_hi - cur_x)]
+        wide_valid = bit_range(first_lo, first_hi) | bit_range(first_lo + width_,
+                                                             first_hi + width_)
         m.d.comb += [issue_info.eq(cur),
                      issue_info.hi.eq(Mux(words_left == 0, last_hi, wb - 1)),
+                     issue_info.valid.eq(Mux(cur_filter, Mux(narrow, ~cut, wide_valid), ones)),
                      words.issue.eq(active & words.room)]
         last_word = Signal()
         m.d.comb += last_word.eq(words_left == 0)
@@ -157,9 +225,12 @@ class SegmentScan(wiring.Component):
                          cur.lo.eq(0), cur.odd.eq(~cur.odd),
                          cur.bias.eq(cur.bias + step_bias),
                          cur.phase.eq(cur.phase ^ (wb & 1))]
+            next_x = cur_x + x_step
+            m.d.sync += cur_x.eq(Mux(next_x >= x_bound, next_x - width_, next_x))
             with m.If(last_word):
                 m.d.sync += active.eq(0)
-        m.d.comb += self.segments.ready.eq(~active | (words.issue & last_word))
+        m.d.comb += self.segments.ready.eq((prep_left == 0)
+                                           & (~active | (words.issue & last_word)))
         with m.If(self.segments.valid & self.segments.ready):
             first = seg_in.start >> lw
             lo = seg_in.start[:lw] if lw else Const(0, 1)
@@ -172,6 +243,9 @@ class SegmentScan(wiring.Component):
                 cur.row.eq(seg_in.row), cur.lo.eq(lo), cur.odd.eq(first[0]),
                 cur.bias.eq(seg_in.col - Mux(sh, lo >> 1, lo)),
                 cur.phase.eq(lo[0]),
+                cur_x.eq(Cat(seg_in.lo, Const(0, 1)).as_signed() - lo),
+                cur_lo.eq(seg_in.lo), cur_hi.eq(seg_in.hi),
+                cur_filter.eq(seg_in.filter),
             ]
         words.build()
 
@@ -233,9 +307,9 @@ class SegmentScan(wiring.Component):
         taken = Signal(wb)
         take = Signal(range(lanes + 1))
         more = Signal()
-        phase_mask = Signal(wb)
+        phase_mask = Signal(wb)    # the bits emitted: on the stride's phase, in column range
         for j in range(wb):
-            m.d.comb += phase_mask[j].eq(~sh | (item.phase == (j & 1)))
+            m.d.comb += phase_mask[j].eq((~sh | (item.phase == (j & 1))) & item.valid[j])
         for i in range(lanes):
             m.d.comb += lane_ok[i].eq((i < limit) & (i < pick.take))
         taken_terms = [Mux(lane_ok[i], pick.one_hot[i], 0) for i in range(lanes)]
@@ -354,7 +428,7 @@ class SegmentScan(wiring.Component):
                     value_k = Mux(hit, lane_stage.value[i], value_k)
                 m.d.sync += [beat.col[k].eq(col_k), beat.value[k].eq(value_k)]
 
-        m.d.comb += self.busy.eq(active | (words.count != 0) | words.pending | index1_valid
+        m.d.comb += self.busy.eq(active | (prep_left != 0) | (words.count != 0) | words.pending | index1_valid
                                  | index2_valid | held | request_valid | values.pending
                                  | (values.count != 0) | lane_valid | self.o.valid)
         return m

@@ -60,6 +60,9 @@ class SegmentWalk(wiring.Component):
             "start": range(max_n),
             "end": range(max_n),
             "col": range(g.max_cols),
+            "filter": 1,
+            "lo": range(g.max_cols),
+            "hi": range(g.max_cols),
         })
         super().__init__({
             "start": In(1),
@@ -125,8 +128,20 @@ class SegmentWalk(wiring.Component):
         first_ox = Signal(3)
         x0 = Signal(signed(5))      # kx - padding
         error = self.error
+        # A "same" stride-1 conv (out_h == H, out_w == W): a feature's part in an image is one
+        # span of bits, from its first input row to its last. Per feature: the offsets of the
+        # span's first bit (when the image's first output row's input row lies above the map)
+        # and of its last (up to the image's last row), from the image's row ``ky - padding``;
+        # the read's last output row, shifted by ``ky - padding`` rows; and what a bit's address
+        # less its column is.
+        same = Signal()
+        lo_off = Signal(sbits)      # lo_x - (ky - padding) * W
+        full_off = Signal(sbits)    # H * W - W - max(0, (ky - padding) * W) + hi_x
+        last_row = Signal(sbits)    # the read's last output row's input row's bit
+        col_off = Signal(sbits)     # bit - col, over the whole feature
 
-        m.d.comb += x0.eq(kx - conv.padding)
+        m.d.comb += [x0.eq(kx - conv.padding),
+                     same.eq((conv.stride == 1) & ((conv.padding << 1) + 1 == conv.kernel))]
         with m.If(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
         advance = Signal()
@@ -262,8 +277,44 @@ class SegmentWalk(wiring.Component):
                 m.d.sync += hi_x.eq(last)
                 with m.If(last < lo_x):
                     next_feature()  # no column of this feature lies in the map
+                with m.Elif(same):
+                    m.d.sync += [
+                        lo_off.eq(lo_x - ky_off),
+                        full_off.eq(hw_bits - conv.width - Mux(ky_off > 0, ky_off, 0) + hi_x),
+                        last_row.eq(row_bit + columns - conv.width),
+                        col_off.eq(row_bit + x0),
+                    ]
+                    m.next = "SPANS"
                 with m.Else():
                     m.next = "ROWS"
+
+            with m.State("SPANS"):
+                # One segment per image: from the first output row's input row (or the map's
+                # first row) to the image's last output row's (or the map's last row); the
+                # columns out of lo_x .. hi_x between are filtered out by the scan.
+                start = Signal(sbits)
+                end_full = Signal(sbits)
+                end_read = Signal(sbits)
+                end = Signal(sbits)
+                last_image = Signal()
+                m.d.comb += [
+                    start.eq(Mux(y < 0, img_bit + lo_off, row_bit + lo_x)),
+                    end_full.eq(img_bit + full_off),
+                    end_read.eq(last_row + hi_x),
+                    end.eq(Mux(end_read < end_full, end_read, end_full)),
+                    last_image.eq(last_row < img_bit + hw_bits),
+                ]
+                with m.If(advance):
+                    with m.If(start <= end):
+                        m.d.sync += [self.o.valid.eq(1), seg.row.eq(f), seg.start.eq(start),
+                                     seg.end.eq(end), seg.col.eq(start - col_off),
+                                     seg.filter.eq(1), seg.lo.eq(lo_x), seg.hi.eq(hi_x)]
+                    with m.If(last_image):
+                        next_feature()
+                    with m.Else():
+                        m.d.sync += [img_bit.eq(img_bit + hw_bits),
+                                     row_bit.eq(img_bit + hw_bits),
+                                     y.eq(ky - conv.padding)]
 
             with m.State("ROWS"):
                 # The row after this one, and the one after that (taken in the same cycle when
@@ -294,7 +345,8 @@ class SegmentWalk(wiring.Component):
                     with m.If((y >= 0) & (y < conv.height)):
                         m.d.sync += [self.o.valid.eq(1), seg.row.eq(f),
                                      seg.start.eq(row_bit + lo_x), seg.end.eq(row_bit + hi_x),
-                                     seg.col.eq(col_base + first_ox)]
+                                     seg.col.eq(col_base + first_ox), seg.filter.eq(0),
+                                     seg.lo.eq(lo_x), seg.hi.eq(hi_x)]
                     with m.If(skip):
                         m.d.sync += [rows_left.eq(rows_left - 2),
                                      col_base.eq(col_base + (conv.out_w << 1)),
