@@ -29,11 +29,13 @@ def test_cocotb_against_golden(run_cocotb, width, lanes, word_bits):
 
 
 # Conv reads: a word spanning several map rows (16 bits, 4 lanes), short words (8 bits, 2
-# lanes), and one lane with 2-bit words (every segment many words, every beat one element).
-@pytest.mark.parametrize("width, lanes, word_bits", [(8, 4, 16), (8, 2, 8), (16, 1, 2)])
-def test_cocotb_conv_reads_against_golden(run_cocotb, width, lanes, word_bits):
+# lanes), one lane with 2-bit words (every segment many words, every beat one element), and
+# the default 32-bit words and 4 lanes with reads of several 33- and 40-wide rows.
+@pytest.mark.parametrize("width, lanes, word_bits, max_cols",
+                         [(8, 4, 16, 64), (8, 2, 8, 64), (16, 1, 2, 64), (8, 4, 32, 256)])
+def test_cocotb_conv_reads_against_golden(run_cocotb, width, lanes, word_bits, max_cols):
     params = buffer_params(width=width, lanes=lanes, word_bits=word_bits, bitmap_capacity=1024,
-                           value_capacity=512, max_tensors=4, max_rows=64, max_cols=64,
+                           value_capacity=512, max_tensors=4, max_rows=64, max_cols=max_cols,
                            max_len=1 << 10)
     run_cocotb(build(params), toplevel="act_buffer", test_module="sim.testbenches.act_buffer",
                params={"buffer": params, "cases": 20, "suite": "conv"})
