@@ -456,7 +456,8 @@ async def conv_read_cycles(dut):
     p = params["buffer"]
     golden = _golden_conv_buffer(drv, p)
     config = types.SimpleNamespace(act_scan_bits=p["word_bits"], topk_lanes=p["lanes"])
-    shapes = [(2, 2, 8, 8), (1, 3, 5, 7), (2, 1, 12, 12), (4, 2, 4, 4), (1, 1, 1, 1), (1, 2, 3, 40)]
+    shapes = [(2, 2, 8, 8), (1, 3, 5, 7), (2, 1, 12, 12), (4, 2, 4, 4), (1, 1, 1, 1),
+              (1, 2, 3, 40)]
     worst = 0.0
     for shape in shapes:
         density = float(np_rng.choice([0.1, 0.3, 0.7, 1.0]))
@@ -497,7 +498,9 @@ async def conv_read_cycles(dut):
 @cocotb.test()
 async def conv_read_rate(dut):
     """Whole-layer conv reads without stalls (parameter ``rate``: ``[N, C, H, W, kernel,
-    stride, padding, density]`` each): cycles, segments and words, against the model."""
+    stride, padding, density, most]`` each): cycles, row segments (one per feature and output
+    row whose input row lies in the map) and words, against the model; at most ``most``
+    cycles per row segment."""
     import types
 
     from golden import perf_model
@@ -512,7 +515,7 @@ async def conv_read_rate(dut):
     p = params["buffer"]
     golden = _golden_conv_buffer(drv, p)
     config = types.SimpleNamespace(act_scan_bits=p["word_bits"], topk_lanes=p["lanes"])
-    for n, c, h, w, kernel, stride, padding, density in params["rate"]:
+    for n, c, h, w, kernel, stride, padding, density, most in params["rate"]:
         shape = (n, c, h, w)
         x, mask = _maps(np_rng, p["width"], shape, density)
         sx, smask = _stored(x, p["max_rows"], p["max_cols"]), _stored(mask, p["max_rows"],
@@ -534,9 +537,10 @@ async def conv_read_rate(dut):
         model = perf_model.conv_read_result_cycle(perf_model.act_conv_read(
             config, mask, kernel=kernel, stride=stride, padding=padding))
         dut._log.info(f"RATE {shape} k{kernel} s{stride} p{padding} d={density}: {len(want)} "
-                      f"elements, {segments} segments, {words} words, {cycles} cycles "
+                      f"elements, {segments} row segments, {words} words, {cycles} cycles "
                       f"({cycles / segments:.2f} per segment, {cycles / words:.2f} per word, "
                       f"{len(want) / cycles:.2f} elements per cycle); model {model}")
         assert abs(cycles - model) <= max(3, 0.02 * cycles)
+        assert cycles <= most * segments, f"{shape}: {cycles / segments:.2f} cycles a segment"
         assert (await drv.free(0))["error"] == 0
         golden.free(0)
