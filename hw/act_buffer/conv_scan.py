@@ -52,20 +52,28 @@ class SegmentScan(wiring.Component):
     """Reads the kept elements of a conv read's segments, with their values, as ``rdata`` beats.
 
     A segment is the stored bits ``start .. end`` of one input row (every second one at stride
-    2), the im2col columns ``col ..`` of feature ``row`` (:class:`SegmentWalk`). The scan is a
-    pipeline of registered stages, each taking a word (or beat) a cycle:
+    2), the im2col columns ``col ..`` of feature ``row`` (:class:`SegmentWalk`); with
+    ``filter``, it spans rows of a map ``width`` wide, its bits in columns ``lo .. hi`` only
+    (``start`` in column ``lo``), and a bit ``b``'s column is ``col + b - start`` still. The
+    scan is a pipeline of registered stages, each taking a word (or beat) a cycle:
 
     * *Words*: a segment's bitmap words, one a cycle, each read with the directory entry of its
-      block; the next segment's first word follows its last in the next cycle.
+      block; the next segment's first word follows its last in the next cycle. With each word
+      goes the mask of its bits whose column is in range, made from registers as the word is
+      read: the column of the word's first bit is kept, stepping by ``word_bits`` modulo the
+      width a word (that remainder is found once per read); on maps at most a word wide, a
+      pattern of the row starts (built once per read by doubling), shifted by that column,
+      marks the columns cut at either end of each row (at most 3: the padding); on wider maps
+      at most two rows meet in a word, each giving a range of bits.
     * *Index*: the word's bits inside the segment; the value index of its first one, from the
       entry (the block's count, plus the first word's popcount for a block's second word) and
       a popcount of the word's kept bits before the segment, in two stages.
     * *Pick*: the loop. A beat takes the next kept bits of the word inside the segment, at
       most ``lanes``, whose values lie in a two-word window: the value word the last beat
       read and the one after it, or, when the beat's first value is in another word, that
-      word alone (so a beat reads one value-memory word). At stride 2 it keeps those on the
-      segment's phase (the others' values lie between, and are passed over). A word takes one
-      cycle, or one per beat.
+      word alone (so a beat reads one value-memory word). It emits those on the segment's
+      phase at stride 2 and in column range (the others' values lie between, and are passed
+      over). A word takes one cycle, or one per beat.
     * *Values*: the beat's value word is read; then each lane's value (from that word, or
       from the word before it and that word) and column are found, and the lanes kept are
       packed to the front, in two stages.
@@ -85,6 +93,9 @@ class SegmentScan(wiring.Component):
         The tensor's descriptor, held.
     stride2 : Signal, in
         The read's stride is 2 (else 1), held.
+    width : Signal, in
+        The maps' width ``W``, held from ``start``. The scan takes segments a few cycles after
+        ``start`` (a remainder and a pattern of ``W`` are set up).
     bitmap_addr, bitmap_data, directory_addr, directory_data, value_addr, value_data : Signal
         The memories' read ports (addresses out, from registers; data in, a cycle later).
     o : Out(stream.Signature(rdata_layout))

@@ -21,6 +21,15 @@ class SegmentWalk(wiring.Component):
     the feature's last. A feature takes two set-up cycles (one more at a new ``ky``); one whose
     columns all lie in the padding takes those only.
 
+    A "same" stride-1 conv (``stride`` 1, ``2 * padding == kernel - 1``: every output row and
+    column has the index of its input's) takes a cycle per image instead of per row. A stored
+    bit's im2col column is then its address less a constant over the whole feature, so the
+    feature's rows of one image are one segment: from column ``lo`` of the input row of the
+    image's first output row in the read (or of the map's first row) to column ``hi`` of the
+    input row of its last (or of the map's last row). Its bits in columns out of ``lo .. hi``
+    (the neighbouring rows' ends) are not elements: ``filter`` tells the scan to pass over
+    them. An image whose rows give no input row in the map gives nothing.
+
     Nothing multiplies or divides in the loop: bit addresses step by ``stride * width`` per
     output row, ``height * width`` per image and ``images * height * width`` per channel. These
     products, and the checks of the command against the tensor, are computed once at the start
@@ -45,7 +54,9 @@ class SegmentWalk(wiring.Component):
     n : Signal, in
     o : Out(stream.Signature(segment_layout))
         ``row`` (the feature's index in the read), ``start`` and ``end`` (its first and last
-        bits, from the tensor's first), ``col`` (the im2col column of ``start``).
+        bits, from the tensor's first), ``col`` (the im2col column of ``start``), ``lo`` and
+        ``hi`` (the input columns it covers; ``start`` lies in column ``lo``) and ``filter``
+        (the segment spans several rows: only its bits in columns ``lo .. hi`` are elements).
     busy : Signal, out
         The walk runs, or its last segment waits on ``o``.
     error : Signal, out
