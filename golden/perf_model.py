@@ -384,6 +384,9 @@ def act_row_read(config, mask):
 CONV_WORD_TO_PICK = 5
 #: Words issued and not yet taken by the loop at most (the queue and the two index stages).
 CONV_WORDS_IN_FLIGHT = 6
+#: Beats the conv scan holds between its loop and its output stage (a request register, the
+#: value queue and a lane stage): the loop waits only once they are all taken.
+CONV_BEATS_AHEAD = 6
 #: From the conv read's last cycle (the loop's or the walk's) to its result, at least.
 CONV_RESULT_AFTER = 2
 #: From the conv read's last cycle that emits elements to its result, at least (the beat's
@@ -577,7 +580,8 @@ def gemm_saved_cycles(config, mask, tiles, *, scan=None):
 
     ``scan`` is the buffer read's cycles, :func:`act_row_read` of ``mask`` by default; a conv
     read's are :func:`act_conv_read`'s (``mask`` is then its im2col keep matrix, features by
-    output pixels)."""
+    output pixels), and its loop may run :data:`CONV_BEATS_AHEAD` beats ahead of its output
+    stage before it waits."""
     mask = np.asarray(mask, dtype=bool)
     rows, depth = mask.shape
     counts = mask.sum(axis=1).astype(int).tolist()
@@ -589,6 +593,8 @@ def gemm_saved_cycles(config, mask, tiles, *, scan=None):
     # accepts nothing; the buffer's result, once the stage and the register are empty,
     # closes the remaining rows).
     steps = act_row_read(config, mask) if scan is None else scan
+    # A conv read's loop runs ahead of its output stage by up to CONV_BEATS_AHEAD beats.
+    ahead, room_ahead = [], 0 if scan is None else CONV_BEATS_AHEAD
     step, cycle = 0, SAVED_FIRST_SCAN
     out = skid = None          # the register's two entries: (row, take)
     stage = None               # the buffer's beat stage: (row, take)
@@ -616,13 +622,20 @@ def gemm_saved_cycles(config, mask, tiles, *, scan=None):
         # when it is empty or passes its beat on.
         offer = stage if skid is None else None
         filled = None
+        free = stage is None or offer is not None
+        if free and ahead:
+            filled, free = ahead.pop(0), False
         if step < len(steps):
             if steps[step][1] == 0:
                 step += 1
-            elif stage is None or offer is not None:
+            elif free:
                 filled = steps[step]
                 step += 1
-        elif result_at is None and out is None and skid is None and stage is None:
+            elif len(ahead) < room_ahead:
+                ahead.append(steps[step])
+                step += 1
+        elif result_at is None and out is None and skid is None and stage is None \
+                and not ahead:
             result_at = cycle
         if filled is not None:
             stage = filled
