@@ -62,7 +62,7 @@ class SegmentScan(wiring.Component):
       goes the mask of its bits whose column is in range, made from registers as the word is
       read: the column of the word's first bit is kept, stepping by ``word_bits`` modulo the
       width a word (that remainder is found once per read); on maps at most a word wide, a
-      pattern of the row starts (built once per read by doubling), shifted by that column,
+      pattern of the row starts (built once per read, 8 bits a cycle), shifted by that column,
       marks the columns cut at either end of each row (at most 3: the padding); on wider maps
       at most two rows meet in a word, each giving a range of bits.
     * *Index*: the word's bits inside the segment; the value index of its first one, from the
@@ -149,38 +149,58 @@ class SegmentScan(wiring.Component):
         # out of lo .. hi are passed over. The column of a word's bit 0 is tracked word by word
         # as ``x``: a representative of it modulo W, from -wb up (bits before the segment's
         # first may have any). On maps at most a word wide (``narrow``), x < wb, and a pattern
-        # of the row starts (bits t = 0 modulo W for t = -wb - 3 .. 2 * wb + 2), shifted by x,
-        # gives the columns cut at either end of the row (at most 3 each: the padding). On
-        # wider maps, at most two rows meet in a word, and x < W: two ranges of bits.
+        # of the row starts (bits v = 0 modulo W), shifted by x, gives the columns cut at
+        # either end of the row (at most 3 each: the padding). Bit v of the pattern stands for
+        # column t = v - c, c the first multiple of W from wb + 3 on, so that t covers
+        # -wb - 3 .. 2 * wb + 2. On wider maps, at most two rows meet in a word, and x < W: two
+        # ranges of bits.
         width_ = self.width
-        pattern_len = 3 * wb + 6
-        origin = wb + 3                    # the pattern's bit of t = 0
-        xw = max(Shape.cast(range(g.max_cols + 1)).width, lw + 1) + 2
+        group = 8                          # pattern bits made a cycle
+        pattern_len = -(-(4 * wb + 5) // group) * group
+        col_bits = Shape.cast(range(g.max_cols + 1)).width
+        xw = max(col_bits, lw + 1) + 2
         row_starts = Signal(pattern_len)
         narrow = Signal()
         x_step = Signal(xw)                # wb modulo W on narrow maps, else wb
         x_bound = Signal(xw)               # x is reduced by W once it reaches this
-        prep_steps = max(pattern_len.bit_length(), lw + 1)
+        prep_steps = max(pattern_len // group, lw + 2)
         prep_left = Signal(range(prep_steps + 1))
-        double = Signal(Shape.cast(range(g.max_cols + 1)).width + prep_steps)
+        next_start = Signal(col_bits + 1)  # the next group's first row start, from its bit 0
         rem = Signal(range(wb + 1))
+        shift0 = Signal(range(pattern_len))  # c - 3: the pattern's bit of column x - 3 is x + this
         m.d.comb += narrow.eq(width_ <= wb)
         with m.If(self.start):
-            m.d.sync += [row_starts.eq(1 << origin), double.eq(width_), rem.eq(wb),
-                         prep_left.eq(prep_steps)]
+            m.d.sync += [next_start.eq(0), rem.eq(wb), prep_left.eq(prep_steps)]
         with m.Elif(prep_left != 0):
-            # The pattern doubles its run of row starts each way; the remainder of wb by W is
-            # found by restoring division, a bit a cycle.
-            amount = Signal(range(pattern_len + 1))
-            m.d.comb += amount.eq(Mux(double > pattern_len, pattern_len, double))
-            m.d.sync += [row_starts.eq(row_starts | (row_starts << amount)[:pattern_len]
-                                       | (row_starts >> amount)),
-                         double.eq(double << 1), prep_left.eq(prep_left - 1)]
+            # The pattern, a group of bits a cycle from its bit 0 (they shift down from the
+            # top): bit i of a group is a row start if it lies a multiple of W after the
+            # group's first (at most a few below 8: a small table).
+            bits = Signal(group)
+            for i in range(group):
+                terms = []
+                for first in range(i + 1):
+                    d = i - first
+                    divides = 1 if d == 0 else Cat(*[width_ == w for w in range(1, d + 1)
+                                                     if d % w == 0]).any()
+                    terms.append((next_start == first) & divides)
+                m.d.comb += bits[i].eq(Cat(*terms).any())
+            last = Signal(range(group))
+            for i in range(group):
+                with m.If(bits[i]):
+                    m.d.comb += last.eq(i)
+            m.d.sync += [row_starts.eq(Cat(row_starts[group:], bits)),
+                         next_start.eq(Mux(bits.any(), last + width_, next_start) - group),
+                         prep_left.eq(prep_left - 1)]
+            # The remainder of wb by W, by restoring division, a bit a cycle; then c.
             k = prep_steps - prep_left     # the division's step: W << (lw - k)
-            divisor = Signal(Shape.cast(range(g.max_cols + 1)).width + lw + 1)
+            divisor = Signal(col_bits + lw + 1)
             m.d.comb += divisor.eq(width_ << (lw - k)[:lw.bit_length() + 1])
             with m.If((k <= lw) & (rem >= divisor)):
                 m.d.sync += rem.eq(rem - divisor)
+            # c = wb - rem + j * W, the fewest W (j up to 3) past rem + 3.
+            multiple = Mux(rem + 3 <= width_, width_,
+                           Mux(rem + 3 <= (width_ << 1), width_ << 1, width_ + (width_ << 1)))
+            m.d.sync += shift0.eq(wb - rem + multiple - 3)
         m.d.comb += [x_step.eq(Mux(narrow, rem, wb)), x_bound.eq(Mux(narrow, wb, width_))]
 
         # -- Words: a segment's words, one a cycle, each with its directory entry. ----------
@@ -202,7 +222,9 @@ class SegmentScan(wiring.Component):
         # The word's valid bits, from the registers of its column.
         window = Signal(wb + 6)
         cut = Signal(wb)
-        m.d.comb += window.eq((row_starts >> (cur_x + wb).as_unsigned()[:lw + 1])[:wb + 6])
+        shift = Signal(range(pattern_len))
+        m.d.comb += [shift.eq(cur_x + shift0),
+                     window.eq((row_starts >> shift)[:wb + 6])]
         for j in range(wb):
             # Bit j's column is t = x + j, at window[j + 3].
             terms = [(cur_lo > d) & window[j + 3 - d] for d in range(3)]
