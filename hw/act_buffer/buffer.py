@@ -73,8 +73,9 @@ class ActivationBuffer(wiring.Component):
     cycle, each with its directory entry, and up to ``lanes`` elements a beat (whose values lie
     in the value word the last beat read and the one after it), so a cycle per word of a
     segment, plus one per extra beat; a beat passes over the values of the bits it does not
-    emit (at stride 2 the columns between, in a span the columns out of range). A conv read is refused, with no beats, for a slot without a tensor or a
-    directory, or a geometry the walk refuses (see :class:`SegmentWalk`).
+    emit (at stride 2 the columns between, in a span the columns out of range). A conv read
+    is refused, with no beats, for a slot without a tensor or a directory, or a geometry the
+    walk refuses (see :class:`SegmentWalk`).
 
     A write that does not fit (bitmap, values, directory or table), whose slot is taken, or
     whose length differs from ``rows * cols`` is refused: its stream is consumed, nothing stored is touched

@@ -461,7 +461,8 @@ class SegmentScan(wiring.Component):
                     value_k = Mux(hit, lane_stage.value[i], value_k)
                 m.d.sync += [beat.col[k].eq(col_k), beat.value[k].eq(value_k)]
 
-        m.d.comb += self.busy.eq(active | (prep_left != 0) | (words.count != 0) | words.pending | index1_valid
-                                 | index2_valid | held | request_valid | values.pending
-                                 | (values.count != 0) | lane_valid | self.o.valid)
+        m.d.comb += self.busy.eq(active | (prep_left != 0) | (words.count != 0)
+                                 | words.pending | index1_valid | index2_valid | held
+                                 | request_valid | values.pending | (values.count != 0)
+                                 | lane_valid | self.o.valid)
         return m
