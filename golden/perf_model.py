@@ -384,6 +384,9 @@ def act_row_read(config, mask):
 CONV_WORD_TO_PICK = 5
 #: Words issued and not yet taken by the loop at most (the queue and the two index stages).
 CONV_WORDS_IN_FLIGHT = 6
+#: Beats the conv scan holds between its loop and its output stage (a request register, the
+#: value queue and a lane stage): the loop waits only once they are all taken.
+CONV_BEATS_AHEAD = 6
 #: From the conv read's last cycle (the loop's or the walk's) to its result, at least.
 CONV_RESULT_AFTER = 2
 #: From the conv read's last cycle that emits elements to its result, at least (the beat's
@@ -396,7 +399,14 @@ def _conv_walk(shape, kernel, stride, padding, first_channel, channels, first_ou
     """The conv read's segment walk (:class:`hw.act_buffer.SegmentWalk`), a cycle per entry:
     ``None`` for a cycle that emits nothing and need not wait, ``("row", segment or None)``
     for a row cycle (it waits while the walk's output holds a segment); a segment is
-    ``(feature row, first bit, last bit)``."""
+    ``(feature row, first bit, last bit, columns)``, ``columns`` the range ``(lo, hi)`` of
+    input columns whose bits it emits, or None for all (a segment of one row).
+
+    At stride 1 with ``2 * padding == kernel - 1`` (a "same" conv), a feature's part in an
+    image is one segment, its rows from the first output row's to the last's (clipped to the
+    map), and the walk takes a cycle per image; otherwise a segment is one input row, and the
+    walk takes a cycle per output row (a padding row is passed over with the row before it
+    when it is neither the feature's first nor its last)."""
     n_images, _, height, width = shape
     out_h = (height + 2 * padding - kernel) // stride + 1
     out_w = (width + 2 * padding - kernel) // stride + 1
@@ -417,7 +427,24 @@ def _conv_walk(shape, kernel, stride, padding, first_channel, channels, first_ou
                 lo = x0 if x0 >= 0 else (x0 % 2 if stride == 2 else 0)
                 hi = min(width - 1, x0 + stride * (out_w - 1))
                 hi -= (stride == 2) and (hi - x0) % 2
-                if hi >= lo:
+                if hi >= lo and stride == 1 and 2 * padding == kernel - 1:
+                    # A span per image: the rows of output rows oy .. oy_end, shifted by
+                    # ky - padding and clipped to the map.
+                    end = first_out_row + out_rows
+                    r = first_out_row
+                    while r < end:
+                        image, oy = divmod(r, out_h)
+                        oy_end = min(out_h, oy + end - r) - 1
+                        y_first = max(0, oy + ky - padding)
+                        y_last = min(height - 1, oy_end + ky - padding)
+                        seg = None
+                        if y_first <= y_last:
+                            plane_bit = (c * n_images + image) * plane
+                            seg = (f, plane_bit + y_first * width + lo,
+                                   plane_bit + y_last * width + hi, (lo, hi))
+                        actions.append(("row", seg))
+                        r += oy_end - oy + 1
+                elif hi >= lo:
                     inside = lambda r: 0 <= (r % out_h) * stride + ky - padding < height
                     end = first_out_row + out_rows
                     r = first_out_row
@@ -427,7 +454,7 @@ def _conv_walk(shape, kernel, stride, padding, first_channel, channels, first_ou
                         seg = None
                         if 0 <= y < height:
                             row_bit = (c * n_images + image) * plane + y * width
-                            seg = (f, row_bit + lo, row_bit + hi)
+                            seg = (f, row_bit + lo, row_bit + hi, None)
                         actions.append(("row", seg))
                         # A padding row after this one, not the last, is passed over with it.
                         r += 2 if r + 2 < end and not inside(r + 1) else 1
@@ -447,7 +474,8 @@ def act_conv_read(config, mask, *, kernel, stride, padding, first_channel=0, cha
     bitmap words a cycle each (after :data:`CONV_WORD_TO_PICK` cycles), and the loop's beats:
     each takes the next kept bits of the word inside the segment, at most ``lanes``, whose
     values lie in the value word the last beat read and the next (or in its first value's word
-    alone), and emits those on the stride's phase.
+    alone), and emits those on the stride's phase and, for a segment of several rows, those
+    whose column lies in the segment's range.
     """
     mask = np.asarray(mask, dtype=bool)
     if mask.ndim != 4:
@@ -474,7 +502,7 @@ def act_conv_read(config, mask, *, kernel, stride, padding, first_channel=0, cha
 
     last_word = None  # the value word the last beat read
 
-    def word_beats(row, first, last, lo, hi):
+    def word_beats(row, first, last, columns, lo, hi):
         """The loop's cycles for the bits ``lo .. hi`` of a segment ``first .. last``: a beat
         takes the kept bits whose values lie in the word the last beat read and the next, or
         in the word of its first value."""
@@ -485,7 +513,8 @@ def act_conv_read(config, mask, *, kernel, stride, padding, first_channel=0, cha
         while kept:
             word, offset = divmod(index, lanes)
             take = min(len(kept), lanes if word == last_word else lanes - offset)
-            emitted = sum(1 for b in kept[:take] if (b - first) % stride == 0)
+            emitted = sum(1 for b in kept[:take] if (b - first) % stride == 0
+                          and (columns is None or columns[0] <= b % width <= columns[1]))
             if emitted:
                 last_word = word + (offset + take > lanes)
             beats.append((row, emitted))
@@ -515,8 +544,8 @@ def act_conv_read(config, mask, *, kernel, stride, padding, first_channel=0, cha
         elif not issuing and out is not None:
             taken_out = True
         if taken_out:
-            row, first, last = out
-            issuing = [word_beats(row, first, last, max(first, w * word),
+            row, first, last, columns = out
+            issuing = [word_beats(row, first, last, columns, max(first, w * word),
                                   min(last, w * word + word - 1))
                        for w in range(first // word, last // word + 1)]
             out = None
@@ -551,7 +580,8 @@ def gemm_saved_cycles(config, mask, tiles, *, scan=None):
 
     ``scan`` is the buffer read's cycles, :func:`act_row_read` of ``mask`` by default; a conv
     read's are :func:`act_conv_read`'s (``mask`` is then its im2col keep matrix, features by
-    output pixels)."""
+    output pixels), and its loop may run :data:`CONV_BEATS_AHEAD` beats ahead of its output
+    stage before it waits."""
     mask = np.asarray(mask, dtype=bool)
     rows, depth = mask.shape
     counts = mask.sum(axis=1).astype(int).tolist()
@@ -563,6 +593,8 @@ def gemm_saved_cycles(config, mask, tiles, *, scan=None):
     # accepts nothing; the buffer's result, once the stage and the register are empty,
     # closes the remaining rows).
     steps = act_row_read(config, mask) if scan is None else scan
+    # A conv read's loop runs ahead of its output stage by up to CONV_BEATS_AHEAD beats.
+    ahead, room_ahead = [], 0 if scan is None else CONV_BEATS_AHEAD
     step, cycle = 0, SAVED_FIRST_SCAN
     out = skid = None          # the register's two entries: (row, take)
     stage = None               # the buffer's beat stage: (row, take)
@@ -590,13 +622,20 @@ def gemm_saved_cycles(config, mask, tiles, *, scan=None):
         # when it is empty or passes its beat on.
         offer = stage if skid is None else None
         filled = None
+        free = stage is None or offer is not None
+        if free and ahead:
+            filled, free = ahead.pop(0), False
         if step < len(steps):
             if steps[step][1] == 0:
                 step += 1
-            elif stage is None or offer is not None:
+            elif free:
                 filled = steps[step]
                 step += 1
-        elif result_at is None and out is None and skid is None and stage is None:
+            elif len(ahead) < room_ahead:
+                ahead.append(steps[step])
+                step += 1
+        elif result_at is None and out is None and skid is None and stage is None \
+                and not ahead:
             result_at = cycle
         if filled is not None:
             stage = filled

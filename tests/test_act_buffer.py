@@ -29,11 +29,13 @@ def test_cocotb_against_golden(run_cocotb, width, lanes, word_bits):
 
 
 # Conv reads: a word spanning several map rows (16 bits, 4 lanes), short words (8 bits, 2
-# lanes), and one lane with 2-bit words (every segment many words, every beat one element).
-@pytest.mark.parametrize("width, lanes, word_bits", [(8, 4, 16), (8, 2, 8), (16, 1, 2)])
-def test_cocotb_conv_reads_against_golden(run_cocotb, width, lanes, word_bits):
+# lanes), one lane with 2-bit words (every segment many words, every beat one element), and
+# the default 32-bit words and 4 lanes with reads of several 33- and 40-wide rows.
+@pytest.mark.parametrize("width, lanes, word_bits, max_cols",
+                         [(8, 4, 16, 64), (8, 2, 8, 64), (16, 1, 2, 64), (8, 4, 32, 256)])
+def test_cocotb_conv_reads_against_golden(run_cocotb, width, lanes, word_bits, max_cols):
     params = buffer_params(width=width, lanes=lanes, word_bits=word_bits, bitmap_capacity=1024,
-                           value_capacity=512, max_tensors=4, max_rows=64, max_cols=64,
+                           value_capacity=512, max_tensors=4, max_rows=64, max_cols=max_cols,
                            max_len=1 << 10)
     run_cocotb(build(params), toplevel="act_buffer", test_module="sim.testbenches.act_buffer",
                params={"buffer": params, "cases": 20, "suite": "conv"})
@@ -50,15 +52,20 @@ def test_cocotb_without_conv_read(run_cocotb):
 
 
 # The conv read's rate on whole layers with the default word and lanes: 32-wide maps (a row a
-# word) and 4-wide ones (a row a segment), stride 1 and 2 (cycles in the log, checked against
-# golden.perf_model within 2 %).
+# word), 4-wide ones (at stride 1 an image's rows in a segment, at stride 2 a row a segment),
+# and 8- and 16-wide ones at stride 1 (cycles in the log, checked against golden.perf_model
+# within 2 %, and bounded per segment of one input row).
 @pytest.mark.slow
 def test_cocotb_conv_read_rate(run_cocotb):
     params = buffer_params(width=8, lanes=4, word_bits=32, bitmap_capacity=8192,
                            value_capacity=8192, max_tensors=2, max_rows=256, max_cols=2048,
                            max_len=1 << 13)
-    rate = [[2, 4, 32, 32, 3, s, 1, d] for s in (1, 2) for d in (0.1, 0.5)] \
-        + [[8, 8, 4, 4, 3, s, 1, d] for s in (1, 2) for d in (0.1, 0.5)]
+    rate = [[2, 4, 32, 32, 3, 1, 1, 0.1, 1.32], [2, 4, 32, 32, 3, 1, 1, 0.5, 4.5],
+            [2, 4, 32, 32, 3, 2, 1, 0.1, 1.6], [2, 4, 32, 32, 3, 2, 1, 0.5, 4.8],
+            [8, 8, 4, 4, 3, 1, 1, 0.1, 0.45], [8, 8, 4, 4, 3, 1, 1, 0.5, 0.75],
+            [8, 8, 4, 4, 3, 2, 1, 0.1, 1.3], [8, 8, 4, 4, 3, 2, 1, 0.5, 1.3],
+            [4, 8, 8, 8, 3, 1, 1, 0.1, 0.4], [2, 4, 16, 16, 3, 1, 1, 0.1, 0.72],
+            [8, 8, 4, 4, 1, 1, 0, 0.1, 0.58]]
     run_cocotb(build(params), toplevel="act_buffer", test_module="sim.testbenches.act_buffer",
                params={"buffer": params, "suite": "conv_rate", "rate": rate})
 

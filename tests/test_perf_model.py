@@ -101,19 +101,44 @@ def test_conv_read_emits_every_im2col_element_once():
         assert conv_read_result_cycle(scan) >= len(scan) + 2
 
 
-def test_conv_read_costs_about_a_cycle_per_segment_on_small_maps():
+def test_conv_read_cost_per_row_segment_on_small_maps():
     from golden.feature_maps import row_segments
     from golden.perf_model import act_conv_read, conv_read_result_cycle
 
     config = AccelConfig()
     shape = (8, 8, 4, 4)
-    for stride in (1, 2):
+    # At stride 1 ("same" padding) a feature's rows of an image are one segment: well under a
+    # cycle per input row; at stride 2 a row is a segment, about a cycle each.
+    for stride, most in ((1, 0.5), (2, 1.5)):
         scan = act_conv_read(config, _conv_mask(shape, 0.1), kernel=3, stride=stride,
                              padding=1)
         segments = sum(len(row_segments(shape, f, 3, stride, 1))
                        for f in [(c, ky, kx) for c in range(8) for ky in range(3)
                                  for kx in range(3)])
-        assert conv_read_result_cycle(scan) / segments < 1.5
+        assert conv_read_result_cycle(scan) / segments < most
+
+
+@pytest.mark.parametrize("shape, kernel, padding", [((2, 3, 4, 4), 3, 1), ((3, 2, 5, 7), 1, 0),
+                                                    ((2, 2, 3, 40), 3, 1), ((2, 1, 1, 1), 3, 1)])
+def test_conv_read_spans_emit_the_partial_reads_elements(shape, kernel, padding):
+    import numpy as np
+
+    from golden.layers import im2col
+    from golden.perf_model import act_conv_read
+
+    config = AccelConfig()
+    mask = _conv_mask(shape, 0.4, seed=3)
+    rows = im2col(mask.astype(np.int64), kernel, 1, padding).T  # features x output pixels
+    n, c, h, w = shape
+    kk = kernel * kernel
+    for c0, cc, r0, rc in [(0, c, 0, n * h), (1, c - 1, 1, n * h - 2), (c - 1, 1, h - 1, 2),
+                           (0, 1, n * h - 1, 1)]:
+        if cc < 1 or rc < 1:
+            continue
+        scan = act_conv_read(config, mask, kernel=kernel, stride=1, padding=padding,
+                             first_channel=c0, channels=cc, first_out_row=r0, out_rows=rc)
+        want = rows[c0 * kk:(c0 + cc) * kk, r0 * w:(r0 + rc) * w].sum()
+        assert sum(e for _, e in scan) == want, (c0, cc, r0, rc)
 
 
 def test_gemm_saved_cycles_takes_a_conv_read():

@@ -67,12 +67,15 @@ class ActivationBuffer(wiring.Component):
     increasing order, the kept elements of its row within the output rows asked, ``col`` being
     ``(r - first_out_row) * out_w + ox`` for output row ``r = n * out_h + oy``, increasing; a
     row without kept elements gives no beat, and ``last`` is 0 (the result ends the read). A
-    :class:`SegmentWalk` gives each feature's stored segments (a segment per input row) and a
-    :class:`SegmentScan` reads them: a bitmap word a cycle, each with its directory entry, and
-    up to ``lanes`` elements a beat (whose values lie in the value word the last beat read and
-    the one after it), so a cycle per word of a segment, plus one per extra beat; at stride 2 a beat passes over the values between
-    the kept columns. A conv read is refused, with no beats, for a slot without a tensor or a
-    directory, or a geometry the walk refuses (see :class:`SegmentWalk`).
+    :class:`SegmentWalk` gives each feature's stored segments (a segment per input row, or,
+    for a "same" stride-1 conv, per image: its rows from first to last, the columns out of
+    range between them filtered out) and a :class:`SegmentScan` reads them: a bitmap word a
+    cycle, each with its directory entry, and up to ``lanes`` elements a beat (whose values lie
+    in the value word the last beat read and the one after it), so a cycle per word of a
+    segment, plus one per extra beat; a beat passes over the values of the bits it does not
+    emit (at stride 2 the columns between, in a span the columns out of range). A conv read
+    is refused, with no beats, for a slot without a tensor or a directory, or a geometry the
+    walk refuses (see :class:`SegmentWalk`).
 
     Built without ``conv_read`` (for small parts), the buffer has no directory memory,
     :class:`DirectoryBuilder`, :class:`SegmentWalk` or :class:`SegmentScan`: a write with
@@ -289,6 +292,7 @@ class ActivationBuffer(wiring.Component):
             m.d.comb += [
                 segments.conv.eq(cmd.conv), segments.n.eq(desc_n),
                 conv_scan.desc.eq(desc), conv_scan.stride2.eq(cmd.conv.stride == 2),
+                conv_scan.width.eq(cmd.conv.width),
                 conv_scan.start.eq(segments.start),
                 conv_scan.bitmap_data.eq(bitmap_mem.r_data),
                 conv_scan.value_data.eq(value_mem.r_data),

@@ -52,20 +52,28 @@ class SegmentScan(wiring.Component):
     """Reads the kept elements of a conv read's segments, with their values, as ``rdata`` beats.
 
     A segment is the stored bits ``start .. end`` of one input row (every second one at stride
-    2), the im2col columns ``col ..`` of feature ``row`` (:class:`SegmentWalk`). The scan is a
-    pipeline of registered stages, each taking a word (or beat) a cycle:
+    2), the im2col columns ``col ..`` of feature ``row`` (:class:`SegmentWalk`); with
+    ``filter``, it spans rows of a map ``width`` wide, its bits in columns ``lo .. hi`` only
+    (``start`` in column ``lo``), and a bit ``b``'s column is ``col + b - start`` still. The
+    scan is a pipeline of registered stages, each taking a word (or beat) a cycle:
 
     * *Words*: a segment's bitmap words, one a cycle, each read with the directory entry of its
-      block; the next segment's first word follows its last in the next cycle.
+      block; the next segment's first word follows its last in the next cycle. With each word
+      goes the mask of its bits whose column is in range, made from registers as the word is
+      read: the column of the word's first bit is kept, stepping by ``word_bits`` modulo the
+      width a word (that remainder is found once per read); on maps at most a word wide, a
+      pattern of the row starts (built once per read, 8 bits a cycle), shifted by that column,
+      marks the columns cut at either end of each row (at most 3: the padding); on wider maps
+      at most two rows meet in a word, each giving a range of bits.
     * *Index*: the word's bits inside the segment; the value index of its first one, from the
       entry (the block's count, plus the first word's popcount for a block's second word) and
       a popcount of the word's kept bits before the segment, in two stages.
     * *Pick*: the loop. A beat takes the next kept bits of the word inside the segment, at
       most ``lanes``, whose values lie in a two-word window: the value word the last beat
       read and the one after it, or, when the beat's first value is in another word, that
-      word alone (so a beat reads one value-memory word). At stride 2 it keeps those on the
-      segment's phase (the others' values lie between, and are passed over). A word takes one
-      cycle, or one per beat.
+      word alone (so a beat reads one value-memory word). It emits those on the segment's
+      phase at stride 2 and in column range (the others' values lie between, and are passed
+      over). A word takes one cycle, or one per beat.
     * *Values*: the beat's value word is read; then each lane's value (from that word, or
       from the word before it and that word) and column are found, and the lanes kept are
       packed to the front, in two stages.
@@ -85,6 +93,9 @@ class SegmentScan(wiring.Component):
         The tensor's descriptor, held.
     stride2 : Signal, in
         The read's stride is 2 (else 1), held.
+    width : Signal, in
+        The maps' width ``W``, held from ``start``. The scan takes segments a few cycles after
+        ``start`` (a remainder and a pattern of ``W`` are set up).
     bitmap_addr, bitmap_data, directory_addr, directory_data, value_addr, value_data : Signal
         The memories' read ports (addresses out, from registers; data in, a cycle later).
     o : Out(stream.Signature(rdata_layout))
@@ -101,6 +112,7 @@ class SegmentScan(wiring.Component):
             "segments": In(stream.Signature(segment_layout)),
             "desc": In(g.descriptor_layout),
             "stride2": In(1),
+            "width": In(range(g.max_cols + 1)),
             "bitmap_addr": Out(g.bitmap_addr_width),
             "bitmap_data": In(g.word_bits),
             "directory_addr": Out(g.directory_addr_width),
@@ -129,7 +141,67 @@ class SegmentScan(wiring.Component):
             "odd": 1,                  # the block's second word
             "bias": col_width,         # a bit's column is (position >> stride2) + bias
             "phase": 1,                # at stride 2, the positions' parity that is kept
+            "valid": wb,               # the bits whose column lies in the segment's range
         })
+
+        # -- Column filter: set up at the start of a read. -----------------------------------
+        # For a filtered segment, each word's bits whose column x (within their map row) lies
+        # out of lo .. hi are passed over. The column of a word's bit 0 is tracked word by word
+        # as ``x``: a representative of it modulo W, from -wb up (bits before the segment's
+        # first may have any). On maps at most a word wide (``narrow``), x < wb, and a pattern
+        # of the row starts (bits v = 0 modulo W), shifted by x, gives the columns cut at
+        # either end of the row (at most 3 each: the padding). Bit v of the pattern stands for
+        # column t = v - c, c the first multiple of W from wb + 3 on, so that t covers
+        # -wb - 3 .. 2 * wb + 2. On wider maps, at most two rows meet in a word, and x < W: two
+        # ranges of bits.
+        width_ = self.width
+        group = 8                          # pattern bits made a cycle
+        pattern_len = -(-(4 * wb + 5) // group) * group
+        col_bits = Shape.cast(range(g.max_cols + 1)).width
+        xw = max(col_bits, lw + 1) + 2
+        row_starts = Signal(pattern_len)
+        narrow = Signal()
+        x_step = Signal(xw)                # wb modulo W on narrow maps, else wb
+        x_bound = Signal(xw)               # x is reduced by W once it reaches this
+        prep_steps = max(pattern_len // group, lw + 2)
+        prep_left = Signal(range(prep_steps + 1))
+        next_start = Signal(col_bits + 1)  # the next group's first row start, from its bit 0
+        rem = Signal(range(wb + 1))
+        shift0 = Signal(range(pattern_len))  # c - 3: the pattern's bit of column x - 3 is x + this
+        m.d.comb += narrow.eq(width_ <= wb)
+        with m.If(self.start):
+            m.d.sync += [next_start.eq(0), rem.eq(wb), prep_left.eq(prep_steps)]
+        with m.Elif(prep_left != 0):
+            # The pattern, a group of bits a cycle from its bit 0 (they shift down from the
+            # top): bit i of a group is a row start if it lies a multiple of W after the
+            # group's first (at most a few below 8: a small table).
+            bits = Signal(group)
+            for i in range(group):
+                terms = []
+                for first in range(i + 1):
+                    d = i - first
+                    divides = 1 if d == 0 else Cat(*[width_ == w for w in range(1, d + 1)
+                                                     if d % w == 0]).any()
+                    terms.append((next_start == first) & divides)
+                m.d.comb += bits[i].eq(Cat(*terms).any())
+            last = Signal(range(group))
+            for i in range(group):
+                with m.If(bits[i]):
+                    m.d.comb += last.eq(i)
+            m.d.sync += [row_starts.eq(Cat(row_starts[group:], bits)),
+                         next_start.eq(Mux(bits.any(), last + width_, next_start) - group),
+                         prep_left.eq(prep_left - 1)]
+            # The remainder of wb by W, by restoring division, a bit a cycle; then c.
+            k = prep_steps - prep_left     # the division's step: W << (lw - k)
+            divisor = Signal(col_bits + lw + 1)
+            m.d.comb += divisor.eq(width_ << (lw - k)[:lw.bit_length() + 1])
+            with m.If((k <= lw) & (rem >= divisor)):
+                m.d.sync += rem.eq(rem - divisor)
+            # c = wb - rem + j * W, the fewest W (j up to 3) past rem + 3.
+            multiple = Mux(rem + 3 <= width_, width_,
+                           Mux(rem + 3 <= (width_ << 1), width_ << 1, width_ + (width_ << 1)))
+            m.d.sync += shift0.eq(wb - rem + multiple - 3)
+        m.d.comb += [x_step.eq(Mux(narrow, rem, wb)), x_bound.eq(Mux(narrow, wb, width_))]
 
         # -- Words: a segment's words, one a cycle, each with its directory entry. ----------
         words = _ReadQueue(m, "words", item_layout,
@@ -140,11 +212,40 @@ class SegmentScan(wiring.Component):
         words_left = Signal(Shape.cast(range(g.max_cols // wb + 3)).width + 1)
         cur = Signal(item_layout)   # the next word's item (lo, hi fixed at issue)
         last_hi = Signal(range(wb))
+        cur_x = Signal(signed(xw))          # the column of the next word's bit 0 (see above)
+        cur_lo = Signal(range(g.max_cols))
+        cur_hi = Signal(range(g.max_cols))
+        cur_filter = Signal()
         m.d.comb += [self.bitmap_addr.eq(w_addr), self.directory_addr.eq(d_addr),
                      words.mem_data.eq(Cat(self.bitmap_data, self.directory_data))]
         issue_info = words.issue_info
+        # The word's valid bits, from the registers of its column.
+        window = Signal(wb + 6)
+        cut = Signal(wb)
+        shift = Signal(range(pattern_len))
+        m.d.comb += [shift.eq(cur_x + shift0),
+                     window.eq((row_starts >> shift)[:wb + 6])]
+        for j in range(wb):
+            # Bit j's column is t = x + j, at window[j + 3].
+            terms = [(cur_lo > d) & window[j + 3 - d] for d in range(3)]
+            terms += [(cur_hi + d < width_) & window[j + 3 + d] for d in range(1, 4)]
+            m.d.comb += cut[j].eq(Cat(*terms).any())
+        ones = Const((1 << wb) - 1, wb)
+
+        def bit_range(a, b):
+            """Bits a .. b of a word (signed bounds)."""
+            a_c = Mux(a < 0, 0, Mux(a > wb, wb, a))
+            b_c = Mux(b < -1, -1, Mux(b > wb - 1, wb - 1, b)) + 1
+            return (ones << a_c[:lw + 1])[:wb] & ~(ones << b_c[:lw + 1])[:wb]
+
+        first_lo = Signal(signed(xw + 1))
+        first_hi = Signal(signed(xw + 1))
+        m.d.comb += [first_lo.eq(cur_lo - cur_x), first_hi.eq(cur_hi - cur_x)]
+        wide_valid = bit_range(first_lo, first_hi) | bit_range(first_lo + width_,
+                                                             first_hi + width_)
         m.d.comb += [issue_info.eq(cur),
                      issue_info.hi.eq(Mux(words_left == 0, last_hi, wb - 1)),
+                     issue_info.valid.eq(Mux(cur_filter, Mux(narrow, ~cut, wide_valid), ones)),
                      words.issue.eq(active & words.room)]
         last_word = Signal()
         m.d.comb += last_word.eq(words_left == 0)
@@ -157,9 +258,12 @@ class SegmentScan(wiring.Component):
                          cur.lo.eq(0), cur.odd.eq(~cur.odd),
                          cur.bias.eq(cur.bias + step_bias),
                          cur.phase.eq(cur.phase ^ (wb & 1))]
+            next_x = cur_x + x_step
+            m.d.sync += cur_x.eq(Mux(next_x >= x_bound, next_x - width_, next_x))
             with m.If(last_word):
                 m.d.sync += active.eq(0)
-        m.d.comb += self.segments.ready.eq(~active | (words.issue & last_word))
+        m.d.comb += self.segments.ready.eq((prep_left == 0)
+                                           & (~active | (words.issue & last_word)))
         with m.If(self.segments.valid & self.segments.ready):
             first = seg_in.start >> lw
             lo = seg_in.start[:lw] if lw else Const(0, 1)
@@ -172,6 +276,9 @@ class SegmentScan(wiring.Component):
                 cur.row.eq(seg_in.row), cur.lo.eq(lo), cur.odd.eq(first[0]),
                 cur.bias.eq(seg_in.col - Mux(sh, lo >> 1, lo)),
                 cur.phase.eq(lo[0]),
+                cur_x.eq(Cat(seg_in.lo, Const(0, 1)).as_signed() - lo),
+                cur_lo.eq(seg_in.lo), cur_hi.eq(seg_in.hi),
+                cur_filter.eq(seg_in.filter),
             ]
         words.build()
 
@@ -233,9 +340,9 @@ class SegmentScan(wiring.Component):
         taken = Signal(wb)
         take = Signal(range(lanes + 1))
         more = Signal()
-        phase_mask = Signal(wb)
+        phase_mask = Signal(wb)    # the bits emitted: on the stride's phase, in column range
         for j in range(wb):
-            m.d.comb += phase_mask[j].eq(~sh | (item.phase == (j & 1)))
+            m.d.comb += phase_mask[j].eq((~sh | (item.phase == (j & 1))) & item.valid[j])
         for i in range(lanes):
             m.d.comb += lane_ok[i].eq((i < limit) & (i < pick.take))
         taken_terms = [Mux(lane_ok[i], pick.one_hot[i], 0) for i in range(lanes)]
@@ -354,7 +461,8 @@ class SegmentScan(wiring.Component):
                     value_k = Mux(hit, lane_stage.value[i], value_k)
                 m.d.sync += [beat.col[k].eq(col_k), beat.value[k].eq(value_k)]
 
-        m.d.comb += self.busy.eq(active | (words.count != 0) | words.pending | index1_valid
-                                 | index2_valid | held | request_valid | values.pending
-                                 | (values.count != 0) | lane_valid | self.o.valid)
+        m.d.comb += self.busy.eq(active | (prep_left != 0) | (words.count != 0)
+                                 | words.pending | index1_valid | index2_valid | held
+                                 | request_valid | values.pending | (values.count != 0)
+                                 | lane_valid | self.o.valid)
         return m

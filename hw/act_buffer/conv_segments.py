@@ -21,6 +21,15 @@ class SegmentWalk(wiring.Component):
     the feature's last. A feature takes two set-up cycles (one more at a new ``ky``); one whose
     columns all lie in the padding takes those only.
 
+    A "same" stride-1 conv (``stride`` 1, ``2 * padding == kernel - 1``: every output row and
+    column has the index of its input's) takes a cycle per image instead of per row. A stored
+    bit's im2col column is then its address less a constant over the whole feature, so the
+    feature's rows of one image are one segment: from column ``lo`` of the input row of the
+    image's first output row in the read (or of the map's first row) to column ``hi`` of the
+    input row of its last (or of the map's last row). Its bits in columns out of ``lo .. hi``
+    (the neighbouring rows' ends) are not elements: ``filter`` tells the scan to pass over
+    them. An image whose rows give no input row in the map gives nothing.
+
     Nothing multiplies or divides in the loop: bit addresses step by ``stride * width`` per
     output row, ``height * width`` per image and ``images * height * width`` per channel. These
     products, and the checks of the command against the tensor, are computed once at the start
@@ -45,7 +54,9 @@ class SegmentWalk(wiring.Component):
     n : Signal, in
     o : Out(stream.Signature(segment_layout))
         ``row`` (the feature's index in the read), ``start`` and ``end`` (its first and last
-        bits, from the tensor's first), ``col`` (the im2col column of ``start``).
+        bits, from the tensor's first), ``col`` (the im2col column of ``start``), ``lo`` and
+        ``hi`` (the input columns it covers; ``start`` lies in column ``lo``) and ``filter``
+        (the segment spans several rows: only its bits in columns ``lo .. hi`` are elements).
     busy : Signal, out
         The walk runs, or its last segment waits on ``o``.
     error : Signal, out
@@ -60,6 +71,9 @@ class SegmentWalk(wiring.Component):
             "start": range(max_n),
             "end": range(max_n),
             "col": range(g.max_cols),
+            "filter": 1,
+            "lo": range(g.max_cols),
+            "hi": range(g.max_cols),
         })
         super().__init__({
             "start": In(1),
@@ -125,8 +139,20 @@ class SegmentWalk(wiring.Component):
         first_ox = Signal(3)
         x0 = Signal(signed(5))      # kx - padding
         error = self.error
+        # A "same" stride-1 conv (out_h == H, out_w == W): a feature's part in an image is one
+        # span of bits, from its first input row to its last. Per feature: the offsets of the
+        # span's first bit (when the image's first output row's input row lies above the map)
+        # and of its last (up to the image's last row), from the image's row ``ky - padding``;
+        # the read's last output row, shifted by ``ky - padding`` rows; and what a bit's address
+        # less its column is.
+        same = Signal()
+        lo_off = Signal(sbits)      # lo_x - (ky - padding) * W
+        full_off = Signal(sbits)    # H * W - W - max(0, (ky - padding) * W) + hi_x
+        last_row = Signal(sbits)    # the read's last output row's input row's bit
+        col_off = Signal(sbits)     # bit - col, over the whole feature
 
-        m.d.comb += x0.eq(kx - conv.padding)
+        m.d.comb += [x0.eq(kx - conv.padding),
+                     same.eq((conv.stride == 1) & ((conv.padding << 1) + 1 == conv.kernel))]
         with m.If(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
         advance = Signal()
@@ -262,8 +288,44 @@ class SegmentWalk(wiring.Component):
                 m.d.sync += hi_x.eq(last)
                 with m.If(last < lo_x):
                     next_feature()  # no column of this feature lies in the map
+                with m.Elif(same):
+                    m.d.sync += [
+                        lo_off.eq(lo_x - ky_off),
+                        full_off.eq(hw_bits - conv.width - Mux(ky_off > 0, ky_off, 0) + hi_x),
+                        last_row.eq(row_bit + columns - conv.width),
+                        col_off.eq(row_bit + x0),
+                    ]
+                    m.next = "SPANS"
                 with m.Else():
                     m.next = "ROWS"
+
+            with m.State("SPANS"):
+                # One segment per image: from the first output row's input row (or the map's
+                # first row) to the image's last output row's (or the map's last row); the
+                # columns out of lo_x .. hi_x between are filtered out by the scan.
+                start = Signal(sbits)
+                end_full = Signal(sbits)
+                end_read = Signal(sbits)
+                end = Signal(sbits)
+                last_image = Signal()
+                m.d.comb += [
+                    start.eq(Mux(y < 0, img_bit + lo_off, row_bit + lo_x)),
+                    end_full.eq(img_bit + full_off),
+                    end_read.eq(last_row + hi_x),
+                    end.eq(Mux(end_read < end_full, end_read, end_full)),
+                    last_image.eq(last_row < img_bit + hw_bits),
+                ]
+                with m.If(advance):
+                    with m.If(start <= end):
+                        m.d.sync += [self.o.valid.eq(1), seg.row.eq(f), seg.start.eq(start),
+                                     seg.end.eq(end), seg.col.eq(start - col_off),
+                                     seg.filter.eq(1), seg.lo.eq(lo_x), seg.hi.eq(hi_x)]
+                    with m.If(last_image):
+                        next_feature()
+                    with m.Else():
+                        m.d.sync += [img_bit.eq(img_bit + hw_bits),
+                                     row_bit.eq(img_bit + hw_bits),
+                                     y.eq(ky - conv.padding)]
 
             with m.State("ROWS"):
                 # The row after this one, and the one after that (taken in the same cycle when
@@ -294,7 +356,8 @@ class SegmentWalk(wiring.Component):
                     with m.If((y >= 0) & (y < conv.height)):
                         m.d.sync += [self.o.valid.eq(1), seg.row.eq(f),
                                      seg.start.eq(row_bit + lo_x), seg.end.eq(row_bit + hi_x),
-                                     seg.col.eq(col_base + first_ox)]
+                                     seg.col.eq(col_base + first_ox), seg.filter.eq(0),
+                                     seg.lo.eq(lo_x), seg.hi.eq(hi_x)]
                     with m.If(skip):
                         m.d.sync += [rows_left.eq(rows_left - 2),
                                      col_base.eq(col_base + (conv.out_w << 1)),

@@ -294,6 +294,65 @@ async def conv_reads_against_golden(dut):
     assert elements > 100
 
 
+# Maps for the spans of "same" stride-1 convs (a feature's rows of an image in one segment):
+# one pixel, rows shorter than a word (their columns filtered by a periodic pattern), rows as
+# long as a 8-bit word, and rows longer than a 32-bit word (two rows meet in a word).
+SPAN_SHAPES = [(2, 2, 1, 1), (2, 2, 2, 3), (2, 3, 4, 4), (1, 2, 5, 7), (2, 2, 8, 8),
+               (1, 2, 3, 33), (1, 2, 3, 40)]
+
+
+def _span_reads(args, max_rows, max_cols, np_rng, count):
+    """Reads of a layer within the limits: from its first row, then random channel groups
+    (some after the first channel) and output-row ranges (starting and ending inside images)."""
+    kk = args["kernel"] ** 2
+    most_c = max_rows // kk
+    most_r = max_cols // args["out_w"]
+    total = args["images"] * args["out_h"]
+    reads = [{**args, "channels": min(args["channels"], most_c),
+              "out_rows": min(total, most_r)}]
+    for _ in range(count):
+        c0 = int(np_rng.integers(0, args["channels"]))
+        r0 = int(np_rng.integers(0, total))
+        reads.append({**args, "first_channel": c0,
+                      "channels": int(np_rng.integers(1, min(most_c, args["channels"] - c0) + 1)),
+                      "first_out_row": r0,
+                      "out_rows": int(np_rng.integers(1, min(most_r, total - r0) + 1))})
+    return reads
+
+
+@cocotb.test()
+async def conv_spans_against_golden(dut):
+    """Same stride-1 convs (kernel 1 padding 0, kernel 3 padding 1), whose reads take a
+    segment per image and filter its columns, on maps from 1x1 to rows wider than a word, at
+    densities 0, 1 and sparse, over whole reads and partial channel and output-row ranges."""
+    setup = await _setup(dut, "conv_spans", "conv")
+    if setup is None:
+        return
+    params, drv, _, np_rng = setup
+    p = params["buffer"]
+    golden = _golden_conv_buffer(drv, p)
+    elements = reads_run = 0
+    for shape in SPAN_SHAPES:
+        for density in (0.0, 1.0, 0.3):
+            x, mask = _maps(np_rng, p["width"], shape, density)
+            sx = _stored(x, p["max_rows"], p["max_cols"])
+            smask = _stored(mask, p["max_rows"], p["max_cols"])
+            assert (await drv.write(0, sx, smask, directory=True))["error"] == 0, shape
+            golden.write(0, sx, smask, directory=True)
+            for kernel, padding in ((1, 0), (3, 1)):
+                args = _conv_args(shape, kernel, 1, padding)
+                if kernel ** 2 > p["max_rows"] or args["out_w"] > p["max_cols"]:
+                    continue
+                for conv in _span_reads(args, p["max_rows"], p["max_cols"], np_rng, 3):
+                    elements += await _check_conv(drv, golden, 0, conv,
+                                                  f"{shape} d={density}")
+                    reads_run += 1
+            assert (await drv.free(0))["error"] == 0
+            golden.free(0)
+    dut._log.info(f"{reads_run} span reads, {elements} elements")
+    assert elements > 100
+
+
 @cocotb.test()
 async def conv_reads_are_refused(dut):
     """Bad geometries and slots without a directory: ``error``, no beats, contents intact."""
@@ -449,7 +508,8 @@ async def conv_read_cycles(dut):
     p = params["buffer"]
     golden = _golden_conv_buffer(drv, p)
     config = types.SimpleNamespace(act_scan_bits=p["word_bits"], topk_lanes=p["lanes"])
-    shapes = [(2, 2, 8, 8), (1, 3, 5, 7), (2, 1, 12, 12), (4, 2, 4, 4), (1, 1, 1, 1)]
+    shapes = [(2, 2, 8, 8), (1, 3, 5, 7), (2, 1, 12, 12), (4, 2, 4, 4), (1, 1, 1, 1),
+              (1, 2, 3, 40)]
     worst = 0.0
     for shape in shapes:
         density = float(np_rng.choice([0.1, 0.3, 0.7, 1.0]))
@@ -490,7 +550,9 @@ async def conv_read_cycles(dut):
 @cocotb.test()
 async def conv_read_rate(dut):
     """Whole-layer conv reads without stalls (parameter ``rate``: ``[N, C, H, W, kernel,
-    stride, padding, density]`` each): cycles, segments and words, against the model."""
+    stride, padding, density, most]`` each): cycles, row segments (one per feature and output
+    row whose input row lies in the map) and words, against the model; at most ``most``
+    cycles per row segment."""
     import types
 
     from golden import perf_model
@@ -505,7 +567,7 @@ async def conv_read_rate(dut):
     p = params["buffer"]
     golden = _golden_conv_buffer(drv, p)
     config = types.SimpleNamespace(act_scan_bits=p["word_bits"], topk_lanes=p["lanes"])
-    for n, c, h, w, kernel, stride, padding, density in params["rate"]:
+    for n, c, h, w, kernel, stride, padding, density, most in params["rate"]:
         shape = (n, c, h, w)
         x, mask = _maps(np_rng, p["width"], shape, density)
         sx, smask = _stored(x, p["max_rows"], p["max_cols"]), _stored(mask, p["max_rows"],
@@ -527,9 +589,10 @@ async def conv_read_rate(dut):
         model = perf_model.conv_read_result_cycle(perf_model.act_conv_read(
             config, mask, kernel=kernel, stride=stride, padding=padding))
         dut._log.info(f"RATE {shape} k{kernel} s{stride} p{padding} d={density}: {len(want)} "
-                      f"elements, {segments} segments, {words} words, {cycles} cycles "
+                      f"elements, {segments} row segments, {words} words, {cycles} cycles "
                       f"({cycles / segments:.2f} per segment, {cycles / words:.2f} per word, "
                       f"{len(want) / cycles:.2f} elements per cycle); model {model}")
         assert abs(cycles - model) <= max(3, 0.02 * cycles)
+        assert cycles <= most * segments, f"{shape}: {cycles / segments:.2f} cycles a segment"
         assert (await drv.free(0))["error"] == 0
         golden.free(0)
