@@ -259,6 +259,14 @@ CONV_KERNELS = [(1, 1, 0), (3, 1, 1), (3, 2, 1), (3, 1, 0), (7, 2, 3), (7, 1, 3)
                 (1, 2, 0), (5, 1, 2), (3, 1, 2)]
 
 
+async def _write_maps(drv, golden, p, x, mask, shape):
+    """Write maps ``x`` (kept where ``mask``) with a directory to slot 0, and to ``golden``."""
+    sx, smask = _stored(x, p["max_rows"], p["max_cols"]), _stored(mask, p["max_rows"],
+                                                                      p["max_cols"])
+    assert (await drv.write(0, sx, smask, directory=True))["error"] == 0, shape
+    golden.write(0, sx, smask, directory=True)
+
+
 @cocotb.test()
 async def conv_reads_against_golden(dut):
     """Feature maps written with a directory, read as im2col rows in every geometry that fits
@@ -273,11 +281,7 @@ async def conv_reads_against_golden(dut):
     elements = reads_run = 0
     for case, shape in enumerate(shapes):
         density = float(np_rng.choice([0.0, 0.2, 0.5, 1.0])) if case > 1 else [0.0, 1.0][case]
-        x, mask = _maps(np_rng, p["width"], shape, density)
-        sx, smask = _stored(x, p["max_rows"], p["max_cols"]), _stored(mask, p["max_rows"],
-                                                                          p["max_cols"])
-        assert (await drv.write(0, sx, smask, directory=True))["error"] == 0, shape
-        golden.write(0, sx, smask, directory=True)
+        await _write_maps(drv, golden, p, *_maps(np_rng, p["width"], shape, density), shape)
         for kernel, stride, padding in CONV_KERNELS:
             h, w = shape[2:]
             if h + 2 * padding < kernel or w + 2 * padding < kernel:
@@ -334,11 +338,8 @@ async def conv_spans_against_golden(dut):
     elements = reads_run = 0
     for shape in SPAN_SHAPES:
         for density in (0.0, 1.0, 0.3):
-            x, mask = _maps(np_rng, p["width"], shape, density)
-            sx = _stored(x, p["max_rows"], p["max_cols"])
-            smask = _stored(mask, p["max_rows"], p["max_cols"])
-            assert (await drv.write(0, sx, smask, directory=True))["error"] == 0, shape
-            golden.write(0, sx, smask, directory=True)
+            await _write_maps(drv, golden, p, *_maps(np_rng, p["width"], shape, density),
+                              shape)
             for kernel, padding in ((1, 0), (3, 1)):
                 args = _conv_args(shape, kernel, 1, padding)
                 if kernel ** 2 > p["max_rows"] or args["out_w"] > p["max_cols"]:
