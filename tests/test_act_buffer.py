@@ -30,9 +30,11 @@ def test_cocotb_against_golden(run_cocotb, width, lanes, word_bits):
 
 # Conv reads: a word spanning several map rows (16 bits, 4 lanes), short words (8 bits, 2
 # lanes), one lane with 2-bit words (every segment many words, every beat one element), and
-# the default 32-bit words and 4 lanes with reads of several 33- and 40-wide rows.
+# the default 32-bit words and 4 lanes with reads of several 33- and 40-wide rows, and 4-bit
+# words (a longer set-up than the column pattern's groups alone).
 @pytest.mark.parametrize("width, lanes, word_bits, max_cols",
-                         [(8, 4, 16, 64), (8, 2, 8, 64), (16, 1, 2, 64), (8, 4, 32, 256)])
+                         [(8, 4, 16, 64), (8, 2, 8, 64), (16, 1, 2, 64), (8, 4, 32, 256),
+                          (8, 4, 4, 64)])
 def test_cocotb_conv_reads_against_golden(run_cocotb, width, lanes, word_bits, max_cols):
     params = buffer_params(width=width, lanes=lanes, word_bits=word_bits, bitmap_capacity=1024,
                            value_capacity=512, max_tensors=4, max_rows=64, max_cols=max_cols,

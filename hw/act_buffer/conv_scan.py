@@ -156,14 +156,16 @@ class SegmentScan(wiring.Component):
         # ranges of bits.
         width_ = self.width
         group = 8                          # pattern bits made a cycle
-        pattern_len = -(-(4 * wb + 5) // group) * group
+        # The set-up runs a step per pattern group and at least the division's steps; the
+        # pattern has a group for every step, so that none is shifted out.
+        prep_steps = max(-(-(4 * wb + 5) // group), lw + 2)
+        pattern_len = prep_steps * group
         col_bits = Shape.cast(range(g.max_cols + 1)).width
         xw = max(col_bits, lw + 1) + 2
         row_starts = Signal(pattern_len)
         narrow = Signal()
         x_step = Signal(xw)                # wb modulo W on narrow maps, else wb
         x_bound = Signal(xw)               # x is reduced by W once it reaches this
-        prep_steps = max(pattern_len // group, lw + 2)
         prep_left = Signal(range(prep_steps + 1))
         next_start = Signal(col_bits + 1)  # the next group's first row start, from its bit 0
         rem = Signal(range(wb + 1))

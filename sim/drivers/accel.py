@@ -205,7 +205,7 @@ class AccelDriver:
 
         An accelerator built without the conv read (``act_conv_read=0``) keeps no feature
         maps: the layer's im2col matrix for ``kernel``, ``stride`` and ``padding`` (then
-        required) is saved instead, feature-major, as conv layers were before the conv read.
+        required) is saved instead, feature-major, and read by rows.
         """
         x = np.asarray(x)
         if not self.config.act_conv_read:
