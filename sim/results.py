@@ -261,10 +261,12 @@ def _synth_blocks_section(reports, lines):
 
 
 def _grouped_reports(reports):
-    """Reports by (target, configuration), blocks in name order."""
-    groups = {}
+    """Reports by (target, configuration), blocks in name order. A parameter a report does not
+    name (written before the parameter existed) counts at its default."""
+    groups, defaults = {}, AccelConfig().to_dict()
     for r in sorted(reports, key=lambda r: (r["target"], r["block"])):
-        groups.setdefault((r["target"], json.dumps(r["config"], sort_keys=True)), []).append(r)
+        config = json.dumps({**defaults, **r["config"]}, sort_keys=True)
+        groups.setdefault((r["target"], config), []).append(r)
     return groups
 
 

@@ -89,3 +89,15 @@ def test_training_section_compares_each_numerics_with_float(tmp_path):
     assert "- int8: at most 2.0 points below float over the table (goal: within 1.5; not met)." \
         in page
     assert "varies by up to 2.0 points from seed to seed" in page
+
+
+def test_block_reports_group_by_configuration_with_missing_parameters_at_default():
+    from golden.config import AccelConfig
+
+    config = AccelConfig(pe_rows=4, pe_cols=4).to_dict()
+    older = {k: v for k, v in config.items() if k != "act_conv_read"}
+    reports = [{"target": "ecp5-85f", "block": "b", "config": config},
+               {"target": "ecp5-85f", "block": "a", "config": older},
+               {"target": "ecp5-85f", "block": "c", "config": {**config, "act_conv_read": 0}}]
+    groups = list(results._grouped_reports(reports).values())
+    assert [[r["block"] for r in group] for group in groups] == [["a", "b"], ["c"]]
