@@ -594,7 +594,7 @@ def gemm_saved_cycles(config, mask, tiles, *, scan=None):
     # closes the remaining rows).
     steps = act_row_read(config, mask) if scan is None else scan
     # A conv read's loop runs ahead of its output stage by up to CONV_BEATS_AHEAD beats.
-    ahead, room_ahead = [], 0 if scan is None else CONV_BEATS_AHEAD
+    ahead, room_ahead = [], (0 if scan is None else CONV_BEATS_AHEAD)
     step, cycle = 0, SAVED_FIRST_SCAN
     out = skid = None          # the register's two entries: (row, take)
     stage = None               # the buffer's beat stage: (row, take)

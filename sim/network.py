@@ -278,7 +278,9 @@ def _feature_map_weight_grad(config, layer, x_mask, tiles, samples):
     as fit, or as many channels of one image); each chunk's weight gradient runs in jobs of
     as many channels as the array's rows allow (``kernel**2`` features each) over as many
     output rows as one reduction (``tile_depth``) holds, their im2col rows built by the
-    buffer's conv read. Jobs are sampled per channel group as :func:`evaluate` samples."""
+    buffer's conv read. Jobs are sampled per channel group as :func:`evaluate` samples. Each
+    job's read is modelled on its own images and channels, as if they began the stored tensor
+    (the words and value words they straddle may differ by one at the edges)."""
     n_img, channels, height, width = x_mask.shape
     k, stride, padding = layer.kernel, layer.stride, layer.padding
     out = layer.out_size

@@ -14,11 +14,11 @@ class TensorWriter(wiring.Component):
 
     ``start`` begins a write of a ``rows x cols`` tensor, with a directory if ``directory``.
     The next cycle refuses up front what cannot fit (bitmap, directory or table full, ``taken``
-    slot, no elements; a directory at all without the geometry's ``conv_read``). Then ``wdata`` is taken at
-    its full rate, one beat a cycle, to the beat marked ``last``: the bitmap bits are packed
-    into ``word_bits``-bit words, written as they fill, and each value word (``lanes`` values,
-    or the tensor's last partial one) is written as it comes; a cycle flushes the last partial
-    bitmap word. Words go only above ``bitmap_top`` and ``value_top``, so nothing stored is
+    slot, no elements; a directory at all without the geometry's ``conv_read``). Then ``wdata``
+    is taken at its full rate, one beat a cycle, to the beat marked ``last``: the bitmap bits
+    are packed into ``word_bits``-bit words, written as they fill, and each value word
+    (``lanes`` values, or the tensor's last partial one) is written as it comes; a cycle
+    flushes the last partial bitmap word. Words go only above ``bitmap_top`` and ``value_top``, so nothing stored is
     touched, even by a write that is refused (its stream is still consumed).
 
     The cycle after the flush, ``result`` reports the verdict: ``error`` if the write was
