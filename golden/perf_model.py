@@ -428,6 +428,7 @@ def _conv_walk(shape, kernel, stride, padding, first_channel, channels, first_ou
                 hi = min(width - 1, x0 + stride * (out_w - 1))
                 hi -= (stride == 2) and (hi - x0) % 2
                 if hi >= lo and stride == 1 and 2 * padding == kernel - 1:
+                    actions.append(None)  # SPAN_SETUP: the first image's span
                     # A span per image: the rows of output rows oy .. oy_end, shifted by
                     # ky - padding and clipped to the map.
                     end = first_out_row + out_rows

@@ -18,8 +18,9 @@ class SegmentWalk(wiring.Component):
     inside the map; every second one at stride 2), the im2col column of its first bit, and the
     feature's row index. A row takes a cycle; a row in the padding gives nothing, and is passed
     over in the cycle of the row before it unless that is the feature's first row or it is
-    the feature's last. A feature takes two set-up cycles (one more at a new ``ky``); one whose
-    columns all lie in the padding takes those only.
+    the feature's last. A feature takes two set-up cycles (one more at a new ``ky``, and one
+    more in a "same" stride-1 conv, below); one whose columns all lie in the padding takes the
+    first two only.
 
     A "same" stride-1 conv (``stride`` 1, ``2 * padding == kernel - 1``: every output row and
     column has the index of its input's) takes a cycle per image instead of per row. A stored
@@ -28,7 +29,10 @@ class SegmentWalk(wiring.Component):
     image's first output row in the read (or of the map's first row) to column ``hi`` of the
     input row of its last (or of the map's last row). Its bits in columns out of ``lo .. hi``
     (the neighbouring rows' ends) are not elements: ``filter`` tells the scan to pass over
-    them. An image whose rows give no input row in the map gives nothing.
+    them. An image whose rows give no input row in the map gives nothing. Every image after
+    the feature's first has the same span relative to its planes, so the spans' first and last
+    bits and columns step by ``height * width`` an image, each in its own register; the first
+    image's (which may start mid-image) are set up in a cycle of their own.
 
     Nothing multiplies or divides in the loop: bit addresses step by ``stride * width`` per
     output row, ``height * width`` per image and ``images * height * width`` per channel. These
@@ -146,10 +150,21 @@ class SegmentWalk(wiring.Component):
         # the read's last output row, shifted by ``ky - padding`` rows; and what a bit's address
         # less its column is.
         same = Signal()
-        lo_off = Signal(sbits)      # lo_x - (ky - padding) * W
+        img_top = Signal(sbits)     # bit of row 0 of the current image
+        hw_less_w = Signal(sbits)   # H * W - W, once per read
+        cols_less_w = Signal(sbits)  # out_rows * W - W, once per read
+        steady_off = Signal(sbits)  # an image's span's first bit, from its row ky - padding
+        full_part = Signal(sbits)   # full_off - hi_x
+        end_part = Signal(sbits)    # img_bit + hi_x (first image)
         full_off = Signal(sbits)    # H * W - W - max(0, (ky - padding) * W) + hi_x
         last_row = Signal(sbits)    # the read's last output row's input row's bit
         col_off = Signal(sbits)     # bit - col, over the whole feature
+        col_step = Signal(sbits)    # steady_off - col_off
+        end_read = Signal(sbits)    # last_row + hi_x: the read's last bit in this feature
+        img_next = Signal(sbits)    # row ky - padding of the image after the current one
+        span_start = Signal(sbits)  # the current image's span: first bit,
+        span_end_full = Signal(sbits)  # last bit up to the image's last row,
+        span_col = Signal(sbits)    # im2col column of the first bit
 
         m.d.comb += [x0.eq(kx - conv.padding),
                      same.eq((conv.stride == 1) & ((conv.padding << 1) + 1 == conv.kernel))]
@@ -174,6 +189,7 @@ class SegmentWalk(wiring.Component):
         def row_setup(chan):
             """Point at the first output row of the read, for channel base ``chan``."""
             m.d.sync += [
+                img_top.eq(chan + img_off0),
                 img_bit.eq(chan + img_off0 + ky_off),
                 row_bit.eq(chan + img_off0 + ky_off + Mux(sh, oy_w << 1, oy_w)),
                 y.eq(Mux(sh, rem << 1, rem) + ky - conv.padding),
@@ -257,7 +273,8 @@ class SegmentWalk(wiring.Component):
 
             with m.State("FIRST"):
                 m.d.sync += [chan_base.eq(base), c_left.eq(conv.channels), ky.eq(0), kx.eq(0),
-                             f.eq(0),
+                             f.eq(0), hw_less_w.eq(hw_bits - conv.width),
+                             cols_less_w.eq(columns - conv.width),
                              ky_off.eq(-Mux(conv.padding[1], conv.width << 1, 0)
                                        - Mux(conv.padding[0], conv.width, 0))]
                 m.next = "NEXT_KY"
@@ -289,43 +306,59 @@ class SegmentWalk(wiring.Component):
                 with m.If(last < lo_x):
                     next_feature()  # no column of this feature lies in the map
                 with m.Elif(same):
+                    # (At stride 1, hi_x is already the last column.) A row above the map
+                    # (y < 0) starts its image's span at the map's first row.
                     m.d.sync += [
-                        lo_off.eq(lo_x - ky_off),
-                        full_off.eq(hw_bits - conv.width - Mux(ky_off > 0, ky_off, 0) + hi_x),
-                        last_row.eq(row_bit + columns - conv.width),
+                        steady_off.eq(lo_x - Mux(ky_off[-1], ky_off, 0)),
+                        full_part.eq(hw_less_w - Mux(ky_off[-1], 0, ky_off)),
+                        end_part.eq(img_bit + hi_x),
+                        last_row.eq(row_bit + cols_less_w),
                         col_off.eq(row_bit + x0),
+                        img_next.eq(img_bit + hw_bits),
+                        span_start.eq(Mux(y[-1], img_top, row_bit) + lo_x),
                     ]
-                    m.next = "SPANS"
+                    m.next = "SPAN_SETUP"
                 with m.Else():
                     m.next = "ROWS"
+
+            with m.State("SPAN_SETUP"):
+                # The first image's span, and the feature's constants.
+                m.d.sync += [
+                    full_off.eq(full_part + hi_x),
+                    span_end_full.eq(end_part + full_part),
+                    end_read.eq(last_row + hi_x),
+                    span_col.eq(span_start - col_off),
+                    col_step.eq(steady_off - col_off),
+                ]
+                m.next = "SPANS"
 
             with m.State("SPANS"):
                 # One segment per image: from the first output row's input row (or the map's
                 # first row) to the image's last output row's (or the map's last row); the
                 # columns out of lo_x .. hi_x between are filtered out by the scan.
-                start = Signal(sbits)
-                end_full = Signal(sbits)
-                end_read = Signal(sbits)
-                end = Signal(sbits)
+                # Every register here is one compare or one adder from registers: the next
+                # image's span is the image's row ky - padding plus the feature's offsets.
+                emit = Signal()
                 last_image = Signal()
                 m.d.comb += [
-                    start.eq(Mux(y < 0, img_bit + lo_off, row_bit + lo_x)),
-                    end_full.eq(img_bit + full_off),
-                    end_read.eq(last_row + hi_x),
-                    end.eq(Mux(end_read < end_full, end_read, end_full)),
-                    last_image.eq(last_row < img_bit + hw_bits),
+                    emit.eq((span_start <= span_end_full) & (span_start <= end_read)),
+                    last_image.eq(last_row < img_next),
                 ]
                 with m.If(advance):
-                    with m.If(start <= end):
-                        m.d.sync += [self.o.valid.eq(1), seg.row.eq(f), seg.start.eq(start),
-                                     seg.end.eq(end), seg.col.eq(start - col_off),
+                    with m.If(emit):
+                        m.d.sync += [self.o.valid.eq(1), seg.row.eq(f),
+                                     seg.start.eq(span_start),
+                                     seg.end.eq(Mux(end_read < span_end_full,
+                                                    end_read, span_end_full)),
+                                     seg.col.eq(span_col),
                                      seg.filter.eq(1), seg.lo.eq(lo_x), seg.hi.eq(hi_x)]
                     with m.If(last_image):
                         next_feature()
                     with m.Else():
-                        m.d.sync += [img_bit.eq(img_bit + hw_bits),
-                                     row_bit.eq(img_bit + hw_bits),
-                                     y.eq(ky - conv.padding)]
+                        m.d.sync += [span_start.eq(img_next + steady_off),
+                                     span_end_full.eq(img_next + full_off),
+                                     span_col.eq(img_next + col_step),
+                                     img_next.eq(img_next + hw_bits)]
 
             with m.State("ROWS"):
                 # The row after this one, and the one after that (taken in the same cycle when
