@@ -75,7 +75,7 @@ PROVENANCE = {
     },
     TRAIN: {
         "command": "python -m golden.train --numerics float int16 int8 --grad-rounding nearest "
-                   "stochastic --budget uniform erk --seed 0 1 2 "
+                   "stochastic --budget uniform erk --seed 0 1 2 3 4 5 6 7 8 9 "
                    "--json benchmarks/train/train.json",
         "note": "NumPy, one process; accuracy does not depend on the core count",
         "cores": 1,
