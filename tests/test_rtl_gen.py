@@ -102,7 +102,9 @@ def test_help_lists_every_option_with_default(tmp_path):
 
 @pytest.mark.parametrize("flags", [["--pe", "2x2", "--topk-lanes", "1"],
                                    ["--pe", "1x1", "--topk-lanes", "1"],
-                                   config_flags(TINY)], ids=["2x2", "1x1", "tiny"])
+                                   ["--pe", "2x2", "--topk-lanes", "1", "--act-conv-read", "0"],
+                                   config_flags(TINY)],
+                         ids=["2x2", "1x1", "no-conv-read", "tiny"])
 def test_emitted_verilog_lints_clean_with_verilator(tmp_path, flags):
     if runner.simulator_missing("verilator"):
         pytest.skip(runner.simulator_missing("verilator"))

@@ -124,7 +124,8 @@ class BufferGeometry:
             "directory": 1,
             "bitmap_base": range(self.bitmap_words + 1),
             "value_base": range(self.value_words + 1),
-            "directory_base": range(self.directory_words + 1),
+            # At least a bit, without directory words too: Verilog has no empty vector.
+            "directory_base": range(max(self.directory_words, 1) + 1),
             "rows": range(max_rows + 1),
             "cols": range(max_cols + 1),
             "n": range(max_n + 1),  # rows * cols, kept so that no read multiplies

@@ -18,8 +18,8 @@ class TensorWriter(wiring.Component):
     is taken at its full rate, one beat a cycle, to the beat marked ``last``: the bitmap bits
     are packed into ``word_bits``-bit words, written as they fill, and each value word
     (``lanes`` values, or the tensor's last partial one) is written as it comes; a cycle
-    flushes the last partial bitmap word. Words go only above ``bitmap_top`` and ``value_top``, so nothing stored is
-    touched, even by a write that is refused (its stream is still consumed).
+    flushes the last partial bitmap word. Words go only above ``bitmap_top`` and
+    ``value_top``, so nothing stored is touched, even by a write that is refused (its stream is still consumed).
 
     The cycle after the flush, ``result`` reports the verdict: ``error`` if the write was
     refused, did not fit, or its stream's length was not ``rows * cols``; ``n`` and ``kept``
@@ -69,7 +69,7 @@ class TensorWriter(wiring.Component):
             "full": In(1),
             "bitmap_top": In(range(g.bitmap_words + 1)),
             "value_top": In(range(g.value_words + 1)),
-            "directory_top": In(range(g.directory_words + 1)),
+            "directory_top": In(g.descriptor_layout["directory_base"].shape),
             "wdata": In(stream.Signature(wdata_layout)),
             "bitmap_write": Out(MemoryWriteSignature(g.bitmap_addr_width, g.word_bits)),
             "value_write": Out(MemoryWriteSignature(g.value_addr_width, g.lanes * g.width)),
@@ -107,9 +107,7 @@ class TensorWriter(wiring.Component):
             merged.eq(bits | (beat.bitmap << fill)),
             merged_fill.eq(fill + beat.bitmap_count),
             need_words.eq((n + word_bits - 1) >> wb),
-            # Without conv reads (no directory memory) a directory never fits.
-            need_entries.eq(Mux(directory, (n + 2 * word_bits - 1) >> (wb + 1), 0)
-                            if g.conv_read else 0),
+            need_entries.eq(Mux(directory, (n + 2 * word_bits - 1) >> (wb + 1), 0)),
             value_addr.eq(value_top + value_words),
             value_port.addr.eq(value_addr),
             value_port.data.eq(Cat(e.value for e in beat.entries)),
@@ -140,10 +138,10 @@ class TensorWriter(wiring.Component):
 
             with m.State("CHECK"):
                 # Refuse up front what cannot fit; the stream is still consumed.
-                directory_full = ((self.directory_top + need_entries > g.directory_words)
-                                  if g.conv_read else directory)
+                # Without conv reads there are no directory words, so a directory never fits.
                 with m.If(self.taken | self.full | (bitmap_top + need_words > g.bitmap_words)
-                          | directory_full | (n == 0)):
+                          | (self.directory_top + need_entries > g.directory_words)
+                          | (n == 0)):
                     m.d.sync += refused.eq(1)
                 m.next = "STREAM"
 
