@@ -95,7 +95,9 @@ class AccelConfig:
         instead of a DSP multiplier (0 to ``pe_rows * pe_cols``): an array with more PEs than
         the part has multipliers fits (ECP5-85F: 156). The results are the same.
     topk_lanes : int
-        Elements per beat of the streaming top-K selector (1 to 16).
+        Elements per beat of the streaming top-K selector and of the activation buffer's writes
+        and reads (a power of two, 1 to 16); 0 derives them from the array
+        (:attr:`selector_lanes`).
     max_tensor_len : int
         Longest tensor, in elements, the top-K selector counts (1 to 2**30).
     nm_max_m : int
@@ -106,7 +108,7 @@ class AccelConfig:
         Capacity of the compressed-activation buffer: bitmap bits (elements) and kept values.
     act_scan_bits : int
         Bits of the activation buffer's bitmap words: a row read scans one word a cycle
-        (a power of two, at least ``topk_lanes``, up to 256).
+        (a power of two, at least :attr:`selector_lanes`, up to 256).
     act_tensors : int
         Descriptor slots of the activation buffer (tensors held at once, 1 to 64).
     act_max_rows, act_max_cols : int
@@ -142,7 +144,8 @@ class AccelConfig:
     pe_dense_lanes: int = _field(0, "values per beat of the PE array's dense-operand port; "
                                  "0 means pe_cols (one dense row a beat)")
     pe_sparse_lanes: int = _field(0, "entries per beat of the PE array's sparse-operand port; "
-                                     "0 means pe_rows (the array's consumption rate), at least topk_lanes")
+                                     "0 means pe_rows (the array's consumption rate), at least "
+                                     "the selector's lanes")
     pe_result_lanes: int = _field(0, "row results per beat of the PE array's result port; "
                                      "0 means one per 2 PE rows")
     pe_bank_entries: int = _field(4096, "sparse entries each PE row's bank holds (a job's "
@@ -152,8 +155,9 @@ class AccelConfig:
     pe_lut_products: int = _field(0, "PEs (the last, in row order) whose products use LUTs, "
                                      "not a DSP multiplier, so that more PEs than the part's "
                                      "multipliers fit")
-    topk_lanes: int = _field(4, "elements per cycle of the top-K selector and the activation "
-                                "buffer's writes")
+    topk_lanes: int = _field(0, "elements per cycle of the top-K selector and the activation "
+                                "buffer (a power of two); 0 derives them from the array: "
+                                "pe_rows rounded down to a power of two, 4 to 16")
     max_tensor_len: int = _field(1 << 24, "longest tensor (elements) the top-K selector takes")
     nm_max_m: int = _field(8, "largest M of the top-K selector's N:M mode")
     max_kernel_slice: int = _field(9, "longest kernel slice (kh*kw) of structured top-K")
@@ -185,7 +189,7 @@ class AccelConfig:
         _check_int("pe_max_rows", self.pe_max_rows, 1, 1 << 16)
         _check_int("pe_max_tiles", self.pe_max_tiles, 1, 1 << 16)
         _check_int("pe_lut_products", self.pe_lut_products, 0, self.pe_rows * self.pe_cols)
-        _check_int("topk_lanes", self.topk_lanes, 1, MAX_TOPK_LANES)
+        _check_int("topk_lanes", self.topk_lanes, 0, MAX_TOPK_LANES)
         if self.topk_lanes & (self.topk_lanes - 1):
             # The activation buffer addresses lanes within a word by bit slicing.
             raise ConfigError(f"topk_lanes must be a power of two, not {self.topk_lanes}",
@@ -196,9 +200,11 @@ class AccelConfig:
         _check_int("act_bitmap_bits", self.act_bitmap_bits, 1, 1 << 28)
         _check_int("act_values", self.act_values, 1, 1 << 26)
         _check_int("act_scan_bits", self.act_scan_bits, 1, 256)
-        if self.act_scan_bits & (self.act_scan_bits - 1) or self.act_scan_bits < self.topk_lanes:
-            raise ConfigError(f"act_scan_bits must be a power of two no smaller than topk_lanes "
-                              f"({self.topk_lanes}), not {self.act_scan_bits}", "act_scan_bits")
+        if (self.act_scan_bits & (self.act_scan_bits - 1)
+                or self.act_scan_bits < self.selector_lanes):
+            raise ConfigError(f"act_scan_bits must be a power of two no smaller than the "
+                              f"selector's lanes ({self.selector_lanes}), not "
+                              f"{self.act_scan_bits}", "act_scan_bits")
         _check_int("act_tensors", self.act_tensors, 1, 64)
         _check_int("act_max_rows", self.act_max_rows, 1, 1 << 16)
         _check_int("act_max_cols", self.act_max_cols, 1, 1 << 16)
@@ -225,10 +231,21 @@ class AccelConfig:
         return self.pe_dense_lanes or self.pe_cols
 
     @property
+    def selector_lanes(self):
+        """Elements per cycle of the top-K selector and the activation buffer (``topk_lanes``,
+        or derived from the array: ``pe_rows`` rounded down to a power of two, at least 4 and at
+        most 16). The forward and input-gradient jobs stream their weight rows through the
+        selector, and a layer's save streams its activations: with fewer lanes than PE rows
+        the selector, not the array, sets their pace."""
+        if self.topk_lanes:
+            return self.topk_lanes
+        return max(4, min(MAX_TOPK_LANES, 1 << (self.pe_rows.bit_length() - 1)))
+
+    @property
     def sparse_port_lanes(self):
         """Entries per beat of the PE array's sparse port (``pe_sparse_lanes``, or
         ``pe_rows``)."""
-        return self.pe_sparse_lanes or max(self.pe_rows, self.topk_lanes)
+        return self.pe_sparse_lanes or max(self.pe_rows, self.selector_lanes)
 
     @property
     def result_port_lanes(self):
@@ -259,6 +276,7 @@ class AccelConfig:
             "acc_width": self.acc_width,
             "product_width": self.product_width,
             "magnitude_width": self.magnitude_width,
+            "selector_lanes": self.selector_lanes,
             "pe_sparse_port_lanes": self.sparse_port_lanes,
             "pe_dense_port_lanes": self.dense_port_lanes,
             "pe_result_port_lanes": self.result_port_lanes,

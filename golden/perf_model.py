@@ -271,16 +271,16 @@ def _packed_arrivals(lanes, rows_beats):
 
 def threshold_cycles(config, n, *, after_reset=False):
     """Cycles of a THRESHOLD command on an ``n``-element tensor (each pass streams it once,
-    ``topk_lanes`` elements a cycle, then scans the histogram); ``after_reset`` for the first
+    ``selector_lanes`` elements a cycle, then scans the histogram); ``after_reset`` for the first
     one, sent as reset ends, which also waits for the histogram to be cleared."""
     passes = topk.threshold_passes(config.width)
-    return (passes * (math.ceil(n / config.topk_lanes) + THRESHOLD_PASS) + THRESHOLD_FIXED
+    return (passes * (math.ceil(n / config.selector_lanes) + THRESHOLD_PASS) + THRESHOLD_FIXED
             + (HISTOGRAM_CLEAR if after_reset else 0))
 
 
 def save_act_cycles(config, n):
     """Cycles of a SAVE_ACT command on an ``n``-element tensor (one beat a cycle)."""
-    return math.ceil(n / config.topk_lanes) + SAVE_FIXED
+    return math.ceil(n / config.selector_lanes) + SAVE_FIXED
 
 
 def _selector_rows(mask, lanes, word_lanes, first_cmd):
@@ -339,7 +339,7 @@ def gemm_cycles(config, mask, tiles, *, dense=False):
     rows)."""
     mask = np.asarray(mask, dtype=bool)
     rows, depth = mask.shape
-    lanes = config.topk_lanes
+    lanes = config.selector_lanes
     per_row = max(1, math.ceil(depth / lanes))
     if dense:
         counts = [depth] * rows
@@ -362,7 +362,7 @@ def act_row_read(config, mask):
     scan cycles: ``(row, kept elements emitted)`` per cycle (0 when a cycle emits nothing)."""
     mask = np.asarray(mask, dtype=bool)
     rows, cols = mask.shape
-    word, lanes = config.act_scan_bits, config.topk_lanes
+    word, lanes = config.act_scan_bits, config.selector_lanes
     flat = mask.reshape(-1)
     total = int(flat.sum())
     scan, emitted = [], 0
@@ -494,7 +494,7 @@ def act_conv_read(config, mask, *, kernel, stride, padding, first_channel=0, cha
     channels = n_channels - first_channel if channels is None else channels
     out_h = (height + 2 * padding - kernel) // stride + 1
     out_rows = n_images * out_h - first_out_row if out_rows is None else out_rows
-    word, lanes = config.act_scan_bits, config.topk_lanes
+    word, lanes = config.act_scan_bits, config.selector_lanes
     flat = mask.transpose(1, 0, 2, 3).reshape(-1)
     before = np.concatenate([[0], np.cumsum(flat)]).tolist()
     flat = flat.tolist()

@@ -111,9 +111,9 @@ class SwatBist(wiring.Component):
                        "depth": depth, "cols": min(cfg.pe_cols, n), "tiles": tiles}).as_bits(),
         ]
         tensor = accel.selector.data_layout
-        beats = full_beats(self.w.reshape(-1), cfg.topk_lanes) * accel.selector.passes
+        beats = full_beats(self.w.reshape(-1), cfg.selector_lanes) * accel.selector.passes
         for row in self.w:
-            beats += full_beats(row, cfg.topk_lanes)
+            beats += full_beats(row, cfg.selector_lanes)
         dense = accel.pe_array.dense_layout
         _source(m, "cmd", accel.cmd, cmd, commands)
         _source(m, "tensor", accel.tensor, tensor, [tensor.const(b).as_bits() for b in beats])

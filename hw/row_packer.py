@@ -13,7 +13,7 @@ class RowPacker(wiring.Component):
     """Gather the entries of each sparse row into words of ``lanes`` entries.
 
     A PE row's bank stores one beat per word, so a row sent in beats of fewer than ``lanes``
-    entries (the selector's ``topk_lanes``, a bitmap scan's segments, a column walk's single
+    entries (the selector's lanes, a bitmap scan's segments, a column walk's single
     elements) would fill a word per beat. The packer keeps the entries of the row under way in
     a register and emits a word as soon as ``lanes`` entries have gathered, and the rest of the
     row with ``row_last``. Every word of a row but its last is then full: a row of ``n``

@@ -57,9 +57,9 @@ def tensor_entries(beat, entries):
 
 def check_config(config):
     """Refuse a configuration whose blocks cannot work together (a one-line reason)."""
-    if config.sparse_port_lanes < config.topk_lanes:
+    if config.sparse_port_lanes < config.selector_lanes:
         raise ConfigError(f"pe_sparse_lanes ({config.sparse_port_lanes}) must be at least "
-                          f"topk_lanes ({config.topk_lanes}): the PE array takes the "
+                          f"the selector's lanes ({config.selector_lanes}): the PE array takes the "
                           "selector's beats whole", "pe_sparse_lanes")
     if config.tile_depth > config.max_tensor_len:
         raise ConfigError(f"tile_depth ({config.tile_depth}) must not exceed max_tensor_len "
@@ -75,7 +75,7 @@ class SwatAccel(wiring.Component):
     """A SWAT layer engine.
 
     One command at a time (:class:`AccelOp`), each answered by one ``reply``. Host streams:
-    ``cmd``, ``tensor`` (tensors to threshold, save or sparsify, ``topk_lanes`` values a beat),
+    ``cmd``, ``tensor`` (tensors to threshold, save or sparsify, ``config.selector_lanes`` values a beat),
     ``dense`` (the PE array's dense tiles), ``result`` (the PE array's results) and ``act_out``
     (read-outs). See the README for the protocol and a timing example.
 
@@ -153,7 +153,7 @@ class SwatAccel(wiring.Component):
             m.submodules[name] = instantiate(block, type(block).params_from_config(cfg))
         index_bits = pe.sparse_layout["index"].shape.elem_shape.width
         m.submodules.entries_to_rows = e2r = EntriesToRows(
-            width=cfg.width, in_lanes=cfg.topk_lanes, out_lanes=pe.lanes,
+            width=cfg.width, in_lanes=cfg.selector_lanes, out_lanes=pe.lanes,
             index_bits=index_bits, max_rows=pe.max_rows, sparse_layout=pe.sparse_layout)
         m.submodules.elements_to_rows = el2r = ElementsToRows(
             width=cfg.width, element_layout=act.rdata_layout, sparse_layout=pe.sparse_layout,
@@ -163,10 +163,10 @@ class SwatAccel(wiring.Component):
         # PE array's loader (its N:M and index checks), one path of some twenty LUTs. It costs
         # each row beat a cycle (golden.perf_model.SPARSE_SLICE).
         m.submodules.sparse_slice = sparse_slice = SkidBuffer(pe.sparse_layout)
-        # The adapters' beats carry at most ``topk_lanes`` entries (a column walk's one); the
+        # The adapters' beats carry at most the selector's lanes of entries (a column walk's one); the
         # packer fills each bank word, so a job takes as many words in either read order.
         m.submodules.row_packer = row_packer = RowPacker(pe.sparse_layout,
-                                                         in_lanes=cfg.topk_lanes)
+                                                         in_lanes=cfg.selector_lanes)
         m.submodules.router = router = StreamRouter(
             sources={"tensor": sel.data_layout, "selector": sel.out_layout,
                      "buffer": act.rdata_layout, "entry_rows": pe.sparse_layout,

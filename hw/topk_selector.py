@@ -151,7 +151,7 @@ class TopKSelector(wiring.Component):
     @staticmethod
     def params_from_config(config):
         """The constructor's arguments for an :class:`golden.config.AccelConfig`."""
-        return {"width": config.width, "lanes": config.topk_lanes,
+        return {"width": config.width, "lanes": config.selector_lanes,
                 "max_len": config.max_tensor_len, "max_nm_m": config.nm_max_m,
                 "max_slice": config.max_kernel_slice}
 

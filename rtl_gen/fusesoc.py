@@ -32,7 +32,7 @@ def core_file(manifest):
     and ``derived`` entries): the same manifest gives the same text."""
     config, top = manifest["config"], manifest["top"]
     summary = (f"SWAT accelerator, {config['pe_rows']}x{config['pe_cols']} PEs, "
-               f"{config['width']}-bit, top-K selector of {config['topk_lanes']} lanes")
+               f"{config['width']}-bit, top-K selector of {manifest['derived']['selector_lanes']} lanes")
     parameters = "".join(f"#   {name}: {json.dumps(value)}\n"
                          for name, value in sorted(config.items()))
     ports = "".join(f"#   {port['direction']:6} {port['width']:5}  {port['name']}\n"

@@ -43,8 +43,8 @@ def main(argv=None):
                     "write and read throughput in elements per cycle.")
     parser.add_argument("--rows", type=int, default=64, help="matrix rows (default 64)")
     parser.add_argument("--cols", type=int, default=256, help="matrix columns (default 256)")
-    parser.add_argument("--lanes", type=int, default=AccelConfig().topk_lanes,
-                        help="write lanes (default: the configuration's top-K lanes)")
+    parser.add_argument("--lanes", type=int, default=4,
+                        help="write lanes (default 4)")
     parser.add_argument("--scan-bits", type=int, default=AccelConfig().act_scan_bits,
                         help="bitmap word bits (default: the configuration's act_scan_bits)")
     parser.add_argument("--sim", default="verilator", choices=["verilator", "icarus"])

@@ -582,11 +582,11 @@ def main(argv=None):
                              args.seed, args.period))
     sweep_lanes = []
     for cfg in lane_configs:
-        print(f"selector-lanes sweep: {cfg.topk_lanes} ({time.monotonic() - start:.0f} s so "
+        print(f"selector-lanes sweep: {cfg.selector_lanes} ({time.monotonic() - start:.0f} s so "
               "far)", flush=True)
         row = _run(cfg, sweep_net, "SWAT-U", 0.9, sweep_batch, args.samples, args.seed,
                    args.period)
-        sweep_lanes.append({**row, "topk_lanes": cfg.topk_lanes})
+        sweep_lanes.append({**row, "topk_lanes": cfg.selector_lanes})
     base = next(r for r in results if r["network"] == sweep_net and r["scheme"] == "SWAT-U"
                 and r["sparsity"] == 0.9)
     sweep_period = []
@@ -605,7 +605,7 @@ def main(argv=None):
                    "topk_lanes_sweep": sweep_lanes}, f, indent=1)
         f.write("\n")
     header = (f"SWAT training on the {config.pe} accelerator ({config.width}-bit, "
-              f"{config.topk_lanes} top-K lanes), cycle model, top-K period {args.period}, "
+              f"{config.selector_lanes} top-K lanes), cycle model, top-K period {args.period}, "
               f"seed {args.seed}\n\n")
     with open(os.path.join(args.out, "network.md"), "w") as f:
         f.write(header + tables + "\n")

@@ -111,13 +111,19 @@ def _cores(cores):
     return f"cores: {cores}"
 
 
+def _lanes(config):
+    """The selector's lanes a recorded configuration built (``topk_lanes`` 0 derives them)."""
+    return config["topk_lanes"] or AccelConfig(pe_rows=config["pe_rows"],
+                                               pe_cols=config["pe_cols"]).selector_lanes
+
+
 def _config_line(config, head=None):
     """The configuration as ``head`` (default ``RxC PE array, W-bit, L top-K lanes``) plus every
     other parameter that differs from today's :class:`golden.config.AccelConfig` defaults."""
     defaults = AccelConfig().to_dict()
     if head is None:
         head = (f"{config['pe_rows']}x{config['pe_cols']} PE array, {config['width']}-bit, "
-                f"{config['topk_lanes']} top-K lanes")
+                f"{_lanes(config)} top-K lanes")
     skip = {"pe_rows", "pe_cols", "width", "topk_lanes"}
     diff = [f"`{k}` {config[k]} (now {defaults[k]})" for k in sorted(config)
             if k not in skip and k in defaults and config[k] != defaults[k]]
@@ -198,7 +204,7 @@ def _network_section(name, data, lines, first):
                   "Synthetic operands (`golden.synthetic`), SWAT's exact top-K; ResNet-18 on "
                   "CIFAR-10 shapes, ResNet-50 on ImageNet shapes. \"Saved activations vs dense\" "
                   "is SWAT's saved tensor in the bitmap format against dense.", ""]
-    lines += [f"### {config['pe_rows']}x{config['pe_cols']}, {config['topk_lanes']} top-K lanes",
+    lines += [f"### {config['pe_rows']}x{config['pe_cols']}, {_lanes(config)} top-K lanes",
               ""]
     _source(lines, src["command"], src["cores"], note=f"{src['note']}; top-K period "
             f"{data['period']}", config=_config_line(config))
@@ -222,7 +228,7 @@ def _sweep_section(points, lines):
     _source(lines, src["command"], src["cores"], note=f"{src['note']}; tools: "
             f"{'; '.join(tools)}; LUT mapping {', '.join(mapping)}",
             config=_config_line(reports[0]["config"], head=f"array and width as in the table, "
-                               f"{reports[0]['config']['topk_lanes']} top-K lanes")
+                               f"{_lanes(reports[0]['config'])} top-K lanes")
             if reports else None)
     lines += ["| pe | width | PEs | LUTs | FFs | DSPs | BRAMs | Fmax MHz | target MHz | router "
               + ("| seconds " if timed else "") + "| critical path from |",

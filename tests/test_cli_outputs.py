@@ -99,7 +99,7 @@ def test_messages_name_the_flag(check, path, message):
 @pytest.mark.parametrize("module, args, message", [
     ("sim.network", ["--width", "1"], "--width must be between 2 and 16, not 1"),
     ("sim.network", ["--topk-lanes", "3"], "--topk-lanes must be a power of two, not 3"),
-    ("sim.network", ["--topk-lanes", "0"], "--topk-lanes must be between 1 and 16, not 0"),
+    ("sim.network", ["--topk-lanes", "32"], "--topk-lanes must be between 0 and 16, not 32"),
     ("sim.network", ["--sweep-pes", "4x4,abc"],
      "--sweep-pes must be ROWSxCOLS with positive integers, like 16x16, not 'abc'"),
     ("sim.network", ["--sweep-pes", "0x4"], "--sweep-pes rows must be between 1 and 64, not 0"),
@@ -109,7 +109,7 @@ def test_messages_name_the_flag(check, path, message):
      "--pe must be ROWSxCOLS with positive integers, like 16x16, not 'abc'"),
     ("sim.bench_act_buffer", ["--lanes", "3"], "--lanes must be a power of two, not 3"),
     ("sim.bench_act_buffer", ["--scan-bits", "3"],
-     "--scan-bits must be a power of two no smaller than topk_lanes (4), not 3"),
+     "--scan-bits must be a power of two no smaller than the selector's lanes (4), not 3"),
     ("golden.train", ["--width", "1"], "--width must be between 2 and 16, not 1"),
     ("sim.model_vs_bench", ["missing.json"],
      "cannot read 'missing.json': No such file or directory"),

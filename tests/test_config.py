@@ -14,6 +14,18 @@ def test_defaults_and_derived():
     assert (c.dense_port_lanes, c.sparse_port_lanes, c.result_port_lanes) == (3, 5, 5)
 
 
+def test_selector_lanes_follow_the_array():
+    # pe_rows rounded down to a power of two, 4 to 16, unless given.
+    derived = {rows: AccelConfig(pe_rows=rows).selector_lanes for rows in (1, 3, 4, 7, 8, 12, 16, 32, 64)}
+    assert derived == {1: 4, 3: 4, 4: 4, 7: 4, 8: 8, 12: 8, 16: 16, 32: 16, 64: 16}
+    assert AccelConfig(pe_rows=32, topk_lanes=2).selector_lanes == 2
+    assert AccelConfig().derived()["selector_lanes"] == 16
+    # The derived lanes follow a changed array.
+    assert AccelConfig(pe_rows=16).replace(pe_rows=4).selector_lanes == 4
+    with pytest.raises(ConfigError, match="no smaller than the selector's lanes .16., not 8"):
+        AccelConfig(act_scan_bits=8)
+
+
 def test_json_round_trip():
     c = AccelConfig(pe_rows=3, pe_cols=5, width=16, tile_depth=100, top_name="acc")
     assert AccelConfig.from_json(c.to_json()) == c

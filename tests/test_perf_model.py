@@ -97,7 +97,7 @@ def test_conv_read_emits_every_im2col_element_once():
         rows = [r for r, e in scan if e]
         assert rows == sorted(rows)
         # A beat holds at most a beat's lanes.
-        assert max(e for _, e in scan) <= config.topk_lanes
+        assert max(e for _, e in scan) <= config.selector_lanes
         assert conv_read_result_cycle(scan) >= len(scan) + 2
 
 

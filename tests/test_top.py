@@ -9,7 +9,7 @@ from configs import tiny_config
 
 
 def test_configurations_that_cannot_work_are_refused():
-    with pytest.raises(ConfigError, match="pe_sparse_lanes .2. must be at least topk_lanes .4."):
+    with pytest.raises(ConfigError, match="pe_sparse_lanes .2. must be at least the selector's lanes .4."):
         SwatAccel(AccelConfig(pe_rows=2, pe_cols=2, topk_lanes=4, pe_sparse_lanes=2))
     with pytest.raises(ConfigError, match="tile_depth .512. must not exceed act_max_rows .256."):
         SwatAccel(AccelConfig(tile_depth=512, act_max_rows=256))

@@ -194,12 +194,12 @@ class ActivationBuffer(wiring.Component):
     def params_from_config(config):
         """The constructor's arguments for an :class:`golden.config.AccelConfig`: the buffer
         takes the top-K selector's compressed stream."""
-        return {"width": config.width, "lanes": config.topk_lanes,
+        return {"width": config.width, "lanes": config.selector_lanes,
                 "word_bits": config.act_scan_bits,
                 "bitmap_capacity": config.act_bitmap_bits,
                 "value_capacity": config.act_values, "max_tensors": config.act_tensors,
                 "max_rows": config.act_max_rows, "max_cols": config.act_max_cols,
-                "wdata_layout": compressed_beat(config.width, config.topk_lanes,
+                "wdata_layout": compressed_beat(config.width, config.selector_lanes,
                                                 config.max_tensor_len),
                 "conv_read": bool(config.act_conv_read)}
 

@@ -42,7 +42,7 @@ class AccelDriver:
         self.model = build(self.config)
         self.rng = rng
         self.short = short
-        self.lanes = self.config.topk_lanes
+        self.lanes = self.config.selector_lanes
         self.cols = self.config.pe_cols
         self.cmd = StreamSource(dut, "cmd", dut.clk, rng=rng, stall=stall)
         self.tensor = StreamSource(dut, "tensor", dut.clk, rng=rng, stall=stall)
