@@ -12,7 +12,7 @@ import re
 
 from . import numerics
 
-__all__ = ["ConfigError", "AccelConfig", "parse_pe"]
+__all__ = ["ConfigError", "AccelConfig", "parse_pe", "dense_lanes_fit"]
 
 
 class ConfigError(ValueError):
@@ -46,6 +46,8 @@ MAX_PE_DIM = 64
 MIN_WIDTH, MAX_WIDTH = 2, 16
 MAX_TILE_DEPTH = 1 << 16
 MAX_TOPK_LANES = 16
+#: Most dense rows in one beat of the PE array's dense port.
+MAX_DENSE_ROWS = 8
 MAX_TENSOR_LEN_LIMIT = 1 << 30
 MAX_NM_M = 16
 MAX_KERNEL_SLICE = 49
@@ -56,6 +58,14 @@ _TOP_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 def _field(default, help_text):
     """A configuration field with its one-line help (the command line shows it)."""
     return dataclasses.field(default=default, metadata={"help": help_text})
+
+
+def dense_lanes_fit(lanes, cols):
+    """Whether a dense port of ``lanes`` values a beat suits ``cols`` PE columns: a divisor of
+    ``cols`` (a row in several beats) or ``cols`` times 2, 4 or 8 (several rows a beat)."""
+    if lanes <= cols:
+        return cols % lanes == 0
+    return lanes % cols == 0 and lanes // cols in (2, 4, 8)
 
 
 def _check_int(name, value, lo, hi):
@@ -81,7 +91,9 @@ class AccelConfig:
         Longest reduction (dense-operand tile depth) one tile accumulates (1 to 65536). The
         accumulator width is derived from it so that overflow is impossible.
     pe_dense_lanes : int
-        Values per beat of the PE array's dense-operand port; 0 means ``pe_cols``.
+        Values per beat of the PE array's dense-operand port: a divisor of ``pe_cols`` (a row
+        in several beats), or ``pe_cols`` times 2, 4 or 8 (that many rows a beat); 0 derives it
+        from the array (:attr:`dense_port_lanes`).
     pe_sparse_lanes : int
         Entries per beat of the PE array's sparse-operand port; 0 means ``pe_rows``.
     pe_result_lanes : int
@@ -97,7 +109,8 @@ class AccelConfig:
     topk_lanes : int
         Elements per beat of the streaming top-K selector and of the activation buffer's writes
         and reads (a power of two, 1 to 16); 0 derives them from the array
-        (:attr:`selector_lanes`).
+        (:attr:`selector_lanes`). The selector's packing and group windows grow with the
+        square of the lanes, so the default stays at 4.
     max_tensor_len : int
         Longest tensor, in elements, the top-K selector counts (1 to 2**30).
     nm_max_m : int
@@ -141,8 +154,10 @@ class AccelConfig:
     width: int = _field(8, "operand width in bits (signed), 2 to 16")
     tile_depth: int = _field(256, "longest reduction one tile accumulates; sets the "
                                   "accumulator width")
-    pe_dense_lanes: int = _field(0, "values per beat of the PE array's dense-operand port; "
-                                 "0 means pe_cols (one dense row a beat)")
+    pe_dense_lanes: int = _field(0, "values per beat of the PE array's dense-operand port: a "
+                                 "divisor of pe_cols, or pe_cols times 2, 4 or 8 (rows a "
+                                 "beat); 0 means pe_cols times pe_rows/8 rounded down to a "
+                                 "power of two, 1 to 4")
     pe_sparse_lanes: int = _field(0, "entries per beat of the PE array's sparse-operand port; "
                                      "0 means pe_rows (the array's consumption rate), at least "
                                      "the selector's lanes")
@@ -155,7 +170,7 @@ class AccelConfig:
     pe_lut_products: int = _field(0, "PEs (the last, in row order) whose products use LUTs, "
                                      "not a DSP multiplier, so that more PEs than the part's "
                                      "multipliers fit")
-    topk_lanes: int = _field(0, "elements per cycle of the top-K selector and the activation "
+    topk_lanes: int = _field(4, "elements per cycle of the top-K selector and the activation "
                                 "buffer (a power of two); 0 derives them from the array: "
                                 "pe_rows rounded down to a power of two, 4 to 16")
     max_tensor_len: int = _field(1 << 24, "longest tensor (elements) the top-K selector takes")
@@ -179,10 +194,11 @@ class AccelConfig:
         _check_int("pe_cols", self.pe_cols, 1, MAX_PE_DIM)
         _check_int("width", self.width, MIN_WIDTH, MAX_WIDTH)
         _check_int("tile_depth", self.tile_depth, 1, MAX_TILE_DEPTH)
-        _check_int("pe_dense_lanes", self.pe_dense_lanes, 0, self.pe_cols)
-        if self.pe_dense_lanes and self.pe_cols % self.pe_dense_lanes:
-            raise ConfigError(f"pe_dense_lanes must divide pe_cols ({self.pe_cols}), not "
-                              f"{self.pe_dense_lanes}", "pe_dense_lanes")
+        _check_int("pe_dense_lanes", self.pe_dense_lanes, 0, MAX_DENSE_ROWS * self.pe_cols)
+        if self.pe_dense_lanes and not dense_lanes_fit(self.pe_dense_lanes, self.pe_cols):
+            raise ConfigError(f"pe_dense_lanes must divide pe_cols ({self.pe_cols}) or be "
+                              f"pe_cols times 2, 4 or 8, not {self.pe_dense_lanes}",
+                              "pe_dense_lanes")
         _check_int("pe_sparse_lanes", self.pe_sparse_lanes, 0, MAX_PE_DIM)
         _check_int("pe_result_lanes", self.pe_result_lanes, 0, self.pe_rows)
         _check_int("pe_bank_entries", self.pe_bank_entries, 1, 1 << 20)
@@ -227,8 +243,26 @@ class AccelConfig:
 
     @property
     def dense_port_lanes(self):
-        """Values per beat of the PE array's dense port (``pe_dense_lanes``, or ``pe_cols``)."""
-        return self.pe_dense_lanes or self.pe_cols
+        """Values per beat of the PE array's dense port: ``pe_dense_lanes``, or ``pe_cols``
+        times ``pe_rows / 8`` rounded down to a power of two, 1 to 4. A dense tile of depth
+        ``K`` serves ``d * cout`` sparse entries per row of it, and the ``R`` PE rows take
+        ``R`` a cycle: with fewer than ``R / (d * cout)`` dense rows a cycle (2.5 for a
+        64-output layer at density 0.1 on 16 rows) the load, not the array, sets the pace."""
+        if self.pe_dense_lanes:
+            return self.pe_dense_lanes
+        rows = max(1, min(4, 1 << max(0, (self.pe_rows // 8).bit_length() - 1)))
+        return self.pe_cols * rows
+
+    @property
+    def dense_rows_per_beat(self):
+        """Dense rows in one beat of the dense port (1 when a row takes one or more beats)."""
+        return max(1, self.dense_port_lanes // self.pe_cols)
+
+    def dense_tile_beats(self, depth):
+        """Beats of one dense tile of ``depth`` rows."""
+        if self.dense_port_lanes >= self.pe_cols:
+            return -(-depth // self.dense_rows_per_beat)
+        return depth * (self.pe_cols // self.dense_port_lanes)
 
     @property
     def selector_lanes(self):
@@ -279,6 +313,7 @@ class AccelConfig:
             "selector_lanes": self.selector_lanes,
             "pe_sparse_port_lanes": self.sparse_port_lanes,
             "pe_dense_port_lanes": self.dense_port_lanes,
+            "pe_dense_rows_per_beat": self.dense_rows_per_beat,
             "pe_result_port_lanes": self.result_port_lanes,
         }
 

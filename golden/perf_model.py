@@ -40,6 +40,9 @@ RESULT_PATH = 5
 #: A finished row's result may leave its PE row's FIFO this many cycles after the cycle that
 #: follows the row's last issue.
 RESULT_FIFO_WAIT = 3
+#: The PE row's extra stage (picking a row from a word of several dense rows) when the dense
+#: port carries more than one row a beat.
+WIDE_DENSE_STAGE = 1
 #: Dense tiles after the first simulated row by row; later tiles repeat the last one's spans.
 STEADY_TILES = 3
 
@@ -79,7 +82,8 @@ def _pe_job(config, counts, arrivals, depth, tiles, *, dense_start):
     :func:`row_arrival`, rows in the order sent; the dense tiles stream from ``dense_start``
     at one beat a cycle. Returns the cycle of the last result."""
     R = config.pe_rows
-    parts = config.pe_cols // config.dense_port_lanes
+    # The result path is a stage longer when the PE rows pick rows out of wide dense words.
+    extra = WIDE_DENSE_STAGE if config.dense_rows_per_beat > 1 else 0
     costs = [pe_array.row_cost(n) for n in counts]
     banks, _ = pe_array.assign_rows(costs, R)
     # The result path: a PE row keeps at most two finished rows in flight and a result leaves
@@ -94,7 +98,7 @@ def _pe_job(config, counts, arrivals, depth, tiles, *, dense_start):
         not_before[bank].append(bound)
         loaded = max(loaded, last + 1)
 
-    tile_beats = depth * parts
+    tile_beats = config.dense_tile_beats(depth)
     ready = []                           # per tile: first cycle its dense rows are usable
     done_at = []                         # per tile: cycle after the last PE row finished it
     end = [0] * R                        # per PE row: cycle after its last issue so far
@@ -110,7 +114,7 @@ def _pe_job(config, counts, arrivals, depth, tiles, *, dense_start):
         for q in range(Q):
             group = list(range(q, R, Q))
             group_ends, group_departed, slot_free[q] = _slot_group_tile(
-                group, row_costs, starts, in_flight, slot_free[q], bounds)
+                group, row_costs, starts, in_flight, slot_free[q], bounds, extra)
             departed = max(departed, group_departed)
             for r in group:
                 ends[r] = group_ends[r]
@@ -141,10 +145,10 @@ def _pe_job(config, counts, arrivals, depth, tiles, *, dense_start):
             end = [starts[r] + span[r] for r in range(R)]
             last_result = max(end) + lag
         done_at.append(max(end))
-    return math.ceil(max(max(end) - 1 + RESULT_PATH, last_result))
+    return math.ceil(max(max(end) - 1 + RESULT_PATH + extra, last_result))
 
 
-def _slot_group_tile(group, row_costs, starts, in_flight, slot_free, not_before=None):
+def _slot_group_tile(group, row_costs, starts, in_flight, slot_free, not_before=None, extra=0):
     """One dense tile on the PE rows ``group`` that share a result slot: each PE row issues
     its rows' entries from ``starts[r]``; a row's result may leave two cycles after the cycle
     that follows its last issue, one a cycle through the slot, in round robin among the PE
@@ -165,7 +169,7 @@ def _slot_group_tile(group, row_costs, starts, in_flight, slot_free, not_before=
         if len(in_flight[r]) >= 2:
             end = max(end, in_flight[r][-2] + 1)
         last_issue[r] = end
-        heads[r] = end + RESULT_FIFO_WAIT
+        heads[r] = end + RESULT_FIFO_WAIT + extra
 
     for r in group:
         ends[r] = starts[r]

@@ -36,16 +36,25 @@ def full_beats(values, lanes):
 
 def dense_beats(d, cols, dense_lanes):
     """Beats (dicts) of the PE array's dense operand ``d`` (``depth x n``, nested lists or an
-    array) in tiles of ``cols`` columns (the last one padded with zeros), each row in
-    ``cols / dense_lanes`` beats, ``last`` ending each tile."""
+    array) in tiles of ``cols`` columns (the last one padded with zeros), ``last`` ending each
+    tile: each row in ``cols / dense_lanes`` beats, or, for ``dense_lanes`` a multiple of
+    ``cols``, that many rows a beat (the tile's last beat padded with zero rows)."""
     rows = [[int(v) for v in row] for row in d]
     n = len(rows[0])
     tiles = -(-n // cols)
+    per_beat = max(1, dense_lanes // cols)
     beats = []
     for t in range(tiles):
-        for k, row in enumerate(rows):
-            block = (row[t * cols:(t + 1) * cols] + [0] * cols)[:cols]
+        blocks = [(row[t * cols:(t + 1) * cols] + [0] * cols)[:cols] for row in rows]
+        if per_beat > 1:
+            for k in range(0, len(blocks), per_beat):
+                group = blocks[k:k + per_beat]
+                group += [[0] * cols] * (per_beat - len(group))
+                beats.append({"values": [v for block in group for v in block],
+                              "last": int(k + per_beat >= len(blocks))})
+            continue
+        for k, block in enumerate(blocks):
             for p in range(0, cols, dense_lanes):
                 beats.append({"values": block[p:p + dense_lanes],
-                              "last": int(k == len(rows) - 1 and p + dense_lanes == cols)})
+                              "last": int(k == len(blocks) - 1 and p + dense_lanes == cols)})
     return beats

@@ -16,7 +16,8 @@ A job:
    schedule of dynamic dispatch (:func:`golden.pe_array.assign_rows`), decided at load time. The
    banks hold the sparse tile for every dense tile of the job.
 3. ``dense`` streams the dense tiles, ``depth`` rows of ``C`` values each, ``dense_lanes`` values
-   a beat, ``last`` on each tile's final beat. Loading overlaps the sparse load and the compute.
+   a beat (part of a row, or several whole rows: the tile's last beat padded), ``last`` on each
+   tile's final beat. Loading overlaps the sparse load and the compute.
 4. ``result`` gives each (row, tile) result, ``C`` exact accumulators, in completion order; the
    job's last result has ``last``. Then ``done`` gives the job's error flags and counters.
 
@@ -44,6 +45,8 @@ Parts: the job sequence and the fault flags are here; the sparse loader and its 
 from amaranth.hdl import Cat, Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
+
+from golden.config import dense_lanes_fit
 
 from .hierarchy import instantiate
 from .pe_counters import JobCounters
@@ -75,7 +78,9 @@ class SparsePEArray(wiring.Component):
         Entries per beat of the ``sparse`` port. With ``lanes == rows`` the sparse tile loads
         as fast as the array consumes it, so the first dense tile is not load-bound.
     dense_lanes : int
-        Values per beat of the ``dense`` port; divides ``cols``.
+        Values per beat of the ``dense`` port: divides ``cols``, or is ``cols`` times 2, 4 or 8
+        (that many dense rows a beat, kept as one word of each PE row's tile memory; the word's
+        row is picked in a pipeline stage of its own).
     bank_entries : int
         Sparse entries one PE row's bank holds (rounded up to whole beats of ``lanes``).
     result_lanes : int
@@ -124,8 +129,9 @@ class SparsePEArray(wiring.Component):
         check_int("tile_depth", tile_depth, 1)
         check_int("lanes", lanes, 1)
         check_int("dense_lanes", dense_lanes, 1)
-        if cols % dense_lanes:
-            raise ValueError(f"dense_lanes must divide cols ({cols}), not {dense_lanes}")
+        if not dense_lanes_fit(dense_lanes, cols):
+            raise ValueError(f"dense_lanes must divide cols ({cols}) or be cols times 2, 4 or "
+                             f"8, not {dense_lanes}")
         check_int("bank_entries", bank_entries, 1)
         check_int("result_lanes", result_lanes, 1, rows)
         check_int("max_rows", max_rows, 1)
@@ -135,6 +141,7 @@ class SparsePEArray(wiring.Component):
         check_int("lut_products", lut_products, 0, rows * cols)
         self.rows, self.cols, self.width = rows, cols, width
         self.tile_depth, self.lanes, self.dense_lanes = tile_depth, lanes, dense_lanes
+        self.dense_rows = max(1, dense_lanes // cols)  # dense rows a beat (and a memory word)
         self.bank_words = -(-bank_entries // lanes)
         self.max_rows, self.max_tiles, self.nm_max_m = max_rows, max_tiles, nm_max_m
         self.result_lanes = result_lanes
@@ -225,7 +232,8 @@ class SparsePEArray(wiring.Component):
 
         m.submodules.dense_loader = dense = DenseLoader(
             rows=R, cols=C, width=self.width, dense_layout=self.dense_layout,
-            cmd_layout=self.cmd_layout, depth_bits=self.depth_bits, max_tiles=self.max_tiles)
+            cmd_layout=self.cmd_layout, depth_bits=self.depth_bits, max_tiles=self.max_tiles,
+            rows_per_word=self.dense_rows)
         wiring.connect(m, wiring.flipped(self.dense), dense.dense)
         m.d.comb += [dense.start.eq(clear), dense.cmd.eq(cmd), dense.enable.eq(dense_on)]
 
@@ -250,7 +258,7 @@ class SparsePEArray(wiring.Component):
         pe_rows = [PERow(cols=C, width=self.width, acc_width=self.acc_width,
                          depth_bits=self.depth_bits, bank_words=self.bank_words,
                          word_layout=self.word_layout, max_rows=self.max_rows,
-                         max_tiles=self.max_tiles,
+                         max_tiles=self.max_tiles, dense_rows=self.dense_rows,
                          lut_products=[c for c in range(C) if r * C + c >= first_lut])
                    for r in range(R)]
         for r, pe in enumerate(pe_rows):

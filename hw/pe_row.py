@@ -2,12 +2,13 @@
 issues one entry a cycle (:class:`RowSequencer`), feeding a multiply-accumulate pipeline over
 the row's copy of the dense tiles (:class:`RowMAC`); :class:`PERow` joins them."""
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .arith import logic_product
 from .memory import SimpleDualPortMemory
+from .pe_dense_loader import dense_word_bits
 from .pe_job import index_shape
 from .word_prefetch import WordPrefetch
 
@@ -212,6 +213,8 @@ class RowMAC(wiring.Component):
     Four stages: read the dense row at the entry's index; register it (the tile memory's
     output, a block RAM's on larger arrays, goes to a register, not through a multiplier);
     multiply, into registers; accumulate. A row's last entry moves the sums into the FIFO.
+    With ``dense_rows`` above 1 the memory's words hold that many rows, and a fifth stage,
+    after the word's register, picks the entry's row into the multipliers' input register.
 
     Parameters
     ----------
@@ -219,6 +222,8 @@ class RowMAC(wiring.Component):
         Columns, operand width, accumulator width.
     depth_bits : int
         Index bits of a dense tile's rows.
+    dense_rows : int
+        Dense rows in one word of the tile memory (1, 2, 4 or 8).
     entry_layout, result_layout : Layout
         Of ``entry`` (:func:`entry_layout`) and of ``result``'s payload
         (:func:`row_result_layout`).
@@ -228,7 +233,8 @@ class RowMAC(wiring.Component):
     Attributes
     ----------
     dense_we, dense_waddr, dense_wdata : In
-        Write port of the dense-tile memory (two halves of ``2 ** depth_bits`` rows).
+        Write port of the dense-tile memory (two halves of
+        :func:`hw.pe_dense_loader.dense_word_bits` address bits).
     entry : In(stream.Signature(entry_layout, always_ready=True))
         The entry issued this cycle.
     kill : In(1)
@@ -239,15 +245,18 @@ class RowMAC(wiring.Component):
     """
 
     def __init__(self, *, cols, width, acc_width, depth_bits, entry_layout, result_layout,
-                 lut_products=()):
+                 dense_rows=1, lut_products=()):
         self._cols = cols
         self._width = width
         self._depth_bits = depth_bits
+        self._dense_rows = dense_rows
+        self._word_bits = dense_word_bits(depth_bits, dense_rows)
         self._lut_products = frozenset(lut_products)
         self._tile_shape = data.ArrayLayout(signed(width), cols)
+        self._word_shape = data.ArrayLayout(signed(width), cols * dense_rows)
         super().__init__({
-            "dense_we": In(1), "dense_waddr": In(depth_bits + 1),
-            "dense_wdata": In(self._tile_shape),
+            "dense_we": In(1), "dense_waddr": In(self._word_bits + 1),
+            "dense_wdata": In(self._word_shape),
             "entry": In(stream.Signature(entry_layout, always_ready=True)),
             "kill": In(1),
             "result": Out(stream.Signature(result_layout.size)),
@@ -257,7 +266,7 @@ class RowMAC(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.dense_tiles = dense_tiles = SimpleDualPortMemory(
-            shape=self._tile_shape, depth=2 << self._depth_bits)
+            shape=self._word_shape, depth=2 << self._word_bits)
         dense_wp, dense_rp = dense_tiles.write_port(), dense_tiles.read_port()
         m.d.comb += [dense_wp.en.eq(self.dense_we), dense_wp.addr.eq(self.dense_waddr),
                      dense_wp.data.eq(self.dense_wdata)]
@@ -265,22 +274,44 @@ class RowMAC(wiring.Component):
         out = data.View(self._result_layout, self.result.payload)
         value_shape = signed(self._width)
 
-        # -- stage 0 -> 1: read the dense row at the entry's index
-        m.d.comb += dense_rp.addr.eq(Cat(entry.index, entry.tile[0]))
+        # -- stage 0 -> 1: read the dense word holding the entry's row
+        G = self._dense_rows
+        sel_bits = G.bit_length() - 1
+        word = Signal(self._word_bits)
+        m.d.comb += [word.eq(entry.index >> sel_bits),
+                     dense_rp.addr.eq(Cat(word, entry.tile[0]))]
         s1_valid, s1_last = Signal(), Signal()
         s1_value = Signal(value_shape)
         s1_row, s1_tile = Signal.like(out.row), Signal.like(out.tile)
         m.d.sync += [s1_valid.eq(self.entry.valid & ~kill), s1_last.eq(entry.last),
                      s1_value.eq(entry.value), s1_row.eq(entry.row), s1_tile.eq(entry.tile)]
 
-        # -- stage 1 -> 1b: register the dense row
-        dense_row = Signal(self._tile_shape)
+        # -- stage 1 -> 1b: register the dense word
+        dense_word = Signal(self._word_shape)
         s1b_valid, s1b_last = Signal(), Signal()
         s1b_value = Signal(value_shape)
         s1b_row, s1b_tile = Signal.like(s1_row), Signal.like(s1_tile)
-        m.d.sync += [dense_row.eq(dense_rp.data), s1b_valid.eq(s1_valid & ~kill),
+        m.d.sync += [dense_word.eq(dense_rp.data), s1b_valid.eq(s1_valid & ~kill),
                      s1b_last.eq(s1_last), s1b_value.eq(s1_value), s1b_row.eq(s1_row),
                      s1b_tile.eq(s1_tile)]
+        if G > 1:
+            # -- stage 1b -> 1c: the entry's row of the word, registered (the multipliers take
+            # registers, not a multiplexer)
+            s1_sel, s1b_sel = Signal(sel_bits), Signal(sel_bits)
+            m.d.sync += [s1_sel.eq(entry.index), s1b_sel.eq(s1_sel)]
+            dense_row = Signal(self._tile_shape)
+            rows = [dense_word.as_value()[g * self._tile_shape.size:
+                                          (g + 1) * self._tile_shape.size] for g in range(G)]
+            m.d.sync += dense_row.eq(Array(rows)[s1b_sel])
+            valid_1c, last_1c = Signal(), Signal()
+            value_1c = Signal(value_shape)
+            row_1c, tile_1c = Signal.like(s1_row), Signal.like(s1_tile)
+            m.d.sync += [valid_1c.eq(s1b_valid & ~kill), last_1c.eq(s1b_last),
+                         value_1c.eq(s1b_value), row_1c.eq(s1b_row), tile_1c.eq(s1b_tile)]
+            s1b_valid, s1b_last, s1b_value, s1b_row, s1b_tile = (
+                valid_1c, last_1c, value_1c, row_1c, tile_1c)
+        else:
+            dense_row = dense_word
 
         # -- stage 1b -> 2: multiply (registered products)
         s2_valid, s2_last = Signal(), Signal()
@@ -364,6 +395,8 @@ class PERow(wiring.Component):
         A bank word (the array's ``word_layout``).
     max_rows, max_tiles : int
         Most sparse rows and dense tiles in a job.
+    dense_rows : int
+        Dense rows in one word of the tile memory (:class:`RowMAC`).
     lut_products : iterable of int
         Columns whose products are built from LUTs (:func:`hw.arith.logic_product`).
 
@@ -393,15 +426,17 @@ class PERow(wiring.Component):
     """
 
     def __init__(self, *, cols, width, acc_width, depth_bits, bank_words, word_layout,
-                 max_rows, max_tiles, lut_products=()):
+                 max_rows, max_tiles, dense_rows=1, lut_products=()):
         #: What the row is built from (equal rows share one Verilog module: hw.hierarchy).
         self.params = {"cols": cols, "width": width, "acc_width": acc_width,
                        "depth_bits": depth_bits, "bank_words": bank_words,
                        "word_layout": repr(word_layout), "max_rows": max_rows,
-                       "max_tiles": max_tiles, "lut_products": sorted(lut_products)}
+                       "max_tiles": max_tiles, "dense_rows": dense_rows,
+                       "lut_products": sorted(lut_products)}
         self._sequencer = dict(word_layout=word_layout, bank_words=bank_words,
                                max_tiles=max_tiles)
         self._mac = dict(cols=cols, width=width, acc_width=acc_width, depth_bits=depth_bits,
+                         dense_rows=dense_rows,
                          lut_products=lut_products)
         self._entry_layout = entry_layout(width=width, depth_bits=depth_bits,
                                           max_rows=max_rows, max_tiles=max_tiles)
@@ -409,8 +444,8 @@ class PERow(wiring.Component):
                                                 max_rows=max_rows, max_tiles=max_tiles)
         super().__init__({
             "bank_we": In(1), "bank_wdata": In(word_layout),
-            "dense_we": In(1), "dense_waddr": In(depth_bits + 1),
-            "dense_wdata": In(data.ArrayLayout(signed(width), cols)),
+            "dense_we": In(1), "dense_waddr": In(dense_word_bits(depth_bits, dense_rows) + 1),
+            "dense_wdata": In(data.ArrayLayout(signed(width), cols * dense_rows)),
             "clear": In(1), "run": In(1), "loaded": In(1), "failed": In(1),
             "tiles": In(range(max_tiles + 1)), "tile_loaded": In(1),
             "words": Out(range(bank_words + 1)), "full": Out(1),

@@ -131,7 +131,7 @@ def _analyse(config, jobs, measured):
         costs = [golden_pe.row_cost(n) for n in nnz]
         _, loads = golden_pe.assign_rows(costs, R)
         sparse_beats = sum(_words(n, L) for n in nnz)
-        port_beats = max(sparse_beats, depth * tiles * C // config.dense_port_lanes,
+        port_beats = max(sparse_beats, config.dense_tile_beats(depth) * tiles,
                          -(-m_rows * tiles // config.result_port_lanes))
         compute = max(loads) * tiles
         rows.append({

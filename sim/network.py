@@ -339,6 +339,7 @@ def summarize(totals, period, pe_count):
     ideal_backward = (totals.macs - totals.forward_macs) / pe_count
     return {
         "forward_cycles": round(forward), "backward_cycles": round(backward),
+        "iteration_cycles": round(forward + backward),
         "dense_forward_cycles": round(dense_forward),
         "dense_backward_cycles": round(dense_backward),
         "forward_speedup": dense_forward / forward,
@@ -348,6 +349,8 @@ def summarize(totals, period, pe_count):
         "forward_speedup_vs_ideal_dense": ideal_forward / forward,
         "backward_speedup_vs_ideal_dense": ideal_backward / backward,
         "training_speedup_vs_ideal_dense": (ideal_forward + ideal_backward) / (forward + backward),
+        # The dense mode's MACs a cycle over the array's PEs: 1.0 is an ideal dense array.
+        "dense_mode_utilization": totals.macs / pe_count / (dense_forward + dense_backward),
         "flop_reduction": 1 - totals.sparse_macs / totals.macs,
         "activation_memory_vs_dense": totals.act_swat_bits / totals.act_dense_bits,
         "activation_memory_saving": 1 - totals.act_swat_bits / totals.act_dense_bits,

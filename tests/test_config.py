@@ -8,22 +8,29 @@ def test_defaults_and_derived():
     assert (c.pe_rows, c.pe_cols, c.width, c.tile_depth) == (16, 16, 8, 256)
     assert c.acc_width == 24 and c.product_width == 16 and c.magnitude_width == 8
     assert c.pe == "16x16"
-    # The PE array's ports default to its own rates.
-    assert (c.dense_port_lanes, c.sparse_port_lanes, c.result_port_lanes) == (16, 16, 8)
+    # The PE array's ports default to its own rates: two dense rows a beat on 16 PE rows.
+    assert (c.dense_port_lanes, c.sparse_port_lanes, c.result_port_lanes) == (32, 16, 8)
+    assert c.dense_rows_per_beat == 2 and c.dense_tile_beats(5) == 3
+    rows = {r: AccelConfig(pe_rows=r, pe_cols=4).dense_rows_per_beat for r in (1, 8, 15, 16, 31, 32, 64)}
+    assert rows == {1: 1, 8: 1, 15: 1, 16: 2, 31: 2, 32: 4, 64: 4}
+    part_row = AccelConfig(pe_rows=16, pe_cols=16, pe_dense_lanes=4)
+    assert part_row.dense_rows_per_beat == 1 and part_row.dense_tile_beats(5) == 20
     c = AccelConfig(pe_rows=5, pe_cols=6, pe_dense_lanes=3, pe_result_lanes=5)
     assert (c.dense_port_lanes, c.sparse_port_lanes, c.result_port_lanes) == (3, 5, 5)
 
 
 def test_selector_lanes_follow_the_array():
     # pe_rows rounded down to a power of two, 4 to 16, unless given.
-    derived = {rows: AccelConfig(pe_rows=rows).selector_lanes for rows in (1, 3, 4, 7, 8, 12, 16, 32, 64)}
+    assert AccelConfig().selector_lanes == 4
+    derived = {rows: AccelConfig(pe_rows=rows, topk_lanes=0).selector_lanes
+               for rows in (1, 3, 4, 7, 8, 12, 16, 32, 64)}
     assert derived == {1: 4, 3: 4, 4: 4, 7: 4, 8: 8, 12: 8, 16: 16, 32: 16, 64: 16}
     assert AccelConfig(pe_rows=32, topk_lanes=2).selector_lanes == 2
-    assert AccelConfig().derived()["selector_lanes"] == 16
+    assert AccelConfig(topk_lanes=0).derived()["selector_lanes"] == 16
     # The derived lanes follow a changed array.
-    assert AccelConfig(pe_rows=16).replace(pe_rows=4).selector_lanes == 4
+    assert AccelConfig(pe_rows=16, topk_lanes=0).replace(pe_rows=4).selector_lanes == 4
     with pytest.raises(ConfigError, match="no smaller than the selector's lanes .16., not 8"):
-        AccelConfig(act_scan_bits=8)
+        AccelConfig(topk_lanes=0, act_scan_bits=8)
 
 
 def test_json_round_trip():
@@ -40,7 +47,7 @@ def test_json_round_trip():
     ("pe_rows", 0, "pe_rows must be between 1 and 64, not 0"),
     ("tile_depth", True, "tile_depth must be an integer, not True"),
     ("top_name", "a-b", "top_name must be a Verilog identifier, not 'a-b'"),
-    ("pe_dense_lanes", 5, "pe_dense_lanes must divide pe_cols (16), not 5"),
+    ("pe_dense_lanes", 5, "pe_dense_lanes must divide pe_cols (16) or be pe_cols times 2, 4 or 8, not 5"),
     ("pe_result_lanes", 17, "pe_result_lanes must be between 0 and 16, not 17"),
     ("pe_bank_entries", 0, "pe_bank_entries must be between 1 and 1048576, not 0"),
     ("pe_lut_products", 257, "pe_lut_products must be between 0 and 256, not 257"),

@@ -66,6 +66,8 @@ def test_summary_against_the_ideal_dense_array():
     assert r["backward_speedup_vs_ideal_dense"] == 200 / 50
     assert r["training_speedup_vs_ideal_dense"] == 400 / 150
     assert r["training_speedup"] == 750 / 150
+    assert r["iteration_cycles"] == 150
+    assert r["dense_mode_utilization"] == 400 / 750
     assert r["stored_vs_dense"] == 0.3
     assert r["offchip_bytes"] == {"to_accelerator": 100, "to_host": 0}
 
@@ -87,8 +89,10 @@ def test_network_results_end_to_end(tmp_path):
         for key in ("forward_speedup", "backward_speedup", "training_speedup",
                     "flop_reduction", "activation_memory_saving", "stored_vs_dense",
                     "training_speedup_vs_ideal_dense", "forward_speedup_vs_ideal_dense",
-                    "backward_speedup_vs_ideal_dense"):
+                    "backward_speedup_vs_ideal_dense", "iteration_cycles",
+                    "dense_mode_utilization"):
             assert key in r
+        assert 0 < r["dense_mode_utilization"] <= 1
         assert set(r["offchip_bytes"]) == {"to_accelerator", "to_host"}
         assert all("offchip_bytes" in layer for layer in r["layers"])
         # The dense mode pays feeding costs an ideal dense array does not.
@@ -102,6 +106,9 @@ def test_network_results_end_to_end(tmp_path):
     assert u9["activation_memory_vs_dense"] < u8["activation_memory_vs_dense"] < 0.5
     assert u8["layers"][0]["density"] == 1.0
     # Recomputing the thresholds less often only removes threshold passes.
+    (point,) = report["array_size_sweep"]
+    assert point["pe"] == "4x4" and point["iteration_cycles"] > 0
+    assert "training_speedup_vs_ideal_dense" in point
     p1, p100 = report["period_sweep"]
     assert p100["forward_speedup"] > p1["forward_speedup"]
     assert p100["threshold_share"] < p1["threshold_share"]

@@ -16,12 +16,16 @@ def test_from_config():
     assert array.bank_words == 32
     assert SparsePEArray.from_config(AccelConfig(**WIDE)).lanes == 4  # at least topk_lanes
     assert array.acc_width == AccelConfig(**SMALL).acc_width
+    assert SparsePEArray.from_config(AccelConfig(**dict(SMALL, pe_dense_lanes=8))).dense_rows == 2
 
 
 @pytest.mark.parametrize("change, error, message", [
     ({"rows": 0}, ValueError, "rows must be at least 1, not 0"),
     ({"width": 17}, ValueError, "width must be between 2 and 16, not 17"),
-    ({"dense_lanes": 3}, ValueError, "dense_lanes must divide cols (4), not 3"),
+    ({"dense_lanes": 3}, ValueError, "dense_lanes must divide cols (4) or be cols times 2, 4 "
+                                     "or 8, not 3"),
+    ({"dense_lanes": 12}, ValueError, "dense_lanes must divide cols (4) or be cols times 2, 4 "
+                                      "or 8, not 12"),
     ({"bank_entries": "x"}, TypeError, "bank_entries must be an integer, not 'x'"),
     ({"acc_width": 8}, ValueError, "acc_width must be at least 16, not 8"),
     ({"lut_products": 13}, ValueError, "lut_products must be between 0 and 12, not 13"),
@@ -36,9 +40,16 @@ def test_parameters_are_validated(change, error, message):
 
 # Seven of the 3x4 PEs (the last row and three of the middle one) multiply in LUTs.
 LUT = dict(SMALL, pe_lut_products=7)
+# Dense beats of two whole rows (an odd tile depth: a tile's last beat is half padding) and
+# of four (more rows a word than some tiles have).
+ROWS2 = dict(SMALL, pe_dense_lanes=8, tile_depth=13)
+ROWS4 = dict(SMALL, pe_dense_lanes=16, tile_depth=6)
 
 
-@pytest.mark.parametrize("config", [SMALL, WIDE, LUT], ids=["w8", "w16", "w8_lut"])
+@pytest.mark.parametrize("config", [
+    SMALL, WIDE, LUT, ROWS2,
+    pytest.param(ROWS4, marks=pytest.mark.long(simulator="icarus"))],
+    ids=["w8", "w16", "w8_lut", "dense_rows2", "dense_rows4"])
 def test_cocotb_against_golden(run_cocotb, config):
     cfg = AccelConfig(**config)
     run_cocotb(SparsePEArray.from_config(cfg), toplevel="pe_array",

@@ -7,7 +7,7 @@ from golden.perf_model import pe_array_job_cycles
 from hw.pe_array import SparsePEArray
 
 CONFIG = AccelConfig(pe_rows=4, pe_cols=4, width=8, tile_depth=64, pe_bank_entries=1024,
-                     pe_max_rows=64, pe_max_tiles=6)
+                     pe_max_rows=64, pe_max_tiles=6, pe_dense_lanes=4)
 
 
 def test_dense_mode_is_rows_over_pe_rows_per_tile():
@@ -25,15 +25,17 @@ def test_sparser_is_faster_and_balanced_order_helps():
 
 
 @pytest.mark.slow
-def test_model_agrees_with_the_rtl(run_cocotb, simulator, tmp_path):
+@pytest.mark.parametrize("dense_lanes", [4, 8], ids=["dense_row", "dense_rows2"])
+def test_model_agrees_with_the_rtl(run_cocotb, simulator, tmp_path, dense_lanes):
     """Within 2 % on random tiles of 100 to 900 cycles (the benchmark's 168 layer tiles are
-    checked in tests/test_model_vs_bench.py)."""
+    checked in tests/test_model_vs_bench.py), with one dense row a beat and with two."""
     if simulator != "verilator":
         pytest.skip("cycle counts are the same on both simulators; one suffices")
+    config = CONFIG.replace(pe_dense_lanes=dense_lanes)
     out = tmp_path / "model.json"
-    run_cocotb(SparsePEArray.from_config(CONFIG), toplevel="pe_array",
+    run_cocotb(SparsePEArray.from_config(config), toplevel="pe_array",
                test_module="sim.testbenches.perf_model",
-               params={"config": CONFIG.to_dict(), "jobs": 30, "tolerance": 0.02,
+               params={"config": config.to_dict(), "jobs": 30, "tolerance": 0.02,
                        "out": str(out)})
     report = json.loads(out.read_text())
     assert len(report) == 30
@@ -51,6 +53,12 @@ TOP_CONFIGS = {
                            pe_sparse_lanes=8, pe_result_lanes=1, pe_max_rows=40, pe_max_tiles=5,
                            max_tensor_len=1 << 12, act_bitmap_bits=1 << 12, act_values=1 << 11,
                            act_tensors=2, act_max_rows=48, act_max_cols=48, act_scan_bits=8),
+    # Dense beats of four rows (the layer-sized arrays' default is two or four).
+    "4x4_w8_rows4": AccelConfig(pe_rows=4, pe_cols=4, width=8, tile_depth=64,
+                                pe_dense_lanes=16, pe_bank_entries=1024, pe_max_rows=64,
+                                pe_max_tiles=6, max_tensor_len=1 << 13, act_bitmap_bits=1 << 13,
+                                act_values=1 << 12, act_tensors=2, act_max_rows=64,
+                                act_max_cols=64),
 }
 
 
