@@ -117,39 +117,70 @@ class MaskPacker(wiring.Component):
             self.result.payload.error.eq(error),
         ]
 
-        # -- one input beat: where each kept lane lands among the gathered entries ----------
+        # -- one input beat: its kept lanes packed behind the ``leftover`` gathered entries ----
+        # Two networks of log2(lanes) levels of 2:1 multiplexers each, not a lanes x slots
+        # crossbar: the kept lanes move down over the lanes not kept before them (a level moves
+        # an entry by one bit of that count, lowest first; no two entries ever meet), then the
+        # whole beat moves up by ``leftover``. Entries travel as (lane, value); the index
+        # ``n + lane`` is added at the end.
         beat = self.i.payload
         kept = Signal(lanes)
         for lane in range(lanes):
             m.d.comb += kept[lane].eq(beat.keep[lane] & (lane < beat.count))
-        entries = []
+        lane_bits = max(1, (lanes - 1).bit_length())
+        levels = (lanes - 1).bit_length()  # enough for any count below lanes
+        hole_bits = max(1, levels)
+        moving = data.StructLayout({"valid": 1, "holes": unsigned(hole_bits),
+                                    "lane": unsigned(lane_bits), "value": signed(self.width)})
+        cur = []
+        holes = 0
         for lane in range(lanes):
-            entry = Signal(self.entry_layout, name=f"entry{lane}")
-            m.d.comb += [
-                entry.index.eq(n + lane),
-                entry.value.eq(beat.values[lane]),
-            ]
-            entries.append(Value.cast(entry))
-        positions = []  # slot of lane i among the gathered entries: leftover + kept lanes before i
-        for lane in range(lanes):
-            position = Signal(range(2 * lanes), name=f"position{lane}")
-            m.d.comb += position.eq(leftover + sum(kept[j] for j in range(lane)) if lane
-                                    else leftover)
-            positions.append(position)
+            slot = Signal(moving, name=f"beat{lane}")
+            m.d.comb += [slot.valid.eq(kept[lane]), slot.holes.eq(holes), slot.lane.eq(lane),
+                         slot.value.eq(beat.values[lane])]
+            holes = holes + ~kept[lane]
+            cur.append(slot)
+        for level in range(levels):
+            step = 1 << level
+            nxt = []
+            for pos in range(lanes):
+                slot = Signal(moving, name=f"packed{level}_{pos}")
+                stays = cur[pos].valid & ~cur[pos].holes[level]
+                if pos + step < lanes:
+                    above = cur[pos + step]
+                    arrives = above.valid & above.holes[level]
+                    m.d.comb += slot.eq(Mux(arrives, above, cur[pos]))
+                    m.d.comb += slot.valid.eq(arrives | stays)
+                else:
+                    m.d.comb += [slot.eq(cur[pos]), slot.valid.eq(stays)]
+                nxt.append(slot)
+            cur = nxt
+        # Up by ``leftover`` (0 to lanes - 1) into 2 * lanes slots.
+        cur = cur + [Signal(moving, name=f"empty{pos}") for pos in range(lanes, 2 * lanes)]
+        for level in range(levels):
+            step = 1 << level
+            nxt = []
+            for pos in range(2 * lanes):
+                slot = Signal(moving, name=f"placed{level}_{pos}")
+                if pos >= step:
+                    m.d.comb += slot.eq(Mux(leftover[level], cur[pos - step], cur[pos]))
+                else:
+                    m.d.comb += [slot.eq(cur[pos]), slot.valid.eq(cur[pos].valid & ~leftover[level])]
+                nxt.append(slot)
+            cur = nxt
         gathered = []  # 2 * lanes slots: the leftover, then this beat's kept entries
-        for slot in range(2 * lanes):
-            hits = [kept[lane] & (positions[lane] == slot) for lane in range(lanes)]
-            incoming = 0
-            for lane in range(lanes):
-                incoming = incoming | Mux(hits[lane], entries[lane], 0)  # one-hot: AND-OR
-            word = Signal(entry_bits, name=f"gathered{slot}")
-            if slot < lanes:
-                with m.If(slot < leftover):
-                    m.d.comb += word.eq(buffer[slot])
-                with m.Else():
-                    m.d.comb += word.eq(incoming)
+        for pos in range(2 * lanes):
+            incoming = Signal(self.entry_layout, name=f"incoming{pos}")
+            m.d.comb += [incoming.index.eq(n + cur[pos].lane), incoming.value.eq(cur[pos].value)]
+            word = Signal(entry_bits, name=f"gathered{pos}")
+            if pos < lanes:
+                # Slots past the beat's entries stay zero, as the beats of the tensor's end show.
+                with m.If(pos < leftover):
+                    m.d.comb += word.eq(buffer[pos])
+                with m.Elif(cur[pos].valid):
+                    m.d.comb += word.eq(incoming.as_value())
             else:
-                m.d.comb += word.eq(incoming)
+                m.d.comb += word.eq(incoming.as_value())
             gathered.append(word)
         nkept = Signal(range(lanes + 1))
         m.d.comb += nkept.eq(sum(kept[lane] for lane in range(lanes)))

@@ -22,7 +22,7 @@ def test_formal_count_equals_emitted_and_stream_rules(prove, lanes):
     prove(MaskPackerSpec(width=3, lanes=lanes, max_len=15), name=f"mask_packer_l{lanes}", depth=6)
 
 
-@pytest.mark.parametrize("lanes", [1, 3, 4])
+@pytest.mark.parametrize("lanes", [1, 3, 4, 5, 16])
 def test_matches_the_stream_model_used_by_other_testbenches(lanes):
     """sim.drivers.topk.packer_beats (which feeds the activation buffer's tests) is exactly what
     the packer emits."""
@@ -60,7 +60,8 @@ def test_matches_the_stream_model_used_by_other_testbenches(lanes):
                 *_, payload = await ctx.tick().sample(dut.out.payload).until(dut.out.valid)
                 beat = {"bitmap": payload.bitmap, "bitmap_count": payload.bitmap_count,
                         "count": payload.count, "last": payload.last,
-                        "entries": [(e.index, e.value) for e in payload.entries][:payload.count]}
+                        "entries": [(e.index, e.value) for e in payload.entries][:payload.count],
+                        "rest": [(e.index, e.value) for e in payload.entries][payload.count:]}
                 beats.append(beat)
                 if beat["last"]:
                     break
@@ -78,3 +79,5 @@ def test_matches_the_stream_model_used_by_other_testbenches(lanes):
             [(b["bitmap"], b["bitmap_count"], b["count"], b["last"]) for b in want]
         assert [b["entries"] for b in got] == \
             [[(e["index"], e["value"]) for e in b["entries"][:b["count"]]] for b in want]
+        # Slots past a beat's entries are zero.
+        assert all(e == (0, 0) for b in got for e in b["rest"])
