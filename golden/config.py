@@ -179,7 +179,7 @@ class AccelConfig:
     act_bitmap_bits: int = _field(1 << 20, "activation buffer capacity: bitmap bits (elements)")
     act_values: int = _field(1 << 17, "activation buffer capacity: kept values")
     act_scan_bits: int = _field(32, "activation buffer bitmap word: a row read scans one a "
-                                    "cycle (power of two, at least topk_lanes)")
+                                    "cycle (power of two, at least the selector's lanes)")
     act_tensors: int = _field(16, "activation buffer descriptor slots (tensors held at once)")
     act_max_rows: int = _field(4096, "largest activation matrix the buffer stores: rows")
     act_max_cols: int = _field(4096, "largest activation matrix the buffer stores: columns")

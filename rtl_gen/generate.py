@@ -11,6 +11,7 @@ from .block_ram import block_rams
 from .fusesoc import CORE_FILENAME, core_file
 from .blocks import available_blocks, port_table
 from hw import hierarchy
+from hw.pe_dense_loader import dense_word_bits
 
 from .targets import FAMILIES
 from .verilog import prefix_modules, to_verilog
@@ -36,7 +37,9 @@ def memories(accel):
             act.geometry.directory_words, 1)] if act.conv_read else []),
         ("pe_array_banks", pe.word_layout.size, pe.bank_words, pe.rows),
         # one copy per PE row (each PE row reads its own dense row every cycle)
-        ("pe_array_dense_tiles", pe.cols * pe.width, 2 << pe.depth_bits, pe.rows),
+        # (a word holds ``dense_rows`` rows when the dense port carries several a beat)
+        ("pe_array_dense_tiles", pe.cols * pe.dense_rows * pe.width,
+         2 << dense_word_bits(pe.depth_bits, pe.dense_rows), pe.rows),
         ("topk_histograms", radix.count_width, radix.bins, sel.lanes),
     ]
     return [{"name": name, "width": width, "depth": depth, "copies": copies,

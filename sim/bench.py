@@ -10,11 +10,12 @@ the same rows as JSON, with the keys ``pe``, ``layer``, ``gemm``, ``sparsity``,
 * A tile keeps all of the layer's sparse rows, ``tile_depth`` (256) evenly spaced positions of
   the reduction (all of it if shorter) and a number of dense column tiles (``pe_cols`` each):
   ``--tiles N``, or by default (``auto``) enough that the job's fixed costs (the first dense
-  tile's load, ``depth`` cycles, and the sparse load, about one beat a row) are at most 1/16 of
+  tile's load, up to ``depth`` beats, and the sparse load, about one beat a row) are at most 1/16 of
   its compute at sparsity 0.9, within 4 to 64 tiles. The layer's real column count is far
   larger (batch x positions, or output channels), so more tiles only amortise more.
 * Cycles count everything, from the job's command to its last result: the sparse load, the
-  dense tiles' load through the dense port (``pe_cols`` values a beat), the compute and the
+  dense tiles' load through the dense port (``pe_dense_lanes`` values a beat: two whole rows
+  from 16 PE rows at the defaults), the compute and the
   result drain. Loading overlaps compute.
 * Rows are sent longest first (``--order stream`` keeps the layer's order); the array deals
   each to its least-loaded PE row.

@@ -11,7 +11,7 @@ import sys
 import tempfile
 
 from golden.cli import OneLineParser
-from golden.config import AccelConfig, ConfigError
+from golden.config import MAX_TOPK_LANES, AccelConfig, ConfigError
 from golden.outputs import OutputPathError, check_output_file
 
 from .drivers.act_buffer import buffer_params, build
@@ -53,6 +53,11 @@ def main(argv=None):
     for name in ("rows", "cols", "lanes", "scan_bits"):
         if getattr(args, name) < 1:
             parser.exit(2, f"error: --{name.replace('_', '-')} must be at least 1\n")
+    if args.lanes > MAX_TOPK_LANES:
+        parser.exit(2, f"error: --lanes must be at most {MAX_TOPK_LANES}, not {args.lanes}\n")
+    if args.scan_bits < args.lanes:
+        parser.exit(2, f"error: --scan-bits must be at least --lanes ({args.lanes}), not "
+                       f"{args.scan_bits}\n")
     try:
         AccelConfig(topk_lanes=args.lanes, act_scan_bits=args.scan_bits)
     except ConfigError as e:

@@ -131,6 +131,17 @@ def test_lint_reports_disallowed_warnings(tmp_path):
     assert any("SELRANGE" in line or "MULTITOP" in line for line in lint(bad))
 
 
+def test_memory_inventory_follows_the_dense_rows_a_beat():
+    from golden.config import AccelConfig
+    from hw.top import SwatAccel
+    from rtl_gen.generate import memories
+
+    for lanes, shape in ((16, (128, 512)), (32, (256, 256)), (128, (1024, 64))):
+        config = AccelConfig(pe_rows=16, pe_cols=16, pe_dense_lanes=lanes)
+        tiles = {m["name"]: m for m in memories(SwatAccel(config))}["pe_array_dense_tiles"]
+        assert (tiles["width"], tiles["depth"], tiles["copies"]) == (*shape, 16)
+
+
 def test_memory_inventory_lists_the_directory_only_when_built():
     from configs import tiny_config
     from hw.top import SwatAccel
