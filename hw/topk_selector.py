@@ -7,6 +7,7 @@ from amaranth.lib.wiring import In, Out
 from golden.topk import RADIX_BITS
 
 from .arith import magnitude
+from .beat_splitter import BeatSplitter
 from .group_window import GroupMode, GroupWindow
 from .layouts import masked_beat, tensor_beat
 from .mask_packer import MaskPacker
@@ -14,7 +15,12 @@ from .radix_select import RadixSelect
 from .skid_buffer import SkidBuffer
 from .validate import check_int
 
-__all__ = ["TopKOp", "TopKSelector"]
+__all__ = ["GROUP_LANES", "TopKOp", "TopKSelector"]
+
+#: Elements a cycle of the N:M and kernel-slice modes at most: their window compares every
+#: element with its group's others, so it grows with the square of its lanes; a wider selector
+#: splits each beat for it (the threshold and APPLY paths keep every lane).
+GROUP_LANES = 4
 
 
 class TopKOp(enum.Enum, shape=3):
@@ -66,7 +72,8 @@ class TopKSelector(wiring.Component):
     width : int
         Operand width (signed two's complement), at least 2.
     lanes : int
-        Elements per beat, at least 1.
+        Elements per beat, at least 1. The N:M and kernel-slice modes run at
+        ``min(lanes, GROUP_LANES)`` elements a cycle.
     max_len : int
         Longest tensor in elements.
     max_nm_m : int
@@ -103,8 +110,11 @@ class TopKSelector(wiring.Component):
         self.max_len = max_len
         self.max_nm_m = max_nm_m
         self.max_slice = max_slice
-        self._window = GroupWindow(width=width, lanes=lanes, max_nm_m=max_nm_m,
+        self.group_lanes = min(lanes, GROUP_LANES)
+        self._window = GroupWindow(width=width, lanes=self.group_lanes, max_nm_m=max_nm_m,
                                    max_slice=max_slice)
+        self._splitter = BeatSplitter(width=width, lanes=lanes, out_lanes=self.group_lanes) \
+            if self.group_lanes < lanes else None
         self.key_width = self._window.norm_width
         self._radix = RadixSelect(key_width=self.key_width, lanes=lanes, max_len=max_len,
                                   radix_bits=radix_bits)
@@ -165,6 +175,12 @@ class TopKSelector(wiring.Component):
         m.submodules.radix = radix = self._radix
         m.submodules.packer = packer = self._packer
         m.submodules.window = window = self._window
+        # The group modes' beats, split to the window's lanes when it is narrower.
+        window_in = window.i
+        if self._splitter is not None:
+            m.submodules.splitter = splitter = self._splitter
+            wiring.connect(m, splitter.o, window.i)
+            window_in = splitter.i
         # A register between the decisions (the window's, or APPLY's comparisons) and the
         # packer: each is a long path. ``keep`` is what the packer sends (the kept elements
         # that are not zero), ``decided`` what was kept (counted for ``kept``).
@@ -198,8 +214,9 @@ class TopKSelector(wiring.Component):
             ]
 
         def decide(decisions, values):
-            """``window_out``'s mask fields from the keep decisions of a beat's ``values``."""
-            nonzero = [values[lane] != 0 for lane in range(self.lanes)]
+            """``window_out``'s mask fields from the keep decisions of a beat's ``values`` (as
+            many lanes as ``values`` has; the others are not kept)."""
+            nonzero = [values[lane] != 0 for lane in range(values.shape().length)]
             return [window_out.i.payload.decided.eq(decisions),
                     window_out.i.payload.keep.eq(
                         decisions & Cat(*nonzero))]
@@ -213,7 +230,7 @@ class TopKSelector(wiring.Component):
             radix.cmd.payload.k.eq(cmd.k),
             radix.cmd.payload.first_pass.eq(Mux(cmd.op == TopKOp.THRESHOLD,
                                                 self.element_first_pass, 0)),
-            window.i.payload.eq(beat),
+            window_in.payload.eq(beat),
             window.mode.eq(Mux(cmd.op == TopKOp.NM, GroupMode.NM, GroupMode.SLICE)),
             window.n.eq(cmd.nm_n),
             window.group.eq(Mux(cmd.op == TopKOp.NM, cmd.nm_m, cmd.slice_len)),
@@ -225,13 +242,13 @@ class TopKSelector(wiring.Component):
         wiring.connect(m, packer.out, wiring.flipped(self.out))
 
         def route_data_to_window():
-            m.d.comb += [window.i.valid.eq(self.data.valid), self.data.ready.eq(window.i.ready)]
+            m.d.comb += [window_in.valid.eq(self.data.valid), self.data.ready.eq(window_in.ready)]
 
         def route_window_to_packer():
             m.d.comb += [
                 window_out.i.valid.eq(window.o.valid),
                 window.o.ready.eq(window_out.i.ready),
-                window_out.i.payload.values.eq(window.o.payload.values),
+                window_out.i.payload.values.eq(window.o.payload.values.as_value()),
                 *decide(window.o.payload.keep, window.o.payload.values),
                 window_out.i.payload.count.eq(window.o.payload.count),
                 window_out.i.payload.last.eq(window.o.payload.last),
@@ -338,7 +355,7 @@ class TopKSelector(wiring.Component):
             with m.State("SLICE_THRESHOLD_RUN"):
                 route_data_to_window()
                 m.d.comb += [
-                    radix.keys.payload.keys.eq(window.o.payload.sums),
+                    radix.keys.payload.keys.eq(window.o.payload.sums.as_value()),
                     radix.keys.payload.valid.eq(window.o.payload.ends),
                     radix.keys.payload.last.eq(window.o.payload.last),
                     radix.keys.valid.eq(window.o.valid),

@@ -39,6 +39,8 @@ def test_parameters_are_validated(kwargs, error, message):
 # Icarus, which runs them several times slower).
 @pytest.mark.parametrize("width, lanes", [
     (8, 1), (8, 4),
+    # wider than the group window: N:M and kernel slices through the beat splitter
+    pytest.param(8, 16, marks=pytest.mark.long(simulator="icarus")),
     pytest.param(16, 1, marks=[pytest.mark.slow, pytest.mark.long(simulator="icarus")]),
     pytest.param(16, 4, marks=[pytest.mark.slow, pytest.mark.long(simulator="icarus")])])
 def test_cocotb_against_golden(run_cocotb, width, lanes):
