@@ -18,9 +18,12 @@ def test_word_bits_are_validated():
                             value_capacity=64, max_tensors=2, max_rows=4, max_cols=4, max_len=64))
 
 
-# Word sizes: a wide word spanning several short rows, a word of one lane's bits, and a
-# single-lane buffer.
-@pytest.mark.parametrize("width, lanes, word_bits", [(8, 4, 16), (8, 2, 2), (16, 1, 8)])
+# Word sizes: a wide word spanning several short rows, a word of one lane's bits, a
+# single-lane buffer, and 16 lanes.
+@pytest.mark.parametrize("width, lanes, word_bits", [
+    (8, 4, 16), (8, 2, 2), (16, 1, 8),
+    # a selector of 16 lanes (the derived one of 16-row arrays)
+    pytest.param(8, 16, 32, marks=pytest.mark.long(simulator="icarus"))])
 def test_cocotb_against_golden(run_cocotb, width, lanes, word_bits):
     params = buffer_params(width=width, lanes=lanes, word_bits=word_bits, bitmap_capacity=512, value_capacity=160,
                            max_tensors=4, max_rows=9, max_cols=13, max_len=1 << 10)
@@ -34,7 +37,8 @@ def test_cocotb_against_golden(run_cocotb, width, lanes, word_bits):
 # words (a longer set-up than the column pattern's groups alone).
 @pytest.mark.parametrize("width, lanes, word_bits, max_cols",
                          [(8, 4, 16, 64), (8, 2, 8, 64), (16, 1, 2, 64), (8, 4, 32, 256),
-                          (8, 4, 4, 64)])
+                          (8, 4, 4, 64),
+                          pytest.param(8, 16, 32, 64, marks=pytest.mark.long(simulator="icarus"))])
 def test_cocotb_conv_reads_against_golden(run_cocotb, width, lanes, word_bits, max_cols):
     params = buffer_params(width=width, lanes=lanes, word_bits=word_bits, bitmap_capacity=1024,
                            value_capacity=512, max_tensors=4, max_rows=64, max_cols=max_cols,

@@ -53,6 +53,12 @@ TOP_CONFIGS = {
                            pe_sparse_lanes=8, pe_result_lanes=1, pe_max_rows=40, pe_max_tiles=5,
                            max_tensor_len=1 << 12, act_bitmap_bits=1 << 12, act_values=1 << 11,
                            act_tensors=2, act_max_rows=48, act_max_cols=48, act_scan_bits=8),
+    # A 16-lane selector and buffer (N:M and slices split to 4 lanes) on a 4x4 array.
+    "4x4_w8_lanes16": AccelConfig(pe_rows=4, pe_cols=4, width=8, tile_depth=64, topk_lanes=16,
+                                  pe_bank_entries=1024, pe_max_rows=64, pe_max_tiles=6,
+                                  max_tensor_len=1 << 13, act_bitmap_bits=1 << 13,
+                                  act_values=1 << 12, act_tensors=2, act_max_rows=64,
+                                  act_max_cols=64),
     # Dense beats of four rows (the layer-sized arrays' default is two or four).
     "4x4_w8_rows4": AccelConfig(pe_rows=4, pe_cols=4, width=8, tile_depth=64,
                                 pe_dense_lanes=16, pe_bank_entries=1024, pe_max_rows=64,
