@@ -1,7 +1,7 @@
 """Pack a row's short beats into full words of the PE array's sparse port."""
 
-from amaranth.hdl import Module, Signal
-from amaranth.lib import stream, wiring
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .validate import check_int
@@ -18,6 +18,8 @@ class RowPacker(wiring.Component):
     a register and emits a word as soon as ``lanes`` entries have gathered, and the rest of the
     row with ``row_last``. Every word of a row but its last is then full: a row of ``n``
     entries takes ``max(1, ceil(n / lanes))`` words (:func:`golden.pe_array.packed_words`).
+    The beat's entries are moved behind the held ones by ``log2(lanes)`` levels of 2:1
+    multiplexers, so the packer grows as ``lanes x log2(lanes)``.
 
     Timing: a beat that completes a word (or ends its row) leaves in the cycle it arrives; a
     beat that only adds to the register is taken without waiting for the output. When a row's
@@ -64,17 +66,32 @@ class RowPacker(wiring.Component):
 
         total = Signal(range(L + N + 1))
         m.d.comb += total.eq(fill + beat.count)
+        # The beat's entries moved up by ``fill`` (0 to L - 1) into L + N slots, by levels of
+        # 2:1 multiplexers (one bit of ``fill`` each), not one ``fill``-way choice per lane.
+        entry = data.StructLayout({"index": beat.index.shape().elem_shape,
+                                   "value": beat.value.shape().elem_shape})
+        placed = []
+        for j in range(L + N):
+            slot = Signal(entry, name=f"incoming{j}")
+            if j < N:
+                m.d.comb += [slot.index.eq(beat.index[j]), slot.value.eq(beat.value[j])]
+            placed.append(slot)
+        for level in range((L - 1).bit_length()):
+            step = 1 << level
+            moved = []
+            for j in range(L + N):
+                slot = Signal(entry, name=f"shifted{level}_{j}")
+                m.d.comb += slot.eq(Mux(fill[level], placed[j - step], placed[j]) if j >= step
+                                    else Mux(fill[level], 0, placed[j]))
+                moved.append(slot)
+            placed = moved
         merged = Signal(self._layout)  # the held entries, then the beat's, from lane ``fill``
         for j in range(L):
-            index, value = held.index[j], held.value[j]
-            for f in range(max(0, j - N + 1), min(j, L - 1) + 1):
-                with m.If(fill == f):
-                    if j - f < N and j >= f:
-                        m.d.comb += [merged.index[j].eq(beat.index[j - f]),
-                                     merged.value[j].eq(beat.value[j - f])]
+            m.d.comb += [merged.index[j].eq(placed[j].index), merged.value[j].eq(placed[j].value)]
             if j < L - 1:  # (``fill`` is at most L - 1)
                 with m.If(fill > j):
-                    m.d.comb += [merged.index[j].eq(index), merged.value[j].eq(value)]
+                    m.d.comb += [merged.index[j].eq(held.index[j]),
+                                 merged.value[j].eq(held.value[j])]
 
         full = Signal()
         m.d.comb += full.eq(total >= L)
@@ -95,10 +112,8 @@ class RowPacker(wiring.Component):
                     # The beat's entries past the word start the next one.
                     m.d.sync += fill.eq(total - L)
                     for j in range(min(N, L - 1)):
-                        for f in range(L - N + j + 1, L):
-                            with m.If(fill == f):
-                                m.d.sync += [held.index[j].eq(beat.index[j + L - f]),
-                                             held.value[j].eq(beat.value[j + L - f])]
+                        m.d.sync += [held.index[j].eq(placed[L + j].index),
+                                     held.value[j].eq(placed[L + j].value)]
                     with m.If(beat.row_last & ~ends_here):
                         m.d.sync += [flush.eq(1), flush_last.eq(beat.last)]
             with m.Elif(beat.row_last):
