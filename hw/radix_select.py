@@ -92,7 +92,7 @@ class RadixSelect(wiring.Component):
         self.count_width = max_len.bit_length() + 1
         self.cmd_layout = data.StructLayout({
             "k": unsigned(max_len.bit_length()),
-            "first_pass": range(self.passes),
+            "first_pass": range(max(2, self.passes)),  # (never an empty vector)
         })
         self.keys_layout = data.StructLayout({
             "keys": data.ArrayLayout(unsigned(key_width), lanes),

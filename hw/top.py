@@ -104,7 +104,7 @@ class SwatAccel(wiring.Component):
             "op": AccelOp,
             "mode": RowMode,
             "slot": range(threshold_slots),
-            "act_slot": range(config.act_tensors),
+            "act_slot": act.geometry.slot_shape,
             "k": sel.cmd_layout["k"].shape,
             "rows": range(max(config.pe_max_rows, config.act_max_rows) + 1),
             "depth": range(max(config.tile_depth, config.act_max_cols) + 1),

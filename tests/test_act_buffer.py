@@ -19,14 +19,16 @@ def test_word_bits_are_validated():
 
 
 # Word sizes: a wide word spanning several short rows, a word of one lane's bits, a
-# single-lane buffer, and 16 lanes.
-@pytest.mark.parametrize("width, lanes, word_bits", [
-    (8, 4, 16), (8, 2, 2), (16, 1, 8),
+# single-lane buffer (with three slots: a slot field with a code past the last slot), and 16
+# lanes.
+@pytest.mark.parametrize("width, lanes, word_bits, max_tensors", [
+    (8, 4, 16, 4), (8, 2, 2, 4), (16, 1, 8, 3),
     # a selector of 16 lanes (the derived one of 16-row arrays)
-    pytest.param(8, 16, 32, marks=pytest.mark.long(simulator="icarus"))])
-def test_cocotb_against_golden(run_cocotb, width, lanes, word_bits):
-    params = buffer_params(width=width, lanes=lanes, word_bits=word_bits, bitmap_capacity=512, value_capacity=160,
-                           max_tensors=4, max_rows=9, max_cols=13, max_len=1 << 10)
+    pytest.param(8, 16, 32, 4, marks=pytest.mark.long(simulator="icarus"))])
+def test_cocotb_against_golden(run_cocotb, width, lanes, word_bits, max_tensors):
+    params = buffer_params(width=width, lanes=lanes, word_bits=word_bits, bitmap_capacity=512,
+                           value_capacity=160, max_tensors=max_tensors, max_rows=9, max_cols=13,
+                           max_len=1 << 10)
     run_cocotb(build(params), toplevel="act_buffer", test_module="sim.testbenches.act_buffer",
                params={"buffer": params, "cases": 40})
 

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from cli_run import ROOT, run_module
-from configs import TINY, config_flags
+from configs import ONE_PE, TINY, config_flags
 
 from sim import runner
 
@@ -104,8 +104,8 @@ def test_help_lists_every_option_with_default(tmp_path):
 @pytest.mark.parametrize("flags", [["--pe", "2x2", "--topk-lanes", "1"],
                                    ["--pe", "1x1", "--topk-lanes", "1"],
                                    ["--pe", "2x2", "--topk-lanes", "1", "--act-conv-read", "0"],
-                                   config_flags(TINY)],
-                         ids=["2x2", "1x1", "no-conv-read", "tiny"])
+                                   config_flags(TINY), config_flags(ONE_PE)],
+                         ids=["2x2", "1x1", "no-conv-read", "tiny", "self-test"])
 def test_emitted_verilog_lints_clean_with_verilator(tmp_path, flags):
     if runner.simulator_missing("verilator"):
         pytest.skip(runner.simulator_missing("verilator"))

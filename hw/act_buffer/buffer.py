@@ -164,7 +164,7 @@ class ActivationBuffer(wiring.Component):
         self.wdata_layout = wdata_layout
         self.cmd_layout = data.StructLayout({
             "op": ActOp,
-            "slot": range(max_tensors),
+            "slot": self.geometry.slot_shape,
             "rows": range(max_rows + 1),
             "cols": range(max_cols + 1),
             "directory": 1,
@@ -173,7 +173,7 @@ class ActivationBuffer(wiring.Component):
         self.rdata_layout = g.rdata_layout
         self.result_layout = data.StructLayout({
             "op": ActOp,
-            "slot": range(max_tensors),
+            "slot": self.geometry.slot_shape,
             "error": 1,
             "n": g.count_shape,
             "kept": g.count_shape,
@@ -233,7 +233,7 @@ class ActivationBuffer(wiring.Component):
         m.submodules.rdata_skid = skid = SkidBuffer(self.rdata_layout)
         wiring.connect(m, skid.o, wiring.flipped(self.rdata))
 
-        cmd = Signal(data.StructLayout({"op": ActOp, "slot": range(self.max_tensors),
+        cmd = Signal(data.StructLayout({"op": ActOp, "slot": self.geometry.slot_shape,
                                         "conv": g.conv_layout}))
         # A conv read runs: its addresses drive the read ports.
         conv_active = Signal() if conv else Const(0)
@@ -255,7 +255,9 @@ class ActivationBuffer(wiring.Component):
         m.d.comb += [
             writer.rows.eq(self.cmd.payload.rows), writer.cols.eq(self.cmd.payload.cols),
             writer.directory.eq(self.cmd.payload.directory),
-            writer.taken.eq(desc.valid), writer.full.eq(table.full),
+            # A code past the last slot is refused as a taken slot would be.
+            writer.taken.eq(desc.valid | (cmd.slot >= self.max_tensors)),
+            writer.full.eq(table.full),
             writer.bitmap_top.eq(table.bitmap_top), writer.value_top.eq(table.value_top),
             writer.directory_top.eq(table.directory_top),
         ]

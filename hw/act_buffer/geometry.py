@@ -104,6 +104,9 @@ class BufferGeometry:
         self.conv_read = bool(conv_read)
         self.directory_words = -(-self.bitmap_words // 2) if conv_read else 0
         self.max_tensors = max_tensors
+        #: A slot field: at least one bit (no empty vectors); codes from ``max_tensors`` on
+        #: name no slot and are refused.
+        self.slot_shape = range(max(2, max_tensors))
         self.max_rows = max_rows
         self.max_cols = max_cols
         max_n = max_rows * max_cols

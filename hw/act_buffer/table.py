@@ -50,7 +50,7 @@ class TensorTable(wiring.Component):
         self.geometry = geometry
         desc = geometry.descriptor_layout
         super().__init__({
-            "slot": In(range(geometry.max_tensors)),
+            "slot": In(geometry.slot_shape),
             "desc": Out(desc),
             "desc_n": Out(desc["n"].shape),
             "commit": In(stream.Signature(geometry.entry_layout, always_ready=True)),
@@ -69,12 +69,12 @@ class TensorTable(wiring.Component):
         slot, entry = self.slot, self.commit.payload
         bitmap_top, value_top, directory_top = self.bitmap_top, self.value_top, self.directory_top
         table = [Signal(g.descriptor_layout, name=f"slot{s}") for s in range(g.max_tensors)]
-        stack = [Signal(range(g.max_tensors), name=f"stack{s}") for s in range(g.max_tensors)]
+        stack = [Signal(g.slot_shape, name=f"stack{s}") for s in range(g.max_tensors)]
         depth = Signal(range(g.max_tensors + 1))
         # The stack's top slot, stack[depth - 1], in a register (a pop's descriptor is then one
         # mux away, not two), and the slot below it, which a pop moves there.
-        top_slot = Signal(range(g.max_tensors))
-        below_slot = Signal(range(g.max_tensors))
+        top_slot = Signal(g.slot_shape)
+        below_slot = Signal(g.slot_shape)
         with m.Switch(depth):
             for s in range(2, g.max_tensors + 1):
                 with m.Case(s):
@@ -85,6 +85,9 @@ class TensorTable(wiring.Component):
             for s in range(g.max_tensors):
                 with m.Case(s):
                     m.d.sync += [self.desc.eq(table[s]), self.desc_n.eq(table[s].n)]
+            with m.Default():
+                # A code past the last slot names no tensor (not the last one addressed).
+                m.d.sync += [self.desc.eq(0), self.desc_n.eq(0)]
 
         with m.If(self.commit.valid):
             for s in range(g.max_tensors):

@@ -9,6 +9,7 @@ refused); a test of another suite passes at once.
 """
 
 import cocotb
+from amaranth.hdl import Shape
 import numpy as np
 
 from golden import topk
@@ -167,6 +168,14 @@ async def refusals_keep_contents(dut):
     result = await drv.write(1, short, mask[:, :short.shape[1]], declared_shape=x.shape)
     assert result["error"] == 1, "a tensor shorter than declared is not refused"
     assert (await drv.free(3))["error"] == 1, "freeing an empty slot is not refused"
+    # A slot code past the last slot (the field has more codes than slots) names no tensor,
+    # not the slot addressed last.
+    bad = p["max_tensors"]
+    if bad < 1 << Shape.cast(drv.model.cmd_layout["slot"].shape).width:
+        assert (await drv.write(bad, x, mask))["error"] == 1, "a slot past the last is not refused"
+        result, _, _ = await drv.read(bad, ActOp.READ_ROWS)
+        assert result["error"] == 1, "reading a slot past the last is not refused"
+        assert (await drv.free(bad))["error"] == 1, "freeing a slot past the last is not refused"
     result, _, _ = await drv.read(2, ActOp.READ_ROWS)
     assert result["error"] == 1, "reading an empty slot is not refused"
     # Fill the values: a dense tensor larger than the value capacity.
