@@ -221,16 +221,20 @@ class SegmentScan(wiring.Component):
         m.d.comb += [self.bitmap_addr.eq(w_addr), self.directory_addr.eq(d_addr),
                      words.mem_data.eq(Cat(self.bitmap_data, self.directory_data))]
         issue_info = words.issue_info
-        # The word's valid bits, from the registers of its column.
+        # The word's valid bits, from registers that follow its column: the pattern's shift
+        # (x + c - 3), the segment's bounds less x, and which of the segment's ends are cut,
+        # each set with the segment and stepped with x, so that no adder or comparison lies
+        # in front of the shifter.
         window = Signal(wb + 6)
         cut = Signal(wb)
         shift = Signal(range(pattern_len))
-        m.d.comb += [shift.eq(cur_x + shift0),
-                     window.eq((row_starts >> shift)[:wb + 6])]
+        lo_cut = Signal(3)       # bit d: cur_lo > d
+        hi_cut = Signal(3)       # bit d - 1: cur_hi + d < W
+        m.d.comb += window.eq((row_starts >> shift)[:wb + 6])
         for j in range(wb):
             # Bit j's column is t = x + j, at window[j + 3].
-            terms = [(cur_lo > d) & window[j + 3 - d] for d in range(3)]
-            terms += [(cur_hi + d < width_) & window[j + 3 + d] for d in range(1, 4)]
+            terms = [lo_cut[d] & window[j + 3 - d] for d in range(3)]
+            terms += [hi_cut[d - 1] & window[j + 3 + d] for d in range(1, 4)]
             m.d.comb += cut[j].eq(Cat(*terms).any())
         ones = Const((1 << wb) - 1, wb)
 
@@ -240,9 +244,12 @@ class SegmentScan(wiring.Component):
             b_c = Mux(b < -1, -1, Mux(b > wb - 1, wb - 1, b)) + 1
             return (ones << a_c[:lw + 1])[:wb] & ~(ones << b_c[:lw + 1])[:wb]
 
-        first_lo = Signal(signed(xw + 1))
-        first_hi = Signal(signed(xw + 1))
-        m.d.comb += [first_lo.eq(cur_lo - cur_x), first_hi.eq(cur_hi - cur_x)]
+        first_lo = Signal(signed(xw + 1))   # cur_lo - x
+        first_hi = Signal(signed(xw + 1))   # cur_hi - x
+
+        def follow_x(x, lo, hi):
+            """The registers that follow the column ``x`` of a word's bit 0."""
+            return [cur_x.eq(x), shift.eq(x + shift0), first_lo.eq(lo - x), first_hi.eq(hi - x)]
         wide_valid = bit_range(first_lo, first_hi) | bit_range(first_lo + width_,
                                                              first_hi + width_)
         m.d.comb += [issue_info.eq(cur),
@@ -260,8 +267,10 @@ class SegmentScan(wiring.Component):
                          cur.lo.eq(0), cur.odd.eq(~cur.odd),
                          cur.bias.eq(cur.bias + step_bias),
                          cur.phase.eq(cur.phase ^ (wb & 1))]
-            next_x = cur_x + x_step
-            m.d.sync += cur_x.eq(Mux(next_x >= x_bound, next_x - width_, next_x))
+            next_x = Signal(signed(xw + 1))
+            m.d.comb += next_x.eq(cur_x + x_step)
+            m.d.sync += follow_x(Mux(next_x >= x_bound, next_x - width_, next_x),
+                                 cur_lo, cur_hi)
             with m.If(last_word):
                 m.d.sync += active.eq(0)
         m.d.comb += self.segments.ready.eq((prep_left == 0)
@@ -278,7 +287,9 @@ class SegmentScan(wiring.Component):
                 cur.row.eq(seg_in.row), cur.lo.eq(lo), cur.odd.eq(first[0]),
                 cur.bias.eq(seg_in.col - Mux(sh, lo >> 1, lo)),
                 cur.phase.eq(lo[0]),
-                cur_x.eq(Cat(seg_in.lo, Const(0, 1)).as_signed() - lo),
+                *follow_x(Cat(seg_in.lo, Const(0, 1)).as_signed() - lo, seg_in.lo, seg_in.hi),
+                lo_cut.eq(Cat(*[seg_in.lo > d for d in range(3)])),
+                hi_cut.eq(Cat(*[seg_in.hi + d < width_ for d in range(1, 4)])),
                 cur_lo.eq(seg_in.lo), cur_hi.eq(seg_in.hi),
                 cur_filter.eq(seg_in.filter),
             ]
