@@ -246,12 +246,14 @@ class SegmentScan(wiring.Component):
 
         first_lo = Signal(signed(xw + 1))   # cur_lo - x
         first_hi = Signal(signed(xw + 1))   # cur_hi - x
+        second_lo = Signal(signed(xw + 2))  # the same a map row on: + W
+        second_hi = Signal(signed(xw + 2))
 
         def follow_x(x, lo, hi):
             """The registers that follow the column ``x`` of a word's bit 0."""
-            return [cur_x.eq(x), shift.eq(x + shift0), first_lo.eq(lo - x), first_hi.eq(hi - x)]
-        wide_valid = bit_range(first_lo, first_hi) | bit_range(first_lo + width_,
-                                                             first_hi + width_)
+            return [cur_x.eq(x), shift.eq(x + shift0), first_lo.eq(lo - x), first_hi.eq(hi - x),
+                    second_lo.eq(lo - x + width_), second_hi.eq(hi - x + width_)]
+        wide_valid = bit_range(first_lo, first_hi) | bit_range(second_lo, second_hi)
         m.d.comb += [issue_info.eq(cur),
                      issue_info.hi.eq(Mux(words_left == 0, last_hi, wb - 1)),
                      issue_info.valid.eq(Mux(cur_filter, Mux(narrow, ~cut, wide_valid), ones)),
