@@ -60,6 +60,11 @@ def _field(default, help_text):
     return dataclasses.field(default=default, metadata={"help": help_text})
 
 
+def _power_of_two_floor(n, lo, hi):
+    """The largest power of two at most ``n``, kept within ``lo`` .. ``hi``."""
+    return max(lo, min(hi, 1 << max(0, n.bit_length() - 1)))
+
+
 def dense_lanes_fit(lanes, cols):
     """Whether a dense port of ``lanes`` values a beat suits ``cols`` PE columns: a divisor of
     ``cols`` (a row in several beats) or ``cols`` times 2, 4 or 8 (several rows a beat)."""
@@ -250,8 +255,7 @@ class AccelConfig:
         64-output layer at density 0.1 on 16 rows) the load, not the array, sets the pace."""
         if self.pe_dense_lanes:
             return self.pe_dense_lanes
-        rows = max(1, min(4, 1 << max(0, (self.pe_rows // 8).bit_length() - 1)))
-        return self.pe_cols * rows
+        return self.pe_cols * _power_of_two_floor(self.pe_rows // 8, 1, 4)
 
     @property
     def dense_rows_per_beat(self):
@@ -273,7 +277,7 @@ class AccelConfig:
         the selector, not the array, sets their pace."""
         if self.topk_lanes:
             return self.topk_lanes
-        return max(4, min(MAX_TOPK_LANES, 1 << (self.pe_rows.bit_length() - 1)))
+        return _power_of_two_floor(self.pe_rows, 4, MAX_TOPK_LANES)
 
     @property
     def sparse_port_lanes(self):

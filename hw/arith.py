@@ -1,8 +1,8 @@
-"""Small arithmetic helpers shared by the blocks."""
+"""Small arithmetic and data-movement helpers shared by the blocks."""
 
 from amaranth.hdl import Mux, Signal, Value, signed
 
-__all__ = ["magnitude", "logic_product", "popcount"]
+__all__ = ["magnitude", "logic_product", "popcount", "shift_up"]
 
 
 def magnitude(value):
@@ -24,6 +24,23 @@ def popcount(bits):
         terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
                  for i in range(0, len(terms), 2)]
     return terms[0]
+
+
+def shift_up(m, items, amount, levels, *, name):
+    """``items`` (signals of one layout) moved up by ``amount`` places, zeros below: a list as
+    long as ``items``, built from ``levels`` levels of 2:1 multiplexers (one bit of ``amount``
+    each, lowest first), not an ``amount``-way choice per place. ``amount`` must be below
+    ``2 ** levels``; the signals are named ``{name}{level}_{place}``."""
+    for level in range(levels):
+        step = 1 << level
+        moved = []
+        for j, item in enumerate(items):
+            slot = Signal.like(item, name=f"{name}{level}_{j}")
+            m.d.comb += slot.eq(Mux(amount[level], items[j - step], item) if j >= step
+                                else Mux(amount[level], 0, item))
+            moved.append(slot)
+        items = moved
+    return items
 
 
 def logic_product(m, a, b, *, name="product", keep=True):

@@ -52,9 +52,9 @@ def dense_beats(d, cols, dense_lanes):
                 group += [[0] * cols] * (per_beat - len(group))
                 beats.append({"values": [v for block in group for v in block],
                               "last": int(k + per_beat >= len(blocks))})
-            continue
-        for k, block in enumerate(blocks):
-            for p in range(0, cols, dense_lanes):
-                beats.append({"values": block[p:p + dense_lanes],
-                              "last": int(k == len(blocks) - 1 and p + dense_lanes == cols)})
+        else:
+            for k, block in enumerate(blocks):
+                for p in range(0, cols, dense_lanes):
+                    beats.append({"values": block[p:p + dense_lanes],
+                                  "last": int(k == len(blocks) - 1 and p + dense_lanes == cols)})
     return beats

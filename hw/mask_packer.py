@@ -4,6 +4,7 @@ from amaranth.hdl import Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .arith import shift_up
 from .layouts import masked_beat
 from .validate import check_int
 
@@ -157,17 +158,7 @@ class MaskPacker(wiring.Component):
             cur = nxt
         # Up by ``leftover`` (0 to lanes - 1) into 2 * lanes slots.
         cur = cur + [Signal(moving, name=f"empty{pos}") for pos in range(lanes, 2 * lanes)]
-        for level in range(levels):
-            step = 1 << level
-            nxt = []
-            for pos in range(2 * lanes):
-                slot = Signal(moving, name=f"placed{level}_{pos}")
-                if pos >= step:
-                    m.d.comb += slot.eq(Mux(leftover[level], cur[pos - step], cur[pos]))
-                else:
-                    m.d.comb += [slot.eq(cur[pos]), slot.valid.eq(cur[pos].valid & ~leftover[level])]
-                nxt.append(slot)
-            cur = nxt
+        cur = shift_up(m, cur, leftover, levels, name="placed")
         gathered = []  # 2 * lanes slots: the leftover, then this beat's kept entries
         for pos in range(2 * lanes):
             incoming = Signal(self.entry_layout, name=f"incoming{pos}")

@@ -1,9 +1,10 @@
 """Pack a row's short beats into full words of the PE array's sparse port."""
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .arith import shift_up
 from .validate import check_int
 
 __all__ = ["RowPacker"]
@@ -76,15 +77,7 @@ class RowPacker(wiring.Component):
             if j < N:
                 m.d.comb += [slot.index.eq(beat.index[j]), slot.value.eq(beat.value[j])]
             placed.append(slot)
-        for level in range((L - 1).bit_length()):
-            step = 1 << level
-            moved = []
-            for j in range(L + N):
-                slot = Signal(entry, name=f"shifted{level}_{j}")
-                m.d.comb += slot.eq(Mux(fill[level], placed[j - step], placed[j]) if j >= step
-                                    else Mux(fill[level], 0, placed[j]))
-                moved.append(slot)
-            placed = moved
+        placed = shift_up(m, placed, fill, (L - 1).bit_length(), name="shifted")
         merged = Signal(self._layout)  # the held entries, then the beat's, from lane ``fill``
         for j in range(L):
             m.d.comb += [merged.index[j].eq(placed[j].index), merged.value[j].eq(placed[j].value)]
