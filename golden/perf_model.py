@@ -385,9 +385,10 @@ def act_row_read(config, mask):
 
 
 #: A conv read's word reaches the scan's loop this many cycles after the word is issued.
-CONV_WORD_TO_PICK = 5
-#: Words issued and not yet taken by the loop at most (the queue and the two index stages).
-CONV_WORDS_IN_FLIGHT = 6
+CONV_WORD_TO_PICK = 6
+#: Words issued and not yet taken by the loop at most (the queue, the two index stages and
+#: the register slice in front of the loop).
+CONV_WORDS_IN_FLIGHT = 8
 #: Beats the conv scan holds between its loop and its output stage (a request register, the
 #: value queue and a lane stage): the loop waits only once they are all taken.
 CONV_BEATS_AHEAD = 6

@@ -6,6 +6,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..arith import popcount
+from ..skid_buffer import SkidBuffer
 from .lane_pick import LanePick
 
 __all__ = ["SegmentScan"]
@@ -67,7 +68,8 @@ class SegmentScan(wiring.Component):
       at most two rows meet in a word, each giving a range of bits.
     * *Index*: the word's bits inside the segment; the value index of its first one, from the
       entry (the block's count, plus the first word's popcount for a block's second word) and
-      a popcount of the word's kept bits before the segment, in two stages.
+      a popcount of the word's kept bits before the segment, in two stages, then a register
+      slice, so that the loop's stalls reach the stages before it only through registers.
     * *Pick*: the loop. A beat takes the next kept bits of the word inside the segment, at
       most ``lanes``, whose values lie in a two-word window: the value word the last beat
       read and the one after it, or, when the beat's first value is in another word, that
@@ -390,14 +392,19 @@ class SegmentScan(wiring.Component):
         m.d.comb += emit.eq(held & keep.any())
         step = Signal()  # the loop moves on this cycle
         m.d.comb += step.eq(held & (~emit | request_ready))
-        m.d.comb += index2_ready.eq(~index2_valid | ~held | (step & ~more))
+        # The loop takes its items through a register slice, so that whether it moves on
+        # (a function of the pick) does not reach back through the index stages to the queue.
+        m.submodules.loop_in = loop_in = SkidBuffer(index2.shape())
+        m.d.comb += [loop_in.i.valid.eq(index2_valid), loop_in.i.payload.eq(index2),
+                     index2_ready.eq(~index2_valid | loop_in.i.ready),
+                     loop_in.o.ready.eq(~held | (step & ~more))]
         with m.If(step):
             m.d.sync += [span.eq(span & ~taken), index.eq(index + take)]
             with m.If(~more):
                 m.d.sync += held.eq(0)
-        with m.If(index2_valid & index2_ready):
-            m.d.sync += [held.eq(1), item.eq(index2.info), span.eq(index2.span),
-                         index.eq(index2.index)]
+        with m.If(loop_in.o.valid & loop_in.o.ready):
+            m.d.sync += [held.eq(1), item.eq(loop_in.o.payload.info),
+                         span.eq(loop_in.o.payload.span), index.eq(loop_in.o.payload.index)]
         with m.If(request_ready):
             m.d.sync += request_valid.eq(0)
         spans = Signal()  # the beat's values run into the next word
@@ -477,7 +484,8 @@ class SegmentScan(wiring.Component):
                 m.d.sync += [beat.col[k].eq(col_k), beat.value[k].eq(value_k)]
 
         m.d.comb += self.busy.eq(active | (prep_left != 0) | (words.count != 0)
-                                 | words.pending | index1_valid | index2_valid | held
+                                 | words.pending | index1_valid | index2_valid
+                                 | (loop_in.occupancy != 0) | held
                                  | request_valid | values.pending | (values.count != 0)
                                  | lane_valid | self.o.valid)
         return m
