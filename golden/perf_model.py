@@ -394,8 +394,8 @@ CONV_WORDS_IN_FLIGHT = 8
 CONV_BEATS_AHEAD = 6
 #: From the conv read's last cycle (the loop's or the walk's) to its result, at least.
 CONV_RESULT_AFTER = 2
-#: From the conv read's last cycle that emits elements to its result, at least (the beat's
-#: value is read and its lanes packed on the way out).
+#: From the conv read's last beat to its result, at least (the beat's value is read, and its
+#: lanes picked and packed on the way out, whether or not any is emitted).
 CONV_RESULT_AFTER_BEAT = 7
 
 
@@ -472,8 +472,9 @@ def act_conv_read(config, mask, *, kernel, stride, padding, first_channel=0, cha
                   first_out_row=0, out_rows=None):
     """The activation buffer's conv read (``READ_CONV``) of feature maps whose keep mask is
     ``mask`` (N, C, H, W), as a list of its scan loop's cycles: ``(row, kept elements
-    emitted)`` per cycle, from the cycle after the command's (0 when a cycle emits nothing:
-    the walk's start, its set-up cycles, words without elements). The read's result comes
+    emitted, beat)`` per cycle, from the cycle after the command's (0 when a cycle emits
+    nothing: the walk's start, its set-up cycles, words without elements, beats whose bits
+    are all passed over; ``beat`` when the loop takes bits, emitted or not). The read's result comes
     :func:`conv_read_result_cycle` cycles after the command's.
 
     The model follows :class:`hw.act_buffer.SegmentWalk` cycle by cycle, then each segment's
@@ -521,11 +522,10 @@ def act_conv_read(config, mask, *, kernel, stride, padding, first_channel=0, cha
             take = min(len(kept), lanes if word == last_word else lanes - offset)
             emitted = sum(1 for b in kept[:take] if (b - first) % stride == 0
                           and (columns is None or columns[0] <= b % width <= columns[1]))
-            if emitted:
-                last_word = word + (offset + take > lanes)
-            beats.append((row, emitted))
+            last_word = word + (offset + take > lanes)
+            beats.append((row, emitted, True))
             kept, index = kept[take:], index + take
-        return beats or [(row, 0)]
+        return beats or [(row, 0, False)]
 
     # Cycle by cycle: the walk (cycle 2 is its first), its output register, the word issue,
     # the words in flight to the loop, and the loop.
@@ -568,15 +568,15 @@ def act_conv_read(config, mask, *, kernel, stride, padding, first_channel=0, cha
                 walk_done_at = cycle
         cycle += 1
     end = max([walk_done_at or 1] + list(scan))
-    return [scan.get(c, (loop_row, 0)) for c in range(1, end + 1)]
+    return [scan.get(c, (loop_row, 0, False)) for c in range(1, end + 1)]
 
 
 def conv_read_result_cycle(scan):
     """The cycle of a conv read's result, counted from its command's, given its
     :func:`act_conv_read` cycles: :data:`CONV_RESULT_AFTER` after the last, or
-    :data:`CONV_RESULT_AFTER_BEAT` after the last that emits, whichever is later."""
-    emitting = [c for c, (_, emitted) in enumerate(scan, 1) if emitted]
-    last_beat = emitting[-1] + CONV_RESULT_AFTER_BEAT if emitting else 0
+    :data:`CONV_RESULT_AFTER_BEAT` after the last beat, whichever is later."""
+    beats = [c for c, (_, _, beat) in enumerate(scan, 1) if beat]
+    last_beat = beats[-1] + CONV_RESULT_AFTER_BEAT if beats else 0
     return max(len(scan) + CONV_RESULT_AFTER, last_beat)
 
 

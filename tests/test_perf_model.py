@@ -106,12 +106,12 @@ def test_conv_read_emits_every_im2col_element_once():
         mask = _conv_mask(shape, 0.4)
         scan = act_conv_read(config, mask, kernel=kernel, stride=stride, padding=padding)
         kept = im2col(mask.astype(np.int64), kernel, stride, padding).sum(axis=0)
-        assert sum(e for _, e in scan) == kept.sum()
+        assert sum(e for _, e, _ in scan) == kept.sum()
         # Each feature's elements in order: the rows emitted never go back.
-        rows = [r for r, e in scan if e]
+        rows = [r for r, e, _ in scan if e]
         assert rows == sorted(rows)
         # A beat holds at most a beat's lanes.
-        assert max(e for _, e in scan) <= config.selector_lanes
+        assert max(e for _, e, _ in scan) <= config.selector_lanes
         assert conv_read_result_cycle(scan) >= len(scan) + 2
 
 
@@ -152,7 +152,7 @@ def test_conv_read_spans_emit_the_partial_reads_elements(shape, kernel, padding)
         scan = act_conv_read(config, mask, kernel=kernel, stride=1, padding=padding,
                              first_channel=c0, channels=cc, first_out_row=r0, out_rows=rc)
         want = rows[c0 * kk:(c0 + cc) * kk, r0 * w:(r0 + rc) * w].sum()
-        assert sum(e for _, e in scan) == want, (c0, cc, r0, rc)
+        assert sum(e for _, e, _ in scan) == want, (c0, cc, r0, rc)
 
 
 def test_gemm_saved_cycles_takes_a_conv_read():

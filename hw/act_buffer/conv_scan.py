@@ -73,12 +73,13 @@ class SegmentScan(wiring.Component):
     * *Pick*: the loop. A beat takes the next kept bits of the word inside the segment, at
       most ``lanes``, whose values lie in a two-word window: the value word the last beat
       read and the one after it, or, when the beat's first value is in another word, that
-      word alone (so a beat reads one value-memory word). It emits those on the segment's
-      phase at stride 2 and in column range (the others' values lie between, and are passed
-      over). A word takes one cycle, or one per beat.
+      word alone (so a beat reads one value-memory word). A word takes one cycle, or one
+      per beat. The loop moves on whenever the value read has room, whatever the beat holds.
     * *Values*: the beat's value word is read; then each lane's value (from that word, or
-      from the word before it and that word) and column are found, and the lanes kept are
-      packed to the front, in two stages.
+      from the word before it and that word) and column are found, with which of the lanes
+      are emitted: those on the segment's phase at stride 2 and in column range (the others'
+      values lie between, and are passed over); then the lanes emitted are packed to the
+      front, and a beat with none ends there. Two stages.
 
     Parameters
     ----------
@@ -357,9 +358,6 @@ class SegmentScan(wiring.Component):
         taken = Signal(wb)
         take = Signal(range(lanes + 1))
         more = Signal()
-        phase_mask = Signal(wb)    # the bits emitted: on the stride's phase, in column range
-        for j in range(wb):
-            m.d.comb += phase_mask[j].eq((~sh | (item.phase == (j & 1))) & item.valid[j])
         for i in range(lanes):
             m.d.comb += lane_ok[i].eq((i < limit) & (i < pick.take))
         taken_terms = [Mux(lane_ok[i], pick.one_hot[i], 0) for i in range(lanes)]
@@ -377,7 +375,9 @@ class SegmentScan(wiring.Component):
             "row": range(g.max_rows),
             "bias": col_width,
             "one_hot": data.ArrayLayout(wb, lanes),
-            "keep": lanes,
+            "lane_ok": lanes,          # lanes picked
+            "phase": 1,                # the item's, for the bits emitted
+            "valid": wb,
             "offset": range(max(lanes, 2)),
             "window": 1,               # the values start in the word read before this one
         })
@@ -385,13 +385,11 @@ class SegmentScan(wiring.Component):
         request_valid = Signal()
         request_addr = Signal(g.value_addr_width + 1)
         request_ready = Signal()
-        keep = Signal(lanes)
-        for i in range(lanes):
-            m.d.comb += keep[i].eq(lane_ok[i] & (pick.one_hot[i] & phase_mask).any())
-        emit = Signal()
-        m.d.comb += emit.eq(held & keep.any())
+        # Every beat reads its value word, whether or not a bit it takes is emitted (on the
+        # stride's phase and in column range): that is decided on the value's side, so that the
+        # loop's step depends on registers only.
         step = Signal()  # the loop moves on this cycle
-        m.d.comb += step.eq(held & (~emit | request_ready))
+        m.d.comb += step.eq(held & request_ready)
         # The loop takes its items through a register slice, so that whether it moves on
         # (a function of the pick) does not reach back through the index stages to the queue.
         m.submodules.loop_in = loop_in = SkidBuffer(index2.shape())
@@ -409,9 +407,10 @@ class SegmentScan(wiring.Component):
             m.d.sync += request_valid.eq(0)
         spans = Signal()  # the beat's values run into the next word
         m.d.comb += spans.eq(offset + take > lanes if lanes > 1 else 0)
-        with m.If(emit & request_ready):
+        with m.If(step & span.any()):
             m.d.sync += [request_valid.eq(1), request.row.eq(item.row),
-                         request.bias.eq(item.bias), request.keep.eq(keep),
+                         request.bias.eq(item.bias), request.lane_ok.eq(lane_ok),
+                         request.phase.eq(item.phase), request.valid.eq(item.valid),
                          request.offset.eq(offset), request.window.eq(spans),
                          request_addr.eq(desc.value_base + word + spans),
                          last_word.eq(word + spans), last_valid.eq(1)]
@@ -447,9 +446,16 @@ class SegmentScan(wiring.Component):
                                   Cat(vhead.data, vhead.data)))
         with m.If(lane_ready & (values.count != 0)):
             m.d.sync += previous.eq(vhead.data)
+        # The bits emitted: on the stride's phase, in column range.
+        phase_mask = Signal(wb)
+        for j in range(wb):
+            m.d.comb += phase_mask[j].eq((~sh | (vhead.info.phase == (j & 1)))
+                                         & vhead.info.valid[j])
         with m.If(lane_ready):
-            m.d.sync += [lane_valid.eq(values.count != 0), lane_stage.row.eq(vhead.info.row),
-                         lane_stage.keep.eq(vhead.info.keep)]
+            m.d.sync += [lane_valid.eq(values.count != 0), lane_stage.row.eq(vhead.info.row)]
+            for i in range(lanes):
+                m.d.sync += lane_stage.keep[i].eq(
+                    vhead.info.lane_ok[i] & (vhead.info.one_hot[i] & phase_mask).any())
             for i in range(lanes):
                 hits = [Mux(vhead.info.one_hot[i][j], j, 0) for j in range(1, wb)]
                 while len(hits) > 1:
@@ -470,7 +476,8 @@ class SegmentScan(wiring.Component):
         with m.If(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
         with m.If(lane_valid & lane_ready):
-            m.d.sync += [self.o.valid.eq(1), beat.row.eq(lane_stage.row),
+            # A beat none of whose bits is emitted ends here.
+            m.d.sync += [self.o.valid.eq(lane_stage.keep.any()), beat.row.eq(lane_stage.row),
                          beat.count.eq(popcount(lane_stage.keep)), beat.last.eq(0)]
             # Output lane k takes the k-th kept lane: the kept lanes before lane i are its
             # destination.

@@ -543,7 +543,7 @@ async def conv_read_cycles(dut):
                     config, mask, kernel=kernel, stride=stride, padding=padding,
                     first_channel=conv["first_channel"], channels=conv["channels"],
                     first_out_row=conv["first_out_row"], out_rows=conv["out_rows"])
-                assert sum(e for _, e in model) == len(want)
+                assert sum(step[1] for step in model) == len(want)
                 predicted = perf_model.conv_read_result_cycle(model)
                 dut._log.info(f"{shape} k{kernel} s{stride} p{padding} d={density} "
                               f"c{conv['first_channel']}+{conv['channels']} "
