@@ -210,7 +210,7 @@ THRESHOLD_FIXED = 6
 #: reset ends waits for the rest.
 HISTOGRAM_CLEAR = 252
 #: SAVE_ACT: the command's fixed cost beyond one beat a cycle.
-SAVE_FIXED = 8
+SAVE_FIXED = 9
 #: GEMM: the first selector command's cycle; a row's cost beyond its beats (selector command,
 #: packer register, result); the cycle the PE array's command is taken.
 GEMM_FIRST_ROW = 2

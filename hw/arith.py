@@ -2,7 +2,7 @@
 
 from amaranth.hdl import Mux, Signal, Value, signed
 
-__all__ = ["magnitude", "logic_product", "popcount", "shift_up"]
+__all__ = ["magnitude", "logic_product", "popcount", "shift_up", "times_constant"]
 
 
 def magnitude(value):
@@ -20,6 +20,19 @@ def popcount(bits):
     """The set bits of ``bits``, as a balanced tree of adders (``log2`` levels, not a chain)."""
     bits = Value.cast(bits)
     terms = [bits[i] for i in range(len(bits))] or [Value.cast(0)]
+    while len(terms) > 1:
+        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
+                 for i in range(0, len(terms), 2)]
+    return terms[0]
+
+
+def times_constant(value, constant):
+    """``value * constant`` for a constant ``constant >= 0``, as a balanced tree of adders of
+    ``value`` shifted by ``constant``'s set bits: no multiplier (synthesis would put a
+    constant product in a DSP, with no register around it)."""
+    value = Value.cast(value)
+    terms = [value << i for i in range(constant.bit_length()) if constant >> i & 1]
+    terms = terms or [Value.cast(0)]
     while len(terms) > 1:
         terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
                  for i in range(0, len(terms), 2)]

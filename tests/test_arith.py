@@ -7,7 +7,7 @@ import pytest
 from amaranth.hdl import Module, Signal, signed
 from amaranth.sim import Simulator
 
-from hw.arith import logic_product, magnitude
+from hw.arith import logic_product, magnitude, times_constant
 
 
 def simulate(width, build, cases):
@@ -73,5 +73,22 @@ def test_popcount_counts_the_set_bits(width):
             ctx.set(bits, value)
             assert ctx.get(count) == bin(value).count("1"), value
 
+    sim.add_testbench(bench)
+    sim.run()
+
+
+@pytest.mark.parametrize("constant", [0, 1, 2, 8, 12, 24, 31, 255])
+def test_times_constant_is_exact(constant):
+    m = Module()
+    value = Signal(6)
+    result = Signal(16)
+    m.d.comb += result.eq(times_constant(value, constant))
+
+    async def bench(ctx):
+        for x in range(64):
+            ctx.set(value, x)
+            assert ctx.get(result) == x * constant, (x, constant)
+
+    sim = Simulator(m)
     sim.add_testbench(bench)
     sim.run()

@@ -4,6 +4,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..arith import times_constant
 from ..mask_packer import compressed_beat
 from ..memory import SimpleDualPortMemory
 from ..skid_buffer import SkidBuffer
@@ -323,10 +324,22 @@ class ActivationBuffer(wiring.Component):
         # The conv read's parts are busy (never, without them).
         conv_busy = (segments.busy | conv_scan.busy) if conv else Const(0)
 
+        # The bits a tensor takes (bitmap, values, and its directory entries if any), summed a
+        # cycle after the terms: ``stored_bits`` loads the terms, and the result waits while
+        # ``summing``.
+        data_bits = Signal(result.stored_bits.shape())
+        directory_bits = Signal(result.stored_bits.shape())
+        summing = Signal()
+        m.d.sync += summing.eq(0)
+        with m.If(summing):
+            m.d.sync += result.stored_bits.eq(data_bits + directory_bits)
+
         def stored_bits(n, kept, has_directory):
-            """Bits a tensor takes: bitmap, values, and its directory entries if any."""
             blocks = (n + 2 * g.word_bits - 1) >> (2 * g.word_bits - 1).bit_length()
-            return n + kept * g.width + Mux(has_directory, blocks * g.directory_entry_bits, 0)
+            return [data_bits.eq(n + times_constant(kept, g.width)),
+                    directory_bits.eq(Mux(has_directory,
+                                          times_constant(blocks, g.directory_entry_bits), 0)),
+                    summing.eq(1)]
 
         def finish(error, n, kept):
             m.d.sync += [result.error.eq(error), result.n.eq(n), result.kept.eq(kept)]
@@ -354,8 +367,7 @@ class ActivationBuffer(wiring.Component):
             with m.State("WRITE"):
                 with m.If(writer.commit.valid):
                     entry = writer.commit.payload
-                    m.d.sync += result.stored_bits.eq(
-                        stored_bits(entry.n, entry.kept, entry.directory))
+                    m.d.sync += stored_bits(entry.n, entry.kept, entry.directory)
                 with m.If(writer.result.valid):
                     verdict = writer.result.payload
                     finish(verdict.error, verdict.n, verdict.kept)
@@ -365,8 +377,7 @@ class ActivationBuffer(wiring.Component):
                     finish(1, 0, 0)
                 with m.Else():
                     m.d.comb += table.free.eq(1)
-                    m.d.sync += [result.stored_bits.eq(stored_bits(desc_n, desc.kept,
-                                                                   desc.directory)),
+                    m.d.sync += [*stored_bits(desc_n, desc.kept, desc.directory),
                                  result.n.eq(desc_n), result.kept.eq(desc.kept),
                                  result.error.eq(0)]
                     m.next = "POP"
@@ -379,8 +390,7 @@ class ActivationBuffer(wiring.Component):
 
             with m.State("READ_CHECK"):
                 m.d.sync += [result.n.eq(desc_n), result.kept.eq(desc.kept),
-                             result.stored_bits.eq(stored_bits(desc_n, desc.kept,
-                                                               desc.directory))]
+                             *stored_bits(desc_n, desc.kept, desc.directory)]
                 # The tensor's first words are read for the scan whatever the read.
                 m.d.comb += scan.prime.eq(1)
                 with m.If(~desc.valid | desc.freed):
@@ -432,7 +442,8 @@ class ActivationBuffer(wiring.Component):
                 # After the read's last beat has left (the result ends a read): nothing runs,
                 # and the scan's stage and the skid buffer are empty.
                 m.d.comb += self.result.valid.eq(~scan.busy & ~walk.busy & ~scan.o.valid
-                                                 & ~conv_busy & (skid.occupancy == 0))
+                                                 & ~conv_busy & (skid.occupancy == 0)
+                                                 & ~summing)
                 with m.If(self.result.valid & self.result.ready):
                     m.next = "IDLE"
         return m
