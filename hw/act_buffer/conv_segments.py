@@ -142,6 +142,20 @@ class SegmentWalk(wiring.Component):
         hi_x = Signal.like(lo_x)
         first_ox = Signal(3)
         x0 = Signal(signed(5))      # kx - padding
+        # The rows loop's constants, so that the next row and the one after it come from
+        # registers through one adder or comparison each: set once per read (from the
+        # geometry) or per feature row ky.
+        oy_last = Signal(signed(len(oy) + 2))     # out_h - 1
+        oy_penult = Signal(signed(len(oy) + 2))   # out_h - 2
+        one_row = Signal()                        # out_h == 1
+        row_step = Signal(sbits)                  # stride * W
+        row_step2 = Signal(sbits)                 # 2 * stride * W
+        hw_step = Signal(sbits)                   # H * W + stride * W
+        y_low = Signal.like(y)                    # -stride
+        y_high = Signal.like(y)                   # H - stride
+        kyp = Signal.like(y)                      # ky - padding: an image's first row's y
+        kyp_next = Signal.like(y)                 # and its second's
+        kyp_pad = Signal()                        # an image's first row lies in the padding
         error = self.error
         # A "same" stride-1 conv (out_h == H, out_w == W): a feature's part in an image is one
         # span of bits, from its first input row to its last. Per feature: the offsets of the
@@ -196,6 +210,9 @@ class SegmentWalk(wiring.Component):
                 oy.eq(rem),
                 col_base.eq(0),
                 rows_left.eq(conv.out_rows),
+                kyp.eq(ky - conv.padding),
+                kyp_next.eq(ky - conv.padding + conv.stride),
+                kyp_pad.eq((ky < conv.padding) | (ky - conv.padding >= conv.height)),
             ]
 
         def next_feature():
@@ -274,6 +291,12 @@ class SegmentWalk(wiring.Component):
             with m.State("FIRST"):
                 m.d.sync += [chan_base.eq(base), c_left.eq(conv.channels), ky.eq(0), kx.eq(0),
                              f.eq(0), hw_less_w.eq(hw_bits - conv.width),
+                             oy_last.eq(conv.out_h - 1), oy_penult.eq(conv.out_h - 2),
+                             one_row.eq(conv.out_h == 1),
+                             row_step.eq(Mux(sh, conv.width << 1, conv.width)),
+                             row_step2.eq(Mux(sh, conv.width << 2, conv.width << 1)),
+                             hw_step.eq(hw_bits + Mux(sh, conv.width << 1, conv.width)),
+                             y_low.eq(-conv.stride), y_high.eq(conv.height - conv.stride),
                              cols_less_w.eq(columns - conv.width),
                              ky_off.eq(-Mux(conv.padding[1], conv.width << 1, 0)
                                        - Mux(conv.padding[0], conv.width, 0))]
@@ -363,27 +386,22 @@ class SegmentWalk(wiring.Component):
             with m.State("ROWS"):
                 # The row after this one, and the one after that (taken in the same cycle when
                 # the next lies in the padding, so a padding row between two images costs no
-                # cycle).
-                def following(oy_, y_, row_, img_, tag):
-                    new_image = Signal(name=f"new_image_{tag}")
-                    nxt = (Signal.like(oy, name=f"oy_{tag}"), Signal.like(y, name=f"y_{tag}"),
-                           Signal.like(row_bit, name=f"row_bit_{tag}"),
-                           Signal.like(img_bit, name=f"img_bit_{tag}"))
-                    m.d.comb += new_image.eq(oy_ + 1 == conv.out_h)
-                    with m.If(new_image):
-                        # The next image: its planes follow this one's.
-                        m.d.comb += [nxt[0].eq(0), nxt[1].eq(ky - conv.padding),
-                                     nxt[2].eq(img_ + hw_bits), nxt[3].eq(img_ + hw_bits)]
-                    with m.Else():
-                        m.d.comb += [nxt[0].eq(oy_ + 1), nxt[1].eq(y_ + conv.stride),
-                                     nxt[2].eq(row_ + Mux(sh, conv.width << 1, conv.width)),
-                                     nxt[3].eq(img_)]
-                    return nxt
-
-                first = following(oy, y, row_bit, img_bit, "next")
-                second = following(*first, "after")
+                # cycle), each from registers through one adder and a choice.
+                wrap = Signal()     # the next row is the next image's first
+                wrap2 = Signal()    # the row after it is
+                m.d.comb += [wrap.eq(oy == oy_last), wrap2.eq(oy == oy_penult)]
+                img_on = img_bit + hw_bits
+                first = (Mux(wrap, 0, oy + 1), Mux(wrap, kyp, y + conv.stride),
+                         Mux(wrap, img_on, row_bit + row_step), Mux(wrap, img_on, img_bit))
+                second = (
+                    Mux(wrap, Mux(one_row, 0, 1), Mux(wrap2, 0, oy + 2)),
+                    Mux(wrap, Mux(one_row, kyp, kyp_next), Mux(wrap2, kyp, y + (conv.stride << 1))),
+                    Mux(wrap, Mux(one_row, img_bit + (hw_bits << 1), img_bit + hw_step),
+                        Mux(wrap2, img_on, row_bit + row_step2)),
+                    Mux(wrap, Mux(one_row, img_bit + (hw_bits << 1), img_on),
+                        Mux(wrap2, img_on, img_bit)))
                 skip = Signal()  # the next row lies in the padding and is not the feature's end
-                m.d.comb += skip.eq(((first[1] < 0) | (first[1] >= conv.height))
+                m.d.comb += skip.eq(Mux(wrap, kyp_pad, (y < y_low) | (y >= y_high))
                                     & (rows_left >= 3))
                 with m.If(advance):
                     with m.If((y >= 0) & (y < conv.height)):
