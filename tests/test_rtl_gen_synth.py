@@ -48,7 +48,9 @@ def test_tiny_configuration_report_is_complete_and_plausible(tmp_path):
     assert report["tools"]["yosys"].startswith("Yosys ")
     assert report["tools"]["nextpnr"].startswith("nextpnr-")
     assert report["seconds"] > 0
-    assert report["router"] == "router1"  # a tiny design routes well within router1's time
+    # router1 normally finishes a tiny design within its time; on a loaded machine router2 may
+    # take over (tested on its own below), so either is a complete report.
+    assert report["router"] in ("router1", "router2")
     assert "Fmax" in result.stdout and "| luts |" in result.stdout
 
 
