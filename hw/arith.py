@@ -16,14 +16,19 @@ def magnitude(value):
     return Mux(value[-1], -value, value)[:width]
 
 
-def popcount(bits):
-    """The set bits of ``bits``, as a balanced tree of adders (``log2`` levels, not a chain)."""
-    bits = Value.cast(bits)
-    terms = [bits[i] for i in range(len(bits))] or [Value.cast(0)]
+def _sum_tree(terms):
+    """The sum of ``terms`` as a balanced tree of adders (``log2`` levels, not a chain)."""
+    terms = list(terms) or [Value.cast(0)]
     while len(terms) > 1:
         terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
                  for i in range(0, len(terms), 2)]
     return terms[0]
+
+
+def popcount(bits):
+    """The set bits of ``bits``, as a balanced tree of adders (``log2`` levels, not a chain)."""
+    bits = Value.cast(bits)
+    return _sum_tree(bits[i] for i in range(len(bits)))
 
 
 def times_constant(value, constant):
@@ -31,12 +36,7 @@ def times_constant(value, constant):
     ``value`` shifted by ``constant``'s set bits: no multiplier (synthesis would put a
     constant product in a DSP, with no register around it)."""
     value = Value.cast(value)
-    terms = [value << i for i in range(constant.bit_length()) if constant >> i & 1]
-    terms = terms or [Value.cast(0)]
-    while len(terms) > 1:
-        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
-                 for i in range(0, len(terms), 2)]
-    return terms[0]
+    return _sum_tree(value << i for i in range(constant.bit_length()) if constant >> i & 1)
 
 
 def shift_up(m, items, amount, levels, *, name):

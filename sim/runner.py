@@ -67,7 +67,7 @@ def simulator_missing(simulator):
 def _toolchain(simulator):
     """What a cached build depends on besides the Verilog: cocotb's version and the folder of
     its libraries (a Verilator binary finds them there by its run path, so a build made under
-    another installation would not start), and the simulator's version."""
+    another installation would not start), and where the simulator is installed."""
     import cocotb
     import cocotb_tools.config
 

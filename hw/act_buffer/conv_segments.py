@@ -390,15 +390,16 @@ class SegmentWalk(wiring.Component):
                 wrap = Signal()     # the next row is the next image's first
                 wrap2 = Signal()    # the row after it is
                 m.d.comb += [wrap.eq(oy == oy_last), wrap2.eq(oy == oy_penult)]
-                img_on = img_bit + hw_bits
+                img_on = img_bit + hw_bits          # the next image's first row
+                img_on2 = img_bit + (hw_bits << 1)  # the image after it (one output row each)
                 first = (Mux(wrap, 0, oy + 1), Mux(wrap, kyp, y + conv.stride),
                          Mux(wrap, img_on, row_bit + row_step), Mux(wrap, img_on, img_bit))
                 second = (
                     Mux(wrap, Mux(one_row, 0, 1), Mux(wrap2, 0, oy + 2)),
                     Mux(wrap, Mux(one_row, kyp, kyp_next), Mux(wrap2, kyp, y + (conv.stride << 1))),
-                    Mux(wrap, Mux(one_row, img_bit + (hw_bits << 1), img_bit + hw_step),
+                    Mux(wrap, Mux(one_row, img_on2, img_bit + hw_step),
                         Mux(wrap2, img_on, row_bit + row_step2)),
-                    Mux(wrap, Mux(one_row, img_bit + (hw_bits << 1), img_on),
+                    Mux(wrap, Mux(one_row, img_on2, img_on),
                         Mux(wrap2, img_on, img_bit)))
                 skip = Signal()  # the next row lies in the padding and is not the feature's end
                 m.d.comb += skip.eq(Mux(wrap, kyp_pad, (y < y_low) | (y >= y_high))
