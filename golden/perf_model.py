@@ -28,10 +28,14 @@ import numpy as np
 from . import pe_array, topk
 
 __all__ = ["pe_array_job_cycles", "row_arrival", "threshold_cycles", "save_act_cycles", "gemm_cycles",
-           "act_row_read", "act_conv_read", "conv_read_result_cycle", "gemm_saved_cycles"]
+           "act_row_read", "act_conv_read", "conv_read_result_cycle", "gemm_saved_cycles",
+           "product_sequence"]
 
-#: Cycles from the command's transfer to the first sparse and dense beats.
+#: Cycles from the command's transfer to the first sparse beat.
 START = 1
+#: A command waits a cycle as the array's back job before its job computes and takes its
+#: dense tiles (the next command is taken while this job computes).
+PROMOTE = 1
 #: A bank word can be issued from the third cycle after the cycle it was written in (it is
 #: read through the PE row's prefetch queue).
 WORD_READY = 3
@@ -62,7 +66,7 @@ def pe_array_job_cycles(config, nnz, depth, tiles, *, dense=False):
         arrivals.append(row_arrival([(cycle + b, min(L, n - b * L) if n else 0)
                                      for b in range(beats)]))
         cycle += beats
-    return _pe_job(config, counts, arrivals, depth, tiles, dense_start=START)
+    return _pe_job(config, counts, arrivals, depth, tiles, dense_start=START + PROMOTE)
 
 
 def row_arrival(beats):
@@ -341,6 +345,12 @@ def gemm_cycles(config, mask, tiles, *, dense=False):
     selector will keep it) times ``tiles`` dense tiles; ``dense`` for the dense mode (every
     element, the host's rows straight to the PE array, one beat a cycle and a cycle between
     rows)."""
+    return _product_alone(config, _gemm_rows(config, mask, dense), tiles)
+
+
+def _gemm_rows(config, mask, dense):
+    """A GEMM's sparse rows at the PE array: ``(counts, arrivals, depth, streams_end)``,
+    cycles counted from the command's transfer (:func:`_product_alone`)."""
     mask = np.asarray(mask, dtype=bool)
     rows, depth = mask.shape
     lanes = config.selector_lanes
@@ -357,8 +367,7 @@ def gemm_cycles(config, mask, tiles, *, dense=False):
     else:
         counts = mask.sum(axis=1).astype(int).tolist()
         arrivals = _selector_rows(mask, lanes, config.sparse_port_lanes, GEMM_FIRST_ROW)
-    last = _pe_job(config, counts, arrivals, depth, tiles, dense_start=GEMM_PE_CMD + START)
-    return last + GEMM_REPLY
+    return counts, arrivals, depth, 0
 
 
 def act_row_read(config, mask):
@@ -588,6 +597,12 @@ def gemm_saved_cycles(config, mask, tiles, *, scan=None):
     read's are :func:`act_conv_read`'s (``mask`` is then its im2col keep matrix, features by
     output pixels), and its loop may run :data:`CONV_BEATS_AHEAD` beats ahead of its output
     stage before it waits."""
+    return _product_alone(config, _saved_rows(config, mask, scan), tiles)
+
+
+def _saved_rows(config, mask, scan):
+    """A GEMM_SAVED's sparse rows at the PE array: ``(counts, arrivals, depth, streams_end)``
+    (``streams_end``: the buffer's result), cycles counted from the command's transfer."""
     mask = np.asarray(mask, dtype=bool)
     rows, depth = mask.shape
     counts = mask.sum(axis=1).astype(int).tolist()
@@ -655,5 +670,52 @@ def gemm_saved_cycles(config, mask, tiles, *, scan=None):
         ended = ended or (result_at is not None and cycle > result_at)
         cycle += 1
     arrivals = [packer.arrival(row) for row in range(rows)]
-    last = _pe_job(config, counts, arrivals, depth, tiles, dense_start=GEMM_PE_CMD + START)
-    return last + GEMM_REPLY
+    return counts, arrivals, depth, result_at or 0
+
+
+def _product_alone(config, rows, tiles):
+    """Cycles of a product command whose sparse rows are ``rows`` (:func:`_gemm_rows`,
+    :func:`_saved_rows`) with the PE array idle: to its last result, then the reply."""
+    counts, arrivals, depth, _ = rows
+    start = GEMM_PE_CMD + START + PROMOTE
+    return _pe_job(config, counts, arrivals, depth, tiles, dense_start=start) + GEMM_REPLY
+
+
+#: A product's streams are over for the sequencer (its reply may be set aside) this many
+#: cycles after the PE array takes its last sparse beat, or after the buffer's result.
+HANDOFF_AFTER = 2
+
+
+def product_sequence(config, products):
+    """Reply cycles of product commands sent back to back at full rate, each reply taken at
+    once: ``products`` is ``[("gemm", mask, tiles, dense) or ("gemm_saved", mask, tiles,
+    scan)]``, as :func:`gemm_cycles` and :func:`gemm_saved_cycles` take them. Returns the cycle
+    of each reply, counted from the first command's transfer.
+
+    A product's reply is set aside once its rows are in the PE array (and the buffer's result
+    is in) and the reply before it has been sent; the next command is taken the cycle after.
+    Its job loads while the one before computes, and computes from two cycles after that one's
+    ``done`` (the cycle after its last result)."""
+    replies = []
+    command = 0        # this product's command transfer
+    done_before = None  # the job before: the cycle its ``done`` is given
+    for kind, mask, tiles, extra in products:
+        rows = (_gemm_rows(config, mask, extra) if kind == "gemm"
+                else _saved_rows(config, mask, extra))
+        counts, arrivals, depth, streams_end = rows
+        start = GEMM_PE_CMD + START + PROMOTE
+        if done_before is not None:
+            start = max(start, done_before + 2 - command)
+        last = command + _pe_job(config, counts, arrivals, depth, tiles, dense_start=start)
+        done = last + 1
+        reply = last + GEMM_REPLY
+        if replies:
+            reply = max(reply, replies[-1] + 1)
+        handoff = command + max(max(a[1] for a in arrivals), streams_end) + HANDOFF_AFTER
+        if replies:
+            handoff = max(handoff, replies[-1] + 1)
+        replies.append(reply)
+        # The PE array's result comes first: the reply is sent, then the next command taken.
+        command = (reply + 1) if done <= handoff else (handoff + 1)
+        done_before = done
+    return replies

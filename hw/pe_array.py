@@ -21,6 +21,12 @@ A job:
 4. ``result`` gives each (row, tile) result, ``C`` exact accumulators, in completion order; the
    job's last result has ``last``. Then ``done`` gives the job's error flags and counters.
 
+Jobs overlap: two are held at once. A command is taken as soon as the previous job's sparse
+rows are loaded, and its rows load into the other half of every bank while that job computes
+(the *back* job); it starts computing (the *front* job: its dense tiles, results and ``done``)
+once the one before has given ``done``. Results and ``done`` beats stay in command order, each
+job's results before its ``done``.
+
 Modes: ``SPARSE`` (entries carry their column index), ``NM`` (entries carry their offset in the
 group of ``nm_m``; every group of ``nm_m`` has exactly ``nm_n`` entries, fewer only at a row's
 end) and ``DENSE`` (the baseline: every element, zeros included, is an entry; indices are
@@ -29,12 +35,14 @@ implied), all on the same datapath.
 The PE rows start on the first dense tile while the sparse rows are still loading: a row whose
 bank word is written can be worked on at once; a tile ends only when the load is complete.
 
-Faults are reported, never guessed around: a malformed command is answered at once with
-``error.command`` and consumes nothing; an index beyond ``depth``, a row count other than
-``rows``, a dense row of the wrong length, a dense ``last`` out of place, or a full bank set
-their flag in ``done.error``, stop the PE rows at once, and the job's streams are consumed to
-their ends. A failed job never sets ``last`` on a result; results it emitted before the fault
-was seen are void.
+Faults are reported, never guessed around, each in its own job's ``done``: a malformed command
+is answered in its turn with ``error.command`` and consumes nothing; an index beyond ``depth``,
+a row count other than ``rows``, a dense row of the wrong length, a dense ``last`` out of place,
+or a full bank set their flag in ``done.error``, stop the job's PE rows (at once, or before it
+starts when it is still the back job), and the job's streams are consumed to their ends.
+Results a failed job emitted are void; it sets ``last`` on none of them unless the fault came
+after every declared row had arrived (a row too many, a late dense ``last``): ``done.error``
+tells.
 
 Parts: the job sequence and the fault flags are here; the sparse loader and its dispatch
 (:mod:`hw.pe_sparse_loader`), the dense loader (:mod:`hw.pe_dense_loader`), the PE rows
@@ -42,7 +50,7 @@ Parts: the job sequence and the fault flags are here; the sparse loader and its 
 (:mod:`hw.pe_counters`) are components of their own; :mod:`hw.pe_job` holds what they share.
 """
 
-from amaranth.hdl import Cat, Module, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -82,7 +90,8 @@ class SparsePEArray(wiring.Component):
         (that many dense rows a beat, kept as one word of each PE row's tile memory; the word's
         row is picked in a pipeline stage of its own).
     bank_entries : int
-        Sparse entries one PE row's bank holds (rounded up to whole beats of ``lanes``).
+        Sparse entries one job may place in a PE row's bank (rounded up to whole beats of
+        ``lanes``); each bank holds twice that, for two jobs.
     result_lanes : int
         Row results a ``result`` beat carries (1 to ``rows``): PE rows ``q, q + result_lanes,
         ...`` share slot ``q``. A row of ``n`` non-zeros yields one result every ``n`` cycles
@@ -212,35 +221,46 @@ class SparsePEArray(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         R, C = self.rows, self.cols
-        cmd = Signal(self.cmd_layout)  # the job's command, registered when taken
-        clear = Signal()  # a command is taken this cycle
-        load = Signal()  # the job takes sparse beats
-        dense_on = Signal()  # the job takes dense beats
-        computing = Signal()  # the PE rows compute (from the start of the sparse load)
-        error = Signal(ERROR_LAYOUT)
-        # Any error flag, as its own register (set with the flag): it stops every PE row, so
-        # an OR of the flags would sit in front of that fan-out.
-        failed = Signal()
+        c = self.cmd.payload
+        accept = Signal()   # a command is taken this cycle
+        promote = Signal()  # the waiting job becomes the computing one this cycle
+        release = Signal()  # the computing job's done is taken: its bank half empties
+        computing = Signal()  # the PE rows compute the front job
+        dense_on = Signal()   # the front job takes dense beats
+
+        # The back job: each command waits here (its rows loading) until the front is free.
+        b_valid, b_cmd, b_error = Signal(), Signal(self.cmd_layout), Signal(ERROR_LAYOUT)
+        b_failed, b_loaded = Signal(), Signal()
+        b_waited = Signal(COUNTER_WIDTH)  # cycles since its command
+        # The front job: the PE rows compute it. Its error flags, and any of them as a register
+        # of its own (set with the flag): ``failed`` stops every PE row, so an OR of the flags
+        # would sit in front of that fan-out.
+        f_cmd, f_error = Signal(self.cmd_layout), Signal(ERROR_LAYOUT)
+        f_failed, f_loaded, f_half = Signal(), Signal(), Signal()
+        # The sparse loader: which job it loads (the back one, or the front once promoted)
+        # and the bank half it writes. Commands alternate between the halves.
+        loading, load_front, l_half = Signal(), Signal(), Signal()
+        l_cmd, b_half = Signal(self.cmd_layout), Signal()
 
         m.submodules.sparse_loader = sparse = SparseLoader(
             rows=R, word_layout=self.word_layout, sparse_layout=self.sparse_layout,
             cmd_layout=self.cmd_layout, bank_words=self.bank_words, tile_depth=self.tile_depth,
             max_rows=self.max_rows, nm_max_m=self.nm_max_m)
         wiring.connect(m, wiring.flipped(self.sparse), sparse.sparse)
-        m.d.comb += [sparse.load.eq(load), sparse.start.eq(clear),
-                     sparse.new_cmd.eq(self.cmd.payload), sparse.cmd.eq(cmd)]
+        m.d.comb += [sparse.load.eq(loading), sparse.start.eq(accept),
+                     sparse.new_cmd.eq(c), sparse.cmd.eq(l_cmd)]
 
         m.submodules.dense_loader = dense = DenseLoader(
             rows=R, cols=C, width=self.width, dense_layout=self.dense_layout,
             cmd_layout=self.cmd_layout, depth_bits=self.depth_bits, max_tiles=self.max_tiles,
             rows_per_word=self.dense_rows)
         wiring.connect(m, wiring.flipped(self.dense), dense.dense)
-        m.d.comb += [dense.start.eq(clear), dense.cmd.eq(cmd), dense.enable.eq(dense_on)]
+        m.d.comb += [dense.start.eq(promote), dense.cmd.eq(f_cmd), dense.enable.eq(dense_on)]
 
         m.submodules.counters = counters = JobCounters(rows=R, cols=C)
-        m.d.comb += [counters.start.eq(clear), counters.computing.eq(computing),
-                     counters.cols_used.eq(cmd.cols)]
-        m.d.comb += self.done.payload.error.eq(error)
+        m.d.comb += [counters.start.eq(promote), counters.first_cycles.eq(b_waited + 1),
+                     counters.computing.eq(computing), counters.cols_used.eq(f_cmd.cols)]
+        m.d.comb += self.done.payload.error.eq(f_error)
         for name in ("cycles", "busy", "macs", "stalls"):
             m.d.comb += getattr(self.done.payload, name).eq(getattr(counters, name))
 
@@ -249,9 +269,10 @@ class SparsePEArray(wiring.Component):
         # tiles: Yosys would replicate one memory with a read port per row the same way, but
         # its memory mapping dies (WebAssembly build, 16 read ports) on a 16x16 array.
         run = Signal()
-        m.d.comb += run.eq(computing & ~failed)
-        shared = {"clear": clear, "tiles": cmd.tiles, "run": run, "loaded": sparse.loaded,
-                  "failed": failed, "bank_wdata": sparse.word, "tile_loaded": dense.tile_loaded,
+        m.d.comb += run.eq(computing & ~f_failed)
+        shared = {"start": promote, "half": f_half, "release": release, "tiles": f_cmd.tiles,
+                  "run": run, "loaded": f_loaded, "failed": f_failed, "load_half": l_half,
+                  "bank_wdata": sparse.word, "tile_loaded": dense.tile_loaded,
                   "dense_we": dense.tile_we, "dense_waddr": dense.tile_waddr,
                   "dense_wdata": dense.tile_wdata}
         first_lut = R * C - self.lut_products  # PEs from this one on (row order) use LUTs
@@ -269,55 +290,78 @@ class SparsePEArray(wiring.Component):
             lanes=self.result_lanes, max_results=self.max_rows * self.max_tiles)
         m.d.comb += [self.result.payload.eq(Cat(*lanes.slots, lanes.last)),  # the layout's order
                      self.result.valid.eq(lanes.valid), lanes.ready.eq(self.result.ready),
-                     lanes.start.eq(clear),
-                     lanes.total.eq(self.cmd.payload.rows * self.cmd.payload.tiles)]
+                     lanes.start.eq(promote), lanes.total.eq(b_cmd.rows * b_cmd.tiles)]
         for port, status in ((sparse.full, "full"), (dense.released, "tile_done"),
                              (dense.released_half, "tile_done_half"), (counters.issue, "issue"),
                              (counters.issue_entry, "issue_entry"), (counters.stall, "stall")):
             m.d.comb += port.eq(Cat(*[getattr(pe, status) for pe in pe_rows]))
 
-        # -- faults and the job sequence
-        raised = Signal(ERROR_LAYOUT)  # faults seen this cycle
-        m.d.comb += raised.eq(sparse.error.as_value() | dense.error.as_value())
-        with m.If(raised.as_value().any()):
-            m.d.sync += [error.eq(error.as_value() | raised.as_value()), failed.eq(1)]
-        c = self.cmd.payload
+        # -- commands: each is checked, waits as the back job and loads its rows
         bad_cmd = Signal()
         m.d.comb += bad_cmd.eq(
             (c.rows == 0) | (c.depth == 0) | (c.cols == 0) | (c.tiles == 0)
             | ~((c.mode == PEMode.DENSE) | (c.mode == PEMode.SPARSE) | (c.mode == PEMode.NM))
             | ((c.mode == PEMode.NM) & ((c.nm_n == 0) | (c.nm_n > c.nm_m))))
+        m.d.comb += [self.cmd.ready.eq(~loading & ~b_valid),
+                     accept.eq(self.cmd.valid & self.cmd.ready)]
+        # Faults seen this cycle, for the back job and for the front job. (The front job loads
+        # only while it takes dense beats: its flags never change while ``done`` is offered.)
+        load_raised, front_raised = Signal(ERROR_LAYOUT), Signal(ERROR_LAYOUT)
+        m.d.comb += [load_raised.eq(Mux(load_front, 0, sparse.error.as_value())),
+                     front_raised.eq(Mux(load_front & dense_on, sparse.error.as_value(), 0)
+                                     | dense.error.as_value())]
+        with m.If(accept):
+            m.d.sync += [b_valid.eq(1), b_cmd.eq(c), b_error.eq(0),
+                         b_error.command.eq(bad_cmd), b_failed.eq(bad_cmd),
+                         b_loaded.eq(bad_cmd), b_waited.eq(1), b_half.eq(~l_half)]
+            with m.If(~bad_cmd):
+                m.d.sync += [loading.eq(1), load_front.eq(0), l_cmd.eq(c), l_half.eq(~l_half)]
+        with m.Else():
+            m.d.sync += b_waited.eq(b_waited + 1)
+            with m.If(load_raised.as_value().any()):
+                m.d.sync += [b_error.eq(b_error.as_value() | load_raised.as_value()),
+                             b_failed.eq(1)]
+        with m.If(sparse.load_end):
+            m.d.sync += loading.eq(0)
+            with m.If(load_front):
+                m.d.sync += f_loaded.eq(1)
+            with m.Else():
+                m.d.sync += b_loaded.eq(1)
+        with m.If(front_raised.as_value().any()):
+            m.d.sync += [f_error.eq(f_error.as_value() | front_raised.as_value()),
+                         f_failed.eq(1)]
+        with m.If(promote):
+            m.d.sync += [b_valid.eq(0), f_cmd.eq(b_cmd), f_half.eq(b_half), load_front.eq(1),
+                         f_error.eq(b_error.as_value() | load_raised.as_value()),
+                         f_failed.eq(b_failed | load_raised.as_value().any()),
+                         f_loaded.eq(b_loaded | sparse.load_end)]
+
+        # -- the front job
         with m.FSM():
             with m.State("IDLE"):
-                m.d.comb += self.cmd.ready.eq(1)
-                with m.If(self.cmd.valid):
-                    m.d.comb += clear.eq(1)
-                    m.d.sync += [cmd.eq(c), error.eq(0), error.command.eq(bad_cmd),
-                                 failed.eq(bad_cmd)]
-                    with m.If(bad_cmd):
+                with m.If(b_valid):
+                    m.d.comb += promote.eq(1)
+                    with m.If(b_error.command):
                         m.next = "DONE"
                     with m.Else():
-                        m.next = "LOAD"
-            with m.State("LOAD"):
-                m.d.comb += [load.eq(1), dense_on.eq(1), computing.eq(1),
-                             counters.elapse.eq(1)]
-                with m.If(sparse.load_end):
-                    m.next = "COMPUTE"
+                        m.next = "COMPUTE"
             with m.State("COMPUTE"):
                 m.d.comb += [dense_on.eq(1), computing.eq(1), counters.elapse.eq(1)]
-                with m.If(failed):
+                with m.If(f_failed):
                     m.d.comb += dense.drop.eq(1)
                     m.next = "SKIP"
-                with m.Elif(lanes.all_sent):
+                with m.Elif(lanes.all_sent & f_loaded):
                     m.next = "DONE"
             with m.State("SKIP"):
-                # The job failed: take its remaining dense beats and let the output drain.
+                # The job failed: take its remaining sparse and dense beats and let the output
+                # drain.
                 m.d.comb += [dense_on.eq(1), counters.elapse.eq(1)]
-                with m.If(dense.all_taken & ~lanes.valid):
+                with m.If(dense.all_taken & ~lanes.valid & f_loaded):
                     m.next = "DONE"
             with m.State("DONE"):
                 m.d.comb += self.done.valid.eq(1)
                 with m.If(self.done.ready):
+                    m.d.comb += release.eq(~f_error.command)
                     m.next = "IDLE"
 
         for r, pe in enumerate(pe_rows):

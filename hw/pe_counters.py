@@ -24,7 +24,9 @@ class JobCounters(wiring.Component):
     Attributes
     ----------
     start : In(1)
-        A command is taken: ``cycles`` becomes 1, the others 0.
+        A job starts computing: ``cycles`` becomes ``first_cycles``, the others 0.
+    first_cycles : In(COUNTER_WIDTH)
+        Cycles from the job's command to the cycle after ``start``.
     elapse : In(1)
         The job runs another cycle.
     computing : In(1)
@@ -41,7 +43,8 @@ class JobCounters(wiring.Component):
     def __init__(self, *, rows, cols):
         self._rows = rows
         super().__init__({
-            "start": In(1), "elapse": In(1), "computing": In(1),
+            "start": In(1), "first_cycles": In(COUNTER_WIDTH), "elapse": In(1),
+            "computing": In(1),
             "issue": In(rows), "issue_entry": In(rows), "stall": In(rows),
             "cols_used": In(range(cols + 1)),
             "cycles": Out(COUNTER_WIDTH), "busy": Out(COUNTER_WIDTH),
@@ -68,7 +71,7 @@ class JobCounters(wiring.Component):
             self.stalls.eq(stalls + popcount(stalled_late)),
         ]
         with m.If(self.start):
-            m.d.sync += [cycles.eq(1), busy.eq(0), macs.eq(0), stalls.eq(0)]
+            m.d.sync += [cycles.eq(self.first_cycles), busy.eq(0), macs.eq(0), stalls.eq(0)]
         with m.Else():
             m.d.sync += [busy.eq(self.busy), macs.eq(self.macs), stalls.eq(self.stalls)]
             with m.If(self.elapse):

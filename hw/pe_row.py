@@ -42,11 +42,13 @@ class RowSequencer(wiring.Component):
     """A PE row's bank of sparse rows and the sequencer that issues its entries, one a cycle,
     for every dense tile of the job.
 
-    The bank is read while the loader still fills it (tile 0 overlaps the sparse load) through
-    a bounded prefetch queue (:class:`hw.word_prefetch.WordPrefetch`): it reads only words
-    already written, and once the load is complete (``loaded``) it goes round the bank again
-    for the next tile. A tile ends at the bank's last word only once the load is complete.
-    A row's last entry issues only while the result FIFO behind it has a place left.
+    The bank has two halves of ``bank_words``: the next job's rows load into one while this
+    job's are worked on from the other. The job's half is read while the loader still fills it
+    (tile 0 overlaps the sparse load) through a bounded prefetch queue
+    (:class:`hw.word_prefetch.WordPrefetch`): it reads only words already written, and once the
+    load is complete (``loaded``) it goes round the half again for the next tile. A tile ends
+    at the half's last word only once the load is complete. A row's last entry issues only
+    while the result FIFO behind it has a place left.
 
     Parameters
     ----------
@@ -54,7 +56,7 @@ class RowSequencer(wiring.Component):
         A bank word (the array's ``word_layout``): ``index[lanes]``, ``value[lanes]``,
         ``count``, ``row_last``, ``row``.
     bank_words : int
-        Words the bank holds.
+        Words a job may take in the bank (each half holds that many).
     entry_layout : Layout
         Of ``entry`` (:func:`entry_layout`).
     max_tiles : int
@@ -62,18 +64,22 @@ class RowSequencer(wiring.Component):
 
     Attributes
     ----------
+    load_half : In(1)
+        The half the sparse loader writes.
     bank_we, bank_wdata : In
-        Append ``bank_wdata`` to the bank (ignored when it is full).
-    words, full : Out
-        Words in the bank; whether it is full.
-    clear : In(1)
-        A job starts: forget the bank and the sequence.
+        Append ``bank_wdata`` to half ``load_half`` (ignored when it holds ``bank_words``).
+    full : Out(1)
+        Half ``load_half`` holds ``bank_words`` words.
+    start, half : In(1)
+        The job in half ``half`` starts computing: forget the sequence; the job's half.
+    release : In(1)
+        The job in half ``half`` is over: its words are forgotten (the half is empty).
     kill : In(1)
         A job starts or failed: no result in flight may surface.
     run : In(1)
         The job computes.
     loaded : In(1)
-        The sparse load is complete: the bank is final.
+        The job's sparse load is complete: its half is final.
     tiles : In
         Dense tiles of the job.
     tile_loaded : In(1)
@@ -93,9 +99,10 @@ class RowSequencer(wiring.Component):
         self._word_layout = word_layout
         self._bank_words = bank_words
         super().__init__({
-            "bank_we": In(1), "bank_wdata": In(word_layout),
-            "words": Out(range(bank_words + 1)), "full": Out(1),
-            "clear": In(1), "kill": In(1), "run": In(1), "loaded": In(1),
+            "load_half": In(1),
+            "bank_we": In(1), "bank_wdata": In(word_layout), "full": Out(1),
+            "start": In(1), "half": In(1), "release": In(1),
+            "kill": In(1), "run": In(1), "loaded": In(1),
             "tiles": In(range(max_tiles + 1)), "tile_loaded": In(1), "taken": In(1),
             "entry": Out(stream.Signature(entry_layout, always_ready=True)),
             "issue": Out(1), "issue_entry": Out(1), "stall": Out(1),
@@ -105,27 +112,34 @@ class RowSequencer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         word_layout = self._word_layout
+        # Two halves, each a power of two words, addressed by the half's bit on top.
+        half_bits = (self._bank_words - 1).bit_length()
         m.submodules.bank = bank = SimpleDualPortMemory(shape=word_layout,
-                                                        depth=self._bank_words)
+                                                        depth=2 << half_bits)
         bank_wp, bank_rp = bank.write_port(), bank.read_port()
-        words = Signal.like(self.words)
-        m.d.comb += [self.words.eq(words), self.full.eq(words == self._bank_words)]
-        m.d.comb += [bank_wp.addr.eq(words), bank_wp.data.eq(self.bank_wdata),
+        held = [Signal(range(self._bank_words + 1), name=f"words{h}") for h in range(2)]
+        load_words, words = Signal.like(held[0]), Signal.like(held[0])
+        m.d.comb += [load_words.eq(Mux(self.load_half, held[1], held[0])),
+                     words.eq(Mux(self.half, held[1], held[0])),
+                     self.full.eq(load_words == self._bank_words)]
+        m.d.comb += [bank_wp.addr.eq(Cat(load_words[:half_bits], self.load_half)),
+                     bank_wp.data.eq(self.bank_wdata),
                      bank_wp.en.eq(self.bank_we & ~self.full)]
-        with m.If(self.clear):
-            m.d.sync += words.eq(0)
-        with m.Elif(self.bank_we & ~self.full):
-            m.d.sync += words.eq(words + 1)
+        for h in range(2):
+            with m.If(self.release & (self.half == h)):
+                m.d.sync += held[h].eq(0)
+            with m.Elif(self.bank_we & ~self.full & (self.load_half == h)):
+                m.d.sync += held[h].eq(held[h] + 1)
 
         # The sequencer works from the prefetch queue's registers, so the bank's output (a
         # block RAM's, on larger arrays) reaches no address or decision.
         lanes = word_layout["index"].shape.length
         m.submodules.ahead = ahead = WordPrefetch(
-            width=word_layout.size, addr_width=len(bank_rp.addr), bounded=True)
+            width=word_layout.size, addr_width=half_bits, bounded=True)
         m.d.comb += [
-            ahead.start.eq(self.clear), ahead.start_addr.eq(0),
+            ahead.start.eq(self.start), ahead.start_addr.eq(0),
             ahead.limit.eq(words), ahead.wrap.eq(self.loaded),
-            ahead.mem_data.eq(bank_rp.data), bank_rp.addr.eq(ahead.mem_addr),
+            ahead.mem_data.eq(bank_rp.data), bank_rp.addr.eq(Cat(ahead.mem_addr, self.half)),
         ]
         tile = Signal.like(self.tiles)
         addr = Signal(range(self._bank_words + 1))  # of the word at the queue's head
@@ -181,7 +195,7 @@ class RowSequencer(wiring.Component):
             self.entry.payload.tile.eq(tile),
         ]
 
-        with m.If(self.clear):
+        with m.If(self.start):
             # (A job without tiles is refused: ``run`` never rises.)
             m.d.sync += [tile.eq(0), lane.eq(0), addr.eq(0), tile_live.eq(1), ready_tile.eq(0),
                          tiles_ahead.eq(0)]
@@ -390,7 +404,7 @@ class PERow(wiring.Component):
     depth_bits : int
         Index bits of a dense tile's rows.
     bank_words : int
-        Words of the bank.
+        Words a job may take in the bank (each of its two halves holds that many).
     word_layout : Layout
         A bank word (the array's ``word_layout``).
     max_rows, max_tiles : int
@@ -402,20 +416,22 @@ class PERow(wiring.Component):
 
     Attributes
     ----------
-    bank_we, bank_wdata : In
-        Append a word to the bank (written by the sparse loader).
+    load_half, bank_we, bank_wdata : In
+        The half of the bank the sparse loader writes; append a word to it.
     dense_we, dense_waddr, dense_wdata : In
         Write port of the row's copy of the dense tiles (written by the dense loader, the
         same for every row).
-    clear, run, loaded, failed : In(1)
-        A job starts (forget the bank); the job computes (from the start of the sparse load);
-        the sparse load is complete (the bank is final); the job failed (drop the results).
+    start, half, release : In(1)
+        The job in that half of the bank starts computing; the job is over (the half empties).
+    run, loaded, failed : In(1)
+        The job computes; its sparse load is complete (its half is final); it failed (drop
+        the results).
     tiles : In
         Dense tiles of the job.
     tile_loaded : In(1)
         The dense loader completed a tile this cycle.
-    words, full : Out
-        Words in the bank; whether it is full.
+    full : Out(1)
+        The half being loaded is full.
     tile_done, tile_done_half : Out(1)
         The row finished a tile this cycle, in that half of the dense buffer.
     issue, issue_entry, stall : Out(1)
@@ -443,12 +459,12 @@ class PERow(wiring.Component):
         self._result_layout = row_result_layout(cols=cols, acc_width=acc_width,
                                                 max_rows=max_rows, max_tiles=max_tiles)
         super().__init__({
-            "bank_we": In(1), "bank_wdata": In(word_layout),
+            "load_half": In(1), "bank_we": In(1), "bank_wdata": In(word_layout),
             "dense_we": In(1), "dense_waddr": In(dense_word_bits(depth_bits, dense_rows) + 1),
             "dense_wdata": In(data.ArrayLayout(signed(width), cols * dense_rows)),
-            "clear": In(1), "run": In(1), "loaded": In(1), "failed": In(1),
+            "start": In(1), "half": In(1), "release": In(1), "run": In(1), "loaded": In(1), "failed": In(1),
             "tiles": In(range(max_tiles + 1)), "tile_loaded": In(1),
-            "words": Out(range(bank_words + 1)), "full": Out(1),
+            "full": Out(1),
             "tile_done": Out(1), "tile_done_half": Out(1),
             "issue": Out(1), "issue_entry": Out(1), "stall": Out(1),
             # a plain vector, not a view of the layout: the array reads every row's result,
@@ -463,13 +479,15 @@ class PERow(wiring.Component):
         m.submodules.mac = mac = RowMAC(entry_layout=self._entry_layout,
                                         result_layout=self._result_layout, **self._mac)
         kill = Signal()  # a new job, or this one failed: nothing in flight may surface
-        m.d.comb += kill.eq(self.clear | self.failed)
+        m.d.comb += kill.eq(self.start | self.failed)
         m.d.comb += [
+            seq.load_half.eq(self.load_half), seq.release.eq(self.release),
             seq.bank_we.eq(self.bank_we), seq.bank_wdata.eq(self.bank_wdata),
-            seq.clear.eq(self.clear), seq.kill.eq(kill), seq.run.eq(self.run),
+            seq.start.eq(self.start), seq.half.eq(self.half), seq.kill.eq(kill),
+            seq.run.eq(self.run),
             seq.loaded.eq(self.loaded), seq.tiles.eq(self.tiles),
             seq.tile_loaded.eq(self.tile_loaded), seq.taken.eq(self.result.ready),
-            self.words.eq(seq.words), self.full.eq(seq.full),
+            self.full.eq(seq.full),
             self.tile_done.eq(seq.tile_done), self.tile_done_half.eq(seq.tile_done_half),
             self.issue.eq(seq.issue), self.issue_entry.eq(seq.issue_entry),
             self.stall.eq(seq.stall),

@@ -17,6 +17,10 @@ class ReplyBuilder(wiring.Component):
     (``steps.gather_*``) go into the reply. The reply starts afresh when a command is taken
     (``steps.start``) and goes out on ``reply`` while the sequencer offers it (``steps.send``).
 
+    A product's reply set aside (``steps.handoff``) waits in a second register for the PE
+    array's next result, which completes it; it is then offered, and the reply under way is
+    offered only once it is sent (replies leave in command order).
+
     Reply fields: ``op`` is the command's. ``error`` is set when the command is refused or any
     result is an error, when a GEMM's row is not ``depth`` long, or when a saved tensor read for
     a weight gradient is not ``rows x depth`` (a conv read's geometry the buffer checks itself).
@@ -74,21 +78,31 @@ class ReplyBuilder(wiring.Component):
         sel, buf, pe = self.selector_result, self.buffer_result, self.pe_done
         reply = Signal(self._reply_layout)  # every field but ``op`` and ``cycles``
         cycles = Signal.like(self.reply.payload.cycles)
+        # The reply set aside: complete once ``aside_done`` (it has its PE result).
+        aside = Signal(self._reply_layout)
+        aside_valid, aside_done = Signal(), Signal()
+        aside_waits = Signal()  # the PE array's next result is the reply set aside's
+        m.d.comb += aside_waits.eq(aside_valid & ~aside_done)
+        offered = Signal()  # the reply under way is offered this cycle
+        m.d.comb += offered.eq(steps.send & ~aside_valid)
 
         m.d.comb += [
             sel.ready.eq(1), buf.ready.eq(1), pe.ready.eq(1),
             steps.selector_done.eq(sel.valid),
             steps.buffer_done.eq(buf.valid),
-            steps.pe_done.eq(pe.valid),
-            self.reply.valid.eq(steps.send),
-            steps.sent.eq(self.reply.ready),
-            self.reply.payload.eq(reply),
-            self.reply.payload.op.eq(cmd.op),
-            self.reply.payload.cycles.eq(cycles),
+            steps.pe_done.eq(pe.valid & ~aside_waits),
+            steps.pending.eq(aside_valid),
+            steps.sent.eq(offered & self.reply.ready),
         ]
+        with m.If(aside_valid):
+            m.d.comb += [self.reply.valid.eq(aside_done), self.reply.payload.eq(aside)]
+        with m.Else():
+            m.d.comb += [self.reply.valid.eq(steps.send), self.reply.payload.eq(reply),
+                         self.reply.payload.op.eq(cmd.op), self.reply.payload.cycles.eq(cycles)]
+
         with m.If(steps.start):
             m.d.sync += [reply.eq(0), reply.error.eq(steps.refuse), cycles.eq(1)]
-        with m.Elif(steps.busy & ~steps.send):
+        with m.Elif(steps.busy & ~offered):
             m.d.sync += cycles.eq(cycles + 1)
 
         with m.If(steps.gather_selector & sel.valid):
@@ -107,10 +121,25 @@ class ReplyBuilder(wiring.Component):
             with m.If(r.error | ((cmd.op == AccelOp.GEMM_SAVED) & ~cmd.conv_read
                                  & (r.n != cmd.rows * cmd.depth))):
                 m.d.sync += reply.error.eq(1)
-        with m.If(steps.gather_pe & pe.valid):
+        with m.If(steps.gather_pe & steps.pe_done):
             r = pe.payload
             m.d.sync += [reply.pe_error.eq(r.error), reply.busy.eq(r.busy),
                          reply.macs.eq(r.macs), reply.stalls.eq(r.stalls)]
             with m.If(r.error.as_value().any()):
                 m.d.sync += reply.error.eq(1)
+
+        # -- the reply set aside
+        with m.If(steps.handoff):
+            m.d.sync += [aside.eq(reply), aside.op.eq(cmd.op), aside.cycles.eq(cycles + 1),
+                         aside_valid.eq(1), aside_done.eq(0)]
+        with m.Elif(aside_waits):
+            m.d.sync += aside.cycles.eq(aside.cycles + 1)
+            with m.If(pe.valid):
+                r = pe.payload
+                m.d.sync += [aside_done.eq(1), aside.pe_error.eq(r.error), aside.busy.eq(r.busy),
+                             aside.macs.eq(r.macs), aside.stalls.eq(r.stalls)]
+                with m.If(r.error.as_value().any()):
+                    m.d.sync += aside.error.eq(1)
+        with m.Elif(aside_valid & self.reply.ready):
+            m.d.sync += aside_valid.eq(0)
         return m

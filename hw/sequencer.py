@@ -1,8 +1,8 @@
-"""The accelerator's commands, and the sequencer that runs them one at a time: it selects the
-stream route of each step and issues the sub-commands of the top-K selector, the activation
-buffer and the PE array."""
+"""The accelerator's commands, and the sequencer that runs them in order: it selects the stream
+route of each step and issues the sub-commands of the top-K selector, the activation buffer and
+the PE array. A product's reply may wait for the PE array while the next commands run."""
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Module, Mux, Shape, Signal
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -108,10 +108,16 @@ class ReplySteps(wiring.Signature):
     * ``busy`` (out): a command is under way, from its transfer to its reply's.
     * ``gather_selector``, ``gather_buffer``, ``gather_pe`` (out): a result the selector, the
       activation buffer or the PE array gives now belongs to the reply.
-    * ``send`` (out): the reply is complete (it is offered to the host).
+    * ``send`` (out): the reply is complete (it is offered to the host once the replies before
+      it are sent).
     * ``sent`` (in): the host takes it.
+    * ``handoff`` (out): the command's streams are done and its reply waits only for the PE
+      array's result: it is set aside (it gathers that result and is sent in its turn) and the
+      next command may start.
+    * ``pending`` (in): a reply set aside has not been sent; another cannot be set aside.
     * ``selector_done``, ``buffer_done``, ``pe_done`` (in): the selector, the activation buffer
-      or the PE array gives its result now.
+      or the PE array gives its result now (for ``pe_done``: one the reply set aside does not
+      take).
     """
 
     def __init__(self):
@@ -124,6 +130,8 @@ class ReplySteps(wiring.Signature):
             "gather_pe": Out(1),
             "send": Out(1),
             "sent": In(1),
+            "handoff": Out(1),
+            "pending": In(1),
             "selector_done": In(1),
             "buffer_done": In(1),
             "pe_done": In(1),
@@ -131,7 +139,7 @@ class ReplySteps(wiring.Signature):
 
 
 class CommandSequencer(wiring.Component):
-    """Runs the accelerator's commands (:class:`AccelOp`), one at a time.
+    """Runs the accelerator's commands (:class:`AccelOp`) in order.
 
     A command taken from ``cmd`` is kept in ``command`` until the next one. The sequencer
     issues the command's sub-commands to the selector, the activation buffer and the PE array
@@ -140,12 +148,20 @@ class CommandSequencer(wiring.Component):
     they come (``reply``); a command that needs a threshold its slot does not hold, or with an
     unknown op, is refused before anything runs.
 
+    A product (``GEMM``, ``GEMM_SAVED``) is over for the sequencer once the PE array has taken
+    its last sparse beat (``rows_loaded``) and the selector's or the buffer's results are in:
+    its reply is set aside to wait for the PE array's result (``reply.handoff``), and the next
+    command starts while the PE array computes. The PE array loads the next product's rows
+    while it computes this one; replies stay in command order.
+
     Parameters
     ----------
     cmd_layout : data.StructLayout
         The host's command (:attr:`hw.top.SwatAccel.cmd_layout`).
     threshold_slots : int
         Threshold slots.
+    threshold_passes : int
+        Times a threshold refresh streams its tensor (the selector's ``passes``).
     selector_cmd_layout, buffer_cmd_layout, pe_cmd_layout : data.StructLayout
         The ``cmd`` payloads of the top-K selector, the activation buffer and the PE array.
 
@@ -163,6 +179,11 @@ class CommandSequencer(wiring.Component):
         The PE array took a GEMM: the row adapters start its rows.
     rows_end : Out(1)
         The activation buffer's read of a weight gradient's rows has ended.
+    rows_loaded : In(1)
+        The PE array takes a job's last sparse beat.
+    tensors : Out
+        With ``reply.start``: the tensors the command taken streams on the host's ``tensor``
+        port (none if it is refused).
     thresholds : Out(ThresholdAccess(slots=threshold_slots, key_width=...))
         The command's threshold slot.
     reply : Out(ReplySteps())
@@ -179,7 +200,7 @@ class CommandSequencer(wiring.Component):
     """
 
     def __init__(self, *, cmd_layout, threshold_slots, selector_cmd_layout, buffer_cmd_layout,
-                 pe_cmd_layout):
+                 pe_cmd_layout, threshold_passes=1):
         for name, layout in (("cmd_layout", cmd_layout),
                              ("selector_cmd_layout", selector_cmd_layout),
                              ("buffer_cmd_layout", buffer_cmd_layout),
@@ -187,6 +208,8 @@ class CommandSequencer(wiring.Component):
             if not isinstance(layout, data.StructLayout):
                 raise TypeError(f"{name} must be a data.StructLayout, not {layout!r}")
         check_int("threshold_slots", threshold_slots, 1)
+        check_int("threshold_passes", threshold_passes, 1)
+        self._threshold_passes = threshold_passes
         key_width = selector_cmd_layout["threshold"].shape.width
         super().__init__({
             "cmd": In(stream.Signature(cmd_layout)),
@@ -197,6 +220,9 @@ class CommandSequencer(wiring.Component):
             "pe_cmd": Out(stream.Signature(pe_cmd_layout)),
             "rows_start": Out(1),
             "rows_end": Out(1),
+            "rows_loaded": In(1),
+            "tensors": Out(max(Shape.cast(cmd_layout["rows"].shape).width,
+                               threshold_passes.bit_length())),
             "thresholds": Out(ThresholdAccess(slots=threshold_slots, key_width=key_width)),
             "reply": Out(ReplySteps()),
             "busy": Out(1),
@@ -227,9 +253,26 @@ class CommandSequencer(wiring.Component):
             pe.payload.tiles.eq(cmd.tiles),
             pe.payload.mode.eq(Mux(cmd.mode == RowMode.DENSE, PEMode.DENSE, PEMode.SPARSE)),
             slots.slot.eq(cmd.slot),
-            self.busy.eq(~self.cmd.ready),
+            self.busy.eq(~self.cmd.ready | reply.pending),
             reply.busy.eq(~self.cmd.ready),
         ]
+        # The PE array has taken the product's last sparse beat (since its command).
+        fed, got_buffer = Signal(), Signal()
+        with m.If(self.cmd.ready):
+            m.d.sync += [fed.eq(0), got_buffer.eq(0)]
+        with m.Else():
+            with m.If(self.rows_loaded):
+                m.d.sync += fed.eq(1)
+            with m.If(reply.buffer_done):
+                m.d.sync += got_buffer.eq(1)
+
+        def product_end(streams_done):
+            """The product's PE result has come: reply. Or its streams are done: set the
+            reply aside."""
+            with m.If(reply.pe_done):
+                m.next = "REPLY"
+            with m.Elif(streams_done):
+                m.next = "HANDOFF"
 
         def issue(port, op, then):
             """Offer a sub-command; go to state ``then`` once it is taken."""
@@ -253,10 +296,15 @@ class CommandSequencer(wiring.Component):
                     with m.Else():
                         with m.Switch(c.op):
                             with m.Case(AccelOp.THRESHOLD):
+                                m.d.comb += self.tensors.eq(self._threshold_passes)
                                 m.next = "THRESHOLD"
                             with m.Case(AccelOp.SAVE_ACT):
+                                m.d.comb += self.tensors.eq(1)
                                 m.next = "SAVE_BUFFER_CMD"
-                            with m.Case(AccelOp.GEMM, AccelOp.GEMM_SAVED):
+                            with m.Case(AccelOp.GEMM):
+                                m.d.comb += self.tensors.eq(c.rows)
+                                m.next = "GEMM_PE_CMD"
+                            with m.Case(AccelOp.GEMM_SAVED):
                                 m.next = "GEMM_PE_CMD"
                             with m.Case(AccelOp.READ_OUT, AccelOp.FREE):
                                 m.next = "BUFFER_CMD"
@@ -312,12 +360,10 @@ class CommandSequencer(wiring.Component):
                         m.next = "GEMM_ROW_CMD"
             with m.State("GEMM_DENSE_RUN"):
                 m.d.comb += [self.route.eq(Route.DENSE_ROWS), reply.gather_pe.eq(1)]
-                with m.If(reply.pe_done):
-                    m.next = "REPLY"
+                product_end(fed)
             with m.State("GEMM_DRAIN"):
                 m.d.comb += [self.route.eq(Route.SELECTOR_ROWS), reply.gather_pe.eq(1)]
-                with m.If(reply.pe_done):
-                    m.next = "REPLY"
+                product_end(fed)
 
             with m.State("SAVED_BUFFER_CMD"):
                 issue(buf, Mux(cmd.conv_read, ActOp.READ_CONV,
@@ -326,8 +372,16 @@ class CommandSequencer(wiring.Component):
             with m.State("SAVED_RUN"):
                 m.d.comb += [self.route.eq(Route.SAVED_ROWS), reply.gather_buffer.eq(1),
                              reply.gather_pe.eq(1), self.rows_end.eq(reply.buffer_done)]
+                product_end(fed & got_buffer)
+            with m.State("HANDOFF"):
+                # Nothing of the product is left in the streams; the reply before it may still
+                # wait for its own PE result.
+                m.d.comb += reply.gather_pe.eq(1)
                 with m.If(reply.pe_done):
                     m.next = "REPLY"
+                with m.Elif(~reply.pending):
+                    m.d.comb += reply.handoff.eq(1)
+                    m.next = "IDLE"
 
             with m.State("BUFFER_CMD"):
                 issue(buf, Mux(cmd.op == AccelOp.FREE, ActOp.FREE, ActOp.READ_DENSE),

@@ -17,6 +17,7 @@ from .row_packer import RowPacker
 from .sequencer import AccelOp, CommandSequencer, Route, RowMode
 from .skid_buffer import SkidBuffer
 from .stream_router import StreamRouter
+from .tensor_gate import TensorGate
 from .threshold_slots import ThresholdSlots
 from .topk_selector import TopKSelector
 
@@ -74,7 +75,8 @@ def check_config(config):
 class SwatAccel(wiring.Component):
     """A SWAT layer engine.
 
-    One command at a time (:class:`AccelOp`), each answered by one ``reply``. Host streams:
+    Commands (:class:`AccelOp`) run in order, each answered by one ``reply``, in order; a
+    product's PE-array compute overlaps the commands after it. Host streams:
     ``cmd``, ``tensor`` (tensors to threshold, save or sparsify, ``config.selector_lanes`` values a beat),
     ``dense`` (the PE array's dense tiles), ``result`` (the PE array's results) and ``act_out``
     (read-outs). See the README for the protocol and a timing example.
@@ -179,8 +181,12 @@ class SwatAccel(wiring.Component):
                    ("tensor", "entries"): tensor_entries})
         m.submodules.sequencer = seq = CommandSequencer(
             cmd_layout=self.cmd_layout, threshold_slots=self.threshold_slots,
-            selector_cmd_layout=sel.cmd_layout, buffer_cmd_layout=act.cmd_layout,
-            pe_cmd_layout=pe.cmd_layout)
+            threshold_passes=sel.passes, selector_cmd_layout=sel.cmd_layout,
+            buffer_cmd_layout=act.cmd_layout, pe_cmd_layout=pe.cmd_layout)
+        # Only the command's own tensors enter: the host may already send the next one's.
+        m.submodules.tensor_gate = gate = TensorGate(
+            payload_layout=sel.data_layout, max_tensors=(1 << len(seq.tensors)) - 1)
+        m.d.comb += [gate.start.eq(seq.reply.start), gate.tensors.eq(seq.tensors)]
         m.submodules.thresholds = thresholds = ThresholdSlots(
             slots=self.threshold_slots, result_layout=sel.result_layout)
         m.submodules.replies = replies = ReplyBuilder(
@@ -209,6 +215,7 @@ class SwatAccel(wiring.Component):
         wiring.connect(m, pe.done, replies.pe_done)
         m.d.comb += [
             replies.command.eq(seq.command),
+            seq.rows_loaded.eq(pe.sparse.valid & pe.sparse.ready & pe.sparse.payload.last),
             e2r.start.eq(seq.rows_start),
             e2r.rows.eq(seq.command.rows),
             el2r.start.eq(seq.rows_start),
@@ -219,7 +226,8 @@ class SwatAccel(wiring.Component):
 
         # The streams, as the sequencer routes them.
         m.d.comb += router.route.eq(seq.route)
-        wiring.connect(m, wiring.flipped(self.tensor), router.sources.tensor)
+        wiring.connect(m, wiring.flipped(self.tensor), gate.i)
+        wiring.connect(m, gate.o, router.sources.tensor)
         wiring.connect(m, sel.out, router.sources.selector)
         wiring.connect(m, act.rdata, router.sources.buffer)
         wiring.connect(m, e2r.o, router.sources.entry_rows)

@@ -149,26 +149,51 @@ class _Totals:
     act_to_host_bytes: float = 0.0
 
 
+class _ProductStream:
+    """The cycles of one phase's products, sent back to back: the accelerator loads a job's rows
+    while the job before computes. The first product costs its own cycles; each later one the
+    distance from the reply before to its own, taken as a like product's after its twin
+    (:func:`golden.perf_model.product_sequence`). ``cache`` keeps ``(alone, after its twin)``
+    by key (dense-mode products depend on their shape only)."""
+
+    def __init__(self, config, cache=None):
+        self.config, self.cache = config, cache
+        self.cycles, self._first = 0.0, True
+
+    def add(self, product, weight, key=None):
+        """Add ``weight`` products like ``product`` (:func:`golden.perf_model.product_sequence`'s
+        form)."""
+        if self.cache is not None and key in self.cache:
+            alone, steady = self.cache[key]
+        else:
+            first, second = perf_model.product_sequence(self.config, [product, product])
+            alone, steady = first, second - first
+            if self.cache is not None:
+                self.cache[key] = (alone, steady)
+        if self._first:
+            self.cycles += alone + (weight - 1) * steady
+            self._first = False
+        else:
+            self.cycles += weight * steady
+
+
 def _product_cycles(config, mask, cols, samples, *, dense_cache, sparse_layer=True):
     """Sparse and dense cycles of ``mask`` (rows x reduction, the sparse operand's keep mask)
-    times ``cols`` dense columns, in the jobs the configuration allows. A dense layer runs in
-    dense mode in both: its sparse cycles are its dense ones."""
+    times ``cols`` dense columns, in the jobs the configuration allows, sent back to back. A
+    dense layer runs in dense mode in both: its sparse cycles are its dense ones."""
     rows, reduction = mask.shape
     per_job_cols = config.pe_max_tiles * config.pe_cols
     col_jobs = [(math.ceil(n / config.pe_cols), count) for n, count in
                 _column_groups(cols, per_job_cols)]
-    sparse = dense = 0.0
+    sparse, dense = _ProductStream(config), _ProductStream(config, dense_cache)
     for r0, r_len in _chunks(rows, config.pe_max_rows):
         for (k0, k_len), scale in _sample(_chunks(reduction, config.tile_depth), samples):
             job = mask[r0:r0 + r_len, k0:k0 + k_len]
             for tiles, count in col_jobs:
                 if sparse_layer:
-                    sparse += scale * count * perf_model.gemm_cycles(config, job, tiles)
-                key = (r_len, k_len, tiles)
-                if key not in dense_cache:
-                    dense_cache[key] = perf_model.gemm_cycles(config, job, tiles, dense=True)
-                dense += scale * count * dense_cache[key]
-    return (sparse if sparse_layer else dense), dense
+                    sparse.add(("gemm", job, tiles, False), scale * count)
+                dense.add(("gemm", job, tiles, True), scale * count, key=(r_len, k_len, tiles))
+    return (sparse.cycles if sparse_layer else dense.cycles), dense.cycles
 
 
 def _column_groups(cols, per_job):
@@ -231,22 +256,20 @@ def evaluate(config, layers, densities, batch, *, samples, rng):
         p_chunks = _chunks(p, config.tile_depth)
         kept_sampled = elements_sampled = 0
         fc = _saved_chunk_features(config, config.tile_depth, density)
+        dense_wg, saved_wg = _ProductStream(config, dense_cache), _ProductStream(config)
         for f0, f_len in _chunks(f, fc):
             for (p0, p_len), scale in _sample(p_chunks, samples):
                 chunk = _im2col_positions(x_mask, layer, p0, p_len)[f0:f0 + f_len]
                 kept_sampled += scale * int(chunk.sum())
                 elements_sampled += scale * chunk.size
-                key = (f_len, p_len, tiles)
-                if key not in dense_cache:
-                    dense_cache[key] = perf_model.gemm_cycles(config, chunk, tiles, dense=True)
-                t.dense_weight_grad += scale * dense_cache[key]
+                dense_wg.add(("gemm", chunk, tiles, True), scale, key=(f_len, p_len, tiles))
                 if sparse_layer and not maps:
                     t.save += scale * perf_model.save_act_cycles(config, chunk.size)
                     # The host streams each chunk of the im2col matrix in to be saved.
                     t.act_to_accelerator_bytes += scale * chunk.size * width / 8
-                    t.weight_grad += scale * perf_model.gemm_saved_cycles(config, chunk, tiles)
-        if not sparse_layer:
-            t.weight_grad = t.dense_weight_grad
+                    saved_wg.add(("gemm_saved", chunk, tiles, None), scale)
+        t.dense_weight_grad = dense_wg.cycles
+        t.weight_grad = saved_wg.cycles if sparse_layer else t.dense_weight_grad
         t.macs += f * p * cout
         t.sparse_macs += f * p * cout * (kept_sampled / elements_sampled)
 
@@ -305,7 +328,7 @@ def _feature_map_weight_grad(config, layer, x_mask, tiles, samples):
             for g0, g_len in _chunks(c_len, group):
                 jobs.setdefault((c0 + g0, g_len), []).extend(
                     (i0 * out + r0, r_len) for r0, r_len in _chunks(i_len * out, rows_per_job))
-    weight_grad = 0.0
+    weight_grad = _ProductStream(config)
     for (c0, c_len), row_jobs in jobs.items():
         for (r0, r_len), scale in _sample_by_length(row_jobs, samples):
             i0, i1 = r0 // out, -(-(r0 + r_len) // out)
@@ -316,8 +339,8 @@ def _feature_map_weight_grad(config, layer, x_mask, tiles, samples):
                                             out_rows=r_len)
             keep = im2col(mask.astype(np.int8), k, stride, padding).T.astype(bool)
             keep = keep[:, first * out:(first + r_len) * out]
-            weight_grad += scale * perf_model.gemm_saved_cycles(config, keep, tiles, scan=scan)
-    return save, weight_grad, stored, x_mask.size * config.width / 8
+            weight_grad.add(("gemm_saved", keep, tiles, scan), scale)
+    return save, weight_grad.cycles, stored, x_mask.size * config.width / 8
 
 
 def _offchip(totals):

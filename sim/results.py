@@ -201,6 +201,8 @@ def _network_section(name, data, lines, first):
                   "of the RTL), against the same hardware in dense mode. Forward = threshold "
                   "refreshes (every `period` iterations) + saving the sparsified activations + "
                   "the forward products; backward = input-gradient + weight-gradient products. "
+                  "Each phase's products are sent back to back, so a job's rows load while the "
+                  "job before computes (in both modes). "
                   "Synthetic operands (`golden.synthetic`), SWAT's exact top-K; ResNet-18 on "
                   "CIFAR-10 shapes, ResNet-50 on ImageNet shapes. \"Saved activations vs dense\" "
                   "is SWAT's saved tensor in the bitmap format against dense.", ""]

@@ -36,20 +36,42 @@ def test_im2col_positions_match_golden_im2col():
 
 
 def test_sampling_scales_to_every_job():
-    """With as many samples as jobs, the product's cycles are the sum over its jobs."""
+    """With as many samples as jobs, the product's cycles add up its jobs sent back to back: the
+    first one's own cycles, then each later one's distance from the reply before, as after a
+    job like it (:func:`golden.perf_model.product_sequence`)."""
     from golden import perf_model
 
     config = AccelConfig(pe_rows=4, pe_cols=4, tile_depth=16, pe_max_rows=8, pe_max_tiles=2)
     mask = np.random.default_rng(1).random((12, 40)) < 0.3
     sparse, dense = network._product_cycles(config, mask, 20, samples=10, dense_cache={})
-    want = want_dense = 0
+    want = {False: 0, True: 0}
+    first = True
     for r0 in (0, 8):
         for k0 in (0, 16, 32):
             job = mask[r0:r0 + 8, k0:k0 + 16]
             for tiles, count in ((2, 2), (1, 1)):  # two jobs of 8 columns, one of 4
-                want += count * perf_model.gemm_cycles(config, job, tiles)
-                want_dense += count * perf_model.gemm_cycles(config, job, tiles, dense=True)
-    assert (sparse, dense) == (want, want_dense)
+                for dense_mode in (False, True):
+                    one, two = perf_model.product_sequence(
+                        config, [("gemm", job, tiles, dense_mode)] * 2)
+                    want[dense_mode] += (one + (count - 1) * (two - one) if first
+                                         else count * (two - one))
+                first = False
+    assert (sparse, dense) == (want[False], want[True])
+    # Sent back to back, the jobs take less than one at a time.
+    alone = sum(perf_model.gemm_cycles(config, mask[r0:r0 + 8, k0:k0 + 16], tiles) * count
+                for r0 in (0, 8) for k0 in (0, 16, 32) for tiles, count in ((2, 2), (1, 1)))
+    assert sparse < alone
+
+
+def test_product_sequence_of_one_is_the_product_alone():
+    from golden import perf_model
+
+    config = AccelConfig(pe_rows=4, pe_cols=4, tile_depth=16)
+    mask = np.random.default_rng(2).random((9, 16)) < 0.4
+    assert perf_model.product_sequence(config, [("gemm", mask, 3, False)]) == [
+        perf_model.gemm_cycles(config, mask, 3)]
+    assert perf_model.product_sequence(config, [("gemm_saved", mask, 2, None)]) == [
+        perf_model.gemm_saved_cycles(config, mask, 2)]
 
 
 def test_summary_against_the_ideal_dense_array():

@@ -73,7 +73,9 @@ TOP_CONFIGS = {
 def test_top_model_agrees_with_the_rtl(run_cocotb, simulator, tmp_path, name):
     """Every command (threshold, save, GEMM sparse and dense, weight-gradient GEMM) within 2 %
     of the top's reply cycles, or 3 cycles for commands of a few dozen cycles (the worst in
-    these runs: 1.0 % on commands over 100 cycles, 1 cycle in 65 below)."""
+    these runs: 1.0 % on commands over 100 cycles, 1 cycle in 65 below); and products sent back
+    to back (:func:`golden.perf_model.product_sequence`) within 2 %, or 3 cycles for each
+    product up to the reply."""
     if simulator != "verilator":
         pytest.skip("cycle counts are the same on both simulators; one suffices")
     from hw.top import SwatAccel

@@ -71,3 +71,58 @@ def test_gemm_reply():
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
+
+
+def test_reply_set_aside_goes_first():
+    """A product's reply set aside takes the PE array's next result and is sent before the reply
+    of the command after it, which gathers the PE result after that."""
+    dut = ReplyBuilder(**layouts())
+    steps, pe = dut.steps, dut.pe_done
+
+    async def bench(ctx):
+        ctx.set(dut.command, {"op": AccelOp.GEMM, "rows": 1, "depth": 4})
+        ctx.set(steps.start, 1)
+        await ctx.tick()
+        ctx.set(steps.start, 0)
+        ctx.set(steps.busy, 1)
+        await ctx.tick()
+        ctx.set(steps.handoff, 1)  # cycle 2: the streams are done
+        await ctx.tick()
+        ctx.set(steps.handoff, 0)
+        assert ctx.get(steps.pending) and not ctx.get(dut.reply.valid)
+        # The next command, a dense GEMM, starts and is soon done with its streams.
+        ctx.set(dut.command, {"op": AccelOp.GEMM_SAVED, "rows": 1, "depth": 4})
+        ctx.set(steps.start, 1)
+        await ctx.tick()
+        ctx.set(steps.start, 0)
+        ctx.set(steps.gather_pe, 1)
+        # The first PE result is the aside reply's: the command under way does not see it.
+        ctx.set(pe.payload, {"macs": 5, "busy": 2})
+        ctx.set(pe.valid, 1)
+        assert not ctx.get(steps.pe_done)
+        await ctx.tick()
+        ctx.set(pe.valid, 0)
+        ctx.set(dut.reply.ready, 0)
+        for _ in range(2):  # offered until taken
+            reply = ctx.get(dut.reply.payload)
+            assert ctx.get(dut.reply.valid) and reply.op == AccelOp.GEMM
+            assert (reply.macs, reply.busy, reply.cycles) == (5, 2, 5)
+            await ctx.tick()
+        # The second PE result is the command under way's; its reply waits for the first.
+        ctx.set(pe.payload, {"macs": 9, "busy": 3})
+        ctx.set(pe.valid, 1)
+        assert ctx.get(steps.pe_done)
+        await ctx.tick()
+        ctx.set(pe.valid, 0)
+        ctx.set(steps.send, 1)
+        assert ctx.get(dut.reply.payload).op == AccelOp.GEMM and not ctx.get(steps.sent)
+        ctx.set(dut.reply.ready, 1)
+        await ctx.tick()
+        assert not ctx.get(steps.pending) and ctx.get(steps.sent)
+        reply = ctx.get(dut.reply.payload)
+        assert reply.op == AccelOp.GEMM_SAVED and (reply.macs, reply.busy) == (9, 3)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()

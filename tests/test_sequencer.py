@@ -1,5 +1,6 @@
 """CommandSequencer: its parameters' validation, and in Amaranth's simulator, the steps of a
-dense GEMM and the refusal of a command whose threshold slot is empty."""
+dense GEMM, a GEMM's reply set aside once its rows are in, and the refusal of a command whose
+threshold slot is empty."""
 
 import pytest
 from amaranth.sim import Simulator
@@ -23,6 +24,7 @@ def layouts():
     (dict(pe_cmd_layout=None), TypeError, "pe_cmd_layout must be a data.StructLayout, not None"),
     (dict(threshold_slots=0), ValueError, "threshold_slots must be at least 1, not 0"),
     (dict(threshold_slots=2.0), TypeError, "threshold_slots must be an integer, not 2.0"),
+    (dict(threshold_passes=0), ValueError, "threshold_passes must be at least 1, not 0"),
 ])
 def test_parameters_are_validated(changes, error, message):
     with pytest.raises(error) as info:
@@ -85,5 +87,46 @@ def test_empty_threshold_slot_is_refused():
         await ctx.tick()
         assert ctx.get(dut.reply.send) and not ctx.get(dut.buffer_cmd.valid)
         assert ctx.get(dut.command.slot) == 1
+
+    run(dut, bench)
+
+
+def test_gemm_reply_set_aside():
+    """Once the PE array has the last row and the reply before is sent, the reply is set aside
+    and the next command is taken; while one is aside, the next product waits for it."""
+    dut = CommandSequencer(**layouts())
+
+    async def bench(ctx):
+        ctx.set(dut.pe_cmd.ready, 1)
+        ctx.set(dut.cmd.payload, {"op": AccelOp.GEMM, "mode": RowMode.DENSE, "rows": 2,
+                                  "depth": 5})
+        ctx.set(dut.cmd.valid, 1)
+        await ctx.tick()
+        ctx.set(dut.cmd.valid, 0)
+        await ctx.tick()
+        ctx.set(dut.reply.pending, 1)  # the reply of an earlier product is not sent yet
+        ctx.set(dut.rows_loaded, 1)
+        await ctx.tick()
+        ctx.set(dut.rows_loaded, 0)
+        await ctx.tick()
+        for _ in range(3):
+            assert ctx.get(dut.route) == Route.NONE and ctx.get(dut.reply.gather_pe)
+            assert not ctx.get(dut.reply.handoff) and not ctx.get(dut.cmd.ready)
+            assert ctx.get(dut.busy)
+            await ctx.tick()
+        ctx.set(dut.reply.pending, 0)
+        assert ctx.get(dut.reply.handoff)
+        await ctx.tick()
+        ctx.set(dut.reply.pending, 1)
+        assert ctx.get(dut.cmd.ready) and ctx.get(dut.busy)  # a reply is still to come
+        # The next product's PE result comes before its rows are all in: it replies at once.
+        ctx.set(dut.cmd.valid, 1)
+        await ctx.tick()
+        ctx.set(dut.cmd.valid, 0)
+        await ctx.tick()
+        ctx.set(dut.reply.pe_done, 1)
+        await ctx.tick()
+        ctx.set(dut.reply.pe_done, 0)
+        assert ctx.get(dut.reply.send) and not ctx.get(dut.reply.handoff)
 
     run(dut, bench)

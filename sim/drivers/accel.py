@@ -2,12 +2,17 @@
 """A cocotb host driver for :class:`hw.top.SwatAccel`: one method per command.
 
 Every method sends the command and its streams (with random stalls on every port), waits for
-the reply and returns it decoded, with whatever came back on ``result`` or ``act_out``.
+the reply and returns it decoded, with whatever came back on ``result`` or ``act_out``. The
+products can also be sent ahead (:meth:`AccelDriver.send_gemm`,
+:meth:`AccelDriver.send_gemm_saved`) and finished in order (:meth:`AccelDriver.finish`): the
+accelerator takes the next command while the PE array computes a product.
 
 A product the PE array's banks cannot hold is refused before anything is sent
 (:class:`JobTooLarge`): the driver knows what each row keeps (the thresholds it refreshed, the
 tensors it saved) and where the array deals it (:func:`golden.pe_array.bank_words`).
 """
+
+import dataclasses
 
 import numpy as np
 
@@ -23,11 +28,19 @@ from .pe_array import dense_beats
 from .streams import StreamSink, StreamSource
 from .topk import tensor_beats
 
-__all__ = ["build", "AccelDriver", "JobTooLarge"]
+__all__ = ["build", "AccelDriver", "JobTooLarge", "Product"]
 
 
 class JobTooLarge(ValueError):
     """A product whose sparse rows the PE array's banks cannot hold."""
+
+
+@dataclasses.dataclass
+class Product:
+    """A product command sent ahead: its place among the commands sent (its reply's) and a
+    bound on its work in cycles (for the reply's timeout)."""
+    index: int
+    work: int
 
 
 def build(config):
@@ -59,6 +72,9 @@ class AccelDriver:
         # activation slot -> (shape, kernel, stride, padding) of a conv input saved as its
         # im2col matrix (an accelerator without the conv read)
         self.saved_im2col = {}
+        self.commands_sent = 0
+        self.products_finished = 0  # products whose results were taken (they end in order)
+        self._result_cursor = 0     # the first result beat not yet given to a product
 
     # -- plumbing --------------------------------------------------------------------------
     def _pack_command(self, op, **fields):
@@ -73,7 +89,13 @@ class AccelDriver:
         return pack(self.model.cmd_layout, payload)
 
     def _command(self, op, **fields):
-        self.cmd.send([self._pack_command(op, **fields)])
+        self._send_command(self._pack_command(op, **fields))
+
+    def _send_command(self, payload):
+        """Queue a packed command; its place among the commands sent (its reply's)."""
+        self.cmd.send([payload])
+        self.commands_sent += 1
+        return self.commands_sent - 1
 
     def _send_tensor(self, x):
         beats = tensor_beats(np.asarray(x).reshape(-1), self.lanes, self.rng, short=self.short)
@@ -82,17 +104,18 @@ class AccelDriver:
                                         "count": c, "last": int(last)}) for v, c, last in beats])
         return len(beats)
 
-    async def _reply(self, work):
+    async def _reply(self, work, index=None):
+        """The reply of the command sent ``index``-th (default: the last sent), decoded."""
+        index = self.commands_sent - 1 if index is None else index
         try:
-            await self.reply.wait_for(len(self.reply.received) + 1,
-                                      timeout_cycles=50 * work + 2000)
+            await self.reply.wait_for(index + 1, timeout_cycles=50 * work + 2000)
         except AssertionError as e:
             raise AssertionError(
                 f"{e} (tensor beats left {len(self.tensor.queue)}, dense beats left "
                 f"{len(self.dense.queue)}, results {len(self.result.received)})") from None
         for sink in (self.result, self.act_out, self.reply):
             sink.check()
-        return unpack(self.model.reply_layout, self.reply.received[-1])
+        return unpack(self.model.reply_layout, self.reply.received[index])
 
     # -- commands --------------------------------------------------------------------------
     async def threshold(self, slot, x, k):
@@ -137,19 +160,26 @@ class AccelDriver:
                 f"PE row {row}, whose bank holds {held} (pe_bank_entries "
                 f"{self.config.pe_bank_entries}, {self.config.sparse_port_lanes} entries a word)")
 
-    async def _gemm_results(self, command, rows, d, send_rows):
-        """Send a GEMM command, its rows (``send_rows()``) and the dense tiles of ``d``; return
-        ``(reply, {(row, tile): sums})``."""
-        first = len(self.result.received)
-        self.cmd.send([command])
+    def _send_product(self, command, rows, d, send_rows):
+        """Send a product's command, its rows (``send_rows()``) and the dense tiles of ``d``."""
+        index = self._send_command(command)
         beats = send_rows()
         dense = dense_beats(d, self.cols, self.config.dense_port_lanes)
         self.dense.send([pack(self.model.pe_array.dense_layout, b) for b in dense])
         tiles = -(-np.asarray(d).shape[1] // self.cols)
-        reply = await self._reply(beats + len(dense) + rows * tiles * np.asarray(d).shape[0])
+        return Product(index, beats + len(dense) + rows * tiles * np.asarray(d).shape[0])
+
+    async def finish(self, product):
+        """Wait for a product's reply; return ``(reply, {(row, tile): sums})``. Products are
+        finished in the order they were sent: each takes the results up to the one marked
+        ``last`` (a failed job, which may mark none, takes every result come so far)."""
+        reply = await self._reply(product.work, product.index)
+        beats = [unpack(self.model.pe_array.result_layout, payload)
+                 for payload in self.result.received[self._result_cursor:]]
+        end = next((i + 1 for i, beat in enumerate(beats) if beat["last"]), len(beats))
+        self._result_cursor += end
         got = {}
-        for payload in self.result.received[first:]:
-            beat = unpack(self.model.pe_array.result_layout, payload)
+        for beat in beats[:end]:
             for slot in beat["slots"]:
                 if slot["valid"]:
                     key = (slot["row"], slot["tile"])
@@ -171,6 +201,10 @@ class AccelDriver:
 
     async def gemm(self, s, d, *, mode=RowMode.TOPK, slot=0, nm=(0, 0)):
         """``sparsify(s) @ d``: the rows of ``s`` streamed and sparsified by ``mode``."""
+        return await self.finish(self.send_gemm(s, d, mode=mode, slot=slot, nm=nm))
+
+    def send_gemm(self, s, d, *, mode=RowMode.TOPK, slot=0, nm=(0, 0)):
+        """Send :meth:`gemm`'s command and streams; :meth:`finish` gives its reply."""
         s = np.asarray(s)
         rows, depth = s.shape
         if mode == RowMode.DENSE:
@@ -183,20 +217,25 @@ class AccelDriver:
         command = self._gemm_command(AccelOp.GEMM, rows=rows, depth=depth,
                                      n=np.asarray(d).shape[1], mode=mode, slot=slot,
                                      nm_n=nm[0], nm_m=nm[1])
-        return await self._gemm_results(command, rows, d,
-                                        lambda: sum(self._send_tensor(row) for row in s))
+        return self._send_product(command, rows, d,
+                                  lambda: sum(self._send_tensor(row) for row in s))
 
     async def gemm_saved(self, act_slot, features, d, *, feature_major=False):
         """``X~.T @ d`` for the activations ``X~`` (``depth x features``, ``depth`` the rows
         of ``d``) stored in ``act_slot``: saved as ``X`` (read column by column) or, with
         ``feature_major``, as ``X.T`` (read row by row)."""
+        return await self.finish(self.send_gemm_saved(act_slot, features, d,
+                                                      feature_major=feature_major))
+
+    def send_gemm_saved(self, act_slot, features, d, *, feature_major=False):
+        """Send :meth:`gemm_saved`'s command and streams; :meth:`finish` gives its reply."""
         depth, n = np.asarray(d).shape
         if act_slot in self.saved:
             mask = self.saved[act_slot]
             self._check_banks((mask if feature_major else mask.T).sum(axis=1))
         command = self._gemm_command(AccelOp.GEMM_SAVED, rows=features, depth=depth, n=n,
                                      act_slot=act_slot, feature_major=feature_major)
-        return await self._gemm_results(command, features * depth, d, lambda: 0)
+        return self._send_product(command, features * depth, d, lambda: 0)
 
     async def save_feature_maps(self, slot, act_slot, x, *, kernel=None, stride=1, padding=0):
         """Sparsify a conv layer's input ``x`` (N, C, H, W) with threshold ``slot`` and store
@@ -269,7 +308,7 @@ class AccelDriver:
         self._check_banks(keep.sum(axis=1))
         command = self._gemm_command(AccelOp.GEMM_SAVED, rows=keep.shape[0], depth=depth, n=n,
                                      act_slot=act_slot, conv_read=1, conv=geometry)
-        return await self._gemm_results(command, keep.size, d, lambda: 0)
+        return await self.finish(self._send_product(command, keep.size, d, lambda: 0))
 
     async def _gemm_saved_im2col(self, act_slot, d, geometry, first_channel, channels,
                                  first_out_row, out_rows):

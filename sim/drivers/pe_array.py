@@ -120,28 +120,45 @@ class PEArrayDriver:
     async def run_raw(self, command, sparse, dense, *, timeout):
         """Send packed payloads; return ``(results, done)`` decoded, one dict per row result
         (``last`` on the job's last one). Checks the stream rules."""
-        first_result = len(self.result.received)
-        self.cmd.send([command])
-        self.sparse.send(sparse)
-        self.dense.send(dense)
-        await self.done.wait_for(len(self.done.received) + 1, timeout_cycles=timeout)
+        [(results, done)] = await self.run_raw_many([(command, sparse, dense)], timeout=timeout)
+        return results, done
+
+    async def run_raw_many(self, jobs, *, timeout):
+        """Send the packed payloads of several jobs ``[(command, sparse, dense)]`` at once (the
+        array takes a command while the one before computes); return each job's
+        ``(results, done)``. A job's results are those that leave after the job before it is
+        done and before it is (the array computes one job at a time)."""
+        first_result, first_done = len(self.result.received), len(self.done.received)
+        for command, sparse, dense in jobs:
+            self.cmd.send([command])
+            self.sparse.send(sparse)
+            self.dense.send(dense)
+        await self.done.wait_for(first_done + len(jobs), timeout_cycles=timeout)
         for sink in (self.result, self.done):
             sink.check()
-        results = []
-        for payload in self.result.received[first_result:]:
-            beat = unpack(self.model.result_layout, payload)
-            slots = [slot for slot in beat["slots"] if slot["valid"]]
-            assert slots, "a result beat with no result"
-            for j, slot in enumerate(slots):
-                results.append(dict(slot, last=int(beat["last"] and j == len(slots) - 1)))
-        return results, unpack(self.model.done_layout, self.done.received[-1])
+        done_cycles = self.done.cycles[first_done:]
+        beats = list(zip(self.result.received[first_result:], self.result.cycles[first_result:]))
+        replies = []
+        for j, done_cycle in enumerate(done_cycles):
+            after = done_cycles[j - 1] if j else -1
+            results = []
+            for payload, cycle in beats:
+                if not after < cycle < done_cycle:
+                    continue
+                beat = unpack(self.model.result_layout, payload)
+                slots = [slot for slot in beat["slots"] if slot["valid"]]
+                assert slots, "a result beat with no result"
+                for k, slot in enumerate(slots):
+                    results.append(dict(slot, last=int(beat["last"] and k == len(slots) - 1)))
+            replies.append((results, unpack(self.model.done_layout,
+                                            self.done.received[first_done + j])))
+        assert sum(1 for _, cycle in beats if cycle > done_cycles[-1]) == 0, \
+            "a result came after the last job was done"
+        return replies
 
-    async def run(self, mode, s, mask, d, *, nm=None, order=None, timeout=None):
-        """Run ``(s * mask) @ d`` in ``mode``; rows are sent in ``order`` (default: as they are).
-
-        Returns a :class:`JobResult`; raises ``AssertionError`` if a (row, tile) result is
-        missing, duplicated or out of range, or the ``last`` flags are wrong.
-        """
+    def job(self, mode, s, mask, d, *, nm=None, order=None):
+        """A job's packed payloads ``(command, sparse, dense)`` and what to check it against:
+        a :class:`JobResult` without ``tiles`` and ``done``, and a timeout in cycles."""
         s = np.asarray(s)
         mask = np.ones(s.shape, bool) if mask is None else np.asarray(mask, bool)
         order = list(range(s.shape[0])) if order is None else list(order)
@@ -154,13 +171,31 @@ class PEArrayDriver:
                  for b in dense_beats(d, self.cols, self.model.dense_lanes)]
         command = self.command(mode, len(rows), depth, cols, tiles, nm or (0, 0))
         work = sum(golden_pe.row_cost(len(r)) for r in rows) * tiles
-        timeout = timeout or 20 * (len(sparse) + len(dense) + work + len(rows) * tiles) + 500
-        results, done = await self.run_raw(command, sparse, dense, timeout=timeout)
+        timeout = 20 * (len(sparse) + len(dense) + work + len(rows) * tiles) + 500
+        return ((command, sparse, dense),
+                JobResult(tiles=None, done=None, rows=rows, n_tiles=tiles, order=order), timeout)
+
+    @staticmethod
+    def collect(job, results, done):
+        """``job`` (from :meth:`job`) with its results by ``(row, tile)`` and its ``done``;
+        raises ``AssertionError`` if a result is missing, duplicated or out of range, or the
+        ``last`` flags are wrong."""
         got = {}
+        rows, tiles = len(job.rows), job.n_tiles
         for i, r in enumerate(results):
             key = (r["row"], r["tile"])
             assert key not in got, f"result {key} came twice"
-            assert r["row"] < len(rows) and r["tile"] < tiles, f"result {key} is out of range"
+            assert r["row"] < rows and r["tile"] < tiles, f"result {key} is out of range"
             assert r["last"] == (i == len(results) - 1), f"result {i}: last={r['last']}"
             got[key] = r["values"]
-        return JobResult(tiles=got, done=done, rows=rows, n_tiles=tiles, order=order)
+        return dataclasses.replace(job, tiles=got, done=done)
+
+    async def run(self, mode, s, mask, d, *, nm=None, order=None, timeout=None):
+        """Run ``(s * mask) @ d`` in ``mode``; rows are sent in ``order`` (default: as they are).
+
+        Returns a :class:`JobResult`; raises ``AssertionError`` if a (row, tile) result is
+        missing, duplicated or out of range, or the ``last`` flags are wrong.
+        """
+        payloads, job, cycles = self.job(mode, s, mask, d, nm=nm, order=order)
+        results, done = await self.run_raw(*payloads, timeout=timeout or cycles)
+        return self.collect(job, results, done)

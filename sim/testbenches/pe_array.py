@@ -29,6 +29,11 @@ async def _check(drv, label, mode, s, mask, d, *, nm=None, order=None):
     s = np.asarray(s, dtype=np.int64)
     mask = np.ones(s.shape, bool) if mask is None else np.asarray(mask, bool)
     job = await drv.run(mode, s, mask, d, nm=nm, order=order)
+    return _verify(drv, label, job, s, mask, d)
+
+
+def _verify(drv, label, job, s, mask, d):
+    """Compare a job's results and counters with golden."""
     cocotb.log.info(f"{label}: {len(job.tiles)} results, done {job.done}")
     assert job.done["error"] == {k: 0 for k in job.done["error"]}, \
         f"{label}: error flags {job.done['error']}"
@@ -51,6 +56,29 @@ def _operand(np_rng, width, shape, kind="random"):
     if kind == "extreme":
         return np_rng.choice([lo, hi, lo, 0, 1, -1], size=shape).astype(np.int64)
     return np_rng.integers(lo, hi + 1, size=shape).astype(np.int64)
+
+
+def _random_job(np_rng, cfg):
+    """``(mode, s, mask, d, nm, order)`` of a random job: mode, shape, density, row order."""
+    rows = int(np_rng.integers(1, 3 * cfg.pe_rows + 2))
+    depth = int(np_rng.integers(1, cfg.tile_depth + 1))
+    n = int(np_rng.integers(1, 3 * cfg.pe_cols + 1))
+    kind = "extreme" if np_rng.random() < 0.3 else "random"
+    s = _operand(np_rng, cfg.width, (rows, depth), kind)
+    d = _operand(np_rng, cfg.width, (depth, n), kind)
+    mode = PEMode(int(np_rng.choice([0, 1, 1, 2])))
+    order = nm = mask = None
+    if mode == PEMode.SPARSE:
+        density = float(np_rng.choice([0.0, 0.05, 0.2, 0.5, 0.9, 1.0]))
+        mask = topk.topk_mask(s, density)
+        if np_rng.random() < 0.5:
+            order = golden_pe.longest_first(mask.sum(axis=1))
+    elif mode == PEMode.NM:
+        m = int(np_rng.integers(1, cfg.nm_max_m + 1))
+        nm = (int(np_rng.integers(1, m + 1)), m)
+        mask = topk.nm_mask(s, *nm)
+    mask = np.ones(s.shape, bool) if mask is None else mask
+    return mode, s, mask, d, nm, order
 
 
 @cocotb.test()
@@ -92,28 +120,59 @@ async def random_jobs(dut):
     params, drv, np_rng = await _setup(dut, "random")
     cfg = drv.config
     for case in range(params["cases"]):
-        rows = int(np_rng.integers(1, 3 * cfg.pe_rows + 2))
-        depth = int(np_rng.integers(1, cfg.tile_depth + 1))
-        n = int(np_rng.integers(1, 3 * cfg.pe_cols + 1))
-        kind = "extreme" if np_rng.random() < 0.3 else "random"
-        s = _operand(np_rng, cfg.width, (rows, depth), kind)
-        d = _operand(np_rng, cfg.width, (depth, n), kind)
-        mode = PEMode(int(np_rng.choice([0, 1, 1, 2])))
-        order = None
-        nm = None
-        if mode == PEMode.SPARSE:
-            density = float(np_rng.choice([0.0, 0.05, 0.2, 0.5, 0.9, 1.0]))
-            mask = topk.topk_mask(s, density)
-            if np_rng.random() < 0.5:
-                order = golden_pe.longest_first(mask.sum(axis=1))
-        elif mode == PEMode.NM:
-            m = int(np_rng.integers(1, cfg.nm_max_m + 1))
-            nm = (int(np_rng.integers(1, m + 1)), m)
-            mask = topk.nm_mask(s, *nm)
-        else:
-            mask = None
-        await _check(drv, f"case {case} {mode.name} {rows}x{depth}x{n}", mode, s, mask, d,
-                     nm=nm, order=order)
+        mode, s, mask, d, nm, order = _random_job(np_rng, cfg)
+        await _check(drv, f"case {case} {mode.name} {s.shape[0]}x{s.shape[1]}x{d.shape[1]}",
+                     mode, s, mask, d, nm=nm, order=order)
+
+
+@cocotb.test()
+async def overlapping_jobs(dut):
+    """Commands sent back to back: the next job's rows load while this one computes. Random
+    jobs, with faulty ones among them (a malformed command, an index out of range, a row too
+    many), each answered in order with its own results and flags."""
+    params, drv, np_rng = await _setup(dut, "overlap")
+    cfg = drv.config
+    model = drv.model
+    L = model.lanes
+    for batch in range(max(1, params["cases"] // 10)):
+        jobs, checks, timeout = [], [], 0
+        for j in range(int(np_rng.integers(3, 9))):
+            fault = np_rng.choice(["", "", "", "command", "index", "rows"])
+            mode, s, mask, d, nm, order = _random_job(np_rng, cfg)
+            payloads, job, cycles = drv.job(mode, s, mask, d, nm=nm, order=order)
+            command, sparse, dense = payloads
+            depth, cols = s.shape[1], min(drv.cols, d.shape[1])
+            index_top = (1 << model.sparse_layout["index"].shape.elem_shape.width) - 1
+            if fault == "index" and index_top < depth:
+                fault = "rows"  # no index field is out of range
+            if fault == "command":
+                payloads = (drv.command(PEMode.SPARSE, 0, depth, cols, job.n_tiles), [], [])
+            elif fault == "index":  # on the first beat: the job computes nothing
+                bad = [[(index_top, 1)]] + [[] for _ in range(s.shape[0] - 1)]
+                payloads = (drv.command(PEMode.SPARSE, s.shape[0], depth, cols, job.n_tiles),
+                            [pack(model.sparse_layout, b) for b in sparse_beats(bad, L)], dense)
+            elif fault == "rows":  # a row short: seen at the last beat, no result is the last
+                payloads = (drv.command(mode, s.shape[0] + 1, depth, cols, job.n_tiles, nm
+                                        or (0, 0)), sparse, dense)
+            jobs.append(payloads)
+            checks.append((fault, job, mode, s, mask, d))
+            timeout += cycles
+        replies = await drv.run_raw_many(jobs, timeout=timeout)
+        for j, ((fault, job, mode, s, mask, d), (results, done)) in enumerate(
+                zip(checks, replies)):
+            label = f"batch {batch} job {j} {mode.name} {fault or 'good'}"
+            if fault:
+                assert not any(r["last"] for r in results), f"{label}: a failed job ended"
+                assert done["error"][fault] == 1, f"{label}: not flagged ({done['error']})"
+            else:
+                _verify(drv, label, drv.collect(job, results, done), s, mask, d)
+        # The array took commands while the job before was still computing.
+        taken = drv.cmd.cycles[-len(jobs):]
+        dones = drv.done.cycles[-len(jobs):]
+        overlapped = sum(t < d for t, d in zip(taken[1:], dones[:-1]))
+        cocotb.log.info(f"batch {batch}: {overlapped} of {len(jobs) - 1} commands taken "
+                        "before the job ahead was done")
+        assert overlapped, f"batch {batch}: no command overlapped the job ahead"
 
 
 @cocotb.test()

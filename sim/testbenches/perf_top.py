@@ -1,6 +1,6 @@
 """cocotb test: the accelerator's cycle model (:mod:`golden.perf_model`) against the top's
-reply cycles, command by command, on random shapes and sparsities with every stream at full
-rate.
+reply cycles, command by command and for products sent back to back, on random shapes and
+sparsities with every stream at full rate.
 
 Parameters (``SWAT_TB_PARAMS``): ``config``, ``jobs`` (how many rounds of commands),
 ``tolerance`` (relative), ``slack`` (cycles: a short command may be off by this much),
@@ -97,3 +97,73 @@ async def model_matches_rtl(dut):
                     f"{worst['measured']} measured, {worst['predicted']} predicted")
     assert not bad, f"model off on {len(bad)} commands, e.g. " + str(
         {k: v for k, v in bad[0].items() if k != "mask"})
+
+
+@cocotb.test()
+async def overlapped_products_match_model(dut):
+    """Products sent back to back (sparse, dense and saved-operand ones): each result against
+    golden, and each reply's cycle, counted from the first command's transfer, against
+    :func:`golden.perf_model.product_sequence`."""
+    params = tb_params()
+    await start_clock_and_reset(dut)
+    rng = tb_rng("perf_top_overlap")
+    drv = AccelDriver(dut, params["config"], rng, stall=0.0, short=0.0)
+    cfg = drv.config
+    np_rng = np.random.default_rng(rng.getrandbits(32))
+    await drv.threshold(0, [1], 1)  # the histogram clear after reset
+    max_features = min(cfg.pe_max_rows, cfg.act_max_rows)
+    worst, overlapped = 0.0, 0
+    for round_ in range(max(1, params["jobs"] // 5)):
+        density = float(np_rng.choice([0.05, 0.1, 0.2, 0.5]))
+        rows = int(np_rng.integers(1, max_features + 1))
+        depth = int(np_rng.integers(1, cfg.tile_depth + 1))
+        s = _operand(np_rng, (rows, depth), cfg.width)
+        assert not (await drv.threshold(0, s, topk.topk_k(s.size, density)))["error"]
+        assert not (await drv.save_act(0, 0, s))["error"]
+        mask = topk.sent_mask(s, topk.topk_mask(s, density))
+        products, sent, wants = [], [], []
+        for _ in range(int(np_rng.integers(2, 6))):
+            n = int(np_rng.integers(1, cfg.pe_max_tiles * cfg.pe_cols + 1))
+            tiles = -(-n // cfg.pe_cols)
+            d = _operand(np_rng, (depth, n), cfg.width)
+            kind = np_rng.choice(["gemm", "gemm", "gemm_dense", "gemm_saved"])
+            if kind == "gemm":
+                sent.append(drv.send_gemm(s, d, slot=0))
+                products.append(("gemm", mask, tiles, False))
+                wants.append(numerics.gemm(np.where(mask, s, 0), d, cfg.width))
+            elif kind == "gemm_dense":
+                sent.append(drv.send_gemm(s, d, mode=RowMode.DENSE))
+                products.append(("gemm", mask, tiles, True))
+                wants.append(numerics.gemm(s, d, cfg.width))
+            else:
+                sent.append(drv.send_gemm_saved(0, rows, d, feature_major=True))
+                products.append(("gemm_saved", mask, tiles, None))
+                wants.append(numerics.gemm(np.where(mask, s, 0), d, cfg.width))
+        for j, (product, want) in enumerate(zip(sent, wants)):
+            reply, got = await drv.finish(product)
+            assert not reply["error"], f"round {round_}: product {j}: {reply}"
+            assert (drv.results_matrix(got, *want.shape) == want).all(), \
+                f"round {round_}: product {j} differs from golden"
+        start = drv.cmd.cycles[sent[0].index]
+        measured = [drv.reply.cycles[p.index] - start for p in sent]
+        predicted = perf_model.product_sequence(cfg, products)
+        alone = sum(perf_model.gemm_cycles(cfg, m, t, dense=x) if k == "gemm"
+                    else perf_model.gemm_saved_cycles(cfg, m, t) for k, m, t, x in products)
+        cocotb.log.info(f"round {round_}: {[k for k, *_ in products]}, replies at {measured}, "
+                        f"model {predicted}; one at a time {alone}")
+        # Each product's own prediction may be ``slack`` cycles off on a short product; a
+        # reply's cycle adds up the products before it.
+        for i, (got_cycle, want_cycle) in enumerate(zip(measured, predicted)):
+            error = abs(got_cycle - want_cycle) / got_cycle
+            worst = max(worst, error)
+            assert (error <= params["tolerance"]
+                    or abs(got_cycle - want_cycle) <= params["slack"] * (i + 1)), \
+                f"round {round_}: reply at {got_cycle}, model {want_cycle}"
+        assert measured[-1] <= alone, "the products took longer sent together"
+        taken = [drv.cmd.cycles[p.index] for p in sent]
+        replied = [drv.reply.cycles[p.index] for p in sent]
+        overlapped += sum(t < r for t, r in zip(taken[1:], replied[:-1]))
+        await drv.free(0)
+    cocotb.log.info(f"worst sequence model error {worst:.2%}; {overlapped} products taken "
+                    "before the reply of the one ahead")
+    assert overlapped, "no product was taken before the reply of the one ahead"

@@ -129,8 +129,8 @@ async def refusals(dut):
     # Rows shorter than the command's depth: flagged, and the command still ends.
     d = _operand(np_rng, cfg.width, (3, 2))
     command = drv._gemm_command(AccelOp.GEMM, rows=2, depth=3, n=2, slot=0)
-    reply, _ = await drv._gemm_results(command, 2, d,
-                                       lambda: sum(drv._send_tensor(row[:2]) for row in s))
+    reply, _ = await drv.finish(drv._send_product(
+        command, 2, d, lambda: sum(drv._send_tensor(row[:2]) for row in s)))
     assert reply["error"] == 1, "a short row is not flagged"
     # A saved tensor read with another shape than it has.
     assert (await drv.save_act(0, 0, s))["error"] == 0
