@@ -7,7 +7,8 @@ commands (:class:`hw.top.SwatAccel`) are predicted from the command's transfer t
 :func:`threshold_cycles`, :func:`save_act_cycles`, :func:`gemm_cycles` (forward and input
 gradient, rows through the top-K selector, or the dense baseline) and
 :func:`gemm_saved_cycles` (the weight gradient, rows from the activation buffer's row read,
-:func:`act_row_read`).
+:func:`act_row_read`); :func:`product_sequence` predicts products sent back to back, each job's
+rows loading while the one before computes.
 
 The model follows the RTL's rules: rows dealt to the least-loaded PE row
 (:func:`golden.pe_array.assign_rows`); the sparse rows' beats as the selector's mask packer, the

@@ -236,7 +236,7 @@ class SparsePEArray(wiring.Component):
         # of its own (set with the flag): ``failed`` stops every PE row, so an OR of the flags
         # would sit in front of that fan-out.
         f_cmd, f_error = Signal(self.cmd_layout), Signal(ERROR_LAYOUT)
-        f_failed, f_loaded, f_half = Signal(), Signal(), Signal()
+        f_failed, f_loaded = Signal(), Signal()
         # The sparse loader: which job it loads (the back one, or the front once promoted)
         # and the bank half it writes. Commands alternate between the halves.
         loading, load_front, l_half = Signal(), Signal(), Signal()
@@ -270,8 +270,8 @@ class SparsePEArray(wiring.Component):
         # its memory mapping dies (WebAssembly build, 16 read ports) on a 16x16 array.
         run = Signal()
         m.d.comb += run.eq(computing & ~f_failed)
-        shared = {"start": promote, "half": f_half, "release": release, "tiles": f_cmd.tiles,
-                  "run": run, "loaded": f_loaded, "failed": f_failed, "load_half": l_half,
+        shared = {"start": promote, "start_half": b_half, "release": release,
+                  "tiles": f_cmd.tiles, "run": run, "loaded": f_loaded, "failed": f_failed, "load_half": l_half,
                   "bank_wdata": sparse.word, "tile_loaded": dense.tile_loaded,
                   "dense_we": dense.tile_we, "dense_waddr": dense.tile_waddr,
                   "dense_wdata": dense.tile_wdata}
@@ -331,7 +331,7 @@ class SparsePEArray(wiring.Component):
             m.d.sync += [f_error.eq(f_error.as_value() | front_raised.as_value()),
                          f_failed.eq(1)]
         with m.If(promote):
-            m.d.sync += [b_valid.eq(0), f_cmd.eq(b_cmd), f_half.eq(b_half), load_front.eq(1),
+            m.d.sync += [b_valid.eq(0), f_cmd.eq(b_cmd), load_front.eq(1),
                          f_error.eq(b_error.as_value() | load_raised.as_value()),
                          f_failed.eq(b_failed | load_raised.as_value().any()),
                          f_loaded.eq(b_loaded | sparse.load_end)]

@@ -3,7 +3,8 @@ modes, its command, its error flags and the width of its counters."""
 
 from amaranth.lib import data, enum
 
-__all__ = ["COUNTER_WIDTH", "PEMode", "ERROR_LAYOUT", "command_layout", "index_shape"]
+__all__ = ["COUNTER_WIDTH", "PEMode", "ERROR_LAYOUT", "command_layout", "index_shape",
+           "bank_depth"]
 
 COUNTER_WIDTH = 48
 
@@ -43,3 +44,9 @@ def command_layout(*, max_rows, tile_depth, cols, max_tiles, nm_max_m):
 def index_shape(n):
     """Shape of an index into ``n`` things; never zero bits wide (Verilog has no such vector)."""
     return range(max(n, 2))
+
+
+def bank_depth(bank_words):
+    """Words of a PE row's bank memory: two halves (one job each) of ``bank_words`` rounded up
+    to a power of two, addressed by the half's bit on top."""
+    return 2 << (bank_words - 1).bit_length()

@@ -9,7 +9,7 @@ from amaranth.lib.wiring import In, Out
 from .arith import logic_product
 from .memory import SimpleDualPortMemory
 from .pe_dense_loader import dense_word_bits
-from .pe_job import index_shape
+from .pe_job import bank_depth, index_shape
 from .word_prefetch import WordPrefetch
 
 __all__ = ["row_result_layout", "entry_layout", "RowSequencer", "RowMAC", "PERow"]
@@ -70,10 +70,10 @@ class RowSequencer(wiring.Component):
         Append ``bank_wdata`` to half ``load_half`` (ignored when it holds ``bank_words``).
     full : Out(1)
         Half ``load_half`` holds ``bank_words`` words.
-    start, half : In(1)
-        The job in half ``half`` starts computing: forget the sequence; the job's half.
+    start, start_half : In(1)
+        The job in half ``start_half`` starts computing: forget the sequence.
     release : In(1)
-        The job in half ``half`` is over: its words are forgotten (the half is empty).
+        The computing job is over: the words of its half are forgotten (the half is empty).
     kill : In(1)
         A job starts or failed: no result in flight may surface.
     run : In(1)
@@ -101,7 +101,7 @@ class RowSequencer(wiring.Component):
         super().__init__({
             "load_half": In(1),
             "bank_we": In(1), "bank_wdata": In(word_layout), "full": Out(1),
-            "start": In(1), "half": In(1), "release": In(1),
+            "start": In(1), "start_half": In(1), "release": In(1),
             "kill": In(1), "run": In(1), "loaded": In(1),
             "tiles": In(range(max_tiles + 1)), "tile_loaded": In(1), "taken": In(1),
             "entry": Out(stream.Signature(entry_layout, always_ready=True)),
@@ -115,21 +115,39 @@ class RowSequencer(wiring.Component):
         # Two halves, each a power of two words, addressed by the half's bit on top.
         half_bits = (self._bank_words - 1).bit_length()
         m.submodules.bank = bank = SimpleDualPortMemory(shape=word_layout,
-                                                        depth=2 << half_bits)
+                                                        depth=bank_depth(self._bank_words))
         bank_wp, bank_rp = bank.write_port(), bank.read_port()
+        # Words in each half (the loader's), and the computing job's half and its words (and
+        # that less one) as registers of their own, so no multiplexer or subtractor lies in
+        # front of the sequencer's comparisons.
         held = [Signal(range(self._bank_words + 1), name=f"words{h}") for h in range(2)]
-        load_words, words = Signal.like(held[0]), Signal.like(held[0])
+        half = Signal()
+        words = Signal.like(held[0])
+        words_less_one = Signal(range(-1, self._bank_words))
+        load_words = Signal.like(held[0])
         m.d.comb += [load_words.eq(Mux(self.load_half, held[1], held[0])),
-                     words.eq(Mux(self.half, held[1], held[0])),
-                     self.full.eq(load_words == self._bank_words)]
-        m.d.comb += [bank_wp.addr.eq(Cat(load_words[:half_bits], self.load_half)),
-                     bank_wp.data.eq(self.bank_wdata),
-                     bank_wp.en.eq(self.bank_we & ~self.full)]
+                     self.full.eq(Mux(self.load_half, held[1] == self._bank_words,
+                                      held[0] == self._bank_words))]
+        written = Signal()
+        m.d.comb += [written.eq(self.bank_we & ~self.full),
+                     bank_wp.addr.eq(Cat(load_words[:half_bits], self.load_half)),
+                     bank_wp.data.eq(self.bank_wdata), bank_wp.en.eq(written)]
         for h in range(2):
-            with m.If(self.release & (self.half == h)):
+            with m.If(self.release & (half == h)):
                 m.d.sync += held[h].eq(0)
-            with m.Elif(self.bank_we & ~self.full & (self.load_half == h)):
+            with m.Elif(written & (self.load_half == h)):
                 m.d.sync += held[h].eq(held[h] + 1)
+        with m.If(self.start):
+            # (The write of this cycle only selects among counts worked out from registers.)
+            start_words = Signal.like(held[0])
+            m.d.comb += start_words.eq(Mux(self.start_half, held[1], held[0]))
+            with m.If(written & (self.load_half == self.start_half)):
+                m.d.sync += [words.eq(start_words + 1), words_less_one.eq(start_words)]
+            with m.Else():
+                m.d.sync += [words.eq(start_words), words_less_one.eq(start_words - 1)]
+            m.d.sync += half.eq(self.start_half)
+        with m.Elif(written & (self.load_half == half)):
+            m.d.sync += [words.eq(words + 1), words_less_one.eq(words)]
 
         # The sequencer works from the prefetch queue's registers, so the bank's output (a
         # block RAM's, on larger arrays) reaches no address or decision.
@@ -139,7 +157,7 @@ class RowSequencer(wiring.Component):
         m.d.comb += [
             ahead.start.eq(self.start), ahead.start_addr.eq(0),
             ahead.limit.eq(words), ahead.wrap.eq(self.loaded),
-            ahead.mem_data.eq(bank_rp.data), bank_rp.addr.eq(Cat(ahead.mem_addr, self.half)),
+            ahead.mem_data.eq(bank_rp.data), bank_rp.addr.eq(Cat(ahead.mem_addr, half)),
         ]
         tile = Signal.like(self.tiles)
         addr = Signal(range(self._bank_words + 1))  # of the word at the queue's head
@@ -177,7 +195,7 @@ class RowSequencer(wiring.Component):
         m.d.comb += issue.eq(active & ready_tile & word_ok & (~entry_row_last | credit))
         tile_end = Signal()
         m.d.comb += tile_end.eq(active & ready_tile & (
-            at_end | (issue & last_in_word & self.loaded & (addr == words - 1))))
+            at_end | (issue & last_in_word & self.loaded & (addr == words_less_one))))
         m.d.comb += [
             self.issue.eq(issue),
             self.issue_entry.eq(issue & (word.count != 0)),
@@ -421,8 +439,8 @@ class PERow(wiring.Component):
     dense_we, dense_waddr, dense_wdata : In
         Write port of the row's copy of the dense tiles (written by the dense loader, the
         same for every row).
-    start, half, release : In(1)
-        The job in that half of the bank starts computing; the job is over (the half empties).
+    start, start_half, release : In(1)
+        The job in that half of the bank starts computing; the job is over (its half empties).
     run, loaded, failed : In(1)
         The job computes; its sparse load is complete (its half is final); it failed (drop
         the results).
@@ -462,7 +480,7 @@ class PERow(wiring.Component):
             "load_half": In(1), "bank_we": In(1), "bank_wdata": In(word_layout),
             "dense_we": In(1), "dense_waddr": In(dense_word_bits(depth_bits, dense_rows) + 1),
             "dense_wdata": In(data.ArrayLayout(signed(width), cols * dense_rows)),
-            "start": In(1), "half": In(1), "release": In(1), "run": In(1), "loaded": In(1), "failed": In(1),
+            "start": In(1), "start_half": In(1), "release": In(1), "run": In(1), "loaded": In(1), "failed": In(1),
             "tiles": In(range(max_tiles + 1)), "tile_loaded": In(1),
             "full": Out(1),
             "tile_done": Out(1), "tile_done_half": Out(1),
@@ -483,7 +501,7 @@ class PERow(wiring.Component):
         m.d.comb += [
             seq.load_half.eq(self.load_half), seq.release.eq(self.release),
             seq.bank_we.eq(self.bank_we), seq.bank_wdata.eq(self.bank_wdata),
-            seq.start.eq(self.start), seq.half.eq(self.half), seq.kill.eq(kill),
+            seq.start.eq(self.start), seq.start_half.eq(self.start_half), seq.kill.eq(kill),
             seq.run.eq(self.run),
             seq.loaded.eq(self.loaded), seq.tiles.eq(self.tiles),
             seq.tile_loaded.eq(self.tile_loaded), seq.taken.eq(self.result.ready),

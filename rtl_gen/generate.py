@@ -12,6 +12,7 @@ from .fusesoc import CORE_FILENAME, core_file
 from .blocks import available_blocks, port_table
 from hw import hierarchy
 from hw.pe_dense_loader import dense_word_bits
+from hw.pe_job import bank_depth
 
 from .targets import FAMILIES
 from .verilog import prefix_modules, to_verilog
@@ -35,7 +36,8 @@ def memories(accel):
         # only with the conv read (``act_conv_read``)
         *([("act_buffer_directory", act.geometry.directory_entry_bits,
             act.geometry.directory_words, 1)] if act.conv_read else []),
-        ("pe_array_banks", pe.word_layout.size, pe.bank_words, pe.rows),
+        # two halves, one job each
+        ("pe_array_banks", pe.word_layout.size, bank_depth(pe.bank_words), pe.rows),
         # one copy per PE row (each PE row reads its own dense row every cycle)
         # (a word holds ``dense_rows`` rows when the dense port carries several a beat)
         ("pe_array_dense_tiles", pe.cols * pe.dense_rows * pe.width,

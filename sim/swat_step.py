@@ -14,7 +14,8 @@ through :class:`sim.drivers.accel.AccelDriver`:
    layer's im2col rows built on read from the feature maps, or read as saved with
    ``--act-conv-read 0``), the first two tiled over the array
    by the driver (rows, reduction and columns in chunks the
-   configuration allows; partial sums added on the host, which is exact).
+   configuration allows, the jobs sent back to back; partial sums added on the host, which is
+   exact).
 
 Every output (the layer output, the input gradient and the weight gradient) is compared bit
 for bit with :mod:`golden.layers` running the same step with the exact integer product. The
@@ -172,25 +173,28 @@ def golden_step(spec, w, x, dy, density, width):
 
 
 async def _tiled_gemm(drv, s, d, *, slot):
-    """``topk(s) @ d`` on the array in jobs the configuration allows; ``(product, cycles)``."""
+    """``topk(s) @ d`` on the array in jobs the configuration allows, sent back to back (each
+    job's rows load while the one before computes); ``(product, cycles)``, the cycles from the
+    first job's command to the last one's reply."""
     cfg = drv.config
     rows, depth = s.shape
     n = d.shape[1]
     out = np.zeros((rows, n), dtype=np.int64)
-    cycles = 0
     col_step = cfg.pe_max_tiles * cfg.pe_cols
+    jobs = []
     for r0 in range(0, rows, cfg.pe_max_rows):
         for k0 in range(0, depth, cfg.tile_depth):
             for c0 in range(0, n, col_step):
                 s_tile = s[r0:r0 + cfg.pe_max_rows, k0:k0 + cfg.tile_depth]
                 d_tile = d[k0:k0 + cfg.tile_depth, c0:c0 + col_step]
-                reply, got = await drv.gemm(s_tile, d_tile, slot=slot)
-                if reply["error"]:
-                    raise RuntimeError(f"GEMM job failed: {reply}")
-                cycles += reply["cycles"]
-                out[r0:r0 + s_tile.shape[0], c0:c0 + d_tile.shape[1]] += drv.results_matrix(
-                    got, s_tile.shape[0], d_tile.shape[1])
-    return out, cycles
+                jobs.append((r0, c0, s_tile.shape[0], d_tile.shape[1],
+                             drv.send_gemm(s_tile, d_tile, slot=slot)))
+    for r0, c0, job_rows, job_cols, product in jobs:
+        reply, got = await drv.finish(product)
+        if reply["error"]:
+            raise RuntimeError(f"GEMM job failed: {reply}")
+        out[r0:r0 + job_rows, c0:c0 + job_cols] += drv.results_matrix(got, job_rows, job_cols)
+    return out, drv.reply.cycles[jobs[-1][-1].index] - drv.cmd.cycles[jobs[0][-1].index]
 
 
 async def run_step_on_rtl(drv, spec, w, x, dy, density):
@@ -278,9 +282,9 @@ def predict_step(config, spec, w, x, dy, density):
             else spec.features * positions),
     }
     for phase, mask in (("forward", w_mask), ("input gradient", w_mask.T)):
-        phases[phase] = sum(perf_model.gemm_cycles(config, mask[rows, red], tiles)
-                            for rows, red, tiles in _job_tiles(config, *mask.shape,
-                                                               positions))
+        phases[phase] = perf_model.product_sequence(config, [
+            ("gemm", mask[rows, red], tiles, False)
+            for rows, red, tiles in _job_tiles(config, *mask.shape, positions)])[-1]
     tiles = -(-spec.cout // config.pe_cols)
     if spec.kind == "linear":
         phases["weight gradient"] = perf_model.gemm_saved_cycles(config, x_mask.T, tiles)

@@ -141,3 +141,57 @@ async def refusals(dut):
     reply, got = await drv.gemm(s, d)
     assert reply["error"] == 0
     _check("after refusals", got, s, topk.topk_mask(s, 3 / 6), d, drv.cols)
+
+
+@cocotb.test()
+async def overlapping_commands(dut):
+    """Products sent ahead of their replies, in random orders, with threshold refreshes, saves,
+    read-outs and frees between them, every port stalling at random: every product against
+    golden, every reply in command order."""
+    params, drv, np_rng = await _setup(dut, "overlap")
+    cfg = drv.config
+    w_ = cfg.width
+    batch, fan_in, fan_out, density = (params[k] for k in ("batch", "fan_in", "fan_out",
+                                                           "density"))
+    for round_ in range(4):
+        w = _operand(np_rng, w_, (fan_out, fan_in))
+        x = _operand(np_rng, w_, (batch, fan_in))
+        dy = _operand(np_rng, w_, (batch, fan_out))
+        assert (await drv.threshold(0, w, topk.topk_k(w.size, density)))["error"] == 0
+        assert (await drv.threshold(1, x, topk.topk_k(x.size, density)))["error"] == 0
+        assert (await drv.save_act(1, 0, x.T))["error"] == 0
+        w_mask, x_mask = topk.topk_mask(w, density), topk.topk_mask(x, density)
+        pending = []  # (label, product, s, mask, d)
+        steps = ["forward", "input_grad", "weight_grad", "dense", "refresh", "read_out"]
+        for step in np_rng.permutation(steps).tolist():
+            if step == "forward":
+                pending.append((step, drv.send_gemm(w, x.T, slot=0), w, w_mask, x.T))
+            elif step == "input_grad":
+                pending.append((step, drv.send_gemm(w.T, dy.T, slot=0), w.T, w_mask.T, dy.T))
+            elif step == "weight_grad":
+                pending.append((step, drv.send_gemm_saved(0, fan_in, dy, feature_major=True),
+                                x.T, x_mask.T, dy))
+            elif step == "dense":
+                pending.append((step, drv.send_gemm(w, x.T, mode=RowMode.DENSE), w,
+                                np.ones(w.shape, bool), x.T))
+            elif step == "refresh":
+                # A refresh of another slot while products are under way; its reply comes
+                # after theirs.
+                reply = await drv.threshold(2, dy, topk.topk_k(dy.size, density))
+                assert reply["error"] == 0 and reply["op"] == AccelOp.THRESHOLD.value
+                assert reply["threshold"] == int(topk.kth_largest_magnitude(
+                    dy, topk.topk_k(dy.size, density)))
+                assert all(drv.reply.cycles[p.index] <= drv.reply.cycles[-1]
+                           for _, p, *_ in pending)
+            else:
+                # Read-out also waits for the products' replies; the saved slot is untouched.
+                reply, elements = await drv.read_out(0)
+                assert reply["error"] == 0
+                kept = np.where(x_mask.T, x.T, 0)
+                assert elements == [(r, c, int(kept[r, c])) for r in range(fan_in)
+                                    for c in range(batch)]
+        for label, product, s, mask, d in pending:
+            reply, got = await drv.finish(product)
+            assert reply["error"] == 0, f"round {round_} {label}: {reply}"
+            _check(f"round {round_} {label}", got, s, mask, d, drv.cols)
+        assert (await drv.free(0))["error"] == 0
