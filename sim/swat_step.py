@@ -194,7 +194,7 @@ async def _tiled_gemm(drv, s, d, *, slot):
         if reply["error"]:
             raise RuntimeError(f"GEMM job failed: {reply}")
         out[r0:r0 + job_rows, c0:c0 + job_cols] += drv.results_matrix(got, job_rows, job_cols)
-    return out, drv.reply.cycles[jobs[-1][-1].index] - drv.cmd.cycles[jobs[0][-1].index]
+    return out, drv.span(jobs[0][-1], jobs[-1][-1])
 
 
 async def run_step_on_rtl(drv, spec, w, x, dy, density):

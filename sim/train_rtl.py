@@ -136,10 +136,19 @@ class ModelAccel:
         return self._reply()
 
     async def gemm(self, s, d, *, slot=0):
+        return await self.finish(self.send_gemm(s, d, slot=slot))
+
+    def send_gemm(self, s, d, *, slot=0):
         if np.shape(s)[1] > self.config.tile_depth or np.shape(s)[0] > self.config.pe_max_rows:
             raise RuntimeError(f"a {np.shape(s)} job exceeds the configuration")
         sparse = np.where(self._keep(s, slot), s, 0)
         return self._reply(), numerics.gemm(sparse, np.asarray(d), self.config.width)
+
+    async def finish(self, product):
+        return product
+
+    def span(self, first, last):
+        return 0
 
     async def gemm_saved(self, act_slot, features, d, *, feature_major=False):
         saved = self.saved[act_slot]

@@ -187,6 +187,11 @@ class AccelDriver:
                     got[key] = slot["values"]
         return reply, got
 
+    def span(self, first, last):
+        """Cycles from product ``first``'s command to product ``last``'s reply (both
+        finished)."""
+        return self.reply.cycles[last.index] - self.cmd.cycles[first.index]
+
     def results_matrix(self, got, rows, n):
         """The ``rows x n`` product from ``{(row, tile): sums}`` (tiles of ``pe_cols``)."""
         out = np.zeros((rows, n), dtype=np.int64)
