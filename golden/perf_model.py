@@ -214,7 +214,9 @@ THRESHOLD_FIXED = 6
 #: The selector clears its histogram (``2**radix_bits`` bins) after reset; a command sent as
 #: reset ends waits for the rest.
 HISTOGRAM_CLEAR = 252
-#: SAVE_ACT: the command's fixed cost beyond one beat a cycle.
+#: An activation-buffer command waits a cycle while its slot's descriptor is looked up.
+BUFFER_LOOKUP = 1
+#: SAVE_ACT: the command's fixed cost beyond one beat a cycle (and the buffer's lookup).
 SAVE_FIXED = 9
 #: GEMM: the first selector command's cycle; a row's cost beyond its beats (selector command,
 #: packer register, result); the cycle the PE array's command is taken.
@@ -289,7 +291,7 @@ def threshold_cycles(config, n, *, after_reset=False):
 
 def save_act_cycles(config, n):
     """Cycles of a SAVE_ACT command on an ``n``-element tensor (one beat a cycle)."""
-    return math.ceil(n / config.selector_lanes) + SAVE_FIXED
+    return math.ceil(n / config.selector_lanes) + SAVE_FIXED + BUFFER_LOOKUP
 
 
 def _selector_rows(mask, lanes, word_lanes, first_cmd):
@@ -537,12 +539,14 @@ def act_conv_read(config, mask, *, kernel, stride, padding, first_channel=0, cha
             kept, index = kept[take:], index + take
         return beats or [(row, 0, False)]
 
-    # Cycle by cycle: the walk (cycle 2 is its first), its output register, the word issue,
-    # the words in flight to the loop, and the loop.
+    # Cycle by cycle: the walk (it starts after the command's read check and the descriptor's
+    # lookup), its output register, the word issue, the words in flight to the loop, and the
+    # loop.
+    walk_start = 2 + BUFFER_LOOKUP
     cycle, walk_at, out = 1, 0, None
     issuing = []          # the current segment's words still to issue: (row, beats)
     in_flight = []        # issued words: (cycle the loop may take it, beats)
-    loop_free, loop_row = 2, 0
+    loop_free, loop_row = walk_start, 0
     scan = {}
     walk_done_at = None
     while walk_at < len(actions) or out is not None or issuing or in_flight:
@@ -566,7 +570,7 @@ def act_conv_read(config, mask, *, kernel, stride, padding, first_channel=0, cha
                        for w in range(first // word, last // word + 1)]
             out = None
         # The walk: a cycle per action; a row cycle waits while the output is full.
-        if cycle >= 2 and walk_at < len(actions):
+        if cycle >= walk_start and walk_at < len(actions):
             action = actions[walk_at]
             if action is None:
                 walk_at += 1
@@ -617,7 +621,8 @@ def _saved_rows(config, mask, scan):
     steps = act_row_read(config, mask) if scan is None else scan
     # A conv read's loop runs ahead of its output stage by up to CONV_BEATS_AHEAD beats.
     ahead, room_ahead = [], (0 if scan is None else CONV_BEATS_AHEAD)
-    step, cycle = 0, SAVED_FIRST_SCAN
+    # (A row read starts after the buffer's lookup; a conv read's cycles count it already.)
+    step, cycle = 0, SAVED_FIRST_SCAN + (BUFFER_LOOKUP if scan is None else 0)
     out = skid = None          # the register's two entries: (row, take)
     stage = None               # the buffer's beat stage: (row, take)
     held, feature, ended, result_at = None, 0, False, None

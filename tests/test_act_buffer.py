@@ -101,7 +101,7 @@ def test_formal_every_element_read_back_exactly_once(prove, order, lanes):
 
 
 # With the consumer stalling at most two cycles in a row, every run reaches the read's end by
-# cycle 30, so this bounded check covers whole reads (and the deadline itself is asserted).
+# cycle 32, so this bounded check covers whole reads (and the deadline itself is asserted).
 @pytest.mark.slow
 @pytest.mark.parametrize("order, lanes", [("rows", 2), ("cols", 2), ("rows", 1)])
 def test_formal_whole_reads_return_every_element_exactly_once(prove, order, lanes):
@@ -109,8 +109,8 @@ def test_formal_whole_reads_return_every_element_exactly_once(prove, order, lane
 
     params = buffer_params(width=2, lanes=lanes, word_bits=4, bitmap_capacity=4,
                            value_capacity=4, max_tensors=1, max_rows=2, max_cols=2, max_len=4)
-    prove(ExactlyOnceSpec(params, rows=2, cols=2, order=order, deadline=30, max_stall=2),
-          name=f"act_buffer_whole_read_{order}_l{lanes}", depth=32, mode="bmc")
+    prove(ExactlyOnceSpec(params, rows=2, cols=2, order=order, deadline=32, max_stall=2),
+          name=f"act_buffer_whole_read_{order}_l{lanes}", depth=34, mode="bmc")
 
 
 def test_geometry_is_validated():

@@ -235,16 +235,17 @@ class ActivationBuffer(wiring.Component):
         wiring.connect(m, skid.o, wiring.flipped(self.rdata))
 
         cmd = Signal(data.StructLayout({"op": ActOp, "slot": self.geometry.slot_shape,
-                                        "conv": g.conv_layout}))
+                                        "rows": self.cmd_layout["rows"].shape,
+                                        "cols": self.cmd_layout["cols"].shape,
+                                        "directory": 1, "conv": g.conv_layout}))
         # A conv read runs: its addresses drive the read ports.
         conv_active = Signal() if conv else Const(0)
         result = Signal(self.result_layout)
         desc, desc_n = table.desc, table.desc_n
-        # The table registers the descriptor of the command's slot as the command is taken.
-        with m.If(self.cmd.valid & self.cmd.ready):
-            m.d.comb += table.slot.eq(self.cmd.payload.slot)
-        with m.Else():
-            m.d.comb += table.slot.eq(cmd.slot)
+        # The table registers the descriptor of the command's slot a cycle after the command is
+        # taken (``LOOKUP``), from the command's register: neither the handshake nor the
+        # payload reaches the table's multiplexer.
+        m.d.comb += table.slot.eq(cmd.slot)
         m.d.comb += [
             self.result.payload.eq(result),
             self.bitmap_used.eq(table.bitmap_top * g.word_bits),
@@ -254,8 +255,8 @@ class ActivationBuffer(wiring.Component):
         wiring.connect(m, wiring.flipped(self.wdata), writer.wdata)
         wiring.connect(m, writer.commit, table.commit)
         m.d.comb += [
-            writer.rows.eq(self.cmd.payload.rows), writer.cols.eq(self.cmd.payload.cols),
-            writer.directory.eq(self.cmd.payload.directory),
+            writer.rows.eq(cmd.rows), writer.cols.eq(cmd.cols),
+            writer.directory.eq(cmd.directory),
             # A code past the last slot is refused as a taken slot would be.
             writer.taken.eq(desc.valid | (cmd.slot >= self.max_tensors)),
             writer.full.eq(table.full),
@@ -265,7 +266,7 @@ class ActivationBuffer(wiring.Component):
         if conv:
             m.d.comb += [
                 directory.start.eq(writer.start),
-                directory.enable.eq(self.cmd.payload.directory),
+                directory.enable.eq(cmd.directory),
                 directory.directory_top.eq(table.directory_top),
                 directory.bitmap_write.en.eq(writer.bitmap_write.en),
                 directory.bitmap_write.addr.eq(writer.bitmap_write.addr),
@@ -349,20 +350,25 @@ class ActivationBuffer(wiring.Component):
             with m.State("IDLE"):
                 m.d.comb += self.cmd.ready.eq(1)
                 with m.If(self.cmd.valid):
+                    c = self.cmd.payload
                     m.d.sync += [
-                        cmd.op.eq(self.cmd.payload.op), cmd.slot.eq(self.cmd.payload.slot),
-                        cmd.conv.eq(self.cmd.payload.conv),
-                        result.op.eq(self.cmd.payload.op), result.slot.eq(self.cmd.payload.slot),
+                        cmd.op.eq(c.op), cmd.slot.eq(c.slot), cmd.rows.eq(c.rows),
+                        cmd.cols.eq(c.cols), cmd.directory.eq(c.directory), cmd.conv.eq(c.conv),
+                        result.op.eq(c.op), result.slot.eq(c.slot),
                         result.stored_bits.eq(0), result.error.eq(0),
                     ]
-                    with m.Switch(self.cmd.payload.op):
-                        with m.Case(ActOp.WRITE):
-                            m.d.comb += writer.start.eq(1)
-                            m.next = "WRITE"
-                        with m.Case(ActOp.FREE):
-                            m.next = "FREE"
-                        with m.Default():
-                            m.next = "READ_CHECK"
+                    m.next = "LOOKUP"
+
+            with m.State("LOOKUP"):
+                # The table loads the slot's descriptor.
+                with m.Switch(cmd.op):
+                    with m.Case(ActOp.WRITE):
+                        m.d.comb += writer.start.eq(1)
+                        m.next = "WRITE"
+                    with m.Case(ActOp.FREE):
+                        m.next = "FREE"
+                    with m.Default():
+                        m.next = "READ_CHECK"
 
             with m.State("WRITE"):
                 with m.If(writer.commit.valid):
