@@ -104,7 +104,8 @@ class AccelConfig:
     pe_result_lanes : int
         Row results per beat of the PE array's result port; 0 means ``ceil(pe_rows / 2)``.
     pe_bank_entries : int
-        Sparse entries each PE row's bank holds.
+        Sparse entries a job may place in each PE row's bank; the bank holds two jobs (the
+        next one loads while this one computes).
     pe_max_rows, pe_max_tiles : int
         Most sparse rows and dense column tiles in one PE-array job.
     pe_lut_products : int
@@ -168,8 +169,9 @@ class AccelConfig:
                                      "the selector's lanes")
     pe_result_lanes: int = _field(0, "row results per beat of the PE array's result port; "
                                      "0 means one per 2 PE rows")
-    pe_bank_entries: int = _field(4096, "sparse entries each PE row's bank holds (a job's "
-                                        "sparse tile is spread over the banks)")
+    pe_bank_entries: int = _field(4096, "sparse entries a job may place in each PE row's bank "
+                                        "(the bank holds two jobs: the next one loads while "
+                                        "this one computes)")
     pe_max_rows: int = _field(4096, "most sparse rows in one PE-array job")
     pe_max_tiles: int = _field(1024, "most dense column tiles in one PE-array job")
     pe_lut_products: int = _field(0, "PEs (the last, in row order) whose products use LUTs, "

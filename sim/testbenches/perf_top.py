@@ -32,21 +32,26 @@ def _operand(np_rng, shape, width):
     return x
 
 
-@cocotb.test()
-async def model_matches_rtl(dut):
+async def _setup(dut, name):
+    """Reset, and a driver with every stream at full rate; the first THRESHOLD, which waits for
+    the histogram clear after reset, is taken before any measurement."""
     params = tb_params()
     await start_clock_and_reset(dut)
-    rng = tb_rng("perf_top")
+    rng = tb_rng(name)
     drv = AccelDriver(dut, params["config"], rng, stall=0.0, short=0.0)
-    cfg = drv.config
-    np_rng = np.random.default_rng(rng.getrandbits(32))
+    await drv.threshold(0, [1], 1)
+    return params, drv, drv.config, np.random.default_rng(rng.getrandbits(32))
+
+
+@cocotb.test()
+async def model_matches_rtl(dut):
+    params, drv, cfg, np_rng = await _setup(dut, "perf_top")
     report = []
 
     def record(kind, measured, predicted, **shape):
         report.append({"kind": kind, **shape, "measured": int(measured),
                        "predicted": int(predicted)})
 
-    await drv.threshold(0, [1], 1)  # the histogram clear after reset
     max_features = min(cfg.pe_max_rows, cfg.act_max_rows)
     for job in range(params["jobs"]):
         density = float(np_rng.choice([0.05, 0.1, 0.2, 0.5, 1.0]))
@@ -104,13 +109,7 @@ async def overlapped_products_match_model(dut):
     """Products sent back to back (sparse, dense and saved-operand ones): each result against
     golden, and each reply's cycle, counted from the first command's transfer, against
     :func:`golden.perf_model.product_sequence`."""
-    params = tb_params()
-    await start_clock_and_reset(dut)
-    rng = tb_rng("perf_top_overlap")
-    drv = AccelDriver(dut, params["config"], rng, stall=0.0, short=0.0)
-    cfg = drv.config
-    np_rng = np.random.default_rng(rng.getrandbits(32))
-    await drv.threshold(0, [1], 1)  # the histogram clear after reset
+    params, drv, cfg, np_rng = await _setup(dut, "perf_top_overlap")
     max_features = min(cfg.pe_max_rows, cfg.act_max_rows)
     worst, overlapped = 0.0, 0
     for round_ in range(max(1, params["jobs"] // 5)):
