@@ -166,14 +166,14 @@ class SegmentScan(wiring.Component):
         col_bits = Shape.cast(range(g.max_cols + 1)).width
         xw = max(col_bits, lw + 1) + 2
         row_starts = Signal(pattern_len)
-        narrow = Signal()
+        narrow = Signal()                  # a register (the width is held from ``start``)
         x_step = Signal(xw)                # wb modulo W on narrow maps, else wb
         x_bound = Signal(xw)               # x is reduced by W once it reaches this
         prep_left = Signal(range(prep_steps + 1))
         next_start = Signal(col_bits + 1)  # the next group's first row start, from its bit 0
         rem = Signal(range(wb + 1))
         shift0 = Signal(range(pattern_len))  # c - 3: the pattern's bit of column x - 3 is x + this
-        m.d.comb += narrow.eq(width_ <= wb)
+        m.d.sync += narrow.eq(width_ <= wb)
         with m.If(self.start):
             m.d.sync += [next_start.eq(0), rem.eq(wb), prep_left.eq(prep_steps)]
         with m.Elif(prep_left != 0):
@@ -217,7 +217,11 @@ class SegmentScan(wiring.Component):
         words_left = Signal(Shape.cast(range(g.max_cols // wb + 3)).width + 1)
         cur = Signal(item_layout)   # the next word's item (lo, hi fixed at issue)
         last_hi = Signal(range(wb))
-        cur_x = Signal(signed(xw))          # the column of the next word's bit 0 (see above)
+        # The column x of the next word's bit 0 (see above) is not kept: the next word's is,
+        # worked out a word ahead (``nx``, ``nx - W`` and whether it wraps).
+        nx = Signal(signed(xw + 1))
+        nx_wrapped = Signal(signed(xw + 1))
+        nx_wraps = Signal()
         cur_lo = Signal(range(g.max_cols))
         cur_hi = Signal(range(g.max_cols))
         cur_filter = Signal()
@@ -251,11 +255,18 @@ class SegmentScan(wiring.Component):
         first_hi = Signal(signed(xw + 1))   # cur_hi - x
         second_lo = Signal(signed(xw + 2))  # the same a map row on: + W
         second_hi = Signal(signed(xw + 2))
+        lo_w = Signal(range(g.max_cols * 2 + 1))   # cur_lo + W
+        hi_w = Signal(range(g.max_cols * 2 + 1))   # cur_hi + W
 
-        def follow_x(x, lo, hi):
-            """The registers that follow the column ``x`` of a word's bit 0."""
-            return [cur_x.eq(x), shift.eq(x + shift0), first_lo.eq(lo - x), first_hi.eq(hi - x),
-                    second_lo.eq(lo - x + width_), second_hi.eq(hi - x + width_)]
+        def follow_x(x, lo, hi, lo_plus_w, hi_plus_w, name):
+            """The registers that follow the column ``x`` of a word's bit 0, and the next
+            word's column."""
+            following = Signal(signed(xw + 1), name=f"{name}_next_x")
+            m.d.comb += following.eq(x + x_step)
+            return [shift.eq(x + shift0), first_lo.eq(lo - x), first_hi.eq(hi - x),
+                    second_lo.eq(lo_plus_w - x), second_hi.eq(hi_plus_w - x),
+                    nx.eq(following), nx_wrapped.eq(following - width_),
+                    nx_wraps.eq(following >= x_bound)]
         wide_valid = bit_range(first_lo, first_hi) | bit_range(second_lo, second_hi)
         m.d.comb += [issue_info.eq(cur),
                      issue_info.hi.eq(Mux(words_left == 0, last_hi, wb - 1)),
@@ -273,9 +284,8 @@ class SegmentScan(wiring.Component):
                          cur.bias.eq(cur.bias + step_bias),
                          cur.phase.eq(cur.phase ^ (wb & 1))]
             next_x = Signal(signed(xw + 1))
-            m.d.comb += next_x.eq(cur_x + x_step)
-            m.d.sync += follow_x(Mux(next_x >= x_bound, next_x - width_, next_x),
-                                 cur_lo, cur_hi)
+            m.d.comb += next_x.eq(Mux(nx_wraps, nx_wrapped, nx))
+            m.d.sync += follow_x(next_x, cur_lo, cur_hi, lo_w, hi_w, "word")
             with m.If(last_word):
                 m.d.sync += active.eq(0)
         m.d.comb += self.segments.ready.eq((prep_left == 0)
@@ -292,7 +302,9 @@ class SegmentScan(wiring.Component):
                 cur.row.eq(seg_in.row), cur.lo.eq(lo), cur.odd.eq(first[0]),
                 cur.bias.eq(seg_in.col - Mux(sh, lo >> 1, lo)),
                 cur.phase.eq(lo[0]),
-                *follow_x(Cat(seg_in.lo, Const(0, 1)).as_signed() - lo, seg_in.lo, seg_in.hi),
+                *follow_x(Cat(seg_in.lo, Const(0, 1)).as_signed() - lo, seg_in.lo, seg_in.hi,
+                          seg_in.lo + width_, seg_in.hi + width_, "segment"),
+                lo_w.eq(seg_in.lo + width_), hi_w.eq(seg_in.hi + width_),
                 lo_cut.eq(Cat(*[seg_in.lo > d for d in range(3)])),
                 hi_cut.eq(Cat(*[seg_in.hi + d < width_ for d in range(1, 4)])),
                 cur_lo.eq(seg_in.lo), cur_hi.eq(seg_in.hi),
