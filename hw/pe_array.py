@@ -271,8 +271,8 @@ class SparsePEArray(wiring.Component):
         run = Signal()
         m.d.comb += run.eq(computing & ~f_failed)
         shared = {"start": promote, "start_half": b_half, "release": release,
-                  "tiles": f_cmd.tiles, "run": run, "loaded": f_loaded, "failed": f_failed, "load_half": l_half,
-                  "bank_wdata": sparse.word, "tile_loaded": dense.tile_loaded,
+                  "tiles": f_cmd.tiles, "run": run, "loaded": f_loaded, "failed": f_failed,
+                  "load_half": l_half, "bank_wdata": sparse.word, "tile_loaded": dense.tile_loaded,
                   "dense_we": dense.tile_we, "dense_waddr": dense.tile_waddr,
                   "dense_wdata": dense.tile_wdata}
         first_lut = R * C - self.lut_products  # PEs from this one on (row order) use LUTs

@@ -162,8 +162,6 @@ class SparseLoader(wiring.Component):
         Write ``word`` to that PE row's bank.
     word : Out(word_layout)
         The beat as a bank word: indices into the dense tile, and the row's number.
-    loaded : Out(1)
-        The job's last beat has been taken.
     load_end : Out(1)
         The job's last beat is taken this cycle.
     error : Out(ERROR_LAYOUT)
@@ -182,7 +180,7 @@ class SparseLoader(wiring.Component):
             "new_cmd": In(cmd_layout), "cmd": In(cmd_layout),
             "full": In(rows),
             "bank_we": Out(rows), "word": Out(word_layout),
-            "loaded": Out(1), "load_end": Out(1),
+            "load_end": Out(1),
             "error": Out(ERROR_LAYOUT),
         })
 
@@ -246,7 +244,7 @@ class SparseLoader(wiring.Component):
             m.d.comb += self.bank_we[r].eq(fire & (target == r))
 
         with m.If(self.start):
-            m.d.sync += [row_start.eq(1), rows_seen.eq(0), pos.eq(0), self.loaded.eq(0)]
+            m.d.sync += [row_start.eq(1), rows_seen.eq(0), pos.eq(0)]
             m.d.sync += [load.eq(0) for load in loads]
         with m.If(fire):
             with m.Switch(target):
@@ -260,6 +258,4 @@ class SparseLoader(wiring.Component):
                     m.d.sync += rows_seen.eq(rows_seen + 1)
             with m.Else():
                 m.d.sync += pos.eq(row_end_pos)
-            with m.If(beat.last):
-                m.d.sync += self.loaded.eq(1)
         return m

@@ -121,12 +121,17 @@ class ReplyBuilder(wiring.Component):
             with m.If(r.error | ((cmd.op == AccelOp.GEMM_SAVED) & ~cmd.conv_read
                                  & (r.n != cmd.rows * cmd.depth))):
                 m.d.sync += reply.error.eq(1)
-        with m.If(steps.gather_pe & steps.pe_done):
+
+        def gather_pe(target):
+            """The PE array's result into ``target`` (a reply register)."""
             r = pe.payload
-            m.d.sync += [reply.pe_error.eq(r.error), reply.busy.eq(r.busy),
-                         reply.macs.eq(r.macs), reply.stalls.eq(r.stalls)]
+            m.d.sync += [target.pe_error.eq(r.error), target.busy.eq(r.busy),
+                         target.macs.eq(r.macs), target.stalls.eq(r.stalls)]
             with m.If(r.error.as_value().any()):
-                m.d.sync += reply.error.eq(1)
+                m.d.sync += target.error.eq(1)
+
+        with m.If(steps.gather_pe & steps.pe_done):
+            gather_pe(reply)
 
         # -- the reply set aside
         with m.If(steps.handoff):
@@ -135,11 +140,8 @@ class ReplyBuilder(wiring.Component):
         with m.Elif(aside_waits):
             m.d.sync += aside.cycles.eq(aside.cycles + 1)
             with m.If(pe.valid):
-                r = pe.payload
-                m.d.sync += [aside_done.eq(1), aside.pe_error.eq(r.error), aside.busy.eq(r.busy),
-                             aside.macs.eq(r.macs), aside.stalls.eq(r.stalls)]
-                with m.If(r.error.as_value().any()):
-                    m.d.sync += aside.error.eq(1)
+                m.d.sync += aside_done.eq(1)
+                gather_pe(aside)
         with m.Elif(aside_valid & self.reply.ready):
             m.d.sync += aside_valid.eq(0)
         return m
