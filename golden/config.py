@@ -113,10 +113,9 @@ class AccelConfig:
         instead of a DSP multiplier (0 to ``pe_rows * pe_cols``): an array with more PEs than
         the part has multipliers fits (ECP5-85F: 156). The results are the same.
     topk_lanes : int
-        Elements per beat of the streaming top-K selector and of the activation buffer's writes
-        and reads (a power of two, 1 to 16); 0 derives them from the array
-        (:attr:`selector_lanes`). The selector's packing and group windows grow with the
-        square of the lanes, so the default stays at 4.
+        Elements per beat of the streaming top-K selector (the host's tensor port and the
+        compressed stream into the activation buffer; a power of two, 1 to 16); 0, the
+        default, derives them from the array (:attr:`selector_lanes`).
     max_tensor_len : int
         Longest tensor, in elements, the top-K selector counts (1 to 2**30).
     nm_max_m : int
@@ -128,6 +127,11 @@ class AccelConfig:
     act_scan_bits : int
         Bits of the activation buffer's bitmap words: a row read scans one word a cycle
         (a power of two, at least :attr:`selector_lanes`, up to 256).
+    act_lanes : int
+        Values per word of the activation buffer's value memory, and kept elements per beat
+        of its reads (a power of two, at most :attr:`selector_lanes`); 0 derives it
+        (:attr:`buffer_lanes`). A write takes the selector's wider words through a queue, a
+        word of values a cycle.
     act_tensors : int
         Descriptor slots of the activation buffer (tensors held at once, 1 to 64).
     act_max_rows, act_max_cols : int
@@ -177,9 +181,9 @@ class AccelConfig:
     pe_lut_products: int = _field(0, "PEs (the last, in row order) whose products use LUTs, "
                                      "not a DSP multiplier, so that more PEs than the part's "
                                      "multipliers fit")
-    topk_lanes: int = _field(4, "elements per cycle of the top-K selector and the activation "
-                                "buffer (a power of two); 0 derives them from the array: "
-                                "pe_rows rounded down to a power of two, 4 to 16")
+    topk_lanes: int = _field(0, "elements per cycle of the top-K selector (a power of two); "
+                                "0 derives them from the array: pe_rows rounded down to a "
+                                "power of two, 4 to 16")
     max_tensor_len: int = _field(1 << 24, "longest tensor (elements) the top-K selector takes")
     nm_max_m: int = _field(8, "largest M of the top-K selector's N:M mode")
     max_kernel_slice: int = _field(9, "longest kernel slice (kh*kw) of structured top-K")
@@ -187,6 +191,9 @@ class AccelConfig:
     act_values: int = _field(1 << 17, "activation buffer capacity: kept values")
     act_scan_bits: int = _field(32, "activation buffer bitmap word: a row read scans one a "
                                     "cycle (power of two, at least the selector's lanes)")
+    act_lanes: int = _field(0, "activation buffer: values per word of its value memory and "
+                               "kept elements per beat of its reads (a power of two, at most "
+                               "the selector's lanes); 0 means the selector's lanes, at most 4")
     act_tensors: int = _field(16, "activation buffer descriptor slots (tensors held at once)")
     act_max_rows: int = _field(4096, "largest activation matrix the buffer stores: rows")
     act_max_cols: int = _field(4096, "largest activation matrix the buffer stores: columns")
@@ -228,6 +235,12 @@ class AccelConfig:
             raise ConfigError(f"act_scan_bits must be a power of two no smaller than the "
                               f"selector's lanes ({self.selector_lanes}), not "
                               f"{self.act_scan_bits}", "act_scan_bits")
+        _check_int("act_lanes", self.act_lanes, 0, MAX_TOPK_LANES)
+        if self.act_lanes & (self.act_lanes - 1) or self.act_lanes > self.selector_lanes:
+            # A write splits the selector's words of values into the buffer's.
+            raise ConfigError(f"act_lanes must be a power of two no larger than the selector's "
+                              f"lanes ({self.selector_lanes}), not {self.act_lanes}",
+                              "act_lanes")
         _check_int("act_tensors", self.act_tensors, 1, 64)
         _check_int("act_max_rows", self.act_max_rows, 1, 1 << 16)
         _check_int("act_max_cols", self.act_max_cols, 1, 1 << 16)
@@ -282,6 +295,14 @@ class AccelConfig:
         return _power_of_two_floor(self.pe_rows, 4, MAX_TOPK_LANES)
 
     @property
+    def buffer_lanes(self):
+        """Values per word of the activation buffer's value memory and kept elements per beat
+        of its reads (``act_lanes``, or the selector's lanes up to 4). At a SWAT density a
+        selector beat carries a few kept values, so a narrower value memory keeps up with the
+        selector's writes; the reads' lane pick grows with the square of its lanes."""
+        return self.act_lanes or min(4, self.selector_lanes)
+
+    @property
     def sparse_port_lanes(self):
         """Entries per beat of the PE array's sparse port (``pe_sparse_lanes``, or
         ``pe_rows``)."""
@@ -317,6 +338,7 @@ class AccelConfig:
             "product_width": self.product_width,
             "magnitude_width": self.magnitude_width,
             "selector_lanes": self.selector_lanes,
+            "buffer_lanes": self.buffer_lanes,
             "pe_sparse_port_lanes": self.sparse_port_lanes,
             "pe_dense_port_lanes": self.dense_port_lanes,
             "pe_dense_rows_per_beat": self.dense_rows_per_beat,

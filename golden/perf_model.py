@@ -289,9 +289,62 @@ def threshold_cycles(config, n, *, after_reset=False):
             + (HISTOGRAM_CLEAR if after_reset else 0))
 
 
-def save_act_cycles(config, n):
-    """Cycles of a SAVE_ACT command on an ``n``-element tensor (one beat a cycle)."""
-    return math.ceil(n / config.selector_lanes) + SAVE_FIXED + BUFFER_LOOKUP
+def save_act_cycles(config, n, sent=None):
+    """Cycles of a SAVE_ACT command on an ``n``-element tensor (one beat a cycle).
+
+    When the activation buffer's value words are narrower than the selector's
+    (:attr:`golden.config.AccelConfig.buffer_lanes`), the write also depends on where the kept
+    values fall: ``sent`` is then needed, the elements the selector sends (kept and not zero,
+    :func:`golden.topk.sent_mask`) in stream order, any shape."""
+    cycles = math.ceil(n / config.selector_lanes) + SAVE_FIXED + BUFFER_LOOKUP
+    if config.buffer_lanes == config.selector_lanes:
+        return cycles
+    if sent is None:
+        raise ValueError("sent is needed when the buffer's lanes are fewer than the selector's")
+    sent = np.asarray(sent, dtype=bool).reshape(-1)
+    if sent.size != n:
+        raise ValueError(f"sent has {sent.size} elements, not n ({n})")
+    counts = _packer_counts(sent, config.selector_lanes)
+    return cycles + _value_queue_delay(counts, config.buffer_lanes)
+
+
+def _packer_counts(sent, lanes):
+    """Entries of each output beat of :class:`hw.mask_packer.MaskPacker` for a tensor whose
+    elements ``sent`` (a flat bool array) are kept: a full word whenever ``lanes`` have
+    gathered, the rest on the last beat, plus an extra beat when more than ``lanes`` remain."""
+    beats = max(1, math.ceil(sent.size / lanes))
+    padded = np.zeros(beats * lanes, dtype=np.int64)
+    padded[:sent.size] = sent
+    words = padded.reshape(beats, lanes).sum(axis=1).cumsum() // lanes
+    counts = (np.diff(words, prepend=0) * lanes).tolist()
+    total = int(padded.sum())
+    rest = total - lanes * (int(words[-2]) if beats > 1 else 0)
+    counts[-1] = min(rest, lanes)
+    if rest > lanes:
+        counts.append(rest - lanes)
+    return counts
+
+
+def _value_queue_delay(counts, lanes):
+    """Cycles a write's end moves when its value words, ``counts`` values per beat of the
+    compressed stream (beats one a cycle unless held), are written ``lanes`` values a cycle
+    through the writer's queue of two (:class:`hw.act_buffer.TensorWriter`): a beat's word
+    starts writing the cycle after it is taken, or when the word before is written; a beat
+    waits while a word waits behind the one being written; the flush follows the last write,
+    and comes at least two cycles after the last beat (one without the queue)."""
+    shift = 0  # cycles the beats have waited so far
+    free_at = 0  # the cycle the head is free for the next word
+    last_write = -1
+    for beat, count in enumerate(counts):
+        if not count:
+            continue
+        taken = beat + shift
+        start = max(taken + 1, free_at)
+        shift += start - (taken + 1)  # it waited behind the head: the beats after it wait
+        free_at = start + -(-count // lanes)
+        last_write = free_at - 1
+    last_taken = len(counts) - 1 + shift
+    return max(last_taken + 2, last_write + 1) - len(counts)
 
 
 def _selector_rows(mask, lanes, word_lanes, first_cmd):
@@ -378,7 +431,7 @@ def act_row_read(config, mask):
     scan cycles: ``(row, kept elements emitted)`` per cycle (0 when a cycle emits nothing)."""
     mask = np.asarray(mask, dtype=bool)
     rows, cols = mask.shape
-    word, lanes = config.act_scan_bits, config.selector_lanes
+    word, lanes = config.act_scan_bits, config.buffer_lanes
     flat = mask.reshape(-1)
     total = int(flat.sum())
     scan, emitted = [], 0
@@ -512,7 +565,7 @@ def act_conv_read(config, mask, *, kernel, stride, padding, first_channel=0, cha
     channels = n_channels - first_channel if channels is None else channels
     out_h = (height + 2 * padding - kernel) // stride + 1
     out_rows = n_images * out_h - first_out_row if out_rows is None else out_rows
-    word, lanes = config.act_scan_bits, config.selector_lanes
+    word, lanes = config.act_scan_bits, config.buffer_lanes
     flat = mask.transpose(1, 0, 2, 3).reshape(-1)
     before = np.concatenate([[0], np.cumsum(flat)]).tolist()
     flat = flat.tolist()

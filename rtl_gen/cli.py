@@ -90,7 +90,7 @@ def _summary(config, manifest, out, seconds):
     lines = [
         f"swat-accel rtl_gen: {config.pe} PE array, {config.width}-bit operands",
         f"  tile depth {config.tile_depth} -> accumulator {config.acc_width} bits; "
-        f"top-K lanes {config.selector_lanes}",
+        f"top-K lanes {config.selector_lanes}, activation buffer lanes {config.buffer_lanes}",
         f"  PE array ports: sparse {config.sparse_port_lanes} entries, dense "
         f"{config.dense_port_lanes} values, results {config.result_port_lanes} rows a beat; "
         f"banks of {config.pe_bank_entries} entries",

@@ -264,7 +264,7 @@ def evaluate(config, layers, densities, batch, *, samples, rng):
                 elements_sampled += scale * chunk.size
                 dense_wg.add(("gemm", chunk, tiles, True), scale, key=(f_len, p_len, tiles))
                 if sparse_layer and not maps:
-                    t.save += scale * perf_model.save_act_cycles(config, chunk.size)
+                    t.save += scale * perf_model.save_act_cycles(config, chunk.size, chunk)
                     # The host streams each chunk of the im2col matrix in to be saved.
                     t.act_to_accelerator_bytes += scale * chunk.size * width / 8
                     saved_wg.add(("gemm_saved", chunk, tiles, None), scale)
@@ -323,7 +323,8 @@ def _feature_map_weight_grad(config, layer, x_mask, tiles, samples):
     for i0, i_len in _chunks(n_img, per_chunk_images):
         for c0, c_len in _chunks(channels, per_chunk_channels):
             chunk = x_mask[i0:i0 + i_len, c0:c0 + c_len]
-            save += perf_model.save_act_cycles(config, chunk.size)
+            # Saved as planes in (channel, image) order.
+            save += perf_model.save_act_cycles(config, chunk.size, chunk.transpose(1, 0, 2, 3))
             stored += fmt.stored_bits(chunk.size, int(chunk.sum()))
             for g0, g_len in _chunks(c_len, group):
                 jobs.setdefault((c0 + g0, g_len), []).extend(

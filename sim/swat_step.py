@@ -106,11 +106,13 @@ def _pow2(n, lo=16):
     return max(lo, 1 << (max(1, n) - 1).bit_length())
 
 
-def step_config(pe_rows, pe_cols, width, spec, batch, tile_depth=None, act_conv_read=1):
+def step_config(pe_rows, pe_cols, width, spec, batch, tile_depth=None, act_conv_read=1,
+                topk_lanes=0, act_lanes=0):
     """A configuration large enough for the layer's step in single jobs where it must be
     (the weight gradient reads the saved activations whole). A smaller ``tile_depth`` makes
     the driver split the forward and input-gradient reductions into several jobs;
-    ``act_conv_read=0`` leaves the conv read out (a conv layer saves its im2col matrix)."""
+    ``act_conv_read=0`` leaves the conv read out (a conv layer saves its im2col matrix);
+    ``topk_lanes`` and ``act_lanes`` are the configuration's (0 derives them)."""
     positions = spec.positions(batch)
     f, cout = spec.features, spec.cout
     depth = _pow2(max(f, cout, positions))
@@ -129,7 +131,8 @@ def step_config(pe_rows, pe_cols, width, spec, batch, tile_depth=None, act_conv_
         max_tensor_len=_pow2(tensor), act_bitmap_bits=_pow2(positions * f),
         act_values=_pow2(positions * f), act_tensors=2,
         act_max_rows=max(depth, _pow2(f), _pow2(planes)),
-        act_max_cols=max(depth, _pow2(f), _pow2(plane)), act_conv_read=act_conv_read)
+        act_max_cols=max(depth, _pow2(f), _pow2(plane)), act_conv_read=act_conv_read,
+        topk_lanes=topk_lanes, act_lanes=act_lanes)
     # Banks for any job of the step, whatever its rows keep: a row takes whole words.
     lanes = config.sparse_port_lanes
     return config.replace(pe_bank_entries=lanes * golden_pe.bank_words_bound(
@@ -274,12 +277,20 @@ def predict_step(config, spec, w, x, dy, density):
                                                            topk.topk_threshold(w, density)))
     x_mask = topk.sent_mask(x, topk.apply_threshold(x, topk.topk_threshold(x, density)))
     positions = spec.positions(batch)
+    # What the save streams, in its order: a linear layer's X feature-major, a conv layer's
+    # planes in (channel, image) order, or its im2col matrix feature-major.
+    if spec.kind == "linear":
+        saved_sent = x_mask.T
+    elif config.act_conv_read:
+        saved_sent = x_mask.transpose(1, 0, 2, 3)
+    else:
+        cols_t = im2col(x, spec.kernel, spec.stride, spec.padding).T
+        saved_sent = topk.sent_mask(cols_t, topk.apply_threshold(
+            cols_t, topk.topk_threshold(x, density)))
     phases = {
         "weight threshold": perf_model.threshold_cycles(config, w.size, after_reset=True),
         "activation threshold": perf_model.threshold_cycles(config, x.size),
-        "save activations": perf_model.save_act_cycles(
-            config, x.size if spec.kind == "linear" or config.act_conv_read
-            else spec.features * positions),
+        "save activations": perf_model.save_act_cycles(config, saved_sent.size, saved_sent),
     }
     for phase, mask in (("forward", w_mask), ("input gradient", w_mask.T)):
         phases[phase] = perf_model.product_sequence(config, [
@@ -337,6 +348,12 @@ def main(argv=None):
                         help="1: a conv layer's input is saved as feature maps and its weight "
                              "gradient's rows built on read; 0: an accelerator without the conv "
                              "read, which saves the im2col matrix (default: 1)")
+    parser.add_argument("--topk-lanes", type=int, default=0,
+                        help="elements per cycle of the top-K selector (default: 0, derived "
+                             "from the array)")
+    parser.add_argument("--act-lanes", type=int, default=0,
+                        help="values per word and kept elements per read beat of the "
+                             "activation buffer (default: 0, the selector's lanes up to 4)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
     parser.add_argument("--sim", choices=("verilator", "icarus"), default="verilator",
                         help="simulator (default: verilator)")
@@ -352,13 +369,15 @@ def main(argv=None):
         if not 0.0 <= args.density <= 1.0:
             raise ValueError(f"--density must be between 0 and 1, not {args.density}")
         config = step_config(rows, cols, args.width, spec, args.batch, args.tile_depth,
-                             args.act_conv_read)
+                             args.act_conv_read, args.topk_lanes, args.act_lanes)
         if args.json is not None:
             check_output_file(args.json, "--json")
     except ConfigError as e:
         parser.error(e.naming_flag({"pe_rows": "--pe", "pe_cols": "--pe", "width": "--width",
                                     "tile_depth": "--tile-depth",
-                                    "act_conv_read": "--act-conv-read"}))
+                                    "act_conv_read": "--act-conv-read",
+                                    "topk_lanes": "--topk-lanes",
+                                    "act_lanes": "--act-lanes"}))
     except ValueError as e:
         parser.error(str(e))
     except OutputPathError as e:

@@ -20,15 +20,15 @@ def test_word_bits_are_validated():
 
 # Word sizes: a wide word spanning several short rows, a word of one lane's bits, a
 # single-lane buffer (with three slots: a slot field with a code past the last slot), and 16
-# lanes.
-@pytest.mark.parametrize("width, lanes, word_bits, max_tensors", [
-    (8, 4, 16, 4), (8, 2, 2, 4), (16, 1, 8, 3),
-    # a selector of 16 lanes (the derived one of 16-row arrays)
-    pytest.param(8, 16, 32, 4, marks=pytest.mark.long(simulator="icarus"))])
-def test_cocotb_against_golden(run_cocotb, width, lanes, word_bits, max_tensors):
+# lanes; writes from a wider selector (16 lanes into 4, the derived pair of 16-row arrays, and
+# 4 into 1).
+@pytest.mark.parametrize("width, lanes, word_bits, max_tensors, write_lanes", [
+    (8, 4, 16, 4, 4), (8, 2, 2, 4, 2), (16, 1, 8, 3, 1), (8, 4, 32, 4, 16), (8, 1, 4, 4, 4),
+    pytest.param(8, 16, 32, 4, 16, marks=pytest.mark.long(simulator="icarus"))])
+def test_cocotb_against_golden(run_cocotb, width, lanes, word_bits, max_tensors, write_lanes):
     params = buffer_params(width=width, lanes=lanes, word_bits=word_bits, bitmap_capacity=512,
                            value_capacity=160, max_tensors=max_tensors, max_rows=9, max_cols=13,
-                           max_len=1 << 10)
+                           max_len=1 << 10, write_lanes=write_lanes)
     run_cocotb(build(params), toplevel="act_buffer", test_module="sim.testbenches.act_buffer",
                params={"buffer": params, "cases": 40})
 
@@ -37,14 +37,16 @@ def test_cocotb_against_golden(run_cocotb, width, lanes, word_bits, max_tensors)
 # lanes), one lane with 2-bit words (every segment many words, every beat one element), and
 # the default 32-bit words and 4 lanes with reads of several 33- and 40-wide rows, and 4-bit
 # words (a longer set-up than the column pattern's groups alone).
-@pytest.mark.parametrize("width, lanes, word_bits, max_cols",
-                         [(8, 4, 16, 64), (8, 2, 8, 64), (16, 1, 2, 64), (8, 4, 32, 256),
-                          (8, 4, 4, 64),
-                          pytest.param(8, 16, 32, 64, marks=pytest.mark.long(simulator="icarus"))])
-def test_cocotb_conv_reads_against_golden(run_cocotb, width, lanes, word_bits, max_cols):
+@pytest.mark.parametrize("width, lanes, word_bits, max_cols, write_lanes",
+                         [(8, 4, 16, 64, 4), (8, 2, 8, 64, 2), (16, 1, 2, 64, 1),
+                          (8, 4, 32, 256, 16), (8, 4, 4, 64, 4),
+                          pytest.param(8, 16, 32, 64, 16,
+                                       marks=pytest.mark.long(simulator="icarus"))])
+def test_cocotb_conv_reads_against_golden(run_cocotb, width, lanes, word_bits, max_cols,
+                                          write_lanes):
     params = buffer_params(width=width, lanes=lanes, word_bits=word_bits, bitmap_capacity=1024,
                            value_capacity=512, max_tensors=4, max_rows=64, max_cols=max_cols,
-                           max_len=1 << 10)
+                           max_len=1 << 10, write_lanes=write_lanes)
     run_cocotb(build(params), toplevel="act_buffer", test_module="sim.testbenches.act_buffer",
                params={"buffer": params, "cases": 20, "suite": "conv"})
 
@@ -78,26 +80,32 @@ def test_cocotb_conv_read_rate(run_cocotb):
                params={"buffer": params, "suite": "conv_rate", "rate": rate})
 
 
-def test_formal_stream_rules(prove):
+# Also with writes from a selector twice as wide (the value queue).
+@pytest.mark.parametrize("write_lanes", [2, 4])
+def test_formal_stream_rules(prove, write_lanes):
     from sim.formal.act_buffer import ActivationBufferSpec
 
     params = buffer_params(width=3, lanes=2, word_bits=4, bitmap_capacity=16, value_capacity=8,
-                           max_tensors=2, max_rows=3, max_cols=3, max_len=15)
-    prove(ActivationBufferSpec(params), name="act_buffer_w3l2", depth=6)
+                           max_tensors=2, max_rows=3, max_cols=3, max_len=15,
+                           write_lanes=write_lanes)
+    prove(ActivationBufferSpec(params), name=f"act_buffer_w3l2_wl{write_lanes}", depth=6)
 
 
 # A bitmap word spanning both rows (lanes 2), and rows longer than a beat (lanes 1). The column
 # order's proof takes minutes: long.
 @pytest.mark.slow
-@pytest.mark.parametrize("order, lanes", [
-    ("rows", 2), pytest.param("cols", 2, marks=pytest.mark.long), ("rows", 1)])
-def test_formal_every_element_read_back_exactly_once(prove, order, lanes):
+@pytest.mark.parametrize("order, lanes, write_lanes", [
+    ("rows", 2, 2), pytest.param("cols", 2, 2, marks=pytest.mark.long), ("rows", 1, 1),
+    ("rows", 1, 4)])
+def test_formal_every_element_read_back_exactly_once(prove, order, lanes, write_lanes):
     from sim.formal.act_buffer import ExactlyOnceSpec
 
     params = buffer_params(width=2, lanes=lanes, word_bits=4, bitmap_capacity=4,
-                           value_capacity=4, max_tensors=1, max_rows=2, max_cols=2, max_len=4)
+                           value_capacity=4, max_tensors=1, max_rows=2, max_cols=2, max_len=4,
+                           write_lanes=write_lanes)
     prove(ExactlyOnceSpec(params, rows=2, cols=2, order=order),
-          name=f"act_buffer_exactly_once_{order}_l{lanes}", depth=40, mode="bmc")
+          name=f"act_buffer_exactly_once_{order}_l{lanes}_wl{write_lanes}", depth=40,
+          mode="bmc")
 
 
 # With the consumer stalling at most two cycles in a row, every run reaches the read's end by

@@ -21,7 +21,8 @@ def test_defaults_and_derived():
 
 def test_selector_lanes_follow_the_array():
     # pe_rows rounded down to a power of two, 4 to 16, unless given.
-    assert AccelConfig().selector_lanes == 4
+    assert AccelConfig().selector_lanes == 16
+    assert AccelConfig(pe_rows=4, pe_cols=4).selector_lanes == 4
     derived = {rows: AccelConfig(pe_rows=rows, topk_lanes=0).selector_lanes
                for rows in (1, 3, 4, 7, 8, 12, 16, 32, 64)}
     assert derived == {1: 4, 3: 4, 4: 4, 7: 4, 8: 8, 12: 8, 16: 16, 32: 16, 64: 16}
@@ -31,6 +32,18 @@ def test_selector_lanes_follow_the_array():
     assert AccelConfig(pe_rows=16, topk_lanes=0).replace(pe_rows=4).selector_lanes == 4
     with pytest.raises(ConfigError, match="no smaller than the selector's lanes .16., not 8"):
         AccelConfig(topk_lanes=0, act_scan_bits=8)
+
+
+def test_buffer_lanes_are_the_selectors_up_to_four():
+    derived = {lanes: AccelConfig(topk_lanes=lanes).buffer_lanes for lanes in (1, 2, 4, 8, 16)}
+    assert derived == {1: 1, 2: 2, 4: 4, 8: 4, 16: 4}
+    assert AccelConfig(topk_lanes=16, act_lanes=16).buffer_lanes == 16
+    assert AccelConfig().derived()["buffer_lanes"] == 4
+    with pytest.raises(ConfigError, match=r"^act_lanes must be a power of two no larger than "
+                                          r"the selector's lanes \(4\), not 8$"):
+        AccelConfig(topk_lanes=4, act_lanes=8)
+    with pytest.raises(ConfigError, match=r"^act_lanes must be a power of two .*, not 3$"):
+        AccelConfig(act_lanes=3)
 
 
 def test_json_round_trip():

@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 
 from golden.config import AccelConfig
@@ -53,7 +54,8 @@ TOP_CONFIGS = {
                            pe_sparse_lanes=8, pe_result_lanes=1, pe_max_rows=40, pe_max_tiles=5,
                            max_tensor_len=1 << 12, act_bitmap_bits=1 << 12, act_values=1 << 11,
                            act_tensors=2, act_max_rows=48, act_max_cols=48, act_scan_bits=8),
-    # A 16-lane selector and buffer (N:M and slices split to 4 lanes) on a 4x4 array.
+    # A 16-lane selector (N:M and slices split to 4 lanes) writing a 4-lane buffer through its
+    # value queue, on a 4x4 array.
     "4x4_w8_lanes16": AccelConfig(pe_rows=4, pe_cols=4, width=8, tile_depth=64, topk_lanes=16,
                                   pe_bank_entries=1024, pe_max_rows=64, pe_max_tiles=6,
                                   max_tensor_len=1 << 13, act_bitmap_bits=1 << 13,
@@ -113,7 +115,7 @@ def test_conv_read_emits_every_im2col_element_once():
         rows = [r for r, e, _ in scan if e]
         assert rows == sorted(rows)
         # A beat holds at most a beat's lanes.
-        assert max(e for _, e, _ in scan) <= config.selector_lanes
+        assert max(e for _, e, _ in scan) <= config.buffer_lanes
         assert conv_read_result_cycle(scan) >= len(scan) + 2
 
 
@@ -187,3 +189,44 @@ def test_conv_read_model_parameters_are_validated(kwargs, message):
         act_conv_read(AccelConfig(), _conv_mask((1, 1, 4, 4), 0.5), **args)
     with pytest.raises(ValueError, match=r"^mask must be \(N, C, H, W\), not shape \(4, 4\)$"):
         act_conv_read(AccelConfig(), _conv_mask((4, 4), 0.5), kernel=3, stride=1, padding=1)
+
+
+def test_packer_counts_follow_the_mask_packer():
+    from golden.perf_model import _packer_counts
+
+    counts = lambda bits, lanes: _packer_counts(np.array(bits, dtype=bool), lanes)
+    # A full word whenever `lanes` have gathered, the rest on the last beat...
+    assert counts([1, 1, 1, 0, 1, 1, 1, 1, 1], 4) == [0, 4, 4]
+    # ... and an extra beat when more than `lanes` remain; one beat for an empty tensor.
+    assert counts([1] * 9, 4) == [4, 4, 1]
+    assert counts([1] * 8, 4) == [4, 4]
+    assert counts([0] * 3, 4) == [0]
+    assert counts([1], 16) == [1]
+
+
+def test_value_queue_delay():
+    from golden.perf_model import _value_queue_delay
+
+    # Without values the flush comes a cycle later than without the queue.
+    assert _value_queue_delay([0, 0, 0], 4) == 1
+    # A last word of 16 values in 4-value writes: written over 4 cycles after the beat.
+    assert _value_queue_delay([0, 0, 16], 4) == 4
+    # Words far enough apart never hold the stream; only the last one's writes show.
+    assert _value_queue_delay([16, 0, 0, 0, 16, 0, 0, 0, 3], 4) == 1
+    # Back-to-back words: each waits behind the one before, and holds the beats after it.
+    assert _value_queue_delay([16, 16, 16], 4) == 3 * 4 - 3 + 1
+
+
+def test_save_needs_the_sent_mask_when_the_buffer_is_narrower():
+    from golden.config import AccelConfig
+    from golden.perf_model import BUFFER_LOOKUP, SAVE_FIXED, save_act_cycles
+
+    same = AccelConfig(pe_rows=4, pe_cols=4)
+    assert save_act_cycles(same, 100) == save_act_cycles(same, 100, np.ones(100, bool))
+    wide = AccelConfig()  # 16 selector lanes, 4 buffer lanes
+    sparse = np.zeros(160, bool)
+    sparse[::10] = True
+    # Ten beats; the sixteen values arrive as one word on the last, written in four cycles.
+    assert save_act_cycles(wide, 160, sparse) == 10 + SAVE_FIXED + BUFFER_LOOKUP + 4
+    with pytest.raises(ValueError, match="sent is needed"):
+        save_act_cycles(wide, 160)

@@ -114,7 +114,9 @@ class ActivationBuffer(wiring.Component):
     max_rows, max_cols : int
         Largest shape of a stored matrix.
     wdata_layout : StructLayout
-        A beat of the compressed stream (:func:`hw.mask_packer.compressed_beat`).
+        A beat of the compressed stream (:func:`hw.mask_packer.compressed_beat`); its entries
+        may be a multiple of ``lanes`` (a wider selector's words are written ``lanes`` values
+        a cycle, see :class:`hw.act_buffer.TensorWriter`).
     conv_read : bool
         Build the directories and the conv read (``READ_CONV``); without it both are refused.
 
@@ -194,8 +196,8 @@ class ActivationBuffer(wiring.Component):
     @staticmethod
     def params_from_config(config):
         """The constructor's arguments for an :class:`golden.config.AccelConfig`: the buffer
-        takes the top-K selector's compressed stream."""
-        return {"width": config.width, "lanes": config.selector_lanes,
+        takes the top-K selector's compressed stream (words of the selector's lanes)."""
+        return {"width": config.width, "lanes": config.buffer_lanes,
                 "word_bits": config.act_scan_bits,
                 "bitmap_capacity": config.act_bitmap_bits,
                 "value_capacity": config.act_values, "max_tensors": config.act_tensors,

@@ -18,7 +18,13 @@ class TensorWriter(wiring.Component):
     is taken at its full rate, one beat a cycle, to the beat marked ``last``: the bitmap bits
     are packed into ``word_bits``-bit words, written as they fill, and each value word
     (``lanes`` values, or the tensor's last partial one) is written as it comes; a cycle
-    flushes the last partial bitmap word. Words go only above ``bitmap_top`` and
+    flushes the last partial bitmap word.
+
+    A stream whose beats carry more entries than the memory's ``lanes`` (a selector wider than
+    the buffer) passes its value words through a queue of two: the word at its head is written
+    ``lanes`` values a cycle, and the stream waits only while the queue is full. At SWAT's
+    densities a beat brings fewer than ``lanes`` values on average, so the writes keep up with
+    the bitmap; once the last beat is in, the queue drains before the flush. Words go only above ``bitmap_top`` and
     ``value_top``, so nothing stored is touched, even by a write that is refused (its stream is still consumed).
 
     The cycle after the flush, ``result`` reports the verdict: ``error`` if the write was
@@ -58,6 +64,11 @@ class TensorWriter(wiring.Component):
     def __init__(self, geometry, wdata_layout):
         self.geometry = geometry
         g = geometry
+        self.in_lanes = wdata_layout["entries"].shape.length
+        if self.in_lanes % g.lanes or self.in_lanes > g.word_bits:
+            raise ValueError(f"a write beat's entries ({self.in_lanes}) must be a multiple of "
+                             f"the buffer's lanes ({g.lanes}) and at most its word bits "
+                             f"({g.word_bits})")
         self.result_layout = data.StructLayout({
             "error": 1, "n": g.count_shape, "kept": g.count_shape})
         super().__init__({
@@ -89,7 +100,8 @@ class TensorWriter(wiring.Component):
         rows = Signal.like(self.rows)
         cols = Signal.like(self.cols)
         n = Signal(g.count_shape)  # rows * cols, registered with the command
-        bits = Signal(word_bits + lanes)  # bitmap bits gathered, fill of them valid
+        in_lanes = self.in_lanes
+        bits = Signal(word_bits + in_lanes)  # bitmap bits gathered, fill of them valid
         fill = Signal(range(word_bits + 1))
         elements = Signal(g.count_shape)
         kept = Signal(g.count_shape)
@@ -97,8 +109,8 @@ class TensorWriter(wiring.Component):
         value_words = Signal(range(g.value_words + 2))
         refused = Signal()
         error = Signal()  # refused, or the stream's length was not rows * cols
-        merged = Signal(word_bits + lanes)
-        merged_fill = Signal(range(word_bits + lanes + 1))
+        merged = Signal(word_bits + in_lanes)
+        merged_fill = Signal(range(word_bits + in_lanes + 1))
         need_words = Signal.like(entry.bitmap_words)
         need_entries = Signal.like(entry.directory_words)  # a directory entry per two words
         directory = Signal()
@@ -110,7 +122,6 @@ class TensorWriter(wiring.Component):
             need_entries.eq(Mux(directory, (n + 2 * word_bits - 1) >> (wb + 1), 0)),
             value_addr.eq(value_top + value_words),
             value_port.addr.eq(value_addr),
-            value_port.data.eq(Cat(e.value for e in beat.entries)),
             entry.rows.eq(rows), entry.cols.eq(cols), entry.n.eq(n), entry.kept.eq(kept),
             entry.bitmap_words.eq(need_words), entry.value_words.eq(value_words),
             entry.directory.eq(directory), entry.directory_words.eq(need_entries),
@@ -124,6 +135,25 @@ class TensorWriter(wiring.Component):
             with m.If(bitmap_top + bitmap_words < g.bitmap_words):
                 m.d.comb += [bitmap_port.en.eq(1), bitmap_port.addr.eq(bitmap_top + bitmap_words),
                              bitmap_port.data.eq(word)]
+
+        beat_values = Cat(e.value for e in beat.entries)
+        take = Signal()  # a beat is taken
+        value_room = Signal()  # the value path takes a beat with entries
+        value_word = Signal()  # a value word is written this cycle
+        values_drained = Signal()  # no value word is pending after this cycle
+        if in_lanes == lanes:
+            m.d.comb += [value_room.eq(1), value_word.eq(take & (beat.count != 0)),
+                         values_drained.eq(1), value_port.data.eq(beat_values)]
+        else:
+            self._value_queue(m, beat_values, take & (beat.count != 0), value_room, value_word,
+                              values_drained)
+
+        with m.If(value_word):
+            with m.If(value_addr < g.value_words):
+                m.d.comb += value_port.en.eq(1)
+            with m.Else():
+                m.d.sync += refused.eq(1)
+            m.d.sync += value_words.eq(value_words + 1)
 
         with m.FSM():
             with m.State("IDLE"):
@@ -146,19 +176,13 @@ class TensorWriter(wiring.Component):
                 m.next = "STREAM"
 
             with m.State("STREAM"):
-                m.d.comb += self.wdata.ready.eq(1)
-                with m.If(self.wdata.valid):
+                m.d.comb += [self.wdata.ready.eq(value_room),
+                             take.eq(self.wdata.valid & value_room)]
+                with m.If(take):
                     m.d.sync += [elements.eq(elements + beat.bitmap_count),
                                  kept.eq(kept + beat.count)]
                     with m.If(elements + beat.bitmap_count > n):
                         m.d.sync += refused.eq(1)
-                    # A value word (full, or the tensor's last partial one).
-                    with m.If(beat.count != 0):
-                        with m.If(value_addr < g.value_words):
-                            m.d.comb += value_port.en.eq(1)
-                        with m.Else():
-                            m.d.sync += refused.eq(1)
-                        m.d.sync += value_words.eq(value_words + 1)
                     # Bitmap bits: write a word whenever one fills.
                     with m.If(merged_fill >= word_bits):
                         write_bitmap(merged[:word_bits])
@@ -170,7 +194,11 @@ class TensorWriter(wiring.Component):
                     with m.Else():
                         m.d.sync += [bits.eq(merged), fill.eq(merged_fill)]
                     with m.If(beat.last):
-                        m.next = "FLUSH"
+                        m.next = "FLUSH" if in_lanes == lanes else "DRAIN"
+
+            with m.State("DRAIN"):
+                with m.If(values_drained):
+                    m.next = "FLUSH"
 
             with m.State("FLUSH"):
                 with m.If(fill != 0):
@@ -184,3 +212,35 @@ class TensorWriter(wiring.Component):
                 m.d.comb += [self.result.valid.eq(1), self.commit.valid.eq(~error)]
                 m.next = "IDLE"
         return m
+
+    def _value_queue(self, m, beat_values, push, room, word, drained):
+        """Two words of ``in_lanes`` values: ``head`` is written ``lanes`` values a cycle (it
+        shifts down, so the memory's data is a fixed slice), ``spare`` waits behind it. A beat
+        is taken while ``spare`` is free (``room``, from a register)."""
+        g = self.geometry
+        lanes, in_lanes = g.lanes, self.in_lanes
+        count = self.wdata.payload.count
+        chunk = lanes * g.width
+        head = Signal(in_lanes * g.width)
+        head_left = Signal(range(in_lanes + 1))  # values of ``head`` not yet written
+        spare = Signal(in_lanes * g.width)
+        spare_count = Signal(range(in_lanes + 1))
+        head_last = Signal()  # this cycle writes ``head``'s last values
+        m.d.comb += [
+            head_last.eq((head_left != 0) & (head_left <= lanes)),
+            room.eq(spare_count == 0),
+            word.eq(head_left != 0),
+            drained.eq(((head_left == 0) | head_last) & (spare_count == 0)),
+            self.value_write.data.eq(head[:chunk]),
+        ]
+        with m.If((head_left == 0) | head_last):
+            with m.If(spare_count != 0):
+                m.d.sync += [head.eq(spare), head_left.eq(spare_count), spare_count.eq(0)]
+            with m.Elif(push):
+                m.d.sync += [head.eq(beat_values), head_left.eq(count)]
+            with m.Else():
+                m.d.sync += head_left.eq(0)
+        with m.Else():
+            m.d.sync += [head.eq(head[chunk:]), head_left.eq(head_left - lanes)]
+            with m.If(push):
+                m.d.sync += [spare.eq(beat_values), spare_count.eq(count)]

@@ -16,24 +16,28 @@ CONV_FIELDS = ("images", "height", "width", "out_h", "out_w", "kernel", "stride"
 
 
 def buffer_params(*, width, lanes, word_bits, bitmap_capacity, value_capacity, max_tensors,
-                  max_rows, max_cols, max_len, conv_read=True):
-    """JSON-friendly parameters; the write layout is the top-K selector's for ``max_len``."""
+                  max_rows, max_cols, max_len, conv_read=True, write_lanes=None):
+    """JSON-friendly parameters; the write layout is the top-K selector's for ``max_len`` and
+    ``write_lanes`` (the buffer's ``lanes`` unless given)."""
     return dict(width=width, lanes=lanes, word_bits=word_bits, bitmap_capacity=bitmap_capacity,
                 value_capacity=value_capacity, max_tensors=max_tensors, max_rows=max_rows,
-                max_cols=max_cols, max_len=max_len, conv_read=conv_read)
+                max_cols=max_cols, max_len=max_len, conv_read=conv_read,
+                write_lanes=write_lanes or lanes)
 
 
 def build(params):
     params = dict(params)
     max_len = params.pop("max_len")
-    return ActivationBuffer(**params, wdata_layout=compressed_beat(params["width"],
-                                                                    params["lanes"], max_len))
+    write_lanes = params.pop("write_lanes", None) or params["lanes"]
+    return ActivationBuffer(**params, wdata_layout=compressed_beat(params["width"], write_lanes,
+                                                                    max_len))
 
 
 class ActivationBufferDriver:
     def __init__(self, dut, params, rng, *, stall=0.3):
         self.model = build(params)
         self.lanes = self.model.lanes
+        self.write_lanes = self.model.wdata_layout["entries"].shape.length
         self.cmd = StreamSource(dut, "cmd", dut.clk, rng=rng, stall=stall)
         self.wdata = StreamSource(dut, "wdata", dut.clk, rng=rng, stall=stall)
         self.rdata = StreamSink(dut, "rdata", dut.clk, rng=rng, stall=stall)
@@ -57,7 +61,7 @@ class ActivationBufferDriver:
         return the result dict."""
         rows, cols = declared_shape or x.shape
         self._command(ActOp.WRITE, slot, rows, cols, directory=directory)
-        beats = packer_beats(x, mask, self.lanes)
+        beats = packer_beats(x, mask, self.write_lanes)
         self.wdata.send([pack(self.model.wdata_layout, b) for b in beats])
         return await self._result(40 * len(beats) + 200)
 

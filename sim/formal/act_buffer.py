@@ -50,8 +50,10 @@ class ExactlyOnceSpec(Elaboratable):
         m = Module()
         p = self.params
         lanes, width = p["lanes"], p["width"]
+        write_lanes = p.get("write_lanes") or lanes
         m.submodules.dut = dut = build(p)
-        m.submodules.packer = packer = MaskPacker(width=width, lanes=lanes, max_len=p["max_len"])
+        m.submodules.packer = packer = MaskPacker(width=width, lanes=write_lanes,
+                                                  max_len=p["max_len"])
         assume_reset_first_cycle(m)
         n = self.rows * self.cols
         values = [AnyConst(width) for _ in range(n)]
@@ -65,7 +67,7 @@ class ExactlyOnceSpec(Elaboratable):
             dut.rdata.ready.eq(AnySeq(1)),
             dut.result.ready.eq(1),
         ]
-        beats = [list(range(i, min(i + lanes, n))) for i in range(0, n, lanes)]
+        beats = [list(range(i, min(i + write_lanes, n))) for i in range(0, n, write_lanes)]
         step = Signal(range(len(beats) + 4))
         seen = Signal(range(n + 2))
         prev = Signal(range(n + 1))  # position, in read order, of the last element seen + 1

@@ -70,7 +70,8 @@ async def model_matches_rtl(dut):
         mask = topk.sent_mask(s, topk.topk_mask(s, density))  # what reaches the PE array
         reply = await drv.save_act(0, 0, s)
         assert not reply["error"], reply
-        record("save", reply["cycles"], perf_model.save_act_cycles(cfg, s.size), n=s.size)
+        record("save", reply["cycles"], perf_model.save_act_cycles(cfg, s.size, mask),
+               n=s.size)
 
         shape = {"rows": rows, "depth": depth, "tiles": tiles, "density": density}
         reply, _ = await drv.gemm(s, d, slot=0)
