@@ -2,7 +2,8 @@
 
 from amaranth.hdl import Mux, Signal, Value, signed
 
-__all__ = ["magnitude", "logic_product", "popcount", "shift_up", "times_constant"]
+__all__ = ["magnitude", "logic_product", "popcount", "prefix_counts", "shift_up", "sum_tree",
+           "times_constant"]
 
 
 def magnitude(value):
@@ -16,7 +17,7 @@ def magnitude(value):
     return Mux(value[-1], -value, value)[:width]
 
 
-def _sum_tree(terms):
+def sum_tree(terms):
     """The sum of ``terms`` as a balanced tree of adders (``log2`` levels, not a chain)."""
     terms = list(terms) or [Value.cast(0)]
     while len(terms) > 1:
@@ -28,7 +29,20 @@ def _sum_tree(terms):
 def popcount(bits):
     """The set bits of ``bits``, as a balanced tree of adders (``log2`` levels, not a chain)."""
     bits = Value.cast(bits)
-    return _sum_tree(bits[i] for i in range(len(bits)))
+    return sum_tree(bits[i] for i in range(len(bits)))
+
+
+def prefix_counts(bits):
+    """``[popcount(bits[:i]) for i in range(len(bits) + 1)]`` as a parallel prefix of adders
+    (``log2`` levels, each count a sum of the level before), not a chain of ``len(bits)``."""
+    bits = Value.cast(bits)
+    counts = [Value.cast(0)] + [bits[i] for i in range(len(bits))]
+    step = 1
+    while step < len(counts):
+        counts = [counts[i] + counts[i - step] if i > step else counts[i]
+                  for i in range(len(counts))]
+        step *= 2
+    return counts
 
 
 def times_constant(value, constant):
@@ -36,7 +50,7 @@ def times_constant(value, constant):
     ``value`` shifted by ``constant``'s set bits: no multiplier (synthesis would put a
     constant product in a DSP, with no register around it)."""
     value = Value.cast(value)
-    return _sum_tree(value << i for i in range(constant.bit_length()) if constant >> i & 1)
+    return sum_tree(value << i for i in range(constant.bit_length()) if constant >> i & 1)
 
 
 def shift_up(m, items, amount, levels, *, name):

@@ -4,7 +4,7 @@ from amaranth.hdl import Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .arith import shift_up
+from .arith import popcount, prefix_counts, shift_up
 from .layouts import masked_beat
 from .validate import check_int
 
@@ -134,12 +134,11 @@ class MaskPacker(wiring.Component):
         moving = data.StructLayout({"valid": 1, "holes": unsigned(hole_bits),
                                     "lane": unsigned(lane_bits), "value": signed(self.width)})
         cur = []
-        holes = 0
+        holes = prefix_counts(~kept)  # lanes not kept below each lane, log2 adders deep
         for lane in range(lanes):
             slot = Signal(moving, name=f"beat{lane}")
-            m.d.comb += [slot.valid.eq(kept[lane]), slot.holes.eq(holes), slot.lane.eq(lane),
-                         slot.value.eq(beat.values[lane])]
-            holes = holes + ~kept[lane]
+            m.d.comb += [slot.valid.eq(kept[lane]), slot.holes.eq(holes[lane]),
+                         slot.lane.eq(lane), slot.value.eq(beat.values[lane])]
             cur.append(slot)
         for level in range(levels):
             step = 1 << level
@@ -174,7 +173,7 @@ class MaskPacker(wiring.Component):
                 m.d.comb += word.eq(incoming.as_value())
             gathered.append(word)
         nkept = Signal(range(lanes + 1))
-        m.d.comb += nkept.eq(sum(kept[lane] for lane in range(lanes)))
+        m.d.comb += nkept.eq(popcount(kept))
         total = Signal(range(2 * lanes + 1))
         m.d.comb += total.eq(leftover + nkept)
 

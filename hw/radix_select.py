@@ -4,6 +4,7 @@ from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .arith import popcount, sum_tree
 from .memory import SimpleDualPortMemory
 from .validate import check_int
 
@@ -196,7 +197,7 @@ class RadixSelect(wiring.Component):
         sum_valid = Signal()
         sum_bin = Signal(self.digit_bits)
         m.d.sync += [read_valid.eq(scan_valid), read_bin.eq(scan_bin),
-                     scan_sum.eq(sum(read_data)), sum_valid.eq(read_valid),
+                     scan_sum.eq(sum_tree(read_data)), sum_valid.eq(read_valid),
                      sum_bin.eq(read_bin)]
 
         clear_addr = Signal(self.digit_bits)
@@ -251,7 +252,7 @@ class RadixSelect(wiring.Component):
             with m.State("PASS"):
                 m.d.comb += self.keys.ready.eq(1)
                 with m.If(self.keys.valid):
-                    count = sum(self.keys.payload.valid[lane] for lane in range(self.lanes))
+                    count = popcount(self.keys.payload.valid)
                     m.d.sync += n_pass.eq(n_pass + count)
                     with m.If(n_pass + count > self.max_len):
                         m.d.sync += error.eq(1)

@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from golden.topk import RADIX_BITS
 
-from .arith import magnitude
+from .arith import magnitude, popcount
 from .beat_splitter import BeatSplitter
 from .group_window import GroupMode, GroupWindow
 from .layouts import masked_beat, tensor_beat
@@ -224,8 +224,8 @@ class TopKSelector(wiring.Component):
         # SWAT's count of kept elements, from the registered decisions as they reach the packer.
         staged = window_out.o.payload
         with m.If(window_out.o.valid & window_out.o.ready):
-            m.d.sync += swat_kept.eq(swat_kept + sum(
-                staged.decided[lane] & (lane < staged.count) for lane in range(self.lanes)))
+            m.d.sync += swat_kept.eq(swat_kept + popcount(
+                Cat(staged.decided[lane] & (lane < staged.count) for lane in range(self.lanes))))
         m.d.comb += [
             radix.cmd.payload.k.eq(cmd.k),
             radix.cmd.payload.first_pass.eq(Mux(cmd.op == TopKOp.THRESHOLD,

@@ -77,6 +77,29 @@ def test_popcount_counts_the_set_bits(width):
     sim.run()
 
 
+@pytest.mark.parametrize("width", [1, 2, 3, 5, 16])
+def test_prefix_counts_count_the_set_bits_below_each_place(width):
+    from hw.arith import prefix_counts
+
+    rng = random.Random(width)
+    values = [0, (1 << width) - 1] + [rng.getrandbits(width) for _ in range(20)]
+    bits = Signal(width)
+    m = Module()
+    counts = [Signal(range(width + 1), name=f"count{i}") for i in range(width + 1)]
+    for count, value in zip(counts, prefix_counts(bits), strict=True):
+        m.d.comb += count.eq(value)
+    sim = Simulator(m)
+
+    async def bench(ctx):
+        for value in values:
+            ctx.set(bits, value)
+            want = [bin(value & ((1 << i) - 1)).count("1") for i in range(width + 1)]
+            assert [ctx.get(count) for count in counts] == want, value
+
+    sim.add_testbench(bench)
+    sim.run()
+
+
 @pytest.mark.parametrize("constant", [0, 1, 2, 8, 12, 24, 31, 255])
 def test_times_constant_is_exact(constant):
     m = Module()

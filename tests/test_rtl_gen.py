@@ -68,7 +68,7 @@ def test_output_is_deterministic_and_has_no_paths(tmp_path):
     (["--act-tensors", "0"], "error: --act-tensors must be between 1 and 64, not 0"),
     (["--act-conv-read", "2"], "error: --act-conv-read must be between 0 and 1, not 2"),
     (["--pe-sparse-lanes", "2"],
-     "error: --pe-sparse-lanes (2) must be at least the selector's lanes (4): the PE array takes the "
+     "error: --pe-sparse-lanes (2) must be at least the selector's lanes (16): the PE array takes the "
      "selector's beats whole"),
     (["--pe-dense-lanes", "3"], "error: --pe-dense-lanes must divide pe_cols (16) or be pe_cols times 2, 4 "
      "or 8, not 3"),
