@@ -255,14 +255,19 @@ class TopKSelector(wiring.Component):
             ]
             stage_to_packer()
 
+        # The staged beats' payload goes to the packer whatever the state (only the handshake
+        # follows it), so the state machine does not reach into the packer's compaction.
+        m.d.comb += [
+            packer.i.payload.values.eq(window_out.o.payload.values),
+            packer.i.payload.keep.eq(window_out.o.payload.keep),
+            packer.i.payload.count.eq(window_out.o.payload.count),
+            packer.i.payload.last.eq(window_out.o.payload.last),
+        ]
+
         def stage_to_packer():
             m.d.comb += [
                 packer.i.valid.eq(window_out.o.valid),
                 window_out.o.ready.eq(packer.i.ready),
-                packer.i.payload.values.eq(window_out.o.payload.values),
-                packer.i.payload.keep.eq(window_out.o.payload.keep),
-                packer.i.payload.count.eq(window_out.o.payload.count),
-                packer.i.payload.last.eq(window_out.o.payload.last),
             ]
 
         def finish_from_packer(extra_error):

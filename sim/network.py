@@ -68,7 +68,7 @@ SWAT_REPORTED = {
 SWAT_ACTIVATION_SAVING = "23-50 %"
 #: configuration field -> the flag of this command that sets it
 CONFIG_FLAGS = {"pe_rows": "--pe", "pe_cols": "--pe", "width": "--width",
-                "topk_lanes": "--topk-lanes"}
+                "topk_lanes": "--topk-lanes", "act_lanes": "--act-lanes"}
 
 
 def layer_densities(layers, scheme, sparsity):
@@ -514,8 +514,11 @@ def main(argv=None):
     parser.add_argument("--pe", default="16x16", help="PE array RxC (default: 16x16)")
     parser.add_argument("--width", type=int, default=8, help="operand width (default: 8)")
     parser.add_argument("--topk-lanes", type=int, default=AccelConfig().topk_lanes,
-                        help="elements per cycle of the top-K selector and the activation "
-                             "buffer (default: the configuration's)")
+                        help="elements per cycle of the top-K selector (default: 0, derived "
+                             "from the array: 16 on 16 PE rows)")
+    parser.add_argument("--act-lanes", type=int, default=AccelConfig().act_lanes,
+                        help="values per word and kept elements per read beat of the "
+                             "activation buffer (default: 0, the selector's lanes up to 4)")
     parser.add_argument("--networks", default=",".join(NETWORKS),
                         help=f"comma-separated, of {', '.join(NETWORKS)} (default: both)")
     parser.add_argument("--batch", type=int, default=None,
@@ -540,7 +543,7 @@ def main(argv=None):
         rows, cols = parse_pe(args.pe)
         try:
             config = AccelConfig(pe_rows=rows, pe_cols=cols, width=args.width,
-                                 topk_lanes=args.topk_lanes)
+                                 topk_lanes=args.topk_lanes, act_lanes=args.act_lanes)
             check_config(config)
         except ConfigError as e:
             raise ValueError(e.naming_flag(CONFIG_FLAGS)) from None

@@ -13,7 +13,7 @@ file                                           written by
                                                (optional: its section is left out without it)
 ``benchmarks/pe_array.json``                   ``python -m sim.bench --json FILE``
 ``benchmarks/network/network.json``            ``python -m sim.network --out DIR``
-``benchmarks/network_lanes16/network.json``    ``python -m sim.network --topk-lanes 16 ...``
+``benchmarks/network_lanes4/network.json``     ``python -m sim.network --topk-lanes 4 ...``
 ``benchmarks/sweep_ecp5-85f/sweep.json``       ``python -m rtl_gen.sweep``
 ``benchmarks/train/train.json``                ``python -m golden.train --json FILE``
                                                (optional: its section is left out without it)
@@ -41,7 +41,7 @@ DEFAULT_BENCHMARKS = os.path.join(ROOT, "benchmarks")
 
 GENERATE = "generate/generate.json"
 PE_ARRAY = "pe_array.json"
-NETWORKS = ("network/network.json", "network_lanes16/network.json")
+NETWORKS = ("network/network.json", "network_lanes4/network.json")
 SWEEP = "sweep_ecp5-85f/sweep.json"
 TRAIN = "train/train.json"
 SYNTH_BLOCKS = "synth_blocks"
@@ -61,7 +61,7 @@ PROVENANCE = {
         "cores": None,
     },
     NETWORKS[1]: {
-        "command": "python -m sim.network --topk-lanes 16 --out benchmarks/network_lanes16",
+        "command": "python -m sim.network --topk-lanes 4 --out benchmarks/network_lanes4",
         "note": "cycle model (`golden.perf_model`), seed 1 (the default)",
         "cores": None,
     },
