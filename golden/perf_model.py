@@ -217,7 +217,7 @@ HISTOGRAM_CLEAR = 252
 #: An activation-buffer command waits a cycle while its slot's descriptor is looked up.
 BUFFER_LOOKUP = 1
 #: SAVE_ACT: the command's fixed cost beyond one beat a cycle (and the buffer's lookup).
-SAVE_FIXED = 9
+SAVE_FIXED = 10
 #: GEMM: the first selector command's cycle; a row's cost beyond its beats (selector command,
 #: packer register, result); the cycle the PE array's command is taken.
 GEMM_FIRST_ROW = 2
@@ -351,8 +351,8 @@ def _selector_rows(mask, lanes, word_lanes, first_cmd):
     """Rows through the top-K selector's APPLY, one command each (the GEMM's rows), and
     :class:`hw.row_adapters.EntriesToRows`: each row's :func:`row_arrival` at the PE array.
 
-    The row's input beats arrive the cycle after its command; a register and the mask packer
-    turn each into one output beat two cycles later, a full word of entries whenever ``lanes`` kept elements have
+    The row's input beats arrive the cycle after its command; a register and the mask packer's
+    two stages turn each into one output beat three cycles later, a full word of entries whenever ``lanes`` kept elements have
     gathered, and the rest on the last beat (plus an extra beat if more than ``lanes`` remain);
     the adapter holds a beat with entries until the next one, or the row's end, arrives, and the
     row packer gathers the beats into words of ``word_lanes``. The
@@ -372,9 +372,9 @@ def _selector_rows(mask, lanes, word_lanes, first_cmd):
     for r in range(rows):
         total = int(cum[r, -1])
         pending = total - lanes * int(before[r, -1])  # entries left for the last beat(s)
-        last_out = cmd + per_row + 2
+        last_out = cmd + per_row + 3
         # The packer's beats with entries, or the row's end: (cycle, entries, row_end).
-        beats = [(cmd + j + 3, lanes, False) for j in crossings[r]]
+        beats = [(cmd + j + 4, lanes, False) for j in crossings[r]]
         if pending > lanes:
             beats += [(last_out, lanes, False), (last_out + 1, pending - lanes, True)]
             last_out += 1

@@ -5,6 +5,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .arith import popcount, prefix_counts, shift_up
+from .skid_buffer import SkidBuffer
 from .layouts import masked_beat
 from .validate import check_int
 
@@ -34,8 +35,14 @@ class MaskPacker(wiring.Component):
     mask) and, when ``lanes`` kept elements have gathered, one full word of packed
     ``(index, value)`` entries; kept elements are packed across beats, so every word but a
     tensor's last is full. If the last input beat leaves more than ``lanes`` entries, one extra
-    beat (with an empty bitmap) carries the rest. The output register is a plain pipeline
-    stage: the packer takes one beat per cycle while the output is not stalled. After the
+    beat (with an empty bitmap) carries the rest.
+
+    Two stages, one beat a cycle each: the first moves a beat's kept lanes to its bottom
+    (registered in a :class:`hw.skid_buffer.SkidBuffer`, so ``i.ready`` comes from a register),
+    the second places them behind the entries gathered so far and adds their indices, into
+    the output register. A beat leaves two cycles after it is taken. A tensor's last beat
+    closes the input until its ``result`` is taken, so beats are taken for one tensor at a
+    time. After the
     tensor's last output beat has been taken, ``result`` reports the tensor's length and the
     number of entries emitted; counting restarts with the next beat.
 
@@ -65,6 +72,8 @@ class MaskPacker(wiring.Component):
     leftover, kept, running : Signal
         Packed entries waiting for a full word, entries counted so far, and whether a tensor is
         under way (internal; read by the formal harness).
+    stage : SkidBuffer
+        The compacted beats between the two stages (read by the formal harness).
     """
 
     def __init__(self, *, width, lanes, max_len):
@@ -87,6 +96,18 @@ class MaskPacker(wiring.Component):
         self.leftover = Signal(range(lanes + 1))
         self.kept = Signal(len_width + 1)
         self.running = Signal()
+        lane_bits = max(1, (lanes - 1).bit_length())
+        #: A beat's kept lanes moved to its bottom: ``entries`` ``(lane, value)``, the first
+        #: ``nkept`` valid; ``bitmap`` (the kept mask), ``count`` and ``last`` as they came.
+        self.compacted_layout = data.StructLayout({
+            "entries": data.ArrayLayout(data.StructLayout({
+                "lane": unsigned(lane_bits), "value": signed(width)}), lanes),
+            "nkept": range(lanes + 1),
+            "bitmap": unsigned(lanes),
+            "count": range(lanes + 1),
+            "last": 1,
+        })
+        self.stage = SkidBuffer(self.compacted_layout)
         super().__init__({
             "i": In(stream.Signature(self.in_layout)),
             "out": Out(stream.Signature(self.out_layout)),
@@ -118,27 +139,35 @@ class MaskPacker(wiring.Component):
             self.result.payload.error.eq(error),
         ]
 
-        # -- one input beat: its kept lanes packed behind the ``leftover`` gathered entries ----
-        # Two networks of log2(lanes) levels of 2:1 multiplexers each, not a lanes x slots
-        # crossbar: the kept lanes move down over the lanes not kept before them (a level moves
-        # an entry by one bit of that count, lowest first; no two entries ever meet), then the
-        # whole beat moves up by ``leftover``. Entries travel as (lane, value); the index
-        # ``n + lane`` is added at the end.
-        beat = self.i.payload
-        kept = Signal(lanes)
+        # -- stage 1: a beat's kept lanes moved to its bottom -----------------------------------
+        # A network of log2(lanes) levels of 2:1 multiplexers, not a lanes x slots crossbar:
+        # the kept lanes move down over the lanes not kept before them (a level moves an entry
+        # by one bit of that count, lowest first; no two entries ever meet).
+        m.submodules.stage = stage = self.stage
+        # One tensor at a time: after its last beat, the next tensor's first waits for the
+        # result (the selector counts a beat as it enters, for the tensor under way).
+        tensor_in = Signal()  # the tensor's last beat has been taken, its result not yet
+        m.d.comb += [stage.i.valid.eq(self.i.valid & ~tensor_in),
+                     self.i.ready.eq(stage.i.ready & ~tensor_in)]
+        with m.If(self.i.valid & self.i.ready & self.i.payload.last):
+            m.d.sync += tensor_in.eq(1)
+        with m.If(self.result.valid & self.result.ready):
+            m.d.sync += tensor_in.eq(0)
+        incoming_beat = self.i.payload
+        in_kept = Signal(lanes)
         for lane in range(lanes):
-            m.d.comb += kept[lane].eq(beat.keep[lane] & (lane < beat.count))
+            m.d.comb += in_kept[lane].eq(incoming_beat.keep[lane] & (lane < incoming_beat.count))
         lane_bits = max(1, (lanes - 1).bit_length())
         levels = (lanes - 1).bit_length()  # enough for any count below lanes
         hole_bits = max(1, levels)
         moving = data.StructLayout({"valid": 1, "holes": unsigned(hole_bits),
                                     "lane": unsigned(lane_bits), "value": signed(self.width)})
         cur = []
-        holes = prefix_counts(~kept)  # lanes not kept below each lane, log2 adders deep
+        holes = prefix_counts(~in_kept)  # lanes not kept below each lane, log2 adders deep
         for lane in range(lanes):
             slot = Signal(moving, name=f"beat{lane}")
-            m.d.comb += [slot.valid.eq(kept[lane]), slot.holes.eq(holes[lane]),
-                         slot.lane.eq(lane), slot.value.eq(beat.values[lane])]
+            m.d.comb += [slot.valid.eq(in_kept[lane]), slot.holes.eq(holes[lane]),
+                         slot.lane.eq(lane), slot.value.eq(incoming_beat.values[lane])]
             cur.append(slot)
         for level in range(levels):
             step = 1 << level
@@ -155,6 +184,24 @@ class MaskPacker(wiring.Component):
                     m.d.comb += [slot.eq(cur[pos]), slot.valid.eq(stays)]
                 nxt.append(slot)
             cur = nxt
+        staged = stage.i.payload
+        m.d.comb += [staged.nkept.eq(popcount(in_kept)), staged.bitmap.eq(in_kept),
+                     staged.count.eq(incoming_beat.count), staged.last.eq(incoming_beat.last)]
+        for pos in range(lanes):
+            m.d.comb += [staged.entries[pos].lane.eq(cur[pos].lane),
+                         staged.entries[pos].value.eq(cur[pos].value)]
+
+        # -- stage 2: the beat's entries placed behind the ``leftover`` gathered ones ----------
+        # The whole beat moves up by ``leftover`` (log2(lanes) levels of multiplexers); the
+        # index ``n + lane`` is added at the end.
+        beat = stage.o.payload
+        kept = beat.bitmap
+        cur = []
+        for pos in range(lanes):
+            slot = Signal(moving, name=f"compacted{pos}")
+            m.d.comb += [slot.valid.eq(pos < beat.nkept), slot.lane.eq(beat.entries[pos].lane),
+                         slot.value.eq(beat.entries[pos].value)]
+            cur.append(slot)
         # Up by ``leftover`` (0 to lanes - 1) into 2 * lanes slots.
         cur = cur + [Signal(moving, name=f"empty{pos}") for pos in range(lanes, 2 * lanes)]
         cur = shift_up(m, cur, leftover, levels, name="placed")
@@ -172,8 +219,7 @@ class MaskPacker(wiring.Component):
             else:
                 m.d.comb += word.eq(incoming.as_value())
             gathered.append(word)
-        nkept = Signal(range(lanes + 1))
-        m.d.comb += nkept.eq(popcount(kept))
+        nkept = beat.nkept
         total = Signal(range(2 * lanes + 1))
         m.d.comb += total.eq(leftover + nkept)
 
@@ -198,8 +244,8 @@ class MaskPacker(wiring.Component):
                         m.d.sync += [flush.eq(0), leftover.eq(0)]
                         m.next = "DRAIN"
                 with m.Else():
-                    m.d.comb += self.i.ready.eq(can_load)
-                    with m.If(self.i.valid & can_load):
+                    m.d.comb += stage.o.ready.eq(can_load)
+                    with m.If(stage.o.valid & can_load):
                         m.d.sync += [
                             n.eq(n + beat.count),
                             kept_total.eq(kept_total + nkept),

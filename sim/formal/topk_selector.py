@@ -48,6 +48,9 @@ class MaskPackerSpec(Elaboratable):
             Assert(dut.out.payload.count <= lanes, "count_bound"),
             Assert(~dut.result.valid | ~dut.out.valid, "result_after_last_beat"),
             Assert(dut.running | (dut.leftover == 0), "packing_empty_outside_run"),
+            # A compacted beat between the stages keeps at most a beat's lanes.
+            Assert(dut.stage.o.payload.nkept <= lanes, "staged_count_bound"),
+            Assert(dut.stage.skid_payload.nkept <= lanes, "skid_count_bound"),
         ]
         return m
 
