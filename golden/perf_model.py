@@ -351,13 +351,13 @@ def _selector_rows(mask, lanes, word_lanes, first_cmd):
     """Rows through the top-K selector's APPLY, one command each (the GEMM's rows), and
     :class:`hw.row_adapters.EntriesToRows`: each row's :func:`row_arrival` at the PE array.
 
-    The row's input beats arrive the cycle after its command; a register and the mask packer's
-    two stages turn each into one output beat three cycles later, a full word of entries whenever ``lanes`` kept elements have
-    gathered, and the rest on the last beat (plus an extra beat if more than ``lanes`` remain);
-    the adapter holds a beat with entries until the next one, or the row's end, arrives, and the
-    row packer gathers the beats into words of ``word_lanes``. The
-    selector's result comes two cycles after the packer's last beat, and the next row's command
-    the cycle after."""
+    The row's input beats arrive the cycle after its command; a register and the mask
+    packer's two stages turn each into one output beat three cycles later, a full word of
+    entries whenever ``lanes`` kept elements have gathered, and the rest on the last beat (plus
+    an extra beat if more than ``lanes`` remain); the adapter holds a beat with entries until
+    the next one, or the row's end, arrives, and the row packer gathers the beats into words of
+    ``word_lanes``. The selector's result comes two cycles after the packer's last beat, and
+    the next row's command the cycle after."""
     rows, depth = mask.shape
     per_row = max(1, math.ceil(depth / lanes))
     padded = np.zeros((rows, per_row * lanes), dtype=np.int64)

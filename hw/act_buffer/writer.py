@@ -18,14 +18,15 @@ class TensorWriter(wiring.Component):
     is taken at its full rate, one beat a cycle, to the beat marked ``last``: the bitmap bits
     are packed into ``word_bits``-bit words, written as they fill, and each value word
     (``lanes`` values, or the tensor's last partial one) is written as it comes; a cycle
-    flushes the last partial bitmap word.
+    flushes the last partial bitmap word. Words go only above ``bitmap_top`` and
+    ``value_top``, so nothing stored is touched, even by a write that is refused (its stream
+    is still consumed).
 
     A stream whose beats carry more entries than the memory's ``lanes`` (a selector wider than
     the buffer) passes its value words through a queue of two: the word at its head is written
     ``lanes`` values a cycle, and the stream waits only while the queue is full. At SWAT's
     densities a beat brings fewer than ``lanes`` values on average, so the writes keep up with
-    the bitmap; once the last beat is in, the queue drains before the flush. Words go only above ``bitmap_top`` and
-    ``value_top``, so nothing stored is touched, even by a write that is refused (its stream is still consumed).
+    the bitmap; once the last beat is in, the queue drains before the flush.
 
     The cycle after the flush, ``result`` reports the verdict: ``error`` if the write was
     refused, did not fit, or its stream's length was not ``rows * cols``; ``n`` and ``kept``
