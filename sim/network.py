@@ -432,8 +432,9 @@ def format_tables(results, sweep_pe, sweep_period, sweep_lanes):
             f"| {t['forward'] / 1e6:.2f} ({t['dense_forward'] / 1e6:.2f}) "
             f"| {t['input_grad'] / 1e6:.2f} ({t['dense_input_grad'] / 1e6:.2f}) "
             f"| {t['weight_grad'] / 1e6:.2f} ({t['dense_weight_grad'] / 1e6:.2f}) |")
-    lines += _sweep_table("Array size", sweep_pe, "array", "pe",
-                          SPEEDUPS + ("training_speedup_vs_ideal_dense",))
+    for network in dict.fromkeys(r["network"] for r in sweep_pe):
+        lines += _sweep_table("Array size", [r for r in sweep_pe if r["network"] == network],
+                              "array", "pe", SPEEDUPS + ("training_speedup_vs_ideal_dense",))
     lines += _sweep_table("Top-K period", sweep_period, "period", "period",
                           ("forward_speedup", "training_speedup", "threshold_share"))
     lines += _sweep_table("Top-K selector lanes", sweep_lanes, "lanes", "topk_lanes", SPEEDUPS)
@@ -484,8 +485,13 @@ def plot(results, sweep_pe, sweep_period, sweep_lanes, path):
     ax.set_ylabel("speedup over dense mode")
     ax.set_title("training speedup")
     ax.legend(fontsize=8)
+    first = [r for r in sweep_pe if r["network"] == sweep_pe[0]["network"]] if sweep_pe else []
+    for network in dict.fromkeys(r["network"] for r in sweep_pe[len(first):]):
+        rows = [r for r in sweep_pe if r["network"] == network]
+        axes[1].plot([r["pe"] for r in rows], [r["training_speedup"] for r in rows], "s--",
+                     label=f"training ({network.split('-')[0]})")
     for ax, rows, key, label, title, log in (
-            (axes[1], sweep_pe, "pe", "PE array", "array size", False),
+            (axes[1], first, "pe", "PE array", "array size", False),
             (axes[2], sweep_period, "period", "top-K period (iterations)", "top-K period", True),
             (axes[3], sweep_lanes, "topk_lanes", "top-K selector lanes", "selector lanes",
              False)):
@@ -528,7 +534,8 @@ def main(argv=None):
     parser.add_argument("--samples", type=int, default=2,
                         help="jobs modelled per row block of a product (default: 2)")
     parser.add_argument("--sweep-pes", default="4x4,8x8,16x16,32x32",
-                        help="array sizes of the array-size sweep (default: 4x4 to 32x32)")
+                        help="array sizes of the array-size sweep, run for every network "
+                             "(default: 4x4 to 32x32)")
     parser.add_argument("--sweep-periods", default="1,10,100,1000",
                         help="top-K periods of the period sweep (default: 1,10,100,1000)")
     parser.add_argument("--sweep-lanes", default="4,8,16",
@@ -601,15 +608,16 @@ def main(argv=None):
                   f"({time.monotonic() - start:.0f} s so far)", flush=True)
             results.append(_run(config, name, scheme, sparsity, batch, args.samples,
                                 args.seed, args.period))
-    # The sweeps: the first network, SWAT-U at 0.9.
+    # The sweeps, SWAT-U at 0.9: the array size for every network, the others for the first.
+    sweep_pe = []
+    for name in chosen:
+        for cfg in sweep_configs:
+            print(f"array-size sweep: {name} on {cfg.pe} ({time.monotonic() - start:.0f} s so "
+                  "far)", flush=True)
+            sweep_pe.append(_run(cfg, name, "SWAT-U", 0.9, args.batch or NETWORKS[name][1],
+                                 args.samples, args.seed, args.period))
     sweep_net = chosen[0]
     sweep_batch = args.batch or NETWORKS[sweep_net][1]
-    sweep_pe = []
-    for cfg in sweep_configs:
-        print(f"array-size sweep: {cfg.pe} ({time.monotonic() - start:.0f} s so far)",
-              flush=True)
-        sweep_pe.append(_run(cfg, sweep_net, "SWAT-U", 0.9, sweep_batch, args.samples,
-                             args.seed, args.period))
     sweep_lanes = []
     for cfg in lane_configs:
         print(f"selector-lanes sweep: {cfg.selector_lanes} ({time.monotonic() - start:.0f} s so "

@@ -199,3 +199,16 @@ def test_a_phase_streamed_is_close_to_its_job_by_job_sequence():
             for _ in range(count)]
     exact = perf_model.product_sequence(config, jobs)[-1]
     assert abs(sparse - exact) <= 0.05 * exact
+
+
+def test_the_array_size_sweep_has_a_table_per_network():
+    row = {"scheme": "SWAT-U", "sparsity": 0.9, "batch": 4, "forward_speedup": 2.0,
+           "backward_speedup": 3.0, "training_speedup": 2.5,
+           "training_speedup_vs_ideal_dense": 2.4}
+    sweep = [{**row, "network": net, "pe": pe} for net in ("resnet18-cifar10",
+                                                          "resnet50-imagenet")
+             for pe in ("4x4", "8x8")]
+    text = network.format_tables([], sweep, [], [])
+    assert "Array size (resnet18-cifar10, SWAT-U 0.9, batch 4)" in text
+    assert "Array size (resnet50-imagenet, SWAT-U 0.9, batch 4)" in text
+    assert text.count("| 8x8 |") == 2
