@@ -101,6 +101,28 @@ def test_conv_step_without_the_conv_read(tmp_path):
         assert abs(phase["model"] - phase["cycles"]) <= max(3, 0.02 * phase["cycles"]), name
 
 
+# The large arrays at their derived lanes (16 top-K lanes into a 4-lane activation buffer): a
+# small layer's step bit-exact, every phase within the model's tolerance (Verilator only).
+@pytest.mark.slow
+@pytest.mark.parametrize("pe, layer", [("16x16", "conv:4x16x3x6"), ("32x32", "conv:4x32x3x6")])
+def test_large_array_steps_match_golden(tmp_path, pe, layer):
+    from sim.runner import simulator_missing
+
+    reason = simulator_missing("verilator")
+    if reason:
+        pytest.skip(reason)
+    out = tmp_path / "step.json"
+    result = run_step("--pe", pe, "--layer", layer, "--batch", "2", "--density", "0.25",
+                      "--json", str(out), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(out.read_text())
+    assert report["match"] is True
+    config = report["config"]
+    assert (config["topk_lanes"], config["act_lanes"]) == (0, 0)
+    for name, phase in report["phases"].items():
+        assert abs(phase["model"] - phase["cycles"]) <= max(3, 0.02 * phase["cycles"]), name
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("layer, stride, padding, density", [
     ("conv:2x3x3x5", 2, 1, 0.3),
