@@ -16,7 +16,8 @@ rows adapters and the buffer's bitmap scan emit them; double-buffered dense tile
 once every PE row has finished the tile two before it); one entry a cycle per PE row; and the
 result path: a row's last entry issues only while at most one finished row waits in its PE
 row's two-entry FIFO, and the PE rows sharing a result slot pass one result a cycle between
-them in round robin. Dense tiles after the third repeat the third's timing.
+them in round robin, the PE rows each on their own tile (up to two apart). Dense tiles after
+the sixteenth repeat the mean span of the four before.
 
 Agreement with the RTL: :mod:`sim.model_vs_bench` (168 benchmark tiles, all within 2 %) and
 :mod:`sim.testbenches.perf_top` (random commands on the top).
@@ -48,8 +49,10 @@ RESULT_FIFO_WAIT = 3
 #: The PE row's extra stage (picking a row from a word of several dense rows) when the dense
 #: port carries more than one row a beat.
 WIDE_DENSE_STAGE = 1
-#: Dense tiles after the first simulated row by row; later tiles repeat the last one's spans.
-STEADY_TILES = 3
+#: Dense tiles simulated entry by entry; later tiles repeat the mean span of the last
+#: ``PERIOD_TILES`` of them, per PE row.
+SIMULATED_TILES = 16
+PERIOD_TILES = 4
 
 
 def pe_array_job_cycles(config, nnz, depth, tiles, *, dense=False):
@@ -85,16 +88,23 @@ def row_arrival(beats):
 def _pe_job(config, counts, arrivals, depth, tiles, *, dense_start):
     """The PE array's job, given when each sparse row arrives: ``arrivals[i]`` is row ``i``'s
     :func:`row_arrival`, rows in the order sent; the dense tiles stream from ``dense_start``
-    at one beat a cycle. Returns the cycle of the last result."""
+    at one beat a cycle. Returns the cycle of the last result.
+
+    The PE rows are followed together, each through its rows tile after tile: a PE row starts
+    a tile once it has issued the one before and the tile's dense rows are loaded (the loader
+    takes tile ``t`` after tile ``t - 1``, into the half that tile ``t - 2`` frees once every
+    PE row has issued it), so a PE row may run up to two tiles ahead of another, and the
+    results of different tiles compete for the result slot the PE rows share. A row's last
+    entry issues only once the result of the row two before it has left (the result FIFO
+    holds two); a result may leave ``RESULT_FIFO_WAIT`` cycles after the cycle that follows
+    the row's last issue, one a cycle through each slot, in round robin among the PE rows
+    with a result waiting (the RTL's arbiter). After :data:`SIMULATED_TILES` tiles, each PE
+    row repeats the mean span of its last :data:`PERIOD_TILES`."""
     R = config.pe_rows
     # The result path is a stage longer when the PE rows pick rows out of wide dense words.
     extra = WIDE_DENSE_STAGE if config.dense_rows_per_beat > 1 else 0
     costs = [pe_array.row_cost(n) for n in counts]
     banks, _ = pe_array.assign_rows(costs, R)
-    # The result path: a PE row keeps at most two finished rows in flight and a result leaves
-    # three cycles after the row's last entry; the PE rows sharing a result slot
-    # (``q, q + Q, ...``) pass at most one result a cycle between them.
-    Q = config.result_port_lanes
     row_costs = [[] for _ in range(R)]
     not_before = [[] for _ in range(R)]  # the rows' arrival bounds, per PE row
     loaded = 0  # the first cycle in which the banks are final
@@ -104,102 +114,110 @@ def _pe_job(config, counts, arrivals, depth, tiles, *, dense_start):
         loaded = max(loaded, last + 1)
 
     tile_beats = config.dense_tile_beats(depth)
-    ready = []                           # per tile: first cycle its dense rows are usable
-    done_at = []                         # per tile: cycle after the last PE row finished it
-    end = [0] * R                        # per PE row: cycle after its last issue so far
-    span = [0] * R                       # per PE row: cycles of its latest tile
-    in_flight = [[] for _ in range(R)]   # per PE row: its last two results' departures
-    slot_free = [0] * Q                  # per result slot: the first cycle it is free
-    last_result = lag = 0
+    simulated = min(tiles, SIMULATED_TILES)
+    ready = [None] * simulated  # per tile: first cycle its dense rows are usable
+    ready[0] = dense_start + tile_beats
+    if simulated > 1:
+        ready[1] = ready[0] + tile_beats
+    next_load = 2  # the first tile whose load is not yet known
+    tile_end = [[None] * simulated for _ in range(R)]  # cycle after each tile's last issue
+    finished = [0] * simulated  # per tile: the PE rows that have issued it
+    done_at = [0] * simulated  # per tile: cycle after the last PE row's last issue
+    waiting = [[] for _ in range(simulated)]  # per tile: PE rows waiting for its dense rows
+    tile, index, last_issue = [0] * R, [0] * R, [0] * R
+    in_flight = [[] for _ in range(R)]  # per PE row: its last two results' departures
+    heads = {}  # PE row -> the first cycle its current result may leave
+    Q = config.result_port_lanes
+    groups = [list(range(q, R, Q)) for q in range(Q)]  # the PE rows of each result slot
+    slot_free, last_grant = [0] * Q, [-1] * Q
+    slot_next = [None] * Q  # per slot: the cycle of its next departure
+    changed = set(range(Q))  # slots whose heads changed
+    last_departure = 0
 
-    def run_tile(starts, bounds=None):
-        """One tile on every result slot's PE rows: each PE row's end and the last
-        departure."""
-        ends, departed = [0] * R, 0
-        for q in range(Q):
-            group = list(range(q, R, Q))
-            group_ends, group_departed, slot_free[q] = _slot_group_tile(
-                group, row_costs, starts, in_flight, slot_free[q], bounds, extra)
-            departed = max(departed, group_departed)
-            for r in group:
-                ends[r] = group_ends[r]
-        return ends, departed
-
-    for t in range(tiles):
+    def end_tile(r, end):
+        nonlocal next_load
+        t = tile[r]
         if t == 0:
-            ready.append(dense_start + tile_beats)
-            # The rows arrive while the first tile runs: a row cannot finish before its words
-            # are written (and read) and its work after each of them is done.
-            ends, departed = run_tile([ready[0]] * R, not_before)
-            # The tile ends only once the load is complete, and the next tile's first word
-            # is read once it is (it is queued two cycles later).
-            end = [max(e, loaded + 2) if row_costs[r] else max(e, loaded + 1)
-                   for r, e in enumerate(ends)]
-            last_result = departed + 1
-        else:
-            # The loader takes tile t after tile t - 1, into the half tile t - 2 frees.
-            start = ready[t - 1] if t < 2 else max(ready[t - 1], done_at[t - 2])
-            ready.append(start + tile_beats)
-            starts = [max(end[r], ready[t]) for r in range(R)]
-            if t <= STEADY_TILES:
-                ends, departed = run_tile(starts)
-                span = [ends[r] - starts[r] for r in range(R)]
-                # How long after the last issue the last result leaves the slots.
-                lag = departed + 1 - max(ends)
-            # Later tiles repeat the same rows on each PE row: their spans stay the same.
-            end = [starts[r] + span[r] for r in range(R)]
-            last_result = max(end) + lag
-        done_at.append(max(end))
-    return math.ceil(max(max(end) - 1 + RESULT_PATH + extra, last_result))
+            # The first tile ends only once the load is complete, and the next tile's first
+            # word is read once it is (it is queued two cycles later).
+            end = max(end, loaded + 2) if row_costs[r] else max(end, loaded + 1)
+        tile_end[r][t] = end
+        finished[t] += 1
+        done_at[t] = max(done_at[t], end)
+        while next_load < simulated and finished[next_load - 2] == R:
+            t_load = next_load
+            ready[t_load] = max(ready[t_load - 1], done_at[t_load - 2]) + tile_beats
+            next_load += 1
+            for w in waiting[t_load]:
+                begin_tile(w)
+            waiting[t_load] = []
 
-
-def _slot_group_tile(group, row_costs, starts, in_flight, slot_free, not_before=None, extra=0):
-    """One dense tile on the PE rows ``group`` that share a result slot: each PE row issues
-    its rows' entries from ``starts[r]``; a row's result may leave two cycles after the cycle
-    that follows its last issue, one a cycle through the slot, in round robin among the PE
-    rows with a result waiting (the RTL's arbiter); a row's last entry
-    issues only once the result of the row two before it has left (the result FIFO holds two).
-    ``in_flight[r]`` (the departures of each PE row's last two results, updated) and
-    ``slot_free`` carry the result path from one tile to the next. ``not_before[r][i]``, if
-    given, is the earliest cycle after the last issue of PE row ``r``'s row ``i`` (its words'
-    arrival). Returns the cycle after each PE row's last issue, the last departure and the
-    slot's next free cycle."""
-    heads, ends, departed = {}, {}, slot_free - 1
-    index, last_issue = {}, {}
-
-    def finish(r, start):
-        end = start + row_costs[r][index[r]]
-        if not_before is not None:
-            end = max(end, not_before[r][index[r]])
+    def issue(r, start):
+        """PE row ``r`` issues its current row from ``start``."""
+        t, i = tile[r], index[r]
+        end = start + row_costs[r][i]
+        if t == 0:  # a row cannot finish before its words are written (and read)
+            end = max(end, not_before[r][i])
         if len(in_flight[r]) >= 2:
             end = max(end, in_flight[r][-2] + 1)
         last_issue[r] = end
         heads[r] = end + RESULT_FIFO_WAIT + extra
+        changed.add(r % Q)
+        if i == len(row_costs[r]) - 1:
+            end_tile(r, end)
 
-    for r in group:
-        ends[r] = starts[r]
+    def begin_tile(r):
+        t = tile[r]
+        index[r] = 0
+        start = ready[0] if t == 0 else max(tile_end[r][t - 1], ready[t])
         if row_costs[r]:
-            index[r] = 0
-            finish(r, starts[r])
-    last_grant = -1
-    order = list(group)
+            issue(r, start)
+        else:
+            end_tile(r, start)
+            next_tile(r)
+
+    def next_tile(r):
+        if tile[r] + 1 < simulated:
+            tile[r] += 1
+            if ready[tile[r]] is None:
+                waiting[tile[r]].append(r)
+            else:
+                begin_tile(r)
+
+    for r in range(R):
+        begin_tile(r)
     while heads:
-        now = max(slot_free, min(heads.values()))
-        ready = [r for r in order if r in heads and heads[r] <= now]
-        # Round robin: the first ready PE row after the last one granted.
-        above = [r for r in ready if order.index(r) > last_grant]
-        r = (above or ready)[0]
-        last_grant = order.index(r)
+        for q in changed:
+            times = [heads[r] for r in groups[q] if r in heads]
+            slot_next[q] = max(slot_free[q], min(times)) if times else None
+        changed.clear()
+        # The slot with the earliest departure passes one result.
+        now, q = min((t, q) for q, t in enumerate(slot_next) if t is not None)
+        order = groups[q]
+        candidates = [r for r in order if r in heads and heads[r] <= now]
+        # Round robin: the first PE row with a result ready after the last one granted.
+        above = [r for r in candidates if order.index(r) > last_grant[q]]
+        r = (above or candidates)[0]
+        last_grant[q] = order.index(r)
         del heads[r]
-        departed = now
-        slot_free = departed + 1
-        in_flight[r] = in_flight[r][-1:] + [departed]
+        changed.add(q)
+        slot_free[q] = now + 1
+        last_departure = max(last_departure, now)
+        in_flight[r] = in_flight[r][-1:] + [now]
         index[r] += 1
         if index[r] < len(row_costs[r]):
-            finish(r, last_issue[r])
+            issue(r, last_issue[r])
         else:
-            ends[r] = last_issue[r]
-    return ends, departed, slot_free
+            next_tile(r)
+    ends = [tile_end[r][simulated - 1] for r in range(R)]
+    last_result = last_departure + 1
+    if tiles > simulated:
+        k = min(PERIOD_TILES, simulated - 1)
+        lag = last_result - max(ends)  # from the last issue to the last result leaving
+        ends = [e + (tiles - simulated) * (e - tile_end[r][simulated - 1 - k]) / k
+                for r, e in enumerate(ends)]
+        last_result = max(ends) + lag
+    return math.ceil(max(max(ends) - 1 + RESULT_PATH + extra, last_result))
 
 
 # ---- the accelerator top (hw.top.SwatAccel): one command, from its transfer to its reply ----

@@ -2,7 +2,8 @@
 against the RTL on a spread of random tiles, every stream at full rate.
 
 Parameters (``SWAT_TB_PARAMS``): ``config``, ``jobs`` (how many), ``tolerance`` (relative),
-``out`` (a JSON file: per job the shape, the measured and the predicted cycles).
+``out`` (a JSON file: per job the shape, the measured and the predicted cycles), ``short``
+(optional: rows of a few entries over many tiles, where the result path sets the pace).
 """
 
 import json
@@ -28,11 +29,18 @@ async def model_matches_rtl(dut):
     np_rng = np.random.default_rng(rng.getrandbits(32))
     report = []
     for _ in range(params["jobs"]):
-        rows = int(np_rng.integers(8 * cfg.pe_rows, 16 * cfg.pe_rows + 1))
-        depth = int(np_rng.integers(cfg.tile_depth // 2, cfg.tile_depth + 1))
-        tiles = int(np_rng.integers(2, cfg.pe_max_tiles + 1))
-        density = float(np_rng.choice([0.1, 0.2, 0.5, 1.0]))
-        dense = bool(np_rng.random() < 0.2)
+        if params.get("short"):
+            rows = int(np_rng.integers(2 * cfg.pe_rows, 8 * cfg.pe_rows + 1))
+            depth = int(np_rng.integers(4, 12))
+            tiles = int(np_rng.integers(cfg.pe_max_tiles // 2, cfg.pe_max_tiles + 1))
+            density = float(np_rng.choice([0.1, 0.25, 0.5]))
+            dense = False
+        else:
+            rows = int(np_rng.integers(8 * cfg.pe_rows, 16 * cfg.pe_rows + 1))
+            depth = int(np_rng.integers(cfg.tile_depth // 2, cfg.tile_depth + 1))
+            tiles = int(np_rng.integers(2, cfg.pe_max_tiles + 1))
+            density = float(np_rng.choice([0.1, 0.2, 0.5, 1.0]))
+            dense = bool(np_rng.random() < 0.2)
         s = np_rng.integers(-100, 101, size=(rows, depth)) * np_rng.lognormal(
             0, 0.5, size=(rows, 1))
         s = np.clip(np.rint(s), -128, 127).astype(np.int64)
