@@ -326,20 +326,37 @@ def save_act_cycles(config, n, sent=None):
     return cycles + _value_queue_delay(counts, config.buffer_lanes)
 
 
+def _packer_words(mask, lanes):
+    """The words :class:`hw.mask_packer.MaskPacker` emits for each row of ``mask`` (``rows x
+    n``, each row a tensor of kept elements), ``lanes`` elements a beat: ``(beats, crossings,
+    pending)``, the beats of a row, per row the beats before the last after which a full word
+    of ``lanes`` entries leaves, and per row the entries left for the last beat (more than
+    ``lanes``: an extra beat carries the rest)."""
+    rows, n = mask.shape
+    beats = max(1, math.ceil(n / lanes))
+    padded = np.zeros((rows, beats * lanes), dtype=np.int64)
+    padded[:, :n] = mask
+    cum = padded.reshape(rows, beats, lanes).sum(axis=2).cumsum(axis=1)
+    words = cum // lanes  # full words emitted once beat j is in
+    before = np.concatenate([np.zeros((rows, 1), dtype=np.int64), words[:, :-1]], axis=1)
+    crossings = [[] for _ in range(rows)]
+    for r, j in zip(*np.nonzero(words[:, :-1] > before[:, :-1])):
+        crossings[r].append(int(j))
+    pending = (cum[:, -1] - lanes * before[:, -1]).tolist()
+    return beats, crossings, pending
+
+
 def _packer_counts(sent, lanes):
     """Entries of each output beat of :class:`hw.mask_packer.MaskPacker` for a tensor whose
     elements ``sent`` (a flat bool array) are kept: a full word whenever ``lanes`` have
     gathered, the rest on the last beat, plus an extra beat when more than ``lanes`` remain."""
-    beats = max(1, math.ceil(sent.size / lanes))
-    padded = np.zeros(beats * lanes, dtype=np.int64)
-    padded[:sent.size] = sent
-    words = padded.reshape(beats, lanes).sum(axis=1).cumsum() // lanes
-    counts = (np.diff(words, prepend=0) * lanes).tolist()
-    total = int(padded.sum())
-    rest = total - lanes * (int(words[-2]) if beats > 1 else 0)
-    counts[-1] = min(rest, lanes)
-    if rest > lanes:
-        counts.append(rest - lanes)
+    beats, (crossings,), (pending,) = _packer_words(sent.reshape(1, -1), lanes)
+    counts = [0] * beats
+    for beat in crossings:
+        counts[beat] = lanes
+    counts[-1] = min(pending, lanes)
+    if pending > lanes:
+        counts.append(pending - lanes)
     return counts
 
 
@@ -376,20 +393,10 @@ def _selector_rows(mask, lanes, word_lanes, first_cmd):
     the next one, or the row's end, arrives, and the row packer gathers the beats into words of
     ``word_lanes``. The selector's result comes two cycles after the packer's last beat, and
     the next row's command the cycle after."""
-    rows, depth = mask.shape
-    per_row = max(1, math.ceil(depth / lanes))
-    padded = np.zeros((rows, per_row * lanes), dtype=np.int64)
-    padded[:, :depth] = mask
-    cum = padded.reshape(rows, per_row, lanes).sum(axis=2).cumsum(axis=1)
-    words = cum // lanes  # full words emitted once beat j is in
-    before = np.concatenate([np.zeros((rows, 1), dtype=np.int64), words[:, :-1]], axis=1)
-    crossings = [[] for _ in range(rows)]
-    for r, j in zip(*np.nonzero(words[:, :-1] > before[:, :-1])):
-        crossings[r].append(int(j))
+    per_row, crossings, pending_of = _packer_words(mask, lanes)
     rows_beats, cmd = [], first_cmd
-    for r in range(rows):
-        total = int(cum[r, -1])
-        pending = total - lanes * int(before[r, -1])  # entries left for the last beat(s)
+    for r in range(mask.shape[0]):
+        pending = pending_of[r]  # entries left for the last beat(s)
         last_out = cmd + per_row + 3
         # The packer's beats with entries, or the row's end: (cycle, entries, row_end).
         beats = [(cmd + j + 4, lanes, False) for j in crossings[r]]

@@ -219,6 +219,16 @@ def test_packer_counts_follow_the_mask_packer():
     assert counts([1] * 8, 4) == [4, 4]
     assert counts([0] * 3, 4) == [0]
     assert counts([1], 16) == [1]
+    # The same as the beats the testbenches feed the buffer (checked against the RTL packer).
+    from sim.drivers.topk import packer_beats
+
+    rng = np.random.default_rng(3)
+    for lanes in (1, 4, 16):
+        for n in (1, lanes, lanes + 1, 5 * lanes + 2, 37):
+            mask = rng.random(n) < rng.choice([0.0, 0.3, 1.0])
+            x = np.ones(n, dtype=np.int64)
+            want = [b["count"] for b in packer_beats(x, mask, lanes)]
+            assert counts(mask, lanes) == want, (lanes, n)
 
 
 def test_value_queue_delay():
