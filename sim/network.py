@@ -42,6 +42,7 @@ import time
 import numpy as np
 
 from golden import budgets, networks, perf_model, synthetic, topk
+from golden import pe_array as golden_pe
 from golden.feature_maps import FeatureMapFormat
 from golden.layers import im2col
 from golden.cli import OneLineParser
@@ -179,7 +180,8 @@ class _ProductStream:
 
 def _product_cycles(config, mask, cols, samples, *, dense_cache, sparse_layer=True):
     """Sparse and dense cycles of ``mask`` (rows x reduction, the sparse operand's keep mask)
-    times ``cols`` dense columns, in the jobs the configuration allows, sent back to back. A
+    times ``cols`` dense columns, in the jobs the configuration allows, sent back to back, each
+    job's rows longest first. A
     dense layer runs in dense mode in both: its sparse cycles are its dense ones."""
     rows, reduction = mask.shape
     per_job_cols = config.pe_max_tiles * config.pe_cols
@@ -189,9 +191,11 @@ def _product_cycles(config, mask, cols, samples, *, dense_cache, sparse_layer=Tr
     for r0, r_len in _chunks(rows, config.pe_max_rows):
         for (k0, k_len), scale in _sample(_chunks(reduction, config.tile_depth), samples):
             job = mask[r0:r0 + r_len, k0:k0 + k_len]
+            # The host sends a job's rows longest first (sim.swat_step's order).
+            sorted_job = job[golden_pe.longest_first(job.sum(axis=1))]
             for tiles, count in col_jobs:
                 if sparse_layer:
-                    sparse.add(("gemm", job, tiles, False), scale * count)
+                    sparse.add(("gemm", sorted_job, tiles, False), scale * count)
                 dense.add(("gemm", job, tiles, True), scale * count, key=(r_len, k_len, tiles))
     return (sparse.cycles if sparse_layer else dense.cycles), dense.cycles
 

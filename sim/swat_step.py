@@ -177,8 +177,8 @@ def golden_step(spec, w, x, dy, density, width):
 
 async def _tiled_gemm(drv, s, d, *, slot):
     """``topk(s) @ d`` on the array in jobs the configuration allows, sent back to back (each
-    job's rows load while the one before computes); ``(product, cycles)``, the cycles from the
-    first job's command to the last one's reply."""
+    job's rows load while the one before computes, longest first); ``(product, cycles)``, the
+    cycles from the first job's command to the last one's reply."""
     cfg = drv.config
     rows, depth = s.shape
     n = d.shape[1]
@@ -191,7 +191,8 @@ async def _tiled_gemm(drv, s, d, *, slot):
                 s_tile = s[r0:r0 + cfg.pe_max_rows, k0:k0 + cfg.tile_depth]
                 d_tile = d[k0:k0 + cfg.tile_depth, c0:c0 + col_step]
                 jobs.append((r0, c0, s_tile.shape[0], d_tile.shape[1],
-                             drv.send_gemm(s_tile, d_tile, slot=slot)))
+                             drv.send_gemm(s_tile, d_tile, slot=slot,
+                                           longest_first=True)))
     for r0, c0, job_rows, job_cols, product in jobs:
         reply, got = await drv.finish(product)
         if reply["error"]:
@@ -264,6 +265,11 @@ def _job_tiles(config, rows, depth, n):
                        -(-min(col_step, n - c0) // config.pe_cols))
 
 
+def _longest_first(mask):
+    """A job's keep mask with its rows in the order :func:`_tiled_gemm` sends them."""
+    return mask[golden_pe.longest_first(mask.sum(axis=1))]
+
+
 def predict_step(config, spec, w, x, dy, density):
     """The cycles of each phase of :func:`run_step_on_rtl`, from the cycle model
     (:mod:`golden.perf_model`), for the same operands and the same jobs. The first threshold
@@ -294,7 +300,7 @@ def predict_step(config, spec, w, x, dy, density):
     }
     for phase, mask in (("forward", w_mask), ("input gradient", w_mask.T)):
         phases[phase] = perf_model.product_sequence(config, [
-            ("gemm", mask[rows, red], tiles, False)
+            ("gemm", _longest_first(mask[rows, red]), tiles, False)
             for rows, red, tiles in _job_tiles(config, *mask.shape, positions)])[-1]
     tiles = -(-spec.cout // config.pe_cols)
     if spec.kind == "linear":

@@ -135,10 +135,11 @@ class ModelAccel:
         self.saved[act_slot] = np.where(self._keep(x, slot), x, 0)
         return self._reply()
 
-    async def gemm(self, s, d, *, slot=0):
+    async def gemm(self, s, d, *, slot=0, longest_first=False):
         return await self.finish(self.send_gemm(s, d, slot=slot))
 
-    def send_gemm(self, s, d, *, slot=0):
+    def send_gemm(self, s, d, *, slot=0, longest_first=False):
+        # The row order changes the accelerator's schedule, not its results.
         if np.shape(s)[1] > self.config.tile_depth or np.shape(s)[0] > self.config.pe_max_rows:
             raise RuntimeError(f"a {np.shape(s)} job exceeds the configuration")
         sparse = np.where(self._keep(s, slot), s, 0)

@@ -37,10 +37,12 @@ class JobTooLarge(ValueError):
 
 @dataclasses.dataclass
 class Product:
-    """A product command sent ahead: its place among the commands sent (its reply's) and a
-    bound on its work in cycles (for the reply's timeout)."""
+    """A product command sent ahead: its place among the commands sent (its reply's), a
+    bound on its work in cycles (for the reply's timeout) and, when its rows were sent in
+    another order, the row of the operand each sent row is (``None``: in order)."""
     index: int
     work: int
+    rows: list = None
 
 
 def build(config):
@@ -182,7 +184,10 @@ class AccelDriver:
         for beat in beats[:end]:
             for slot in beat["slots"]:
                 if slot["valid"]:
-                    key = (slot["row"], slot["tile"])
+                    row = slot["row"]
+                    if product.rows is not None and row < len(product.rows):
+                        row = product.rows[row]
+                    key = (row, slot["tile"])
                     assert key not in got, f"result {key} came twice"
                     got[key] = slot["values"]
         return reply, got
@@ -204,26 +209,37 @@ class AccelDriver:
         return self._pack_command(op, rows=rows, depth=depth, cols=min(self.cols, n),
                                   tiles=-(-n // self.cols), **fields)
 
-    async def gemm(self, s, d, *, mode=RowMode.TOPK, slot=0, nm=(0, 0)):
+    async def gemm(self, s, d, *, mode=RowMode.TOPK, slot=0, nm=(0, 0), longest_first=False):
         """``sparsify(s) @ d``: the rows of ``s`` streamed and sparsified by ``mode``."""
-        return await self.finish(self.send_gemm(s, d, mode=mode, slot=slot, nm=nm))
+        return await self.finish(self.send_gemm(s, d, mode=mode, slot=slot, nm=nm,
+                                                longest_first=longest_first))
 
-    def send_gemm(self, s, d, *, mode=RowMode.TOPK, slot=0, nm=(0, 0)):
-        """Send :meth:`gemm`'s command and streams; :meth:`finish` gives its reply."""
+    def send_gemm(self, s, d, *, mode=RowMode.TOPK, slot=0, nm=(0, 0), longest_first=False):
+        """Send :meth:`gemm`'s command and streams; :meth:`finish` gives its reply.
+
+        With ``longest_first``, the rows are sent in the order of their kept entries, most
+        first (counted with the threshold the host holds; ties in row order), which makes the
+        PE array's least-loaded dispatch an LPT schedule; the results come back under the
+        operand's own rows."""
         s = np.asarray(s)
         rows, depth = s.shape
         if mode == RowMode.DENSE:
-            entries = [depth] * rows
+            entries = np.full(rows, depth)
         elif mode == RowMode.NM:
             entries = topk.sent_mask(s, topk.nm_mask(s, *nm)).sum(axis=1)
         else:
             entries = self.sent_mask(s, slot).sum(axis=1)
+        order = golden_pe.longest_first(entries) if longest_first else None
+        if order is not None:
+            s, entries = s[order], np.asarray(entries)[order]
         self._check_banks(entries)
         command = self._gemm_command(AccelOp.GEMM, rows=rows, depth=depth,
                                      n=np.asarray(d).shape[1], mode=mode, slot=slot,
                                      nm_n=nm[0], nm_m=nm[1])
-        return self._send_product(command, rows, d,
-                                  lambda: sum(self._send_tensor(row) for row in s))
+        product = self._send_product(command, rows, d,
+                                     lambda: sum(self._send_tensor(row) for row in s))
+        product.rows = order
+        return product
 
     async def gemm_saved(self, act_slot, features, d, *, feature_major=False):
         """``X~.T @ d`` for the activations ``X~`` (``depth x features``, ``depth`` the rows

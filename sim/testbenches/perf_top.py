@@ -16,6 +16,7 @@ import cocotb
 import numpy as np
 
 from golden import numerics, perf_model, topk
+from golden import pe_array as golden_pe
 from hw.top import RowMode
 
 from ..drivers.accel import AccelDriver
@@ -78,6 +79,17 @@ async def model_matches_rtl(dut):
         assert not reply["error"], reply
         record("gemm", reply["cycles"], perf_model.gemm_cycles(cfg, mask, tiles),
                mask=mask.astype(int).tolist(), **shape)
+        if job % 3 == 1:
+            # The same product with its rows sent longest first: same results, under the
+            # operand's own rows, and the cycles of the sorted rows.
+            reply, got = await drv.gemm(s, d, slot=0, longest_first=True)
+            assert not reply["error"], reply
+            want = numerics.gemm(np.where(mask, s, 0), d, cfg.width)
+            assert np.array_equal(drv.results_matrix(got, rows, n), want), "longest first"
+            order = golden_pe.longest_first(mask.sum(axis=1))
+            record("gemm_longest_first", reply["cycles"],
+                   perf_model.gemm_cycles(cfg, mask[order], tiles),
+                   mask=mask[order].astype(int).tolist(), **shape)
         if job % 3 == 0:
             reply, _ = await drv.gemm(s, d, mode=RowMode.DENSE)
             assert not reply["error"], reply
