@@ -200,6 +200,9 @@ class AccelConfig:
     act_conv_read: int = _field(1, "1: the activation buffer keeps feature maps with a "
                                    "directory and builds im2col rows on read (READ_CONV); 0 "
                                    "leaves that logic out, for small parts")
+    act_conv_words: int = _field(0, "bitmap words the activation buffer's conv read scans a "
+                                    "cycle, 1 or 2 (the second through second read ports); 0 "
+                                    "derives it from the array: 2 from 256 PEs on")
     top_name: str = _field("swat_accel", "name of the top-level Verilog module (prefix of "
                                          "every module)")
 
@@ -245,6 +248,10 @@ class AccelConfig:
         _check_int("act_max_rows", self.act_max_rows, 1, 1 << 16)
         _check_int("act_max_cols", self.act_max_cols, 1, 1 << 16)
         _check_int("act_conv_read", self.act_conv_read, 0, 1)
+        _check_int("act_conv_words", self.act_conv_words, 0, 2)
+        if self.act_conv_words == 2 and self.act_scan_bits < 2:
+            raise ConfigError("act_conv_words 2 needs act_scan_bits of at least 2, not "
+                              f"{self.act_scan_bits}", "act_conv_words")
         if not isinstance(self.top_name, str) or not _TOP_NAME_RE.match(self.top_name):
             raise ConfigError(f"top_name must be a Verilog identifier, not {self.top_name!r}",
                               "top_name")
@@ -303,6 +310,18 @@ class AccelConfig:
         return self.act_lanes or min(4, self.selector_lanes)
 
     @property
+    def conv_read_words(self):
+        """Bitmap words the conv read scans a cycle (``act_conv_words``, or derived: 2 from
+        256 PEs on). A weight gradient's PE rows take ``R * C / cout`` kept elements a cycle
+        (4 for a 64-output layer on 16 x 16), where a word a cycle gives about 2.5 at
+        density 0.1; 1 without the conv read."""
+        if not self.act_conv_read:
+            return 1
+        if self.act_conv_words:
+            return self.act_conv_words
+        return 2 if self.pe_rows * self.pe_cols >= 256 and self.act_scan_bits >= 2 else 1
+
+    @property
     def sparse_port_lanes(self):
         """Entries per beat of the PE array's sparse port (``pe_sparse_lanes``, or
         ``pe_rows``)."""
@@ -339,6 +358,7 @@ class AccelConfig:
             "magnitude_width": self.magnitude_width,
             "selector_lanes": self.selector_lanes,
             "buffer_lanes": self.buffer_lanes,
+            "conv_read_words": self.conv_read_words,
             "pe_sparse_port_lanes": self.sparse_port_lanes,
             "pe_dense_port_lanes": self.dense_port_lanes,
             "pe_dense_rows_per_beat": self.dense_rows_per_beat,

@@ -591,62 +591,110 @@ def act_conv_read(config, mask, *, kernel, stride, padding, first_channel=0, cha
     out_h = (height + 2 * padding - kernel) // stride + 1
     out_rows = n_images * out_h - first_out_row if out_rows is None else out_rows
     word, lanes = config.act_scan_bits, config.buffer_lanes
+    pair = getattr(config, "conv_read_words", 1) == 2
     flat = mask.transpose(1, 0, 2, 3).reshape(-1)
     before = np.concatenate([[0], np.cumsum(flat)]).tolist()
     flat = flat.tolist()
     actions = _conv_walk(mask.shape, kernel, stride, padding, first_channel, channels,
                          first_out_row, out_rows)
 
-    last_word = None  # the value word the last beat read
+    last_word = [None]  # the value word the last beat read (its second, with ``pair``)
 
-    def word_beats(row, first, last, columns, lo, hi):
-        """The loop's cycles for the bits ``lo .. hi`` of a segment ``first .. last``: a beat
-        takes the kept bits whose values lie in the word the last beat read and the next, or
-        in the word of its first value."""
-        nonlocal last_word
+    def chunks(first, last, columns, lo, hi):
+        """The elements emitted by each beat of the bits ``lo .. hi`` of a segment ``first ..
+        last``: a beat takes the kept bits whose values lie in the word the last beat read and
+        the next, or in the word of its first value."""
         index = before[lo]
         kept = [b for b in range(lo, hi + 1) if flat[b]]
-        beats = []
+        taken = []
         while kept:
-            word, offset = divmod(index, lanes)
-            take = min(len(kept), lanes if word == last_word else lanes - offset)
-            emitted = sum(1 for b in kept[:take] if (b - first) % stride == 0
-                          and (columns is None or columns[0] <= b % width <= columns[1]))
-            last_word = word + (offset + take > lanes)
-            beats.append((row, emitted, True))
+            word_, offset = divmod(index, lanes)
+            take = min(len(kept), lanes if word_ == last_word[0] else lanes - offset)
+            taken.append(emitted(kept[:take], first, columns))
+            last_word[0] = word_ + (offset + take > lanes)
             kept, index = kept[take:], index + take
+        return taken
+
+    def emitted(bits, first, columns):
+        return sum(1 for b in bits if (b - first) % stride == 0
+                   and (columns is None or columns[0] <= b % width <= columns[1]))
+
+    def pair_beats(row, first, last, columns, ranges):
+        """The loop's cycles for two words of a segment (``ranges``: each word's bits ``lo ..
+        hi``): a beat takes up to ``lanes`` kept bits of the first word and, in the beat
+        that ends the first's, up to ``lanes`` of the second's, within a window of two value
+        words from the run's first value (three when the run starts in the word the last beat
+        read second)."""
+        bits = [[b for b in range(lo, hi + 1) if flat[b]] for lo, hi in ranges]
+        bits += [[]] * (2 - len(bits))
+        index = [before[ranges[0][0]], before[ranges[-1][0]]]
+        beats = []
+        while bits[0] or bits[1]:
+            start = index[0] if bits[0] else index[1]
+            word_, offset = divmod(start, lanes)
+            chained = word_ == last_word[0]
+            limit = 2 * lanes if chained else 2 * lanes - offset
+            take0 = min(len(bits[0]), lanes)
+            count = emitted(bits[0][:take0], first, columns)
+            more0 = len(bits[0]) > take0
+            bits[0], index[0] = bits[0][take0:], index[0] + take0
+            if not more0 and bits[1]:
+                take1 = min(len(bits[1]), lanes, limit - take0)
+                count += emitted(bits[1][:take1], first, columns)
+                bits[1], index[1] = bits[1][take1:], index[1] + take1
+            last_word[0] = word_ + chained + 1
+            beats.append((row, count, True))
+        return beats or [(row, 0, False)]
+
+    def word_beats(row, first, last, columns, ranges):
+        """The loop's cycles for the words of a cycle (``ranges``: each word's bits ``lo ..
+        hi`` in the segment ``first .. last``)."""
+        if pair:
+            return pair_beats(row, first, last, columns, ranges)
+        beats = [(row, e, True) for e in chunks(first, last, columns, *ranges[0])]
         return beats or [(row, 0, False)]
 
     # Cycle by cycle: the walk (it starts after the command's read check and the descriptor's
     # lookup), its output register, the word issue, the words in flight to the loop, and the
     # loop.
     walk_start = 2 + BUFFER_LOOKUP
-    cycle, walk_at, out = 1, 0, None
+    cycle, walk_at, out, pre = 1, 0, None, None
     issuing = []          # the current segment's words still to issue: (row, beats)
     in_flight = []        # issued words: (cycle the loop may take it, beats)
     loop_free, loop_row = walk_start, 0
     scan = {}
     walk_done_at = None
-    while walk_at < len(actions) or out is not None or issuing or in_flight:
+    while walk_at < len(actions) or out is not None or pre is not None or issuing or in_flight:
         # The loop takes the next word once it is there and the previous one is done.
         if in_flight and in_flight[0][0] <= cycle and loop_free <= cycle:
             _, beats = in_flight.pop(0)
             for i, beat in enumerate(beats):
                 scan[cycle + i] = beat
             loop_free = cycle + len(beats)
-        # The word issue: a word a cycle while the words in flight leave room.
-        taken_out = False
+        # The word issue: a word (two with ``pair``) a cycle while the words in flight leave
+        # room; the next segment is taken in the cycle of the last. With ``pair``, segments
+        # reach the words through a register of their own.
+        free = False
         if issuing and len(in_flight) + (loop_free > cycle) < CONV_WORDS_IN_FLIGHT:
             in_flight.append((cycle + CONV_WORD_TO_PICK, issuing.pop(0)))
-            taken_out = not issuing and out is not None
-        elif not issuing and out is not None:
-            taken_out = True
-        if taken_out:
-            row, first, last, columns = out
-            issuing = [word_beats(row, first, last, columns, max(first, w * word),
-                                  min(last, w * word + word - 1))
-                       for w in range(first // word, last // word + 1)]
-            out = None
+            free = not issuing
+        elif not issuing:
+            free = True
+        taken_out = False
+        source = pre if pair else out
+        if free and source is not None:
+            row, first, last, columns = source
+            ranges = [(max(first, w * word), min(last, w * word + word - 1))
+                      for w in range(first // word, last // word + 1)]
+            step = 2 if pair else 1
+            issuing = [word_beats(row, first, last, columns, ranges[i:i + step])
+                       for i in range(0, len(ranges), step)]
+            if pair:
+                pre = None
+            else:
+                out, taken_out = None, True
+        if pair and pre is None and out is not None:
+            pre, out, taken_out = out, None, True
         # The walk: a cycle per action; a row cycle waits while the output is full.
         if cycle >= walk_start and walk_at < len(actions):
             action = actions[walk_at]

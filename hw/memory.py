@@ -1,13 +1,17 @@
-"""On-chip memories, emitted as instances of one small Verilog module written for block-RAM
+"""On-chip memories, emitted as instances of small Verilog modules written for block-RAM
 inference, not as Amaranth memories.
 
 Amaranth writes a memory's initial contents into its netlist bit by bit, so converting a design
 with megabits of buffers takes seconds per megabit; an instance of a Verilog module costs the
 same whatever its size. :data:`VERILOG` is the module (:data:`MODULE`): one write port, one
 synchronous read port that returns the word as it was before a write to the same address in
-the same cycle, contents zero at start. Every flow that reads the generated Verilog gets it
-in the same file (:func:`rtl_gen.verilog.to_verilog`); a flow that reads Amaranth's own output
-adds it (:func:`hw.memory.verilog_sources`).
+the same cycle, contents zero at start. :data:`VERILOG_2R` (:data:`MODULE_2R`) has a second
+read port, and neither reads in a cycle that writes: the second read port then shares the
+block RAM's port with the write port (one block RAM, true dual port), where two reads
+beside a write would take a copy of the memory per read port. Every flow that reads the
+generated Verilog gets the modules it uses in the same file
+(:func:`rtl_gen.verilog.to_verilog`); a flow that reads Amaranth's own output adds them
+(:func:`hw.memory.verilog_sources`).
 """
 
 from amaranth.hdl import ClockSignal, Instance, Module, Shape, Value
@@ -16,9 +20,11 @@ from amaranth.lib.wiring import In, Out
 
 from .validate import check_int
 
-__all__ = ["MODULE", "VERILOG", "SimpleDualPortMemory", "address_width", "verilog_sources"]
+__all__ = ["MODULE", "MODULE_2R", "MODULES", "VERILOG", "VERILOG_2R", "SimpleDualPortMemory",
+           "TwoReadMemory", "address_width", "verilog_sources"]
 
 MODULE = "swat_sdp_ram"
+MODULE_2R = "swat_2r_ram"
 
 VERILOG = f"""\
 // One write port, one synchronous read port (read before write), zero at start: the pattern
@@ -47,14 +53,58 @@ endmodule
 """
 
 
+VERILOG_2R = f"""\
+// One write port, two synchronous read ports, zero at start; neither read port reads in a
+// cycle that writes (its data holds), so the second read port and the write port share one
+// port of a true dual-port block RAM.
+module {MODULE_2R} #(
+  parameter WIDTH = 8,
+  parameter DEPTH = 16,
+  parameter ABITS = 4
+) (
+  input wire clk,
+  input wire w_en,
+  input wire [ABITS-1:0] w_addr,
+  input wire [WIDTH-1:0] w_data,
+  input wire r_en,
+  input wire [ABITS-1:0] r_addr,
+  output reg [WIDTH-1:0] r_data,
+  input wire s_en,
+  input wire [ABITS-1:0] s_addr,
+  output reg [WIDTH-1:0] s_data
+);
+  reg [WIDTH-1:0] mem [0:DEPTH-1];
+  integer i;
+  initial for (i = 0; i < DEPTH; i = i + 1) mem[i] = {{WIDTH{{1'b0}}}};
+  wire [ABITS-1:0] a_addr = w_en ? w_addr : s_addr;
+  always @(posedge clk) begin
+    if (w_en) mem[a_addr] <= w_data;
+    else if (s_en) s_data <= mem[a_addr];
+  end
+  always @(posedge clk) begin
+    if (r_en & ~w_en) r_data <= mem[r_addr];
+  end
+endmodule
+"""
+
+#: The memory modules, by name.
+MODULES = {MODULE: VERILOG, MODULE_2R: VERILOG_2R}
+
+
 def address_width(depth):
     """Address bits of a memory of ``depth`` words (at least one: Verilog has no empty vector)."""
     return max(1, (depth - 1).bit_length())
 
 
-def verilog_sources():
-    """``{file name: Verilog text}`` a design with these memories needs beside its own."""
-    return {f"{MODULE}.v": VERILOG}
+def verilog_sources(text=None):
+    """``{file name: Verilog text}`` a design with these memories needs beside its own: the
+    modules ``text`` (Verilog) places, or, without it, the one every design with a memory
+    places."""
+    import re
+
+    names = [MODULE] if text is None else [
+        name for name in MODULES if re.search(rf"^\s*{name}\b", text, re.M)]
+    return {f"{name}.v": MODULES[name] for name in names}
 
 
 class _Port:
@@ -110,4 +160,53 @@ class SimpleDualPortMemory(wiring.Component):
             i_clk=ClockSignal(), i_w_en=self.w_en, i_w_addr=self.w_addr,
             i_w_data=Value.cast(self.w_data), i_r_en=self.r_en, i_r_addr=self.r_addr,
             o_r_data=Value.cast(self.r_data))
+        return m
+
+
+class TwoReadMemory(wiring.Component):
+    """A memory of ``depth`` words of ``shape`` with one write port and two read ports, for
+    memories that are never read and written in the same cycle.
+
+    Both read ports are synchronous: ``r_data`` (``s_data``) holds, from the cycle after
+    ``r_en`` (``s_en``), the word at ``r_addr`` (``s_addr``). Neither reads in a cycle with
+    ``w_en``: its data holds. The ``s`` port and the write port share one port of a
+    true dual-port block RAM, so the memory takes the block RAMs of one with a single read
+    port.
+
+    Parameters
+    ----------
+    shape : shape-like
+        Shape of a word.
+    depth : int
+        Words, at least 1.
+
+    Attributes
+    ----------
+    w_en, w_addr, w_data : In
+        Write port.
+    r_en, r_addr, r_data : In, In, Out
+        First read port (``r_en`` 1 unless driven).
+    s_en, s_addr, s_data : In, In, Out
+        Second read port (``s_en`` 1 unless driven).
+    """
+
+    def __init__(self, *, shape, depth):
+        check_int("depth", depth, 1)
+        self.shape, self.depth = shape, depth
+        self.width = Shape.cast(shape).width
+        abits = address_width(depth)
+        super().__init__({
+            "w_en": In(1), "w_addr": In(abits), "w_data": In(shape),
+            "r_en": In(1, init=1), "r_addr": In(abits), "r_data": Out(shape),
+            "s_en": In(1, init=1), "s_addr": In(abits), "s_data": Out(shape),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.ram = Instance(
+            MODULE_2R, p_WIDTH=self.width, p_DEPTH=self.depth, p_ABITS=len(self.w_addr),
+            i_clk=ClockSignal(), i_w_en=self.w_en, i_w_addr=self.w_addr,
+            i_w_data=Value.cast(self.w_data), i_r_en=self.r_en, i_r_addr=self.r_addr,
+            o_r_data=Value.cast(self.r_data), i_s_en=self.s_en, i_s_addr=self.s_addr,
+            o_s_data=Value.cast(self.s_data))
         return m

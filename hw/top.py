@@ -62,6 +62,13 @@ def check_config(config):
         raise ConfigError(f"pe_sparse_lanes ({config.sparse_port_lanes}) must be at least "
                           f"the selector's lanes ({config.selector_lanes}): the PE array takes the "
                           "selector's beats whole", "pe_sparse_lanes")
+    read_lanes = config.buffer_lanes * config.conv_read_words
+    if config.sparse_port_lanes < read_lanes:
+        # (Only two conv words a cycle make the buffer's beats wider than the selector's.)
+        raise ConfigError(f"act_conv_words {config.conv_read_words} needs pe_sparse_lanes of "
+                          f"at least {read_lanes} (the activation buffer's {config.buffer_lanes} "
+                          f"lanes a word, and the PE array takes its beats whole), not "
+                          f"{config.sparse_port_lanes}", "act_conv_words")
     if config.tile_depth > config.max_tensor_len:
         raise ConfigError(f"tile_depth ({config.tile_depth}) must not exceed max_tensor_len "
                           f"({config.max_tensor_len}): every sparse row passes the selector",
@@ -165,10 +172,11 @@ class SwatAccel(wiring.Component):
         # PE array's loader (its N:M and index checks), one path of some twenty LUTs. It costs
         # each row beat a cycle (golden.perf_model.SPARSE_SLICE).
         m.submodules.sparse_slice = sparse_slice = SkidBuffer(pe.sparse_layout)
-        # The adapters' beats carry at most the selector's lanes of entries (a column walk's one); the
-        # packer fills each bank word, so a job takes as many words in either read order.
-        m.submodules.row_packer = row_packer = RowPacker(pe.sparse_layout,
-                                                         in_lanes=cfg.selector_lanes)
+        # The adapters' beats carry at most the selector's or the buffer's read lanes of entries
+        # (a column walk's one); the packer fills each bank word, so a job takes as many words
+        # in either read order.
+        m.submodules.row_packer = row_packer = RowPacker(
+            pe.sparse_layout, in_lanes=max(cfg.selector_lanes, act.geometry.read_lanes))
         m.submodules.router = router = StreamRouter(
             sources={"tensor": sel.data_layout, "selector": sel.out_layout,
                      "buffer": act.rdata_layout, "entry_rows": pe.sparse_layout,

@@ -34,7 +34,7 @@ def to_verilog(component, name, *, ports=None):
                           name)
 
 
-_SHARED_MODULE = re.compile(rf"\b(?:{memory.MODULE}|swat_[a-z]+_[0-9a-f]{{10}})\b")
+_SHARED_MODULE = re.compile(rf"\b(?:{'|'.join(memory.MODULES)}|swat_[a-z]+_[0-9a-f]{{10}})\b")
 
 
 def prefix_modules(text, name):
@@ -112,7 +112,7 @@ def elaborate_with_sources(component):
         text = "".join(modules[module] for module in sorted(modules, key=_sort_key))
         text = trigger_comb_blocks(compact_zero_init(_only_top_attribute(text, None)))
         sources["swat_modules.v"] = text
-    return fragment, {**sources, **memory.verilog_sources()}
+    return fragment, {**sources, **{f"{name}.v": text for name, text in memory.MODULES.items()}}
 
 
 _forked = {}  # the components a forked worker converts, by module name
@@ -244,9 +244,10 @@ def _only_top_attribute(text, name):
 
 def with_memory_modules(text):
     """``text`` followed by the memory modules (:mod:`hw.memory`) it instantiates."""
-    if not re.search(rf"^\s*{memory.MODULE}\b", text, re.M):
+    used = memory.verilog_sources(text)
+    if not used:
         return text
-    return text.rstrip("\n") + "\n\n" + "".join(memory.verilog_sources().values())
+    return text.rstrip("\n") + "\n\n" + "".join(used.values())
 
 
 COMB_TRIGGER = "swat_comb_trigger"

@@ -69,7 +69,8 @@ SWAT_REPORTED = {
 SWAT_ACTIVATION_SAVING = "23-50 %"
 #: configuration field -> the flag of this command that sets it
 CONFIG_FLAGS = {"pe_rows": "--pe", "pe_cols": "--pe", "width": "--width",
-                "topk_lanes": "--topk-lanes", "act_lanes": "--act-lanes"}
+                "topk_lanes": "--topk-lanes", "act_lanes": "--act-lanes",
+                "act_conv_words": "--act-conv-words"}
 
 
 def layer_densities(layers, scheme, sparsity):
@@ -529,6 +530,9 @@ def main(argv=None):
     parser.add_argument("--act-lanes", type=int, default=AccelConfig().act_lanes,
                         help="values per word and kept elements per read beat of the "
                              "activation buffer (default: 0, the selector's lanes up to 4)")
+    parser.add_argument("--act-conv-words", type=int, default=AccelConfig().act_conv_words,
+                        help="bitmap words the activation buffer's conv read scans a cycle, 1 "
+                             "or 2 (default: 0, derived from the array: 2 from 256 PEs on)")
     parser.add_argument("--networks", default=",".join(NETWORKS),
                         help=f"comma-separated, of {', '.join(NETWORKS)} (default: both)")
     parser.add_argument("--batch", type=int, default=None,
@@ -554,7 +558,8 @@ def main(argv=None):
         rows, cols = parse_pe(args.pe)
         try:
             config = AccelConfig(pe_rows=rows, pe_cols=cols, width=args.width,
-                                 topk_lanes=args.topk_lanes, act_lanes=args.act_lanes)
+                                 topk_lanes=args.topk_lanes, act_lanes=args.act_lanes,
+                                 act_conv_words=args.act_conv_words)
             check_config(config)
         except ConfigError as e:
             raise ValueError(e.naming_flag(CONFIG_FLAGS)) from None

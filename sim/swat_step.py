@@ -107,12 +107,13 @@ def _pow2(n, lo=16):
 
 
 def step_config(pe_rows, pe_cols, width, spec, batch, tile_depth=None, act_conv_read=1,
-                topk_lanes=0, act_lanes=0):
+                topk_lanes=0, act_lanes=0, act_conv_words=0):
     """A configuration large enough for the layer's step in single jobs where it must be
     (the weight gradient reads the saved activations whole). A smaller ``tile_depth`` makes
     the driver split the forward and input-gradient reductions into several jobs;
     ``act_conv_read=0`` leaves the conv read out (a conv layer saves its im2col matrix);
-    ``topk_lanes`` and ``act_lanes`` are the configuration's (0 derives them)."""
+    ``topk_lanes``, ``act_lanes`` and ``act_conv_words`` are the configuration's (0 derives
+    them)."""
     positions = spec.positions(batch)
     f, cout = spec.features, spec.cout
     depth = _pow2(max(f, cout, positions))
@@ -132,7 +133,7 @@ def step_config(pe_rows, pe_cols, width, spec, batch, tile_depth=None, act_conv_
         act_values=_pow2(positions * f), act_tensors=2,
         act_max_rows=max(depth, _pow2(f), _pow2(planes)),
         act_max_cols=max(depth, _pow2(f), _pow2(plane)), act_conv_read=act_conv_read,
-        topk_lanes=topk_lanes, act_lanes=act_lanes)
+        topk_lanes=topk_lanes, act_lanes=act_lanes, act_conv_words=act_conv_words)
     # Banks for any job of the step, whatever its rows keep: a row takes whole words.
     lanes = config.sparse_port_lanes
     return config.replace(pe_bank_entries=lanes * golden_pe.bank_words_bound(
@@ -360,6 +361,9 @@ def main(argv=None):
     parser.add_argument("--act-lanes", type=int, default=0,
                         help="values per word and kept elements per read beat of the "
                              "activation buffer (default: 0, the selector's lanes up to 4)")
+    parser.add_argument("--act-conv-words", type=int, default=0,
+                        help="bitmap words the activation buffer's conv read scans a cycle, 1 "
+                             "or 2 (default: 0, derived from the array: 2 from 256 PEs on)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
     parser.add_argument("--sim", choices=("verilator", "icarus"), default="verilator",
                         help="simulator (default: verilator)")
@@ -375,7 +379,11 @@ def main(argv=None):
         if not 0.0 <= args.density <= 1.0:
             raise ValueError(f"--density must be between 0 and 1, not {args.density}")
         config = step_config(rows, cols, args.width, spec, args.batch, args.tile_depth,
-                             args.act_conv_read, args.topk_lanes, args.act_lanes)
+                             args.act_conv_read, args.topk_lanes, args.act_lanes,
+                             args.act_conv_words)
+        from hw.top import check_config
+
+        check_config(config)
         if args.json is not None:
             check_output_file(args.json, "--json")
     except ConfigError as e:
@@ -383,7 +391,8 @@ def main(argv=None):
                                     "tile_depth": "--tile-depth",
                                     "act_conv_read": "--act-conv-read",
                                     "topk_lanes": "--topk-lanes",
-                                    "act_lanes": "--act-lanes"}))
+                                    "act_lanes": "--act-lanes",
+                                    "act_conv_words": "--act-conv-words"}))
     except ValueError as e:
         parser.error(str(e))
     except OutputPathError as e:

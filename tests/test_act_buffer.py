@@ -37,16 +37,21 @@ def test_cocotb_against_golden(run_cocotb, width, lanes, word_bits, max_tensors,
 # lanes), one lane with 2-bit words (every segment many words, every beat one element), and
 # the default 32-bit words and 4 lanes with reads of several 33- and 40-wide rows, and 4-bit
 # words (a longer set-up than the column pattern's groups alone).
-@pytest.mark.parametrize("width, lanes, word_bits, max_cols, write_lanes",
-                         [(8, 4, 16, 64, 4), (8, 2, 8, 64, 2), (16, 1, 2, 64, 1),
-                          (8, 4, 32, 256, 16), (8, 4, 4, 64, 4),
-                          pytest.param(8, 16, 32, 64, 16,
-                                       marks=pytest.mark.long(simulator="icarus"))])
+# Two words a cycle: the default words and lanes of 16 x 16 arrays (16-lane writes), 16-bit
+# words over maps wider and narrower than a word, 2-bit words (a segment of many words) with
+# one lane, and 8-bit words with 2 lanes.
+@pytest.mark.parametrize("width, lanes, word_bits, max_cols, write_lanes, conv_words",
+                         [(8, 4, 16, 64, 4, 1), (8, 2, 8, 64, 2, 1), (16, 1, 2, 64, 1, 1),
+                          (8, 4, 32, 256, 16, 1), (8, 4, 4, 64, 4, 1),
+                          pytest.param(8, 16, 32, 64, 16, 1,
+                                       marks=pytest.mark.long(simulator="icarus")),
+                          (8, 4, 32, 256, 16, 2), (8, 4, 16, 64, 4, 2), (16, 1, 2, 64, 1, 2),
+                          (8, 2, 8, 64, 2, 2)])
 def test_cocotb_conv_reads_against_golden(run_cocotb, width, lanes, word_bits, max_cols,
-                                          write_lanes):
+                                          write_lanes, conv_words):
     params = buffer_params(width=width, lanes=lanes, word_bits=word_bits, bitmap_capacity=1024,
                            value_capacity=512, max_tensors=4, max_rows=64, max_cols=max_cols,
-                           max_len=1 << 10, write_lanes=write_lanes)
+                           max_len=1 << 10, write_lanes=write_lanes, conv_words=conv_words)
     run_cocotb(build(params), toplevel="act_buffer", test_module="sim.testbenches.act_buffer",
                params={"buffer": params, "cases": 20, "suite": "conv"})
 
@@ -80,15 +85,17 @@ def test_cocotb_conv_read_rate(run_cocotb):
                params={"buffer": params, "suite": "conv_rate", "rate": rate})
 
 
-# Also with writes from a selector twice as wide (the value queue).
-@pytest.mark.parametrize("write_lanes", [2, 4])
-def test_formal_stream_rules(prove, write_lanes):
+# Also with writes from a selector twice as wide (the value queue), and with two conv words a
+# cycle (second read ports).
+@pytest.mark.parametrize("write_lanes, conv_words", [(2, 1), (4, 1), (2, 2)])
+def test_formal_stream_rules(prove, write_lanes, conv_words):
     from sim.formal.act_buffer import ActivationBufferSpec
 
     params = buffer_params(width=3, lanes=2, word_bits=4, bitmap_capacity=16, value_capacity=8,
                            max_tensors=2, max_rows=3, max_cols=3, max_len=15,
-                           write_lanes=write_lanes)
-    prove(ActivationBufferSpec(params), name=f"act_buffer_w3l2_wl{write_lanes}", depth=6)
+                           write_lanes=write_lanes, conv_words=conv_words)
+    name = f"act_buffer_w3l2_wl{write_lanes}" + ("_cw2" if conv_words == 2 else "")
+    prove(ActivationBufferSpec(params), name=name, depth=6)
 
 
 # A bitmap word spanning both rows (lanes 2), and rows longer than a beat (lanes 1). The column

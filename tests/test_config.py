@@ -34,6 +34,19 @@ def test_selector_lanes_follow_the_array():
         AccelConfig(topk_lanes=0, act_scan_bits=8)
 
 
+def test_conv_read_words_follow_the_array():
+    assert [AccelConfig(pe_rows=n, pe_cols=n).conv_read_words for n in (4, 8, 16, 32)] == [
+        1, 1, 2, 2]
+    assert AccelConfig(pe_rows=16, pe_cols=8).conv_read_words == 1
+    assert AccelConfig(act_conv_words=1).conv_read_words == 1
+    assert AccelConfig(pe_rows=4, pe_cols=4, act_conv_words=2).conv_read_words == 2
+    # Without the conv read there is nothing to scan.
+    assert AccelConfig(act_conv_read=0, act_conv_words=2).conv_read_words == 1
+    assert AccelConfig().derived()["conv_read_words"] == 2
+    with pytest.raises(ConfigError, match="^act_conv_words 2 needs act_scan_bits of at least 2"):
+        AccelConfig(pe_rows=1, pe_cols=1, topk_lanes=1, act_scan_bits=1, act_conv_words=2)
+
+
 def test_buffer_lanes_are_the_selectors_up_to_four():
     derived = {lanes: AccelConfig(topk_lanes=lanes).buffer_lanes for lanes in (1, 2, 4, 8, 16)}
     assert derived == {1: 1, 2: 2, 4: 4, 8: 4, 16: 4}
@@ -65,6 +78,7 @@ def test_json_round_trip():
     ("pe_bank_entries", 0, "pe_bank_entries must be between 1 and 1048576, not 0"),
     ("pe_lut_products", 257, "pe_lut_products must be between 0 and 256, not 257"),
     ("act_conv_read", 2, "act_conv_read must be between 0 and 1, not 2"),
+    ("act_conv_words", 3, "act_conv_words must be between 0 and 2, not 3"),
 ])
 def test_validation_messages(field, value, message):
     with pytest.raises(ConfigError) as info:

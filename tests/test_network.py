@@ -40,6 +40,7 @@ def test_sampling_scales_to_every_job():
     first one's own cycles, then each later one's distance from the reply before, as after a
     job like it (:func:`golden.perf_model.product_sequence`)."""
     from golden import perf_model
+    from golden.pe_array import longest_first
 
     config = AccelConfig(pe_rows=4, pe_cols=4, tile_depth=16, pe_max_rows=8, pe_max_tiles=2)
     mask = np.random.default_rng(1).random((12, 40)) < 0.3
@@ -51,8 +52,10 @@ def test_sampling_scales_to_every_job():
             job = mask[r0:r0 + 8, k0:k0 + 16]
             for tiles, count in ((2, 2), (1, 1)):  # two jobs of 8 columns, one of 4
                 for dense_mode in (False, True):
+                    # The sparse jobs' rows go longest first.
+                    sent = job if dense_mode else job[longest_first(job.sum(axis=1))]
                     one, two = perf_model.product_sequence(
-                        config, [("gemm", job, tiles, dense_mode)] * 2)
+                        config, [("gemm", sent, tiles, dense_mode)] * 2)
                     want[dense_mode] += (one + (count - 1) * (two - one) if first
                                          else count * (two - one))
                 first = False

@@ -134,7 +134,7 @@ def test_conv_read_emits_every_im2col_element_once():
         rows = [r for r, e, _ in scan if e]
         assert rows == sorted(rows)
         # A beat holds at most a beat's lanes.
-        assert max(e for _, e, _ in scan) <= config.buffer_lanes
+        assert max(e for _, e, _ in scan) <= config.buffer_lanes * config.conv_read_words
         assert conv_read_result_cycle(scan) >= len(scan) + 2
 
 

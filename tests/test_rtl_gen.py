@@ -104,8 +104,11 @@ def test_help_lists_every_option_with_default(tmp_path):
 @pytest.mark.parametrize("flags", [["--pe", "2x2", "--topk-lanes", "1"],
                                    ["--pe", "1x1", "--topk-lanes", "1"],
                                    ["--pe", "2x2", "--topk-lanes", "1", "--act-conv-read", "0"],
+                                   ["--pe", "2x2", "--topk-lanes", "2", "--act-conv-words", "2",
+                                    "--pe-sparse-lanes", "4"],
                                    config_flags(TINY), config_flags(ONE_PE)],
-                         ids=["2x2", "1x1", "no-conv-read", "tiny", "self-test"])
+                         ids=["2x2", "1x1", "no-conv-read", "two-conv-words", "tiny",
+                              "self-test"])
 def test_emitted_verilog_lints_clean_with_verilator(tmp_path, flags):
     if runner.simulator_missing("verilator"):
         pytest.skip(runner.simulator_missing("verilator"))

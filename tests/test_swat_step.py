@@ -35,6 +35,11 @@ def run_step(*args, cwd):
     (["--layer", "linear:2x2", "--batch", "20", "--tile-depth", "16"],
      "error: --tile-depth must be at least batch x positions (20): the weight gradient "
      "reduces over them in one job"),
+    (["--pe", "4x4", "--layer", "conv:2x2x3x5", "--act-conv-words", "2"],
+     "error: --act-conv-words 2 needs pe_sparse_lanes of at least 8 (the activation buffer's 4 "
+     "lanes a word, and the PE array takes its beats whole), not 4"),
+    (["--layer", "conv:2x2x3x5", "--act-conv-words", "3"],
+     "error: --act-conv-words must be between 0 and 2, not 3"),
     (["--layer", "conv:2x2x3x5", "--act-conv-read", "2"],
      "error: --act-conv-read must be between 0 and 1, not 2"),
 ])

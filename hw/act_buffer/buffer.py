@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..arith import times_constant
 from ..mask_packer import compressed_beat
-from ..memory import SimpleDualPortMemory
+from ..memory import SimpleDualPortMemory, TwoReadMemory
 from ..skid_buffer import SkidBuffer
 from .conv_scan import SegmentScan
 from .conv_segments import SegmentWalk
@@ -119,6 +119,12 @@ class ActivationBuffer(wiring.Component):
         a cycle, see :class:`hw.act_buffer.TensorWriter`).
     conv_read : bool
         Build the directories and the conv read (``READ_CONV``); without it both are refused.
+    conv_words : int
+        Bitmap words a conv read scans a cycle: 1, or 2 (two words of a segment a cycle, each
+        with its own read port of the bitmap, directory and value memories; beats of up to
+        ``2 * lanes`` elements). The second read ports share the write's port of each block
+        RAM (memories that are never read and written in the same cycle), so they cost no
+        block RAM.
 
     Attributes
     ----------
@@ -132,8 +138,9 @@ class ActivationBuffer(wiring.Component):
         The compressed tensor of a ``WRITE`` (the top-K selector's ``out`` layout).
     rdata : Out(stream.Signature(rdata_layout))
         Elements of one row a beat: ``row``, ``count`` (valid lanes ``0..count-1``), ``col``
-        and ``value`` (``lanes`` each), ``last``. Row reads fill up to ``lanes``; column and
-        dense reads carry one element a beat.
+        and ``value`` (``lanes * conv_words`` each), ``last``. Row reads fill up to ``lanes``,
+        conv reads up to ``lanes * conv_words``; column and dense reads carry one element a
+        beat.
     result : Out(stream.Signature(result_layout))
         One per command: ``op``, ``slot``, ``error``, ``n``, ``kept``, ``stored_bits`` (of the
         slot: ``n + kept * width``, plus ``ceil(n / (2 * word_bits)) * directory_entry_bits``
@@ -150,11 +157,11 @@ class ActivationBuffer(wiring.Component):
     """
 
     def __init__(self, *, width, lanes, word_bits, bitmap_capacity, value_capacity, max_tensors,
-                 max_rows, max_cols, wdata_layout, conv_read=True):
+                 max_rows, max_cols, wdata_layout, conv_read=True, conv_words=1):
         self.geometry = g = BufferGeometry(
             width=width, lanes=lanes, word_bits=word_bits, bitmap_capacity=bitmap_capacity,
             value_capacity=value_capacity, max_tensors=max_tensors, max_rows=max_rows,
-            max_cols=max_cols, conv_read=conv_read)
+            max_cols=max_cols, conv_read=conv_read, conv_words=conv_words)
         self.conv_read = g.conv_read
         self.width = width
         self.lanes = lanes
@@ -173,7 +180,7 @@ class ActivationBuffer(wiring.Component):
             "directory": 1,
             "conv": g.conv_layout,
         })
-        self.rdata_layout = g.rdata_layout
+        self.rdata_layout = g.output_layout
         self.result_layout = data.StructLayout({
             "op": ActOp,
             "slot": self.geometry.slot_shape,
@@ -204,7 +211,8 @@ class ActivationBuffer(wiring.Component):
                 "max_rows": config.act_max_rows, "max_cols": config.act_max_cols,
                 "wdata_layout": compressed_beat(config.width, config.selector_lanes,
                                                 config.max_tensor_len),
-                "conv_read": bool(config.act_conv_read)}
+                "conv_read": bool(config.act_conv_read),
+                "conv_words": config.conv_read_words}
 
     @classmethod
     def from_config(cls, config):
@@ -213,9 +221,13 @@ class ActivationBuffer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         g = self.geometry
-        m.submodules.bitmap_mem = bitmap_mem = SimpleDualPortMemory(
+        # With two conv words a cycle, the memories the conv read reads have a second read
+        # port (for its second word).
+        two_reads = g.conv_words == 2
+        memory = TwoReadMemory if two_reads else SimpleDualPortMemory
+        m.submodules.bitmap_mem = bitmap_mem = memory(
             shape=unsigned(g.word_bits), depth=g.bitmap_words)
-        m.submodules.value_mem = value_mem = SimpleDualPortMemory(
+        m.submodules.value_mem = value_mem = memory(
             shape=unsigned(g.lanes * g.width), depth=g.value_words)
         m.submodules.cursor_mem = cursor_mem = SimpleDualPortMemory(
             shape=g.cursor_shape, depth=g.max_rows)
@@ -225,7 +237,7 @@ class ActivationBuffer(wiring.Component):
         m.submodules.walk = walk = ElementWalk(g)
         conv = self.conv_read  # the directory and the conv read are built
         if conv:
-            m.submodules.directory_mem = directory_mem = SimpleDualPortMemory(
+            m.submodules.directory_mem = directory_mem = memory(
                 shape=unsigned(g.directory_entry_bits), depth=g.directory_words)
             m.submodules.directory = directory = DirectoryBuilder(g)
             m.submodules.segments = segments = SegmentWalk(g)
@@ -293,18 +305,27 @@ class ActivationBuffer(wiring.Component):
         bitmap_addr = Mux(scan.reading, scan.bitmap_addr, walk.bitmap_addr)
         value_addr = Mux(walk.value_owned, walk.value_addr, scan.value_addr)
         if conv:
-            bitmap_addr = Mux(conv_active, conv_scan.bitmap_addr, bitmap_addr)
-            value_addr = Mux(conv_active, conv_scan.value_addr, value_addr)
+            bitmap_addr = Mux(conv_active, conv_scan.bitmap_addr[0], bitmap_addr)
+            value_addr = Mux(conv_active, conv_scan.value_addr[0], value_addr)
             m.d.comb += [
                 segments.conv.eq(cmd.conv), segments.n.eq(desc_n),
                 conv_scan.desc.eq(desc), conv_scan.stride2.eq(cmd.conv.stride == 2),
                 conv_scan.width.eq(cmd.conv.width),
                 conv_scan.start.eq(segments.start),
-                conv_scan.bitmap_data.eq(bitmap_mem.r_data),
-                conv_scan.value_data.eq(value_mem.r_data),
-                conv_scan.directory_data.eq(directory_mem.r_data),
-                directory_mem.r_addr.eq(conv_scan.directory_addr),
+                conv_scan.bitmap_data[0].eq(bitmap_mem.r_data),
+                conv_scan.value_data[0].eq(value_mem.r_data),
+                conv_scan.directory_data[0].eq(directory_mem.r_data),
+                directory_mem.r_addr.eq(conv_scan.directory_addr[0]),
             ]
+            if two_reads:
+                # The second word's ports (read only during a conv read, never with a write).
+                for mem, addr, data_in in (
+                        (bitmap_mem, conv_scan.bitmap_addr[1], conv_scan.bitmap_data[1]),
+                        (value_mem, conv_scan.value_addr[1], conv_scan.value_data[1]),
+                        (directory_mem, conv_scan.directory_addr[1],
+                         conv_scan.directory_data[1])):
+                    m.d.comb += [mem.s_en.eq(conv_active), mem.s_addr.eq(addr),
+                                 data_in.eq(mem.s_data)]
         m.d.comb += [bitmap_mem.r_addr.eq(bitmap_addr), value_mem.r_addr.eq(value_addr)]
         # The scan's first pass writes each row's first cursor, the walk moves them on; never
         # in the same cycle.
@@ -317,13 +338,20 @@ class ActivationBuffer(wiring.Component):
         sources = [scan.o, walk.o] + ([conv_scan.o] if conv else [])
         m.d.comb += skid.i.valid.eq(Cat(o.valid for o in sources).any())
         m.d.comb += [o.ready.eq(skid.i.ready) for o in sources]
+        out = skid.i.payload
+
+        def narrow_beat(beat):
+            """A beat of ``lanes`` elements in the output's lanes (the rest zero)."""
+            return [out.row.eq(beat.row), out.count.eq(beat.count), out.last.eq(beat.last),
+                    *[out.col[i].eq(beat.col[i]) for i in range(g.lanes)],
+                    *[out.value[i].eq(beat.value[i]) for i in range(g.lanes)]]
         with m.If(scan.o.valid):
-            m.d.comb += skid.i.payload.eq(scan.o.payload)
+            m.d.comb += narrow_beat(scan.o.payload)
         if conv:
             with m.Elif(conv_scan.o.valid):
-                m.d.comb += skid.i.payload.eq(conv_scan.o.payload)
+                m.d.comb += out.eq(conv_scan.o.payload)
         with m.Else():
-            m.d.comb += skid.i.payload.eq(walk.o.payload)
+            m.d.comb += narrow_beat(walk.o.payload)
         # The conv read's parts are busy (never, without them).
         conv_busy = (segments.busy | conv_scan.busy) if conv else Const(0)
 

@@ -35,6 +35,9 @@ class BufferGeometry:
         As :class:`hw.act_buffer.ActivationBuffer`'s.
     conv_read : bool
         As :class:`hw.act_buffer.ActivationBuffer`'s: without it there is no directory memory.
+    conv_words : int
+        As :class:`hw.act_buffer.ActivationBuffer`'s: bitmap words a conv read scans a cycle
+        (1 or 2).
 
     Attributes
     ----------
@@ -42,6 +45,10 @@ class BufferGeometry:
         As given.
     conv_read : bool
         As given.
+    conv_words : int
+        As given (1 without ``conv_read``).
+    read_lanes : int
+        Elements a beat of the buffer's reads: ``lanes * conv_words``.
     bitmap_words, value_words : int
         Words of the bitmap memory (``word_bits`` bits each) and of the value memory
         (``lanes`` values each).
@@ -74,7 +81,10 @@ class BufferGeometry:
         ``height``, ``width``, ``out_h``, ``out_w``, ``kernel``, ``stride``, ``padding``,
         ``first_channel``, ``channels``, ``first_out_row``, ``out_rows``.
     rdata_layout : StructLayout
-        A read beat: ``row``, ``count``, ``col`` and ``value`` (``lanes`` each), ``last``.
+        A read beat of the row scan and the walks: ``row``, ``count``, ``col`` and ``value``
+        (``lanes`` each), ``last``.
+    output_layout : StructLayout
+        A beat of the buffer's ``rdata``: the same with ``read_lanes`` lanes.
 
     Raises
     ------
@@ -83,7 +93,7 @@ class BufferGeometry:
     """
 
     def __init__(self, *, width, lanes, word_bits, bitmap_capacity, value_capacity, max_tensors,
-                 max_rows, max_cols, conv_read=True):
+                 max_rows, max_cols, conv_read=True, conv_words=1):
         check_int("width", width, 2)
         check_int("lanes", lanes, 1)
         if lanes & (lanes - 1):
@@ -96,12 +106,17 @@ class BufferGeometry:
         check_int("max_tensors", max_tensors, 1)
         check_int("max_rows", max_rows, 1)
         check_int("max_cols", max_cols, 1)
+        check_int("conv_words", conv_words, 1, 2)
+        if conv_words == 2 and word_bits < 2:
+            raise ValueError("conv_words 2 needs word_bits of at least 2, not 1")
         self.width = width
         self.lanes = lanes
         self.word_bits = word_bits
         self.bitmap_words = -(-bitmap_capacity // word_bits)
         self.value_words = -(-value_capacity // lanes)
         self.conv_read = bool(conv_read)
+        self.conv_words = conv_words if conv_read else 1
+        self.read_lanes = lanes * self.conv_words
         self.directory_words = -(-self.bitmap_words // 2) if conv_read else 0
         self.max_tensors = max_tensors
         #: A slot field: at least one bit (no empty vectors); codes from ``max_tensors`` on
@@ -158,10 +173,10 @@ class BufferGeometry:
             "first_out_row": range(max_n + 1),
             "out_rows": range(max_n + 1),
         })
-        self.rdata_layout = data.StructLayout({
+        self.rdata_layout, self.output_layout = (data.StructLayout({
             "row": range(max_rows),
-            "count": range(lanes + 1),
-            "col": data.ArrayLayout(range(max_cols), lanes),
-            "value": data.ArrayLayout(signed(width), lanes),
+            "count": range(n + 1),
+            "col": data.ArrayLayout(range(max_cols), n),
+            "value": data.ArrayLayout(signed(width), n),
             "last": 1,
-        })
+        }) for n in (lanes, self.read_lanes))

@@ -16,13 +16,13 @@ CONV_FIELDS = ("images", "height", "width", "out_h", "out_w", "kernel", "stride"
 
 
 def buffer_params(*, width, lanes, word_bits, bitmap_capacity, value_capacity, max_tensors,
-                  max_rows, max_cols, max_len, conv_read=True, write_lanes=None):
+                  max_rows, max_cols, max_len, conv_read=True, write_lanes=None, conv_words=1):
     """JSON-friendly parameters; the write layout is the top-K selector's for ``max_len`` and
     ``write_lanes`` (the buffer's ``lanes`` unless given)."""
     return dict(width=width, lanes=lanes, word_bits=word_bits, bitmap_capacity=bitmap_capacity,
                 value_capacity=value_capacity, max_tensors=max_tensors, max_rows=max_rows,
                 max_cols=max_cols, max_len=max_len, conv_read=conv_read,
-                write_lanes=write_lanes or lanes)
+                write_lanes=write_lanes or lanes, conv_words=conv_words)
 
 
 def build(params):

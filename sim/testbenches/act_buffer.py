@@ -517,7 +517,8 @@ async def conv_read_cycles(dut):
     params, drv, _, np_rng = setup
     p = params["buffer"]
     golden = _golden_conv_buffer(drv, p)
-    config = types.SimpleNamespace(act_scan_bits=p["word_bits"], buffer_lanes=p["lanes"])
+    config = types.SimpleNamespace(act_scan_bits=p["word_bits"], buffer_lanes=p["lanes"],
+                                   conv_read_words=p.get("conv_words", 1))
     shapes = [(2, 2, 8, 8), (1, 3, 5, 7), (2, 1, 12, 12), (4, 2, 4, 4), (1, 1, 1, 1),
               (1, 2, 3, 40)]
     worst = 0.0
@@ -576,7 +577,8 @@ async def conv_read_rate(dut):
     params, drv, _, np_rng = setup
     p = params["buffer"]
     golden = _golden_conv_buffer(drv, p)
-    config = types.SimpleNamespace(act_scan_bits=p["word_bits"], buffer_lanes=p["lanes"])
+    config = types.SimpleNamespace(act_scan_bits=p["word_bits"], buffer_lanes=p["lanes"],
+                                   conv_read_words=p.get("conv_words", 1))
     for n, c, h, w, kernel, stride, padding, density, most in params["rate"]:
         shape = (n, c, h, w)
         x, mask = _maps(np_rng, p["width"], shape, density)
