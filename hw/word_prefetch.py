@@ -15,8 +15,8 @@ class WordPrefetch(wiring.Component):
     A large memory is many block RAMs: its read port's enable and address reach all of them,
     and its output comes through a multiplexer over them. So this reader keeps the port enabled,
     drives its address from a register (or, in the cycle of ``start``, from ``start_addr``), and
-    queues the words read in registers, which is all the consumer sees: the first two queued
-    words are ``head``, and ``pop`` takes the first. A read is issued whenever the queue and the
+    queues the words read in registers, which is all the consumer sees: the first ``heads``
+    queued words are ``head``, and ``pop`` takes the first. A read is issued whenever the queue and the
     read in flight leave room, so the queue fills to ``depth`` when nothing is taken.
 
     After ``start``, one word is queued two cycles later and two words three cycles later;
@@ -40,6 +40,10 @@ class WordPrefetch(wiring.Component):
         Queue entries (at least 2); 4 lets the consumer take a word every cycle.
     bounded : bool
         Add ``limit`` and ``wrap`` (see above).
+    heads : int
+        Queued words shown on ``head`` (2 or more, at most ``depth``): a consumer that pops a
+        cycle after it takes a word (from a register, off its own loop) reads past the word
+        not yet popped.
 
     Attributes
     ----------
@@ -48,8 +52,8 @@ class WordPrefetch(wiring.Component):
     start_addr : Signal(addr_width), in
     pop : Signal, in
         Take ``head[0]``; ignored while the queue is empty.
-    head : Signal(ArrayLayout(width, 2)), out
-        The first two queued words (valid as ``count`` says).
+    head : Signal(ArrayLayout(width, heads)), out
+        The first ``heads`` queued words (valid as ``count`` says).
     count : Signal(range(depth + 1)), out
         Words queued.
     mem_addr : Signal(addr_width), out
@@ -67,21 +71,23 @@ class WordPrefetch(wiring.Component):
         If a parameter is out of range.
     """
 
-    def __init__(self, *, width, addr_width, depth=4, bounded=False):
+    def __init__(self, *, width, addr_width, depth=4, bounded=False, heads=2):
         check_int("width", width, 1)
         check_int("addr_width", addr_width, 0)
         check_int("depth", depth, 2)
+        check_int("heads", heads, 2, depth)
         if not isinstance(bounded, bool):
             raise TypeError(f"bounded must be a bool, not {bounded!r}")
         self.width = width
         self.addr_width = addr_width
         self.depth = depth
         self.bounded = bounded
+        self.heads = heads
         members = {
             "start": In(1),
             "start_addr": In(addr_width),
             "pop": In(1),
-            "head": Out(data.ArrayLayout(unsigned(width), 2)),
+            "head": Out(data.ArrayLayout(unsigned(width), heads)),
             "count": Out(range(depth + 1)),
             "mem_addr": Out(addr_width),
             "mem_data": In(width),
@@ -97,11 +103,8 @@ class WordPrefetch(wiring.Component):
         count = self.count
         pending = Signal()  # a read was issued last cycle: its word is on mem_data
         taken = Signal()
-        m.d.comb += [
-            taken.eq(self.pop & (count != 0)),
-            self.head[0].eq(queue[0]),
-            self.head[1].eq(queue[1]),
-        ]
+        m.d.comb += taken.eq(self.pop & (count != 0))
+        m.d.comb += [self.head[i].eq(queue[i]) for i in range(self.heads)]
         left = Signal(range(depth + 1))  # queued words after this cycle's pop
         m.d.comb += left.eq(count - taken)
         for i in range(depth):

@@ -20,7 +20,9 @@ class RowScan(wiring.Component):
     ends at the last kept element. The scan's loop works from registers only, so that no memory
     and no address adder sit in it: the bitmap word being scanned (the bits a beat has taken
     cleared), the bits of the current row in it, and words read ahead by two
-    :class:`hw.word_prefetch.WordPrefetch` queues (the values through a two-word window).
+    :class:`hw.word_prefetch.WordPrefetch` queues (the values through a two-word window). A
+    word the loop takes leaves its queue a cycle later, from a register: the loop reads past
+    it meanwhile, so the queues' shifting is not part of the loop.
 
     A column read's first pass scans the same way without emitting: it reports where each
     row's values start, for the column walk's cursors, and ends after the last row.
@@ -77,10 +79,12 @@ class RowScan(wiring.Component):
         m = Module()
         g = self.geometry
         lanes, width, word_bits, desc = g.lanes, g.width, g.word_bits, self.desc
+        # Five entries: a word taken stays queued a cycle more (until its pop), and the queues
+        # still keep up with a word a cycle.
         m.submodules.bitmap_ahead = bitmap_ahead = WordPrefetch(
-            width=word_bits, addr_width=g.bitmap_addr_width)
+            width=word_bits, addr_width=g.bitmap_addr_width, depth=5)
         m.submodules.value_ahead = value_ahead = WordPrefetch(
-            width=lanes * width, addr_width=g.value_addr_width)
+            width=lanes * width, addr_width=g.value_addr_width, depth=5, heads=3)
         m.submodules.pick = pick = LanePick(word_bits=word_bits, lanes=lanes)
         m.submodules.stage = stage = BeatStage(g)
         wiring.connect(m, stage.o, wiring.flipped(self.o))
@@ -116,7 +120,13 @@ class RowScan(wiring.Component):
         value_offset = Signal(range(max(lanes, 2)))  # of the next value in the first word
         segment = Signal(word_bits)
         m.d.comb += [segment.eq(scan_word & seg_mask), pick.segment.eq(segment)]
-        window = Cat(value_ahead.head[0], value_ahead.head[1])
+        # The words the loop took last cycle, popped this cycle (from these registers).
+        value_lag = Signal()
+        bitmap_lag = Signal()
+        m.d.sync += [value_lag.eq(0), bitmap_lag.eq(0)]
+        window = Mux(value_lag, Cat(value_ahead.head[1], value_ahead.head[2]),
+                     Cat(value_ahead.head[0], value_ahead.head[1]))
+        next_word = Mux(bitmap_lag, bitmap_ahead.head[1], bitmap_ahead.head[0])
         value_step = Signal(range(2 * lanes))
         m.d.comb += value_step.eq(value_offset + pick.take)
 
@@ -183,21 +193,21 @@ class RowScan(wiring.Component):
             with m.State("FIRST_WORD"):
                 # Wait for the first bitmap word; the value queue fills meanwhile.
                 with m.If(bitmap_ahead.count != 0):
-                    m.d.comb += bitmap_ahead.pop.eq(1)
                     m.d.sync += scan_word.eq(bitmap_ahead.head[0])
                     m.next = "SCAN"
 
             with m.State("SCAN"):
                 emit = ~prepass & segment.any()
-                # The queues keep two value words and a bitmap word at hand (the check costs no
-                # cycle: they refill as fast as the scan takes words).
-                ready = (value_ahead.count >= 2) & (bitmap_ahead.count != 0)
+                # The queues keep two value words and a bitmap word at hand past the words
+                # still to be popped (the check costs no cycle: they refill as fast as the
+                # scan takes words).
+                ready = ((value_ahead.count >= 2 + value_lag)
+                         & (bitmap_ahead.count >= 1 + bitmap_lag))
                 m.d.comb += stage.i.valid.eq(emit & ready)
                 with m.If(ready & (~emit | stage.i.ready)):
                     m.d.sync += take_late.eq(pick.take)
                     with m.If(value_step >= lanes):
-                        m.d.comb += value_ahead.pop.eq(1)
-                        m.d.sync += value_offset.eq(value_step - lanes)
+                        m.d.sync += [value_lag.eq(1), value_offset.eq(value_step - lanes)]
                     with m.Else():
                         m.d.sync += value_offset.eq(value_step)
                     with m.If(pick.more):
@@ -207,8 +217,7 @@ class RowScan(wiring.Component):
                         m.d.sync += [from_lo.eq(next_from), seg_hi.eq(next_hi),
                                      col_bias.eq(next_bias), seg_mask.eq(next_mask)]
                         with m.If(word_done):
-                            m.d.comb += bitmap_ahead.pop.eq(1)
-                            m.d.sync += scan_word.eq(bitmap_ahead.head[0])
+                            m.d.sync += [bitmap_lag.eq(1), scan_word.eq(next_word)]
                         with m.If(row_ends):
                             m.d.sync += row.eq(row + 1)
                             with m.If(prepass & (row + 1 == desc.rows)):
@@ -219,5 +228,8 @@ class RowScan(wiring.Component):
                     with m.If(emit & beat.last):
                         m.d.comb += self.done.eq(1)
                         m.next = "IDLE"
-        m.d.comb += self.busy.eq(~fsm.ongoing("IDLE"))
+        m.d.comb += [self.busy.eq(~fsm.ongoing("IDLE")),
+                     value_ahead.pop.eq(value_lag),
+                     bitmap_ahead.pop.eq(bitmap_lag | fsm.ongoing("FIRST_WORD")
+                                         & (bitmap_ahead.count != 0))]
         return m
