@@ -250,6 +250,9 @@ SAVED_FIRST_SCAN = 6
 #: The register slice between the rows adapters and the PE array's sparse input: a row beat
 #: reaches the PE array this many cycles after the adapter offers it.
 SPARSE_SLICE = 1
+#: GEMM_SAVED: register slices (two entries each) between the activation buffer's beat stage
+#: and ElementsToRows: the buffer's own on ``rdata``, and the one in front of the adapter.
+ELEMENTS_SLICES = 2
 
 
 class _RowPacker:
@@ -740,37 +743,48 @@ def _saved_rows(config, mask, scan):
     packer = _RowPacker(config.sparse_port_lanes)
     # Cycle by cycle: the buffer's scan (a step a cycle; a step with kept elements waits for
     # room in the beat stage), the beat stage (it passes its beat on when the register on
-    # ``rdata`` has room), that two-entry register, and ElementsToRows (it holds a beat until
-    # the next arrives; passing a finished row, or an empty one, takes a cycle in which it
-    # accepts nothing; the buffer's result, once the stage and the register are empty,
-    # closes the remaining rows).
+    # ``rdata`` has room), that two-entry register and the one in front of ElementsToRows
+    # (ELEMENTS_SLICES), and ElementsToRows (it holds a beat until the next arrives; passing a
+    # finished row, or an empty one, takes a cycle in which it accepts nothing; the buffer's
+    # result, once the stage and its register are empty, closes the remaining rows once no
+    # beat is offered).
     steps = act_row_read(config, mask) if scan is None else scan
     # A conv read's loop runs ahead of its output stage by up to CONV_BEATS_AHEAD beats.
     ahead, room_ahead = [], (0 if scan is None else CONV_BEATS_AHEAD)
     # (A row read starts after the buffer's lookup; a conv read's cycles count it already.)
     step, cycle = 0, SAVED_FIRST_SCAN + (BUFFER_LOOKUP if scan is None else 0)
-    out = skid = None          # the register's two entries: (row, take)
+    # The registers' two entries each, (row, take): slices[0] is the buffer's, slices[-1]
+    # the one ElementsToRows reads.
+    slices = [[None, None] for _ in range(ELEMENTS_SLICES)]
     stage = None               # the buffer's beat stage: (row, take)
     held, feature, ended, result_at = None, 0, False, None
     while feature < rows:
-        # ElementsToRows, from the register's output, into the row packer (which takes no
-        # beat in a cycle its second word of a row leaves).
-        take_out = False
+        # ElementsToRows, from the last register's output, into the row packer (which takes
+        # no beat in a cycle its second word of a row leaves).
+        out = slices[-1][0]
+        take_last = False
         blocked = packer.busy(cycle)
-        if held is not None and ((out is not None and out[0] != feature) or ended):
+        over = ended and out is None
+        if held is not None and ((out is not None and out[0] != feature) or over):
             if not blocked:
                 packer.push(held[0], cycle, held[1], True)
                 held, feature = None, feature + 1
-        elif held is None and ((out is not None and out[0] > feature) or ended):
+        elif held is None and ((out is not None and out[0] > feature) or over):
             if not blocked:
                 packer.push(feature, cycle, 0, True)
                 feature += 1
         elif out is not None:
             if held is not None and not blocked:
                 packer.push(held[0], cycle, held[1], False)
-                held, take_out = out, True
+                held, take_last = out, True
             elif held is None:
-                held, take_out = out, True
+                held, take_last = out, True
+        # Each register takes its predecessor's output while its spare entry is free.
+        offers = [None] * ELEMENTS_SLICES
+        for i in range(1, ELEMENTS_SLICES):
+            if slices[i][1] is None:
+                offers[i] = slices[i - 1][0]
+        skid = slices[0][1]
         # The stage passes its beat on while the register has room; the scan fills the stage
         # when it is empty or passes its beat on.
         offer = stage if skid is None else None
@@ -787,18 +801,21 @@ def _saved_rows(config, mask, scan):
             elif len(ahead) < room_ahead:
                 ahead.append(steps[step])
                 step += 1
-        elif result_at is None and out is None and skid is None and stage is None \
+        elif result_at is None and slices[0] == [None, None] and stage is None \
                 and not ahead:
             result_at = cycle
         if filled is not None:
             stage = filled
         elif offer is not None:
             stage = None
-        # The register (output entry, then the spare one), as hw.skid_buffer.SkidBuffer.
-        if take_out or out is None:
-            out, skid = (skid, None) if skid is not None else (offer, skid)
-        elif offer is not None:
-            skid = offer
+        # The registers (output entry, then the spare one), as hw.skid_buffer.SkidBuffer.
+        offers[0] = offer
+        takes = [offers[i + 1] is not None for i in range(ELEMENTS_SLICES - 1)] + [take_last]
+        for i, (head, spare) in enumerate(slices):
+            if takes[i] or head is None:
+                slices[i] = [spare, None] if spare is not None else [offers[i], None]
+            elif offers[i] is not None:
+                slices[i][1] = offers[i]
         ended = ended or (result_at is not None and cycle > result_at)
         cycle += 1
     arrivals = [packer.arrival(row) for row in range(rows)]

@@ -26,66 +26,46 @@ __all__ = ["MODULE", "MODULE_2R", "MODULES", "VERILOG", "VERILOG_2R", "SimpleDua
 MODULE = "swat_sdp_ram"
 MODULE_2R = "swat_2r_ram"
 
-VERILOG = f"""\
-// One write port, one synchronous read port (read before write), zero at start: the pattern
-// Yosys maps to block RAM (or to LUT RAM and registers when it is small).
-module {MODULE} #(
-  parameter WIDTH = 8,
-  parameter DEPTH = 16,
-  parameter ABITS = 4
-) (
-  input wire clk,
-  input wire w_en,
-  input wire [ABITS-1:0] w_addr,
-  input wire [WIDTH-1:0] w_data,
-  input wire r_en,
-  input wire [ABITS-1:0] r_addr,
-  output reg [WIDTH-1:0] r_data
-);
-  reg [WIDTH-1:0] mem [0:DEPTH-1];
-  integer i;
-  initial for (i = 0; i < DEPTH; i = i + 1) mem[i] = {{WIDTH{{1'b0}}}};
-  always @(posedge clk) begin
-    if (w_en) mem[w_addr] <= w_data;
-    if (r_en) r_data <= mem[r_addr];
-  end
-endmodule
-"""
+def _ram_module(name, comment, read_ports, body):
+    """A memory module's Verilog: parameters, the write port, ``read_ports`` (their name
+    prefixes), zero-initialised words and ``body`` (its always blocks)."""
+    ports = ["input wire clk", "input wire w_en", "input wire [ABITS-1:0] w_addr",
+             "input wire [WIDTH-1:0] w_data"]
+    for p in read_ports:
+        ports += [f"input wire {p}_en", f"input wire [ABITS-1:0] {p}_addr",
+                  f"output reg [WIDTH-1:0] {p}_data"]
+    port_text = ",\n".join(f"  {port}" for port in ports)
+    return (f"{comment}module {name} #(\n  parameter WIDTH = 8,\n  parameter DEPTH = 16,\n"
+            f"  parameter ABITS = 4\n) (\n{port_text}\n);\n"
+            "  reg [WIDTH-1:0] mem [0:DEPTH-1];\n  integer i;\n"
+            "  initial for (i = 0; i < DEPTH; i = i + 1) mem[i] = {WIDTH{1'b0}};\n"
+            f"{body}endmodule\n")
 
 
-VERILOG_2R = f"""\
-// One write port, two synchronous read ports, zero at start; neither read port reads in a
-// cycle that writes (its data holds), so the second read port and the write port share one
-// port of a true dual-port block RAM.
-module {MODULE_2R} #(
-  parameter WIDTH = 8,
-  parameter DEPTH = 16,
-  parameter ABITS = 4
-) (
-  input wire clk,
-  input wire w_en,
-  input wire [ABITS-1:0] w_addr,
-  input wire [WIDTH-1:0] w_data,
-  input wire r_en,
-  input wire [ABITS-1:0] r_addr,
-  output reg [WIDTH-1:0] r_data,
-  input wire s_en,
-  input wire [ABITS-1:0] s_addr,
-  output reg [WIDTH-1:0] s_data
-);
-  reg [WIDTH-1:0] mem [0:DEPTH-1];
-  integer i;
-  initial for (i = 0; i < DEPTH; i = i + 1) mem[i] = {{WIDTH{{1'b0}}}};
-  wire [ABITS-1:0] a_addr = w_en ? w_addr : s_addr;
-  always @(posedge clk) begin
-    if (w_en) mem[a_addr] <= w_data;
-    else if (s_en) s_data <= mem[a_addr];
-  end
-  always @(posedge clk) begin
-    if (r_en & ~w_en) r_data <= mem[r_addr];
-  end
-endmodule
-"""
+VERILOG = _ram_module(
+    MODULE,
+    "// One write port, one synchronous read port (read before write), zero at start: the pattern\n"
+    "// Yosys maps to block RAM (or to LUT RAM and registers when it is small).\n",
+    ["r"],
+    "  always @(posedge clk) begin\n"
+    "    if (w_en) mem[w_addr] <= w_data;\n"
+    "    if (r_en) r_data <= mem[r_addr];\n"
+    "  end\n")
+
+VERILOG_2R = _ram_module(
+    MODULE_2R,
+    "// One write port, two synchronous read ports, zero at start; neither read port reads in a\n"
+    "// cycle that writes (its data holds), so the second read port and the write port share one\n"
+    "// port of a true dual-port block RAM.\n",
+    ["r", "s"],
+    "  wire [ABITS-1:0] a_addr = w_en ? w_addr : s_addr;\n"
+    "  always @(posedge clk) begin\n"
+    "    if (w_en) mem[a_addr] <= w_data;\n"
+    "    else if (s_en) s_data <= mem[a_addr];\n"
+    "  end\n"
+    "  always @(posedge clk) begin\n"
+    "    if (r_en & ~w_en) r_data <= mem[r_addr];\n"
+    "  end\n")
 
 #: The memory modules, by name.
 MODULES = {MODULE: VERILOG, MODULE_2R: VERILOG_2R}

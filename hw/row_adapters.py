@@ -114,7 +114,9 @@ class ElementsToRows(wiring.Component):
     ``transpose`` the buffer's column is the row (a column-order read of ``X~``, one element a
     beat, gives the rows of ``X~`` transposed). Rows with no element become empty beats. The
     element stream gives no sign of a tensor with no elements at all, so the producer's
-    completion comes as ``end`` (a pulse); then the remaining rows are closed. ``rows`` (set with
+    completion comes as ``end`` (a pulse); then, once no beat is offered (beats the producer
+    sent before it may still be in a register slice in front), the remaining rows are
+    closed. ``rows`` (set with
     ``start``) is the job's row count. One beat passes a cycle.
     """
 
@@ -147,7 +149,9 @@ class ElementsToRows(wiring.Component):
         m.d.comb += e_feature.eq(Mux(self.transpose, e.col[0], e.row))
         out = self.o.payload
         is_last_row = Signal()
+        over = Signal()  # the producer has ended and its last beat has been taken
         m.d.comb += [is_last_row.eq(feature + 1 == self.rows),
+                     over.eq(ended & ~self.i.valid),
                      self.done.eq(ended & (feature == self.rows) & ~held_valid)]
 
         def emit_held(row_last):
@@ -163,13 +167,13 @@ class ElementsToRows(wiring.Component):
         with m.Else():
             with m.If(self.end):
                 m.d.sync += ended.eq(1)
-            with m.If(held_valid & ((self.i.valid & (e_feature != feature)) | ended)):
+            with m.If(held_valid & ((self.i.valid & (e_feature != feature)) | over)):
                 # The held beat is its row's last.
                 m.d.comb += emit_held(True)
                 with m.If(self.o.ready):
                     m.d.sync += [held_valid.eq(0), feature.eq(feature + 1)]
             with m.Elif(~held_valid & (feature < self.rows)
-                        & ((self.i.valid & (e_feature > feature)) | ended)):
+                        & ((self.i.valid & (e_feature > feature)) | over)):
                 # A row with no kept element.
                 m.d.comb += [self.o.valid.eq(1), out.count.eq(0), out.row_last.eq(1),
                              out.last.eq(is_last_row)]

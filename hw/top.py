@@ -167,6 +167,10 @@ class SwatAccel(wiring.Component):
         m.submodules.elements_to_rows = el2r = ElementsToRows(
             width=cfg.width, element_layout=act.rdata_layout, sparse_layout=pe.sparse_layout,
             index_bits=index_bits, max_features=pe.max_rows)
+        # The saved rows' elements reach ElementsToRows through a register slice, so that its
+        # row decisions (comparisons of each beat's row) do not run on through the router
+        # into the activation buffer's output register (golden.perf_model.ELEMENTS_SLICE).
+        m.submodules.elements_slice = elements_slice = SkidBuffer(act.rdata_layout)
         # The sparse rows reach the PE array through a register slice: the routes (decoded
         # from the sequencer's state) and the adapters' logic would otherwise run on into the
         # PE array's loader (its N:M and index checks), one path of some twenty LUTs. It costs
@@ -243,7 +247,8 @@ class SwatAccel(wiring.Component):
         wiring.connect(m, router.sinks.selector, sel.data)
         wiring.connect(m, router.sinks.buffer, act.wdata)
         wiring.connect(m, router.sinks.entries, e2r.i)
-        wiring.connect(m, router.sinks.elements, el2r.i)
+        wiring.connect(m, router.sinks.elements, elements_slice.i)
+        wiring.connect(m, elements_slice.o, el2r.i)
         wiring.connect(m, router.sinks.act_out, wiring.flipped(self.act_out))
         wiring.connect(m, router.sinks.rows, row_packer.i)
         wiring.connect(m, row_packer.o, sparse_slice.i)
