@@ -117,15 +117,19 @@ class SimpleDualPortMemory(wiring.Component):
         Read port: ``r_en`` (1 unless driven) loads ``r_data`` from ``r_addr``.
     """
 
+    _module = MODULE
+    _read_ports = ("r",)
+
     def __init__(self, *, shape, depth):
         check_int("depth", depth, 1)
         self.shape, self.depth = shape, depth
         self.width = Shape.cast(shape).width
         abits = address_width(depth)
-        super().__init__({
-            "w_en": In(1), "w_addr": In(abits), "w_data": In(shape),
-            "r_en": In(1, init=1), "r_addr": In(abits), "r_data": Out(shape),
-        })
+        members = {"w_en": In(1), "w_addr": In(abits), "w_data": In(shape)}
+        for p in self._read_ports:
+            members.update({f"{p}_en": In(1, init=1), f"{p}_addr": In(abits),
+                            f"{p}_data": Out(shape)})
+        super().__init__(members)
 
     def write_port(self):
         return _Port(self.w_addr, self.w_data, self.w_en)
@@ -135,15 +139,19 @@ class SimpleDualPortMemory(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        ports = {}
+        for p in self._read_ports:
+            ports.update({f"i_{p}_en": getattr(self, f"{p}_en"),
+                          f"i_{p}_addr": getattr(self, f"{p}_addr"),
+                          f"o_{p}_data": Value.cast(getattr(self, f"{p}_data"))})
         m.submodules.ram = Instance(
-            MODULE, p_WIDTH=self.width, p_DEPTH=self.depth, p_ABITS=len(self.w_addr),
+            self._module, p_WIDTH=self.width, p_DEPTH=self.depth, p_ABITS=len(self.w_addr),
             i_clk=ClockSignal(), i_w_en=self.w_en, i_w_addr=self.w_addr,
-            i_w_data=Value.cast(self.w_data), i_r_en=self.r_en, i_r_addr=self.r_addr,
-            o_r_data=Value.cast(self.r_data))
+            i_w_data=Value.cast(self.w_data), **ports)
         return m
 
 
-class TwoReadMemory(wiring.Component):
+class TwoReadMemory(SimpleDualPortMemory):
     """A memory of ``depth`` words of ``shape`` with one write port and two read ports, for
     memories that are never read and written in the same cycle.
 
@@ -170,23 +178,5 @@ class TwoReadMemory(wiring.Component):
         Second read port (``s_en`` 1 unless driven).
     """
 
-    def __init__(self, *, shape, depth):
-        check_int("depth", depth, 1)
-        self.shape, self.depth = shape, depth
-        self.width = Shape.cast(shape).width
-        abits = address_width(depth)
-        super().__init__({
-            "w_en": In(1), "w_addr": In(abits), "w_data": In(shape),
-            "r_en": In(1, init=1), "r_addr": In(abits), "r_data": Out(shape),
-            "s_en": In(1, init=1), "s_addr": In(abits), "s_data": Out(shape),
-        })
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.ram = Instance(
-            MODULE_2R, p_WIDTH=self.width, p_DEPTH=self.depth, p_ABITS=len(self.w_addr),
-            i_clk=ClockSignal(), i_w_en=self.w_en, i_w_addr=self.w_addr,
-            i_w_data=Value.cast(self.w_data), i_r_en=self.r_en, i_r_addr=self.r_addr,
-            o_r_data=Value.cast(self.r_data), i_s_en=self.s_en, i_s_addr=self.s_addr,
-            o_s_data=Value.cast(self.s_data))
-        return m
+    _module = MODULE_2R
+    _read_ports = ("r", "s")
