@@ -184,6 +184,14 @@ class SegmentScan(wiring.Component):
         rem = Signal(range(wb + 1))
         shift0 = Signal(range(pattern_len))  # c - 3: the pattern's bit of column x - 3 is x + this
         m.d.sync += narrow.eq(width_ <= wb)
+        # From registers that follow the held width: whether W divides each distance a group
+        # spans, and W - group, so that a group's step is one comparison and one adder.
+        w_divides = Signal(group)
+        w_less_group = Signal(signed(col_bits + 2))
+        m.d.sync += [w_divides[d].eq(Cat(*[width_ == w for w in range(1, d + 1)
+                                           if d % w == 0]).any())
+                     for d in range(1, group)]
+        m.d.sync += w_less_group.eq(width_ - group)
         with m.If(self.start):
             m.d.sync += [next_start.eq(0), rem.eq(wb), prep_left.eq(prep_steps)]
         with m.Elif(prep_left != 0):
@@ -195,8 +203,7 @@ class SegmentScan(wiring.Component):
                 terms = []
                 for first in range(i + 1):
                     d = i - first
-                    divides = 1 if d == 0 else Cat(*[width_ == w for w in range(1, d + 1)
-                                                     if d % w == 0]).any()
+                    divides = 1 if d == 0 else w_divides[d]
                     terms.append((next_start == first) & divides)
                 m.d.comb += bits[i].eq(Cat(*terms).any())
             last = Signal(range(group))
@@ -204,7 +211,7 @@ class SegmentScan(wiring.Component):
                 with m.If(bits[i]):
                     m.d.comb += last.eq(i)
             m.d.sync += [row_starts.eq(Cat(row_starts[group:], bits)),
-                         next_start.eq(Mux(bits.any(), last + width_, next_start) - group),
+                         next_start.eq(Mux(bits.any(), last + w_less_group, next_start - group)),
                          prep_left.eq(prep_left - 1)]
             # The remainder of wb by W, by restoring division, a bit a cycle; then c.
             k = prep_steps - prep_left     # the division's step: W << (lw - k)
