@@ -49,6 +49,23 @@ class _ReadQueue:
                      self.pending_info.eq(self.issue_info)]
 
 
+def _position(one_hot):
+    """The index of the set bit of a one-hot word (0 for none), as a tree of ORs."""
+    hits = [Mux(one_hot[j], j, 0) for j in range(1, len(one_hot))]
+    while len(hits) > 1:
+        hits = [hits[k] | hits[k + 1] if k + 1 < len(hits) else hits[k]
+                for k in range(0, len(hits), 2)]
+    return hits[0] if hits else Const(0, 1)
+
+
+def _taken(lane_ok, one_hot):
+    """The bits of the lanes taken: the OR of each taken lane's one-hot bit."""
+    acc = Mux(lane_ok[0], one_hot[0], 0)
+    for i in range(1, len(lane_ok)):
+        acc = acc | Mux(lane_ok[i], one_hot[i], 0)
+    return acc
+
+
 class SegmentScan(wiring.Component):
     """Reads the kept elements of a conv read's segments, with their values, as ``rdata`` beats.
 
@@ -86,9 +103,10 @@ class SegmentScan(wiring.Component):
     steps by two words (``2 * word_bits`` modulo the width, found once per read), the second
     word's first column is worked out in a register stage in front of the words, each half
     finds its value index from its own directory entry, and a beat takes up to ``lanes``
-    kept bits of each word, with a two-word value window per half. The second word takes
-    bits only in the beat that ends the first's, so that a row's elements still leave in
-    order; a beat carries up to ``2 * lanes`` elements.
+    kept bits of each word. The second word takes bits only in the beat that ends the
+    first's, so that a row's elements still leave in order; the beat's values are then one
+    run, read as two value words (a window of three when the run starts in the word the last
+    beat read second). A beat carries up to ``2 * lanes`` elements.
 
     Parameters
     ----------
@@ -491,11 +509,7 @@ class SegmentScan(wiring.Component):
             more = Signal()
             for i in range(lanes):
                 m.d.comb += lane_ok[i].eq((i < limit) & (i < pick.take))
-            taken_terms = [Mux(lane_ok[i], pick.one_hot[i], 0) for i in range(lanes)]
-            acc = taken_terms[0]
-            for t in taken_terms[1:]:
-                acc = acc | t
-            m.d.comb += taken.eq(acc)
+            m.d.comb += taken.eq(_taken(lane_ok, pick.one_hot))
             if lanes == 1:  # the window always holds the one lane's value
                 m.d.comb += [take.eq(pick.take), more.eq(pick.more)]
             else:
@@ -585,11 +599,7 @@ class SegmentScan(wiring.Component):
                     m.d.sync += lane_stage.keep[i].eq(
                         vhead.info.lane_ok[i] & (vhead.info.one_hot[i] & phase_mask).any())
                 for i in range(lanes):
-                    hits = [Mux(vhead.info.one_hot[i][j], j, 0) for j in range(1, wb)]
-                    while len(hits) > 1:
-                        hits = [hits[k] | hits[k + 1] if k + 1 < len(hits) else hits[k]
-                                for k in range(0, len(hits), 2)]
-                    position = hits[0] if hits else Const(0, 1)
+                    position = _position(vhead.info.one_hot[i])
                     col = Signal(col_width, name=f"lane_col{i}")
                     m.d.comb += col.eq(vhead.info.bias + Mux(sh, position >> 1, position))
                     m.d.sync += [
@@ -650,11 +660,7 @@ class SegmentScan(wiring.Component):
             for h, take in ((0, take0), (1, take1)):
                 for i in range(lanes):
                     m.d.comb += lane_ok[h][i].eq(i < take)
-                terms = [Mux(lane_ok[h][i], picks[h].one_hot[i], 0) for i in range(lanes)]
-                acc = terms[0]
-                for t in terms[1:]:
-                    acc = acc | t
-                m.d.comb += taken[h].eq(acc)
+                m.d.comb += taken[h].eq(_taken(lane_ok[h], picks[h].one_hot))
 
             half_layout = data.StructLayout({
                 "bias": col_width,
@@ -754,11 +760,7 @@ class SegmentScan(wiring.Component):
                         lane = h * lanes + i
                         m.d.sync += lane_stage.keep[lane].eq(
                             half.lane_ok[i] & (half.one_hot[i] & phase_mask).any())
-                        hits = [Mux(half.one_hot[i][j], j, 0) for j in range(1, wb)]
-                        while len(hits) > 1:
-                            hits = [hits[k] | hits[k + 1] if k + 1 < len(hits) else hits[k]
-                                    for k in range(0, len(hits), 2)]
-                        position = hits[0] if hits else Const(0, 1)
+                        position = _position(half.one_hot[i])
                         col = Signal(col_width, name=f"lane_col{lane}")
                         m.d.comb += col.eq(half.bias + Mux(sh, position >> 1, position))
                         where = Signal(range(3 * lanes), name=f"lane_value{lane}")
