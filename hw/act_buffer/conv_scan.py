@@ -435,7 +435,8 @@ class SegmentScan(wiring.Component):
             "half": data.ArrayLayout(half_index1, words), "before": wb}))
         index1_valid = Signal()
         index2 = Signal(data.StructLayout({"half": data.ArrayLayout(data.StructLayout({
-            "info": item_layout, "span": wb, "index": g.cursor_shape}), words)}))
+            "info": item_layout, "span": wb, "count": range(wb + 1),
+            "index": g.cursor_shape}), words)}))
         index2_valid = Signal()
         index2_ready = Signal()
         index1_ready = Signal()
@@ -471,6 +472,7 @@ class SegmentScan(wiring.Component):
             for h in halves:
                 m.d.sync += [index2.half[h].info.eq(index1.half[h].info),
                              index2.half[h].span.eq(index1.half[h].span),
+                             index2.half[h].count.eq(popcount(index1.half[h].span)),
                              index2.half[h].index.eq(
                                  index1.half[h].base + (popcount(index1.before) if h == 0
                                                         else 0))]
@@ -490,6 +492,9 @@ class SegmentScan(wiring.Component):
             item = Signal(item_layout)
             span = Signal(wb)          # the word's kept bits in the segment not yet taken
             index = Signal(g.cursor_shape)  # the value index of span's first kept bit
+            # span's kept bits, counted a stage ahead: the beat's take and whether bits are
+            # left come from registers, not through the pick.
+            count = Signal(range(wb + 1))
             held = Signal()            # an item is in the loop
             m.d.comb += pick.segment.eq(span)
             offset = Signal(range(max(lanes, 2)))
@@ -508,13 +513,13 @@ class SegmentScan(wiring.Component):
             take = Signal(range(lanes + 1))
             more = Signal()
             for i in range(lanes):
-                m.d.comb += lane_ok[i].eq((i < limit) & (i < pick.take))
+                m.d.comb += lane_ok[i].eq((i < limit) & (i < count))
             m.d.comb += taken.eq(_taken(lane_ok, pick.one_hot))
             if lanes == 1:  # the window always holds the one lane's value
-                m.d.comb += [take.eq(pick.take), more.eq(pick.more)]
+                m.d.comb += [take.eq(count != 0), more.eq(count > 1)]
             else:
-                m.d.comb += [take.eq(Mux(pick.take > limit, limit, pick.take)),
-                             more.eq(pick.more | (pick.take > limit))]
+                m.d.comb += [take.eq(Mux(count > limit, limit, count)),
+                             more.eq(count > limit)]
 
             beat_layout = data.StructLayout({
                 "row": range(g.max_rows),
@@ -537,18 +542,19 @@ class SegmentScan(wiring.Component):
             m.d.comb += step.eq(held & request_ready)
             m.d.comb += loop_in.o.ready.eq(~held | (step & ~more))
             with m.If(step):
-                m.d.sync += [span.eq(span & ~taken), index.eq(index + take)]
+                m.d.sync += [span.eq(span & ~taken), count.eq(count - take),
+                             index.eq(index + take)]
                 with m.If(~more):
                     m.d.sync += held.eq(0)
             with m.If(loop_in.o.valid & loop_in.o.ready):
                 payload = loop_in.o.payload.half[0]
                 m.d.sync += [held.eq(1), item.eq(payload.info), span.eq(payload.span),
-                             index.eq(payload.index)]
+                             count.eq(payload.count), index.eq(payload.index)]
             with m.If(request_ready):
                 m.d.sync += request_valid.eq(0)
             spans = Signal()  # the beat's values run into the next word
             m.d.comb += spans.eq(offset + take > lanes if lanes > 1 else 0)
-            with m.If(step & span.any()):
+            with m.If(step & (count != 0)):
                 m.d.sync += [request_valid.eq(1), request.row.eq(item.row),
                              request.bias.eq(item.bias), request.lane_ok.eq(lane_ok),
                              request.phase.eq(item.phase), request.valid.eq(item.valid),
@@ -623,6 +629,9 @@ class SegmentScan(wiring.Component):
             item = [Signal(item_layout, name=f"item{h}") for h in halves]
             span = [Signal(wb, name=f"span{h}") for h in halves]  # kept bits not yet taken
             index = [Signal(g.cursor_shape, name=f"index{h}") for h in halves]
+            # Each span's kept bits, counted a stage ahead: the takes, and whether bits are
+            # left, come from registers; the first word's pick is not on the second's path.
+            count = [Signal(range(wb + 1), name=f"count{h}") for h in halves]
             held = Signal()            # a pair is in the loop
             picks = []
             for h in halves:
@@ -638,28 +647,31 @@ class SegmentScan(wiring.Component):
             last_valid = Signal()
             chained = Signal()
             limit = Signal(range(2 * lanes + 1))  # values the window holds from the run's first
-            m.d.comb += [first_kept.eq(span[0].any()),
+            m.d.comb += [first_kept.eq(count[0] != 0),
                          start.eq(Mux(first_kept, index[0], index[1])),
                          offset.eq(start[:ll] if ll else 0), word.eq(start >> ll),
                          chained.eq(last_valid & (last_word == word)),
                          limit.eq(Mux(chained, 2 * lanes, 2 * lanes - offset))]
             # The first word: up to ``lanes`` bits, always inside the window.
-            take0 = picks[0].take
-            more0 = picks[0].more
+            take0 = Signal(range(lanes + 1))
+            more0 = Signal()
+            m.d.comb += [more0.eq(count[0] > lanes), take0.eq(Mux(more0, lanes, count[0]))]
             # The second word: only once the first's end in this beat, up to the window's end.
             room1 = Signal(range(2 * lanes + 1))
+            fit1 = Signal(range(lanes + 1))  # the second word's lanes the window holds
             take1 = Signal(range(lanes + 1))
             more1 = Signal()
             m.d.comb += [room1.eq(limit - take0),
-                         take1.eq(Mux(more0, 0, Mux(picks[1].take > room1, room1,
-                                                    picks[1].take))),
-                         more1.eq(Mux(more0, span[1].any(),
-                                      picks[1].more | (picks[1].take > room1)))]
+                         fit1.eq(Mux(room1 > lanes, lanes, room1)),
+                         take1.eq(Mux(more0, 0, Mux(count[1] > fit1, fit1, count[1]))),
+                         more1.eq(Mux(more0, count[1] != 0, count[1] > fit1))]
             lane_ok = [Signal(lanes, name=f"lane_ok{h}") for h in halves]
             taken = [Signal(wb, name=f"taken{h}") for h in halves]
-            for h, take in ((0, take0), (1, take1)):
-                for i in range(lanes):
-                    m.d.comb += lane_ok[h][i].eq(i < take)
+            for i in range(lanes):
+                # (Each bound compared on its own, not through the takes' minimum.)
+                m.d.comb += [lane_ok[0][i].eq(i < count[0]),
+                             lane_ok[1][i].eq(~more0 & (i < fit1) & (i < count[1]))]
+            for h in halves:
                 m.d.comb += taken[h].eq(_taken(lane_ok[h], picks[h].one_hot))
 
             half_layout = data.StructLayout({
@@ -686,7 +698,8 @@ class SegmentScan(wiring.Component):
                          loop_in.o.ready.eq(~held | (step & done))]
             with m.If(step):
                 for h, take in ((0, take0), (1, take1)):
-                    m.d.sync += [span[h].eq(span[h] & ~taken[h]), index[h].eq(index[h] + take)]
+                    m.d.sync += [span[h].eq(span[h] & ~taken[h]), count[h].eq(count[h] - take),
+                                 index[h].eq(index[h] + take)]
                 with m.If(done):
                     m.d.sync += held.eq(0)
             with m.If(loop_in.o.valid & loop_in.o.ready):
@@ -694,11 +707,12 @@ class SegmentScan(wiring.Component):
                 for h in halves:
                     m.d.sync += [item[h].eq(loop_in.o.payload.half[h].info),
                                  span[h].eq(loop_in.o.payload.half[h].span),
+                                 count[h].eq(loop_in.o.payload.half[h].count),
                                  index[h].eq(loop_in.o.payload.half[h].index)]
             with m.If(request_ready):
                 m.d.sync += request_valid.eq(0)
             # Every beat reads two value words, whether or not a bit it takes is emitted.
-            with m.If(step & (first_kept | span[1].any())):
+            with m.If(step & (first_kept | (count[1] != 0))):
                 m.d.sync += [request_valid.eq(1), request.row.eq(item[0].row),
                              request.offset.eq(offset), request.take0.eq(take0),
                              request.window.eq(chained),
