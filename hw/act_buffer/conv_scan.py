@@ -504,9 +504,12 @@ class SegmentScan(wiring.Component):
             word = Signal(g.cursor_shape.width - ll + 1)
             last_word = Signal.like(word)
             last_valid = Signal()
+            # Whether the first value lies in the word the last beat read: a register, set as
+            # the beat is requested (within an item, from where the beat's values end) or as
+            # an item is taken (a comparison of its word), so that no comparison lies in
+            # front of the take.
             chained = Signal()
             m.d.comb += [offset.eq(index[:ll] if ll else 0), word.eq(index >> ll),
-                         chained.eq(last_valid & (last_word == word)),
                          limit.eq(Mux(chained, lanes, lanes - offset))]
             lane_ok = Signal(lanes)    # lanes taken (rank below both the count and the limit)
             taken = Signal(wb)
@@ -546,26 +549,34 @@ class SegmentScan(wiring.Component):
                              index.eq(index + take)]
                 with m.If(~more):
                     m.d.sync += held.eq(0)
-            with m.If(loop_in.o.valid & loop_in.o.ready):
-                payload = loop_in.o.payload.half[0]
-                m.d.sync += [held.eq(1), item.eq(payload.info), span.eq(payload.span),
-                             count.eq(payload.count), index.eq(payload.index)]
             with m.If(request_ready):
                 m.d.sync += request_valid.eq(0)
             spans = Signal()  # the beat's values run into the next word
             m.d.comb += spans.eq(offset + take > lanes if lanes > 1 else 0)
-            with m.If(step & (count != 0)):
+            requesting = Signal()
+            m.d.comb += requesting.eq(step & (count != 0))
+            with m.If(requesting):
                 m.d.sync += [request_valid.eq(1), request.row.eq(item.row),
                              request.bias.eq(item.bias), request.lane_ok.eq(lane_ok),
                              request.phase.eq(item.phase), request.valid.eq(item.valid),
                              request.offset.eq(offset), request.window.eq(spans),
                              request_addr.eq(desc.value_base + word + spans),
-                             last_word.eq(word + spans), last_valid.eq(1)]
+                             last_word.eq(word + spans), last_valid.eq(1),
+                             # The next beat's values start in the word read unless this
+                             # beat's end at that word's end.
+                             chained.eq(offset + take != lanes)]
                 for i in range(lanes):
                     m.d.sync += request.one_hot[i].eq(pick.one_hot[i])
-
+            with m.If(loop_in.o.valid & loop_in.o.ready):
+                payload = loop_in.o.payload.half[0]
+                m.d.sync += [held.eq(1), item.eq(payload.info), span.eq(payload.span),
+                             count.eq(payload.count), index.eq(payload.index)]
+                # The value word read last once this cycle's beat is requested.
+                read_last = Mux(requesting, word + spans, last_word)
+                m.d.sync += chained.eq((last_valid | requesting)
+                                       & (read_last == (payload.index >> ll)))
             with m.If(self.start):
-                m.d.sync += last_valid.eq(0)
+                m.d.sync += [last_valid.eq(0), chained.eq(0)]
 
             # -- Values: the beat's value word, read into a queue. ---------------------------------
             values = _ReadQueue(m, "values", beat_layout, lanes * width)
@@ -645,12 +656,13 @@ class SegmentScan(wiring.Component):
             word = Signal(g.cursor_shape.width - ll + 1)
             last_word = Signal.like(word)    # the value word the last beat read second
             last_valid = Signal()
+            # Whether the run starts in the word the last beat read second: a register, as
+            # in the one-word loop.
             chained = Signal()
             limit = Signal(range(2 * lanes + 1))  # values the window holds from the run's first
             m.d.comb += [first_kept.eq(count[0] != 0),
                          start.eq(Mux(first_kept, index[0], index[1])),
                          offset.eq(start[:ll] if ll else 0), word.eq(start >> ll),
-                         chained.eq(last_valid & (last_word == word)),
                          limit.eq(Mux(chained, 2 * lanes, 2 * lanes - offset))]
             # The first word: up to ``lanes`` bits, always inside the window.
             take0 = Signal(range(lanes + 1))
@@ -702,22 +714,21 @@ class SegmentScan(wiring.Component):
                                  index[h].eq(index[h] + take)]
                 with m.If(done):
                     m.d.sync += held.eq(0)
-            with m.If(loop_in.o.valid & loop_in.o.ready):
-                m.d.sync += held.eq(1)
-                for h in halves:
-                    m.d.sync += [item[h].eq(loop_in.o.payload.half[h].info),
-                                 span[h].eq(loop_in.o.payload.half[h].span),
-                                 count[h].eq(loop_in.o.payload.half[h].count),
-                                 index[h].eq(loop_in.o.payload.half[h].index)]
             with m.If(request_ready):
                 m.d.sync += request_valid.eq(0)
             # Every beat reads two value words, whether or not a bit it takes is emitted.
-            with m.If(step & (first_kept | (count[1] != 0))):
+            requesting = Signal()
+            run_end = Signal(range(3 * lanes + 1))  # past the run's last value, in the window
+            m.d.comb += [requesting.eq(step & (first_kept | (count[1] != 0))),
+                         run_end.eq(offset + take0 + take1)]
+            with m.If(requesting):
                 m.d.sync += [request_valid.eq(1), request.row.eq(item[0].row),
                              request.offset.eq(offset), request.take0.eq(take0),
                              request.window.eq(chained),
                              request_addr.eq(desc.value_base + word + chained),
-                             last_word.eq(word + chained + 1), last_valid.eq(1)]
+                             last_word.eq(word + chained + 1), last_valid.eq(1),
+                             # The next run starts in the second word read.
+                             chained.eq((run_end >> ll) == chained + 1)]
                 for h in halves:
                     m.d.sync += [request.half[h].bias.eq(item[h].bias),
                                  request.half[h].lane_ok.eq(lane_ok[h]),
@@ -725,8 +736,20 @@ class SegmentScan(wiring.Component):
                                  request.half[h].valid.eq(item[h].valid)]
                     for i in range(lanes):
                         m.d.sync += request.half[h].one_hot[i].eq(picks[h].one_hot[i])
+            with m.If(loop_in.o.valid & loop_in.o.ready):
+                m.d.sync += held.eq(1)
+                for h in halves:
+                    m.d.sync += [item[h].eq(loop_in.o.payload.half[h].info),
+                                 span[h].eq(loop_in.o.payload.half[h].span),
+                                 count[h].eq(loop_in.o.payload.half[h].count),
+                                 index[h].eq(loop_in.o.payload.half[h].index)]
+                new = loop_in.o.payload.half
+                new_start = Mux(new[0].count != 0, new[0].index, new[1].index)
+                read_last = Mux(requesting, word + chained + 1, last_word)
+                m.d.sync += chained.eq((last_valid | requesting)
+                                       & (read_last == (new_start >> ll)))
             with m.If(self.start):
-                m.d.sync += last_valid.eq(0)
+                m.d.sync += [last_valid.eq(0), chained.eq(0)]
 
             # -- Values: the beat's two value words, read into a queue. ---------------------
             values = _ReadQueue(m, "values", beat_layout, 2 * lanes * width)
