@@ -17,8 +17,9 @@ class DirectoryBuilder(wiring.Component):
     ``2b`` of the tensor gives entry ``b`` at ``directory_top + b``: the kept values of the
     tensor before the word (a running count) and the word's own kept bits, so that a read
     finds the value index of any bit from one entry and a popcount within its word. A word is
-    registered, then counted in the next cycle: the last entry is written two cycles after its
-    word. Entries go only below the memory's end (a write that does not fit is refused).
+    registered, then counted in the next cycle, and its entry goes to the memory from a
+    register: the last entry is written three cycles after its word. Entries go only below the
+    memory's end (a write that does not fit is refused).
 
     Parameters
     ----------
@@ -30,11 +31,11 @@ class DirectoryBuilder(wiring.Component):
         A write begins; ``enable`` (it has a directory) is taken with it.
     enable : Signal, in
     directory_top : Signal, in
-        The first free directory entry, held during the write.
+        The first free directory entry, taken with ``start``.
     bitmap_write : In(MemoryWriteSignature(...))
         The writer's bitmap writes (watched, not driven).
     directory_write : Out(MemoryWriteSignature(...))
-        The directory memory's write port.
+        The directory memory's write port, from registers.
     """
 
     def __init__(self, geometry):
@@ -59,15 +60,19 @@ class DirectoryBuilder(wiring.Component):
         ones = Signal(range(g.word_bits + 1))
         entry = Signal(g.directory_entry_layout)
         address = Signal(range(g.directory_words + g.bitmap_words + 2))
+        # The first entry's address, taken at ``start``: the table moves its top up as the
+        # tensor commits, before the last entries are written.
+        base = Signal.like(self.directory_top)
         m.d.comb += [ones.eq(popcount(word)), entry.count.eq(running), entry.first.eq(ones),
-                     address.eq(self.directory_top + (index >> 1))]
+                     address.eq(base + (index >> 1))]
         m.d.sync += [word.eq(self.bitmap_write.data), word_valid.eq(self.bitmap_write.en)]
+        port = self.directory_write
+        m.d.sync += port.en.eq(0)
         with m.If(word_valid):
             m.d.sync += [running.eq(running + ones), index.eq(index + 1)]
             with m.If(enabled & ~index[0] & (address < g.directory_words)):
-                m.d.comb += [self.directory_write.en.eq(1),
-                             self.directory_write.addr.eq(address),
-                             self.directory_write.data.eq(entry)]
+                m.d.sync += [port.en.eq(1), port.addr.eq(address), port.data.eq(entry)]
         with m.If(self.start):
-            m.d.sync += [enabled.eq(self.enable), index.eq(0), running.eq(0)]
+            m.d.sync += [enabled.eq(self.enable), index.eq(0), running.eq(0),
+                         base.eq(self.directory_top)]
         return m

@@ -20,7 +20,8 @@ class TensorWriter(wiring.Component):
     (``lanes`` values, or the tensor's last partial one) is written as it comes; a cycle
     flushes the last partial bitmap word. Words go only above ``bitmap_top`` and
     ``value_top``, so nothing stored is touched, even by a write that is refused (its stream
-    is still consumed).
+    is still consumed). The write ports are registers: a word reaches its memory the cycle
+    after it is decided (the flushed word in the verdict's cycle).
 
     A stream whose beats carry more entries than the memory's ``lanes`` (a selector wider than
     the buffer) passes its value words through a queue of two: the word at its head is written
@@ -55,7 +56,7 @@ class TensorWriter(wiring.Component):
     wdata : In(stream.Signature(wdata_layout))
         The compressed tensor.
     bitmap_write, value_write : Out(MemoryWriteSignature(...))
-        The write ports of the bitmap and value memories.
+        The write ports of the bitmap and value memories, from registers.
     commit : Out(stream.Signature(entry_layout, always_ready=True))
         The tensor stored, for the table.
     result : Out(stream.Signature(StructLayout({"error", "n", "kept"}), always_ready=True))
@@ -96,7 +97,15 @@ class TensorWriter(wiring.Component):
         wb = (word_bits - 1).bit_length()  # bits of an element's position in its bitmap word
         beat = self.wdata.payload
         bitmap_top, value_top = self.bitmap_top, self.value_top
-        bitmap_port, value_port = self.bitmap_write, self.value_write
+        # The memories' write ports are driven from registers: each write's address, data and
+        # enable are decided a cycle before the memory takes them (the memories are spread
+        # over the part, and their routes should start at a flip-flop).
+        bitmap_port = MemoryWriteSignature(g.bitmap_addr_width, word_bits).create(
+            path=("bitmap_next",))
+        value_port = MemoryWriteSignature(g.value_addr_width, lanes * g.width).create(
+            path=("value_next",))
+        for port, out in ((bitmap_port, self.bitmap_write), (value_port, self.value_write)):
+            m.d.sync += [out.en.eq(port.en), out.addr.eq(port.addr), out.data.eq(port.data)]
         entry = self.commit.payload
         rows = Signal.like(self.rows)
         cols = Signal.like(self.cols)
@@ -147,7 +156,7 @@ class TensorWriter(wiring.Component):
                          values_drained.eq(1), value_port.data.eq(beat_values)]
         else:
             self._value_queue(m, beat_values, take & (beat.count != 0), value_room, value_word,
-                              values_drained)
+                              values_drained, value_port.data)
 
         with m.If(value_word):
             with m.If(value_addr < g.value_words):
@@ -214,10 +223,10 @@ class TensorWriter(wiring.Component):
                 m.next = "IDLE"
         return m
 
-    def _value_queue(self, m, beat_values, push, room, word, drained):
+    def _value_queue(self, m, beat_values, push, room, word, drained, data_out):
         """Two words of ``in_lanes`` values: ``head`` is written ``lanes`` values a cycle (it
-        shifts down, so the memory's data is a fixed slice), ``spare`` waits behind it. A beat
-        is taken while ``spare`` is free (``room``, from a register)."""
+        shifts down, so the memory's data, ``data_out``, is a fixed slice), ``spare`` waits
+        behind it. A beat is taken while ``spare`` is free (``room``, from a register)."""
         g = self.geometry
         lanes, in_lanes = g.lanes, self.in_lanes
         count = self.wdata.payload.count
@@ -232,7 +241,7 @@ class TensorWriter(wiring.Component):
             room.eq(spare_count == 0),
             word.eq(head_left != 0),
             drained.eq(((head_left == 0) | head_last) & (spare_count == 0)),
-            self.value_write.data.eq(head[:chunk]),
+            data_out.eq(head[:chunk]),
         ]
         with m.If((head_left == 0) | head_last):
             with m.If(spare_count != 0):
