@@ -263,11 +263,13 @@ class SegmentScan(wiring.Component):
             its word's a step on."""
             following = Signal(x_width, name=f"{name}{h}_next_x")
             m.d.comb += following.eq(x + x_stride)
-            return [shift[h].eq(x + shift0), first_lo[h].eq(lo - x), first_hi[h].eq(hi - x),
-                    second_lo[h].eq(lo_plus_w - x), second_hi[h].eq(hi_plus_w - x),
-                    nx[h].eq(following), nx_wrapped[h].eq(following - width_),
-                    nx_raised[h].eq(following + width_),
-                    nx_wraps[h].eq(following >= x_bound), nx_low[h].eq(following < 0)]
+            stmts = [shift[h].eq(x + shift0), first_lo[h].eq(lo - x), first_hi[h].eq(hi - x),
+                     second_lo[h].eq(lo_plus_w - x), second_hi[h].eq(hi_plus_w - x),
+                     nx[h].eq(following), nx_wrapped[h].eq(following - width_),
+                     nx_wraps[h].eq(following >= x_bound)]
+            if words > 1:  # (one word a step never leaves x below 0)
+                stmts += [nx_raised[h].eq(following + width_), nx_low[h].eq(following < 0)]
+            return stmts
 
         last_word = Signal()     # the cycle's items hold the segment's last word
         m.d.comb += last_word.eq(words_left < words)
