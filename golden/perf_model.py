@@ -247,6 +247,9 @@ GEMM_REPLY = 2
 DENSE_FIRST_BEAT = 2
 #: GEMM_SAVED: the activation buffer's first scan cycle (command, read check, bitmap read).
 SAVED_FIRST_SCAN = 6
+#: The register slice at the top-K selector's compressed output: its beats reach the router
+#: (the rows adapter, or the activation buffer's writer) this many cycles later.
+SELECTOR_SLICE = 1
 #: The register slice between the rows adapters and the PE array's sparse input: a row beat
 #: reaches the PE array this many cycles after the adapter offers it.
 SPARSE_SLICE = 1
@@ -390,7 +393,8 @@ def _selector_rows(mask, lanes, word_lanes, first_cmd):
     :class:`hw.row_adapters.EntriesToRows`: each row's :func:`row_arrival` at the PE array.
 
     The row's input beats arrive the cycle after its command; a register and the mask
-    packer's two stages turn each into one output beat three cycles later, a full word of
+    packer's two stages turn each into one output beat three cycles later (and the
+    selector's output slice a cycle after that, :data:`SELECTOR_SLICE`), a full word of
     entries whenever ``lanes`` kept elements have gathered, and the rest on the last beat (plus
     an extra beat if more than ``lanes`` remain); the adapter holds a beat with entries until
     the next one, or the row's end, arrives, and the row packer gathers the beats into words of
@@ -402,12 +406,13 @@ def _selector_rows(mask, lanes, word_lanes, first_cmd):
         pending = pending_of[r]  # entries left for the last beat(s)
         last_out = cmd + per_row + 3
         # The packer's beats with entries, or the row's end: (cycle, entries, row_end).
-        beats = [(cmd + j + 4, lanes, False) for j in crossings[r]]
+        beats = [(cmd + j + 4 + SELECTOR_SLICE, lanes, False) for j in crossings[r]]
+        out_end = last_out + SELECTOR_SLICE
         if pending > lanes:
-            beats += [(last_out, lanes, False), (last_out + 1, pending - lanes, True)]
+            beats += [(out_end, lanes, False), (out_end + 1, pending - lanes, True)]
             last_out += 1
         else:
-            beats.append((last_out, pending, True))
+            beats.append((out_end, pending, True))
         out, held = [], None
         for cycle, entries, row_end in beats:
             if held is not None:

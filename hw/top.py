@@ -176,6 +176,11 @@ class SwatAccel(wiring.Component):
         # PE array's loader (its N:M and index checks), one path of some twenty LUTs. It costs
         # each row beat a cycle (golden.perf_model.SPARSE_SLICE).
         m.submodules.sparse_slice = sparse_slice = SkidBuffer(pe.sparse_layout)
+        # The selector's compressed beats leave it through a register slice: its packer's
+        # output register would otherwise take its enable from the ready of whatever the route
+        # joins it to (through the router, EntriesToRows and the row packer), one path across
+        # three blocks. It costs each beat a cycle (golden.perf_model.SELECTOR_SLICE).
+        m.submodules.selector_slice = selector_slice = SkidBuffer(sel.out_layout)
         # The adapters' beats carry at most the selector's or the buffer's read lanes of entries
         # (a column walk's one); the packer fills each bank word, so a job takes as many words
         # in either read order.
@@ -240,7 +245,8 @@ class SwatAccel(wiring.Component):
         m.d.comb += router.route.eq(seq.route)
         wiring.connect(m, wiring.flipped(self.tensor), gate.i)
         wiring.connect(m, gate.o, router.sources.tensor)
-        wiring.connect(m, sel.out, router.sources.selector)
+        wiring.connect(m, sel.out, selector_slice.i)
+        wiring.connect(m, selector_slice.o, router.sources.selector)
         wiring.connect(m, act.rdata, router.sources.buffer)
         wiring.connect(m, e2r.o, router.sources.entry_rows)
         wiring.connect(m, el2r.o, router.sources.element_rows)
