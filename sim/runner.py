@@ -8,7 +8,7 @@ fails. Builds are cached under :func:`rtl_gen.cache.cache_dir`, keyed by the Ver
 simulator and the waveform flag, so a design is compiled once however many tests use it. A
 build's stamp is touched whenever it is used; builds and test folders unused for
 :data:`UNUSED_DAYS` days are removed when a new build is made, so the cache does not grow
-without bound.
+without bound. A Verilator build keeps its program, not its precompiled headers.
 
 Parameters reach the testbench as JSON in the ``SWAT_TB_PARAMS`` environment variable (see
 :func:`sim.testbenches.util.tb_params`), so the configuration object crosses into cocotb unchanged.
@@ -236,6 +236,10 @@ def run_cocotb(component, *, toplevel, test_module, simulator, params=None, wave
                 raise SimulationFailed(
                     f"{simulator} build of {toplevel} failed ({e}):\n"
                     f"{_tail(build_dir / 'build.log')}") from None
+            # Verilator's precompiled headers serve only a rebuild, which a changed key never
+            # is: without them a build keeps a few MB instead of about 150.
+            for header in build_dir.glob("*.gch"):
+                header.unlink()
             stamp.write_text(key)
             for kind in ("sim", "runs"):
                 prune_cache(cache_dir(kind), UNUSED_DAYS)

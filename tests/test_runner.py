@@ -1,5 +1,5 @@
-"""sim.runner's cache pruning: folders unused for the given days go, recent and locked ones
-stay."""
+"""sim.runner's cache: folders unused for the given days go, recent and locked ones stay; a
+build keeps no precompiled headers."""
 
 import fcntl
 import os
@@ -34,3 +34,19 @@ def test_prune_cache_removes_only_old_unlocked_folders(tmp_path):
         prune_cache(tmp_path, 2, now=now)
     assert not old.exists() and not old_no_stamp.exists()
     assert recent.exists() and held.exists() and reused.exists()
+
+
+def test_a_build_keeps_no_precompiled_headers(run_cocotb, simulator):
+    """Verilator's precompiled headers (about 150 MB a build) are not kept in the cache."""
+    import time
+
+    from hw.skid_buffer import SkidBuffer
+    from rtl_gen.cache import cache_dir
+
+    start = time.time() - 1
+    run_cocotb(SkidBuffer(3), toplevel="skid_buffer", test_module="sim.testbenches.skid_buffer",
+               params={"width": 3, "count": 20})
+    used = [b for b in cache_dir("sim").glob(f"skid_buffer-{simulator}-*")
+            if (b / "built.stamp").exists() and (b / "built.stamp").stat().st_mtime >= start]
+    assert used
+    assert not [path for build in used for path in build.glob("*.gch")]
