@@ -100,6 +100,23 @@ class SpanBeats(wiring.Component):
             self._word_pair(m)
         return m
 
+    def _value_reads(self, m, request, request_valid, request_addr, request_ready):
+        """A beat's value words (one per word of an item, from ``request_addr`` on), read
+        into a queue whose head the lane stage takes: ``(queue, lane_ready)``."""
+        g = self.geometry
+        words = g.conv_words
+        values = ReadQueue(m, "values", request.shape(), words * g.lanes * g.width,
+                           lagged=True)
+        m.d.comb += [*[self.value_addr[h].eq(request_addr + h) for h in range(words)],
+                     values.mem_data.eq(Cat(*[self.value_data[h] for h in range(words)])),
+                     values.issue.eq(request_valid & values.room),
+                     values.issue_info.eq(request),
+                     request_ready.eq(~request_valid | values.room)]
+        values.build()
+        lane_ready = Signal()  # the lane stage takes a beat
+        m.d.comb += [lane_ready.eq(~self.o.valid | self.o.ready), values.pop.eq(lane_ready)]
+        return values, lane_ready
+
     def _one_word(self, m):
         """The loop, values and lanes of one word a cycle."""
         g = self.geometry
@@ -198,19 +215,11 @@ class SpanBeats(wiring.Component):
             m.d.sync += [last_valid.eq(0), chained.eq(0)]
 
         # -- Values: the beat's value word, read into a queue. ---------------------------------
-        values = ReadQueue(m, "values", beat_layout, lanes * width, lagged=True)
-        m.d.comb += [self.value_addr[0].eq(request_addr),
-                     values.mem_data.eq(self.value_data[0]),
-                     values.issue.eq(request_valid & values.room),
-                     values.issue_info.eq(request), request_ready.eq(~request_valid
-                                                                     | values.room)]
-        values.build()
+        values, lane_ready = self._value_reads(m, request, request_valid, request_addr,
+                                               request_ready)
 
         # -- Lanes: each lane's value and column. ----------------------------------------------
         lane_stage, lane_valid = self.o.payload, self.o.valid
-        lane_ready = Signal()  # the lane stage takes a beat
-        m.d.comb += lane_ready.eq(~lane_valid | self.o.ready)
-        m.d.comb += values.pop.eq(lane_ready)
         vhead = values.head
         previous = Signal(lanes * width)  # the value word of the beat before
         window = Signal(2 * lanes * width)
@@ -369,20 +378,11 @@ class SpanBeats(wiring.Component):
             m.d.sync += [last_valid.eq(0), chained.eq(0)]
 
         # -- Values: the beat's two value words, read into a queue. ---------------------
-        values = ReadQueue(m, "values", beat_layout, 2 * lanes * width, lagged=True)
-        m.d.comb += [self.value_addr[0].eq(request_addr),
-                     self.value_addr[1].eq(request_addr + 1),
-                     values.mem_data.eq(Cat(self.value_data[0], self.value_data[1])),
-                     values.issue.eq(request_valid & values.room),
-                     values.issue_info.eq(request),
-                     request_ready.eq(~request_valid | values.room)]
-        values.build()
+        values, lane_ready = self._value_reads(m, request, request_valid, request_addr,
+                                               request_ready)
 
         # -- Lanes: each lane's value and column. ----------------------------------------
         lane_stage, lane_valid = self.o.payload, self.o.valid
-        lane_ready = Signal()  # the lane stage takes a beat
-        m.d.comb += lane_ready.eq(~lane_valid | self.o.ready)
-        m.d.comb += values.pop.eq(lane_ready)
         vhead = values.head
         info = vhead.info
         pair_data = vhead.data
