@@ -117,6 +117,27 @@ class SpanBeats(wiring.Component):
         m.d.comb += [lane_ready.eq(~self.o.valid | self.o.ready), values.pop.eq(lane_ready)]
         return values, lane_ready
 
+    def _chaining(self, m, chained, word, *, requesting, read_ahead, continues, first_value):
+        """Set ``chained``, whether the next beat's first value lies in the value word read
+        last: as a beat is ``requesting`` (it reads up to ``read_ahead`` words after its
+        first value's ``word``), to ``continues`` (its item goes on from there); as an item
+        is taken, from a comparison of its ``first_value``'s word with the word read last
+        (this cycle's beat's, if one is requested). So no comparison lies in front of the
+        loop's take."""
+        ll = (self.geometry.lanes - 1).bit_length()
+        last_word = Signal.like(word)  # the value word the last beat read
+        word_read = Signal.like(word)
+        m.d.comb += word_read.eq(word + read_ahead)
+        last_valid = Signal()
+        with m.If(requesting):
+            m.d.sync += [last_word.eq(word_read), last_valid.eq(1), chained.eq(continues)]
+        with m.If(self.items.valid & self.items.ready):
+            read_last = Mux(requesting, word_read, last_word)
+            m.d.sync += chained.eq((last_valid | requesting)
+                                   & (read_last == (first_value >> ll)))
+        with m.If(self.start):
+            m.d.sync += [last_valid.eq(0), chained.eq(0)]
+
     def _one_word(self, m):
         """The loop, values and lanes of one word a cycle."""
         g = self.geometry
@@ -135,15 +156,10 @@ class SpanBeats(wiring.Component):
         m.d.comb += pick.segment.eq(span)
         offset = Signal(range(max(lanes, 2)))
         limit = Signal(range(lanes + 1))  # lanes whose values the window holds
-        # The value word the last beat read (relative to the tensor's first): a beat whose
-        # first value lies in it may take values up to the end of the word after it.
+        # The value word of span's first kept bit (relative to the tensor's first): when it
+        # is the word the last beat read (``chained``, :meth:`_chaining`), the beat may take
+        # values up to the end of the word after it.
         word = Signal(g.cursor_shape.width - ll + 1)
-        last_word = Signal.like(word)
-        last_valid = Signal()
-        # Whether the first value lies in the word the last beat read: a register, set as
-        # the beat is requested (within an item, from where the beat's values end) or as
-        # an item is taken (a comparison of its word), so that no comparison lies in
-        # front of the take.
         chained = Signal()
         m.d.comb += [offset.eq(index[:ll] if ll else 0), word.eq(index >> ll),
                      limit.eq(Mux(chained, lanes, lanes - offset))]
@@ -154,11 +170,7 @@ class SpanBeats(wiring.Component):
         for i in range(lanes):
             m.d.comb += lane_ok[i].eq((i < limit) & (i < count))
         m.d.comb += taken.eq(_taken(lane_ok, pick.one_hot))
-        if lanes == 1:  # the window always holds the one lane's value
-            m.d.comb += [take.eq(count != 0), more.eq(count > 1)]
-        else:
-            m.d.comb += [take.eq(Mux(count > limit, limit, count)),
-                         more.eq(count > limit)]
+        m.d.comb += [take.eq(Mux(count > limit, limit, count)), more.eq(count > limit)]
 
         beat_layout = data.StructLayout({
             "row": range(g.max_rows),
@@ -196,23 +208,17 @@ class SpanBeats(wiring.Component):
                          request.bias.eq(item.bias), request.lane_ok.eq(lane_ok),
                          request.phase.eq(item.phase), request.valid.eq(item.valid),
                          request.offset.eq(offset), request.window.eq(spans),
-                         request_addr.eq(self.value_base + word + spans),
-                         last_word.eq(word + spans), last_valid.eq(1),
-                         # The next beat's values start in the word read unless this
-                         # beat's end at that word's end.
-                         chained.eq(offset + take != lanes)]
+                         request_addr.eq(self.value_base + word + spans)]
             for i in range(lanes):
                 m.d.sync += request.one_hot[i].eq(pick.one_hot[i])
+        payload = self.items.payload.half[0]
         with m.If(self.items.valid & self.items.ready):
-            payload = self.items.payload.half[0]
             m.d.sync += [held.eq(1), item.eq(payload.info), span.eq(payload.span),
                          count.eq(payload.count), index.eq(payload.index)]
-            # The value word read last once this cycle's beat is requested.
-            read_last = Mux(requesting, word + spans, last_word)
-            m.d.sync += chained.eq((last_valid | requesting)
-                                   & (read_last == (payload.index >> ll)))
-        with m.If(self.start):
-            m.d.sync += [last_valid.eq(0), chained.eq(0)]
+        # The next beat's values start in the word read unless this beat's end at that
+        # word's end.
+        self._chaining(m, chained, word, requesting=requesting, read_ahead=spans,
+                       continues=offset + take != lanes, first_value=payload.index)
 
         # -- Values: the beat's value word, read into a queue. ---------------------------------
         values, lane_ready = self._value_reads(m, request, request_valid, request_addr,
@@ -280,10 +286,7 @@ class SpanBeats(wiring.Component):
         start = Signal(g.cursor_shape)   # the run's first value
         offset = Signal(range(max(lanes, 2)))
         word = Signal(g.cursor_shape.width - ll + 1)
-        last_word = Signal.like(word)    # the value word the last beat read second
-        last_valid = Signal()
-        # Whether the run starts in the word the last beat read second: a register, as
-        # in the one-word loop.
+        # Whether the run starts in the word the last beat read second (:meth:`_chaining`).
         chained = Signal()
         limit = Signal(range(2 * lanes + 1))  # values the window holds from the run's first
         m.d.comb += [first_kept.eq(count[0] != 0),
@@ -351,10 +354,7 @@ class SpanBeats(wiring.Component):
             m.d.sync += [request_valid.eq(1), request.row.eq(item[0].row),
                          request.offset.eq(offset), request.take0.eq(take0),
                          request.window.eq(chained),
-                         request_addr.eq(self.value_base + word + chained),
-                         last_word.eq(word + chained + 1), last_valid.eq(1),
-                         # The next run starts in the second word read.
-                         chained.eq((run_end >> ll) == chained + 1)]
+                         request_addr.eq(self.value_base + word + chained)]
             for h in halves:
                 m.d.sync += [request.half[h].bias.eq(item[h].bias),
                              request.half[h].lane_ok.eq(lane_ok[h]),
@@ -369,13 +369,11 @@ class SpanBeats(wiring.Component):
                              span[h].eq(self.items.payload.half[h].span),
                              count[h].eq(self.items.payload.half[h].count),
                              index[h].eq(self.items.payload.half[h].index)]
-            new = self.items.payload.half
-            new_start = Mux(new[0].count != 0, new[0].index, new[1].index)
-            read_last = Mux(requesting, word + chained + 1, last_word)
-            m.d.sync += chained.eq((last_valid | requesting)
-                                   & (read_last == (new_start >> ll)))
-        with m.If(self.start):
-            m.d.sync += [last_valid.eq(0), chained.eq(0)]
+        new = self.items.payload.half
+        # The next run starts in the second word read when this one ends in it.
+        self._chaining(m, chained, word, requesting=requesting, read_ahead=chained + 1,
+                       continues=(run_end >> ll) == chained + 1,
+                       first_value=Mux(new[0].count != 0, new[0].index, new[1].index))
 
         # -- Values: the beat's two value words, read into a queue. ---------------------
         values, lane_ready = self._value_reads(m, request, request_valid, request_addr,
