@@ -116,8 +116,7 @@ class ElementsToRows(wiring.Component):
     element stream gives no sign of a tensor with no elements at all, so the producer's
     completion comes as ``end`` (a pulse); then, once no beat is offered (beats the producer
     sent before it may still be in a register slice in front), the remaining rows are
-    closed. ``rows`` (set with
-    ``start``) is the job's row count. One beat passes a cycle.
+    closed. ``rows`` (set with ``start``) is the job's row count. One beat passes a cycle.
     """
 
     def __init__(self, *, width, element_layout, sparse_layout, index_bits, max_features):

@@ -169,7 +169,7 @@ class SwatAccel(wiring.Component):
             index_bits=index_bits, max_features=pe.max_rows)
         # The saved rows' elements reach ElementsToRows through a register slice, so that its
         # row decisions (comparisons of each beat's row) do not run on through the router
-        # into the activation buffer's output register (golden.perf_model.ELEMENTS_SLICE).
+        # into the activation buffer's output register (golden.perf_model.ELEMENTS_SLICES).
         m.submodules.elements_slice = elements_slice = SkidBuffer(act.rdata_layout)
         # The sparse rows reach the PE array through a register slice: the routes (decoded
         # from the sequencer's state) and the adapters' logic would otherwise run on into the
