@@ -34,11 +34,12 @@ class SegmentScan(wiring.Component):
       entry (the block's count, plus the first word's popcount for a block's second word) and
       a popcount of the word's kept bits before the segment, in two stages, then a register
       slice, so that the loop's stalls reach the stages before it only through registers.
-    * *Pick*: the loop. A beat takes the next kept bits of the word inside the segment, at
-      most ``lanes``, whose values lie in a two-word window: the value word the last beat
-      read and the one after it, or, when the beat's first value is in another word, that
-      word alone (so a beat reads one value-memory word). A word takes one cycle, or one
-      per beat. The loop moves on whenever the value read has room, whatever the beat holds.
+    * *Pick* (with *Values*, :class:`SpanBeats`): the loop. A beat takes the next kept bits
+      of the word inside the segment, at most ``lanes``, whose values lie in a two-word
+      window: the value word the last beat read and the one after it, or, when the beat's
+      first value is in another word, that word alone (so a beat reads one value-memory
+      word). A word takes one cycle, or one per beat. The loop moves on whenever the value
+      read has room, whatever the beat holds.
     * *Values*: the beat's value word is read; then each lane's value (from that word, or
       from the word before it and that word) and column are found, with which of the lanes
       are emitted: those on the segment's phase at stride 2 and in column range (the others'
