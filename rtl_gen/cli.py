@@ -11,9 +11,9 @@ from golden.config import AccelConfig, ConfigError, parse_pe
 from .generate import MANIFEST_NAME, generate
 from .fusesoc import CORE_FILENAME, CORE_NAME
 from .progress import Progress
-from .targets import BOARDS, TARGETS, default_freq_help
+from .targets import BOARDS, PRESETS, TARGETS, default_freq_help
 
-__all__ = ["main", "build_parser", "config_from_args"]
+__all__ = ["main", "build_parser", "parse_args", "config_from_args"]
 
 DEFAULTS = AccelConfig()
 
@@ -24,6 +24,12 @@ def build_parser(*, synth=True):
     p = OneLineParser(
         prog="python -m rtl_gen",
         description="Generate the Verilog of a SWAT training accelerator from one configuration.")
+    if synth:
+        p.add_argument("--preset", default=None, metavar="NAME",
+                       help="start from a named configuration made for a part, one of "
+                            + "; ".join(f"{name}: {preset.summary} (--synth {preset.target})"
+                                        for name, preset in PRESETS.items())
+                            + "; flags given as well override its values (default: none)")
     p.add_argument("--pe", default=DEFAULTS.pe, metavar="RxC",
                    help="PE array size, rows x columns (default: %(default)s)")
     # Every other parameter of the configuration object is a flag of the same name.
@@ -58,6 +64,31 @@ def build_parser(*, synth=True):
     return p
 
 
+def parse_args(parser, argv):
+    """Parse ``argv`` with ``parser``; a ``--preset`` sets the defaults of the options it names,
+    so that flags given as well override it."""
+    argv = _join_negative_values(argv)
+    known, _ = parser.parse_known_args(argv)
+    name = getattr(known, "preset", None)
+    if name is not None:
+        if name not in PRESETS:
+            parser.error(f"--preset must be one of {', '.join(PRESETS)}, not {name!r}")
+        parser.set_defaults(**PRESETS[name].options)
+    return parser.parse_args(argv)
+
+
+def _preset_flags(args):
+    """Field -> flag for an error message: a value the preset set (not a flag given) is named
+    with the preset, so the user sees where it came from."""
+    if args.preset is None:
+        return None
+    options = PRESETS[args.preset].options
+    return {name: "--" + name.replace("_", "-") + (
+        f" (from --preset {args.preset})"
+        if name in options and getattr(args, name) == options[name] else "")
+        for name in AccelConfig.field_help()}
+
+
 def check_synth_args(parser, args):
     """Refuse a ``--freq`` or ``--router1-seconds`` out of range (a one-line usage error)."""
     if args.freq is not None and not 1 <= args.freq <= 1000:
@@ -86,9 +117,10 @@ def config_from_args(args):
     return AccelConfig(pe_rows=rows, pe_cols=cols, **fields)
 
 
-def _summary(config, manifest, out, seconds):
+def _summary(config, manifest, out, seconds, preset=None):
     lines = [
-        f"swat-accel rtl_gen: {config.pe} PE array, {config.width}-bit operands",
+        f"swat-accel rtl_gen: {config.pe} PE array, {config.width}-bit operands"
+        + (f" (preset {preset}, made for {PRESETS[preset].target})" if preset else ""),
         f"  tile depth {config.tile_depth} -> accumulator {config.acc_width} bits; "
         f"top-K lanes {config.selector_lanes}, activation buffer lanes {config.buffer_lanes}",
         f"  PE array ports: sparse {config.sparse_port_lanes} entries, dense "
@@ -129,14 +161,14 @@ def _join_negative_values(argv):
 
 def main(argv=None):
     parser = build_parser()
-    args = parser.parse_args(_join_negative_values(sys.argv[1:] if argv is None else argv))
+    args = parse_args(parser, sys.argv[1:] if argv is None else argv)
     try:
         config = config_from_args(args)
         from hw.top import check_config
 
         check_config(config)  # combinations the blocks cannot work with
     except ConfigError as e:
-        parser.error(e.naming_flag())
+        parser.error(e.naming_flag(_preset_flags(args)))
     from .synth import SYNTH_BLOCKS, SynthFlowFailed, format_report, synthesize
 
     if args.synth is not None and args.synth not in TARGETS:
@@ -167,7 +199,7 @@ def main(argv=None):
     except (ValueError, TypeError) as e:
         # A block refused a combination the configuration allows: say which, in one line.
         parser.exit(2, f"error: {str(e).splitlines()[0]}\n")
-    print(_summary(config, manifest, out, time.perf_counter() - start))
+    print(_summary(config, manifest, out, time.perf_counter() - start, args.preset))
     if args.synth:
         freq = freq_mhz(args, args.synth)
         print(f"synthesis for {args.synth} at {freq:g} MHz (YoWASP tools; minutes):", flush=True)

@@ -9,8 +9,9 @@ import pytest
 
 import rtl_gen.targets as targets
 from rtl_gen.block_ram import block_rams
-from rtl_gen.cli import build_parser, freq_mhz, main
-from rtl_gen.targets import BOARDS, CELL_KINDS, FAMILIES, RESOURCES, TARGETS, Family
+from rtl_gen.cli import build_parser, config_from_args, freq_mhz, main, parse_args
+from rtl_gen.targets import (BOARDS, CELL_KINDS, FAMILIES, PRESETS, RESOURCES, TARGETS, Family,
+                             Preset)
 
 #: The harness's ports (:class:`hw.harness.SynthHarness` converted by :mod:`rtl_gen.synth`).
 HARNESS_PORTS = ("clk", "rst", "si", "so")
@@ -24,6 +25,8 @@ def test_every_family_module_is_in_the_table():
             assert FAMILIES.get(family.name) is family, info.name
             assert all(TARGETS[t.name] is t for t in module.TARGETS)
             assert all(BOARDS[b.name] is b for b in module.BOARDS)
+            assert all(PRESETS[p.name] is p for p in module.PRESETS)
+            assert all(TARGETS[p.target].family is family for p in module.PRESETS)
     assert {"ecp5", "ice40", "nexus", "gowin"} <= set(FAMILIES)
 
 
@@ -94,11 +97,14 @@ def test_command_line_offers_the_table():
         assert name in actions["synth"].help
     for name in BOARDS:
         assert name in actions["board"].help
+    for name in PRESETS:
+        assert name in actions["preset"].help
     for target in TARGETS.values():
         assert f"{target.default_mhz:g} on {target.family.title}" in actions["freq"].help
 
 
-@pytest.mark.parametrize("flag, table", [("--synth", TARGETS), ("--board", BOARDS)])
+@pytest.mark.parametrize("flag, table", [("--synth", TARGETS), ("--board", BOARDS),
+                                         ("--preset", PRESETS)])
 def test_unknown_name_lists_the_table(capsys, flag, table):
     with pytest.raises(SystemExit) as exit:
         main([flag, "virtex"])
@@ -126,3 +132,55 @@ def test_manifest_counts_block_rams_on_every_family():
     for memory in memories(SwatAccel(config)):
         assert list(memory["block_rams"]) == list(FAMILIES)
         assert all(count >= memory["copies"] for count in memory["block_rams"].values())
+
+
+def test_the_documented_presets_exist():
+    assert PRESETS["ecp5-85f-16x16"].target == "ecp5-85f"
+    assert PRESETS["up5k"].target == "ice40-up5k"
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_preset_is_a_configuration_its_part_can_hold(name):
+    from hw.top import SwatAccel, check_config
+    from rtl_gen.generate import memories
+
+    preset = PRESETS[name]
+    assert isinstance(preset, Preset) and preset.name == name and preset.summary
+    parser = build_parser()
+    dests = {action.dest for action in parser._actions}
+    assert set(preset.options) <= dests, set(preset.options) - dests
+    args = parse_args(parser, ["--preset", name])
+    assert all(getattr(args, key) == value for key, value in preset.options.items())
+    config = config_from_args(args)
+    check_config(config)
+    part = TARGETS[preset.target]
+    family = part.family.name
+    rams = sum(m["block_rams"][family] for m in memories(SwatAccel(config)))
+    assert rams <= part.resources["brams"], (rams, part.resources["brams"])
+    # every PE product not built from LUTs takes a multiplier block
+    assert config.pe_rows * config.pe_cols - config.pe_lut_products <= part.resources["dsps"]
+
+
+def test_flags_override_a_preset():
+    preset = PRESETS["up5k"]
+    args = parse_args(build_parser(), ["--pe-lut-products", "12", "--preset", "up5k",
+                                       "--act-tensors=3"])
+    config = config_from_args(args)
+    assert (config.pe_lut_products, config.act_tensors) == (12, 3)
+    assert config.pe == preset.options["pe"]
+    assert config.act_conv_read == preset.options["act_conv_read"]
+    # without --preset the defaults are the configuration's own
+    assert config_from_args(parse_args(build_parser(), [])) == config_from_args(
+        build_parser().parse_args([]))
+
+
+def test_a_bad_value_from_a_preset_names_the_preset(capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit:
+        main(["--preset", "up5k", "--pe", "2x2", "--out", str(tmp_path / "out")])
+    assert exit.value.code == 2
+    assert capsys.readouterr().err == ("error: --pe-lut-products (from --preset up5k) must be "
+                                       "between 0 and 4, not 10\n")
+    with pytest.raises(SystemExit):
+        main(["--preset", "up5k", "--pe", "2x2", "--pe-lut-products", "5"])
+    assert capsys.readouterr().err == ("error: --pe-lut-products must be between 0 and 4, "
+                                       "not 5\n")

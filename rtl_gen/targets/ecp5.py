@@ -1,8 +1,8 @@
 """Lattice ECP5: the ECP5-25F, -45F and -85F (CABGA381, speed 6) and the ULX3S board."""
 
-from .spec import Board, Family, Target
+from .spec import Board, Family, Preset, Target
 
-__all__ = ["FAMILY", "TARGETS", "BOARDS"]
+__all__ = ["FAMILY", "TARGETS", "BOARDS", "PRESETS"]
 
 FAMILY = Family(
     name="ecp5",
@@ -38,4 +38,21 @@ TARGETS = (
 
 BOARDS = (
     Board(name="ulx3s-85f", platform="amaranth_boards.ulx3s:ULX3S_85F_Platform", family=FAMILY),
+)
+
+PRESETS = (
+    Preset(
+        name="ecp5-85f-16x16", target="ecp5-85f",
+        summary="16x16 at 8 bits on the ECP5-85F",
+        options={
+            "pe": "16x16",
+            # 256 products and 2 other multipliers against 156 DSPs.
+            "pe_lut_products": 102,
+            # Narrow feeders and one conv word: fewer LUTs and wires on an 80 %-full part.
+            "topk_lanes": 4, "pe_dense_lanes": 16, "pe_sparse_lanes": 4, "act_conv_words": 1,
+            # Memories sized to the part's 208 block RAMs.
+            "pe_bank_entries": 1024, "act_bitmap_bits": 524288, "act_values": 65536,
+            # router1 does not converge on a part this full; router2 does.
+            "router1_seconds": 0,
+        }),
 )

@@ -10,7 +10,7 @@ the report's LUTs are both; DSP products are counted in 9x9 multipliers (an 18x1
 
 from .spec import Family, Target
 
-__all__ = ["FAMILY", "TARGETS", "BOARDS"]
+__all__ = ["FAMILY", "TARGETS", "BOARDS", "PRESETS"]
 
 _FLIP_FLOPS = tuple(f"DFF{edge}{kind}" for edge in ("", "N")
                     for kind in ("", "E", "S", "SE", "R", "RE", "P", "PE", "C", "CE"))
@@ -47,3 +47,5 @@ TARGETS = (
 )
 
 BOARDS = ()
+
+PRESETS = ()

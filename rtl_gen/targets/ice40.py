@@ -1,8 +1,8 @@
 """Lattice iCE40 UltraPlus: the UP5K (SG48) and the iCEBreaker board."""
 
-from .spec import Board, Family, Target
+from .spec import Board, Family, Preset, Target
 
-__all__ = ["FAMILY", "TARGETS", "BOARDS"]
+__all__ = ["FAMILY", "TARGETS", "BOARDS", "PRESETS"]
 
 FAMILY = Family(
     name="ice40",
@@ -35,4 +35,21 @@ TARGETS = (
 BOARDS = (
     Board(name="icebreaker", platform="amaranth_boards.icebreaker:ICEBreakerPlatform",
           family=FAMILY),
+)
+
+PRESETS = (
+    Preset(
+        name="up5k", target="ice40-up5k",
+        summary="4x4 at 8 bits on the iCE40 UP5K",
+        options={
+            "pe": "4x4", "topk_lanes": 1, "tile_depth": 16,
+            # 16 products and 2 other multipliers against 8 DSPs.
+            "pe_lut_products": 10,
+            # Memories and limits sized to the part's 30 block RAMs.
+            "pe_bank_entries": 64, "pe_max_rows": 64, "pe_max_tiles": 4,
+            "max_tensor_len": 4096, "act_bitmap_bits": 4096, "act_values": 1024,
+            "act_scan_bits": 8, "act_tensors": 2, "act_max_rows": 64, "act_max_cols": 64,
+            # The conv read's directory and window logic do not fit: conv layers run as GEMMs.
+            "act_conv_read": 0,
+        }),
 )

@@ -14,7 +14,7 @@ high-performance banks (Y12, R7) refuse LVCMOS33.
 
 from .spec import Family
 
-__all__ = ["FAMILY", "TARGETS", "BOARDS"]
+__all__ = ["FAMILY", "TARGETS", "BOARDS", "PRESETS"]
 
 FAMILY = Family(
     name="nexus",
@@ -45,3 +45,5 @@ FAMILY = Family(
 TARGETS = ()
 
 BOARDS = ()
+
+PRESETS = ()

@@ -8,7 +8,7 @@ read them and hold no per-family knowledge of their own.
 from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
-__all__ = ["RESOURCES", "CELL_KINDS", "Family", "Target", "Board"]
+__all__ = ["RESOURCES", "CELL_KINDS", "Family", "Target", "Board", "Preset"]
 
 #: The resources a synthesis report counts (used and available) for every target.
 RESOURCES = ("luts", "ffs", "dsps", "brams")
@@ -138,3 +138,27 @@ class Board:
     name: str
     platform: str
     family: Family
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named configuration for one part: ``python -m rtl_gen --preset NAME``.
+
+    Parameters
+    ----------
+    name : str
+        The ``--preset`` name.
+    target : str
+        The ``--synth`` part it is made for.
+    summary : str
+        One line for the help text.
+    options : mapping
+        Command-line option (its ``argparse`` destination: ``pe``, a configuration field such
+        as ``pe_lut_products``, ``router1_seconds``) -> value. Flags given on the command line
+        override these.
+    """
+
+    name: str
+    target: str
+    summary: str
+    options: Mapping[str, object]
