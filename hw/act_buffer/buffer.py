@@ -372,6 +372,12 @@ class ActivationBuffer(wiring.Component):
                                           times_constant(blocks, g.directory_entry_bits), 0)),
                     summing.eq(1)]
 
+        # The read's first cycle (``READ_CHECK``) as a register of its own: the scan's prime
+        # starts its first reads' addresses, so no state decoding comes before them.
+        priming = Signal()
+        m.d.sync += priming.eq(0)
+        m.d.comb += scan.prime.eq(priming)
+
         def finish(error, n, kept):
             m.d.sync += [result.error.eq(error), result.n.eq(n), result.kept.eq(kept)]
             m.next = "RESULT"
@@ -398,6 +404,7 @@ class ActivationBuffer(wiring.Component):
                     with m.Case(ActOp.FREE):
                         m.next = "FREE"
                     with m.Default():
+                        m.d.sync += priming.eq(1)
                         m.next = "READ_CHECK"
 
             with m.State("WRITE"):
@@ -427,8 +434,8 @@ class ActivationBuffer(wiring.Component):
             with m.State("READ_CHECK"):
                 m.d.sync += [result.n.eq(desc_n), result.kept.eq(desc.kept),
                              *stored_bits(desc_n, desc.kept, desc.directory)]
-                # The tensor's first words are read for the scan whatever the read.
-                m.d.comb += scan.prime.eq(1)
+                # The tensor's first words are read for the scan whatever the read
+                # (``priming``).
                 with m.If(~desc.valid | desc.freed):
                     finish(1, 0, 0)
                 with m.Elif(cmd.op == ActOp.READ_CONV):
