@@ -43,6 +43,10 @@ PROMOTE = 1
 WORD_READY = 3
 #: From a row's last entry issued to its result taken on the result port.
 RESULT_PATH = 5
+#: Results a PE row's FIFO holds (the RTL takes it from here). The row's credit for a result
+#: is a register (a result taken frees its place from the next cycle), so three places keep a
+#: result slot busy every cycle on short rows, where two would leave a row waiting on each take.
+RESULT_FIFO_DEPTH = 3
 #: A finished row's result may leave its PE row's FIFO this many cycles after the cycle that
 #: follows the row's last issue.
 RESULT_FIFO_WAIT = 3
@@ -95,8 +99,9 @@ def _pe_job(config, counts, arrivals, depth, tiles, *, dense_start):
     takes tile ``t`` after tile ``t - 1``, into the half that tile ``t - 2`` frees once every
     PE row has issued it), so a PE row may run up to two tiles ahead of another, and the
     results of different tiles compete for the result slot the PE rows share. A row's last
-    entry issues only once the result of the row two before it has left (the result FIFO
-    holds two); a result may leave ``RESULT_FIFO_WAIT`` cycles after the cycle that follows
+    entry issues only once the result of the row three before it has left (the result FIFO
+    holds :data:`RESULT_FIFO_DEPTH`), from the cycle after its departure; a result may leave
+    ``RESULT_FIFO_WAIT`` cycles after the cycle that follows
     the row's last issue, one a cycle through each slot, in round robin among the PE rows
     with a result waiting (the RTL's arbiter). After :data:`SIMULATED_TILES` tiles, each PE
     row repeats the mean span of its last :data:`PERIOD_TILES`."""
@@ -125,7 +130,7 @@ def _pe_job(config, counts, arrivals, depth, tiles, *, dense_start):
     done_at = [0] * simulated  # per tile: cycle after the last PE row's last issue
     waiting = [[] for _ in range(simulated)]  # per tile: PE rows waiting for its dense rows
     tile, index, last_issue = [0] * R, [0] * R, [0] * R
-    in_flight = [[] for _ in range(R)]  # per PE row: its last two results' departures
+    in_flight = [[] for _ in range(R)]  # per PE row: its last results' departures
     heads = {}  # PE row -> the first cycle its current result may leave
     Q = config.result_port_lanes
     groups = [list(range(q, R, Q)) for q in range(Q)]  # the PE rows of each result slot
@@ -158,8 +163,8 @@ def _pe_job(config, counts, arrivals, depth, tiles, *, dense_start):
         end = start + row_costs[r][i]
         if t == 0:  # a row cannot finish before its words are written (and read)
             end = max(end, not_before[r][i])
-        if len(in_flight[r]) >= 2:
-            end = max(end, in_flight[r][-2] + 1)
+        if len(in_flight[r]) >= RESULT_FIFO_DEPTH:
+            end = max(end, in_flight[r][-RESULT_FIFO_DEPTH] + 2)
         last_issue[r] = end
         heads[r] = end + RESULT_FIFO_WAIT + extra
         changed.add(r % Q)
@@ -203,7 +208,7 @@ def _pe_job(config, counts, arrivals, depth, tiles, *, dense_start):
         changed.add(q)
         slot_free[q] = now + 1
         last_departure = max(last_departure, now)
-        in_flight[r] = in_flight[r][-1:] + [now]
+        in_flight[r] = in_flight[r][1 - RESULT_FIFO_DEPTH:] + [now]
         index[r] += 1
         if index[r] < len(row_costs[r]):
             issue(r, last_issue[r])

@@ -6,6 +6,8 @@ from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from golden.perf_model import RESULT_FIFO_DEPTH
+
 from .arith import logic_product
 from .memory import SimpleDualPortMemory
 from .pe_dense_loader import dense_word_bits
@@ -164,9 +166,9 @@ class RowSequencer(wiring.Component):
         lane = Signal(index_shape(lanes))
         word_ok = Signal()
         m.d.comb += word_ok.eq(ahead.count != 0)
-        # Rows whose last entry has issued and whose result has not been taken; at most two,
-        # the depth of the result FIFO, so a result always has a place to go.
-        outstanding = Signal(range(3))
+        # Rows whose last entry has issued and whose result has not been taken; at most the
+        # depth of the result FIFO, so a result always has a place to go.
+        outstanding = Signal(range(RESULT_FIFO_DEPTH + 1))
 
         word = Signal(word_layout)
         m.d.comb += word.eq(ahead.head[0])
@@ -189,8 +191,10 @@ class RowSequencer(wiring.Component):
         m.d.comb += active.eq(self.run & tile_live)
         at_end = Signal()  # past the bank's last word, and no more will come
         m.d.comb += at_end.eq(self.loaded & (addr == words))
+        # From the register alone: a result taken frees its place for the cycle after, so the
+        # result lanes' arbitration does not reach the issue logic.
         credit = Signal()
-        m.d.comb += credit.eq((outstanding < 2) | self.taken)
+        m.d.comb += credit.eq(outstanding < RESULT_FIFO_DEPTH)
         issue = Signal()
         m.d.comb += issue.eq(active & ready_tile & word_ok & (~entry_row_last | credit))
         tile_end = Signal()
@@ -240,7 +244,8 @@ class RowSequencer(wiring.Component):
 
 class RowMAC(wiring.Component):
     """A PE row's multiply-accumulate pipeline: its copy of the dense tiles, ``cols``
-    multipliers and accumulators, and a two-entry result FIFO.
+    multipliers and accumulators, and a result FIFO of
+    :data:`golden.perf_model.RESULT_FIFO_DEPTH` entries.
 
     Four stages: read the dense row at the entry's index; register it (the tile memory's
     output, a block RAM's on larger arrays, goes to a register, not through a multiplier);
@@ -375,38 +380,35 @@ class RowMAC(wiring.Component):
                 m.d.sync += first.eq(0)
                 m.d.sync += [accs[c].eq(sums[c]) for c in range(self._cols)]
 
-        # The result FIFO: ``head`` is what the result lane sees, ``tail`` waits.
-        head_valid, tail_valid = Signal(), Signal()
-        tail_row, tail_tile = Signal.like(s2_row), Signal.like(s2_tile)
-        tail_values = Signal.like(out.values)
-        m.d.comb += self.result.valid.eq(head_valid)
+        # The result FIFO: entry 0 is what the result lane sees. A taken result shifts the
+        # rest down; a finished row goes to the first place left free.
+        depth = RESULT_FIFO_DEPTH
+        fifo_layout = data.StructLayout({"row": s2_row.shape(), "tile": s2_tile.shape(),
+                                         "values": out.values.shape()})
+        entries = [Signal(fifo_layout, name=f"result{i}") for i in range(depth)]
+        filled = Signal(range(depth + 1))
+        taken = Signal()
+        m.d.comb += [taken.eq(self.result.ready & (filled != 0)),
+                     self.result.valid.eq(filled != 0),
+                     out.row.eq(entries[0].row), out.tile.eq(entries[0].tile),
+                     out.values.eq(entries[0].values)]
         finish = Signal()  # a row's sums are complete this cycle
         m.d.comb += finish.eq(s2_valid & s2_last & ~kill)
-
-        def to_head(row, tile, values):
-            return [out.row.eq(row), out.tile.eq(tile), out.values.eq(values)]
-
-        new_values = Cat(*sums)
+        kept = Signal(range(depth + 1))  # entries left after this cycle's take
+        m.d.comb += kept.eq(filled - taken)
+        new_entry = Signal(fifo_layout)
+        m.d.comb += [new_entry.row.eq(s2_row), new_entry.tile.eq(s2_tile),
+                     new_entry.values.eq(Cat(*sums))]
+        for i in range(depth):
+            with m.If(finish & (kept == i)):
+                m.d.sync += entries[i].eq(new_entry)
+            with m.Elif(taken):
+                if i + 1 < depth:
+                    m.d.sync += entries[i].eq(entries[i + 1])
         with m.If(kill):
-            m.d.sync += [head_valid.eq(0), tail_valid.eq(0)]
-        with m.Elif(self.result.ready):
-            with m.If(tail_valid):
-                m.d.sync += to_head(tail_row, tail_tile, tail_values)
-                m.d.sync += tail_valid.eq(finish)
-                with m.If(finish):
-                    m.d.sync += [tail_row.eq(s2_row), tail_tile.eq(s2_tile),
-                                 tail_values.eq(new_values)]
-            with m.Else():
-                m.d.sync += head_valid.eq(finish)
-                with m.If(finish):
-                    m.d.sync += to_head(s2_row, s2_tile, new_values)
-        with m.Elif(finish):
-            with m.If(head_valid):
-                m.d.sync += [tail_valid.eq(1), tail_row.eq(s2_row), tail_tile.eq(s2_tile),
-                             tail_values.eq(new_values)]
-            with m.Else():
-                m.d.sync += head_valid.eq(1)
-                m.d.sync += to_head(s2_row, s2_tile, new_values)
+            m.d.sync += filled.eq(0)
+        with m.Else():
+            m.d.sync += filled.eq(kept + finish)
         return m
 
 

@@ -46,8 +46,8 @@ PRESETS = (
         summary="16x16 at 8 bits on the ECP5-85F",
         options={
             "pe": "16x16",
-            # 256 products and 2 other multipliers against 156 DSPs.
-            "pe_lut_products": 102,
+            # 256 products and 3 other multipliers against 156 DSPs.
+            "pe_lut_products": 103,
             # Narrow feeders and one conv word: fewer LUTs and wires on an 80 %-full part.
             "topk_lanes": 4, "pe_dense_lanes": 16, "pe_sparse_lanes": 4, "act_conv_words": 1,
             # Memories sized to the part's 208 block RAMs.
