@@ -179,6 +179,20 @@ class SegmentWalk(wiring.Component):
         span_start = Signal(sbits)  # the current image's span: first bit,
         span_end_full = Signal(sbits)  # last bit up to the image's last row,
         span_col = Signal(sbits)    # im2col column of the first bit
+        # The spans loop's decisions for the current span, registered a cycle ahead, so that
+        # no comparison lies between the loop's registers and its output: the span is not empty
+        # up to the image's last row (``span_start <= span_end_full``) nor up to the read's
+        # last row (``span_start <= end_read``); it ends at ``end_read``; the image is the last.
+        # From the second image on, each is one comparison of ``img_next`` with a constant of
+        # the feature.
+        fits_full = Signal()
+        fits_read = Signal()
+        ends_at_read = Signal()
+        last_image = Signal()
+        steady_fits = Signal()          # steady_off <= full_off: every later span fits
+        read_less_steady = Signal(sbits)  # end_read - steady_off
+        read_less_full = Signal(sbits)    # end_read - full_off
+        row_less_hw = Signal(sbits)       # last_row - H * W
 
         m.d.comb += [x0.eq(kx - conv.padding),
                      same.eq((conv.stride == 1) & ((conv.padding << 1) + 1 == conv.kernel))]
@@ -346,12 +360,22 @@ class SegmentWalk(wiring.Component):
 
             with m.State("SPAN_SETUP"):
                 # The first image's span, and the feature's constants.
+                end_full_now = end_part + full_part
+                end_read_now = last_row + hi_x
                 m.d.sync += [
                     full_off.eq(full_part + hi_x),
-                    span_end_full.eq(end_part + full_part),
-                    end_read.eq(last_row + hi_x),
+                    span_end_full.eq(end_full_now),
+                    end_read.eq(end_read_now),
                     span_col.eq(span_start - col_off),
                     col_step.eq(steady_off - col_off),
+                    fits_full.eq(span_start <= end_full_now),
+                    fits_read.eq(span_start <= end_read_now),
+                    ends_at_read.eq(end_read_now < end_full_now),
+                    last_image.eq(last_row < img_next),
+                    steady_fits.eq(steady_off <= full_part + hi_x),
+                    read_less_steady.eq(end_read_now - steady_off),
+                    read_less_full.eq(last_row - full_part),
+                    row_less_hw.eq(last_row - hw_bits),
                 ]
                 m.next = "SPANS"
 
@@ -361,18 +385,11 @@ class SegmentWalk(wiring.Component):
                 # columns out of lo_x .. hi_x between are filtered out by the scan.
                 # Every register here is one compare or one adder from registers: the next
                 # image's span is the image's row ky - padding plus the feature's offsets.
-                emit = Signal()
-                last_image = Signal()
-                m.d.comb += [
-                    emit.eq((span_start <= span_end_full) & (span_start <= end_read)),
-                    last_image.eq(last_row < img_next),
-                ]
                 with m.If(advance):
-                    with m.If(emit):
+                    with m.If(fits_full & fits_read):
                         m.d.sync += [self.o.valid.eq(1), seg.row.eq(f),
                                      seg.start.eq(span_start),
-                                     seg.end.eq(Mux(end_read < span_end_full,
-                                                    end_read, span_end_full)),
+                                     seg.end.eq(Mux(ends_at_read, end_read, span_end_full)),
                                      seg.col.eq(span_col),
                                      seg.filter.eq(1), seg.lo.eq(lo_x), seg.hi.eq(hi_x)]
                     with m.If(last_image):
@@ -381,7 +398,11 @@ class SegmentWalk(wiring.Component):
                         m.d.sync += [span_start.eq(img_next + steady_off),
                                      span_end_full.eq(img_next + full_off),
                                      span_col.eq(img_next + col_step),
-                                     img_next.eq(img_next + hw_bits)]
+                                     img_next.eq(img_next + hw_bits),
+                                     fits_full.eq(steady_fits),
+                                     fits_read.eq(img_next <= read_less_steady),
+                                     ends_at_read.eq(read_less_full < img_next),
+                                     last_image.eq(row_less_hw < img_next)]
 
             with m.State("ROWS"):
                 # The row after this one, and the one after that (taken in the same cycle when
