@@ -21,7 +21,8 @@ from .tools import ToolMissing, find_tool
 from .verilog import to_verilog
 from .yosys import SynthesisFailed, cell_counts, find_yosys, run_synthesis, synth_stats
 
-__all__ = ["SYNTH_BLOCKS", "ROUTER1_SECONDS", "SynthFlowFailed", "synthesize", "format_report"]
+__all__ = ["SYNTH_BLOCKS", "ROUTER1_SECONDS", "SynthFlowFailed", "synthesize", "fit_failure",
+           "format_report"]
 
 #: ``--synth-block`` name -> the block's instance (attribute) in :class:`hw.top.SwatAccel`
 SYNTH_BLOCKS = {block.name: block.instance for block in available_blocks()}
@@ -89,16 +90,8 @@ def synthesize(config, target, freq_mhz, out_dir, *, progress=print, blocks=True
 
     # What cannot fit is said before place and route (which would take long to fail).
     cells = cell_counts(json.load(open(os.path.join(work, "stat.json"))), family.name)
-    over = [key for key in ("dsps", "brams", "luts") if cells[key] > available[key]]
-    if over:
-        key = over[0]
-        message = (f"the design does not fit {target}: {cells[key]} {_CELL_NAMES[key]} after "
-                   f"synthesis, the part has {available[key]}")
-        if key == "dsps" and block in (None, "pe_array"):
-            spare = available["dsps"] - (cells["dsps"] - config.pe_rows * config.pe_cols
-                                         + config.pe_lut_products)
-            message += (f" (--pe-lut-products {config.pe_rows * config.pe_cols - spare} "
-                        "builds that many PE products from LUTs)" if spare > 0 else "")
+    message = fit_failure(cells, target, config, block)
+    if message is not None:
         raise SynthFlowFailed(message)
 
     progress(f"  nextpnr: place and route on {target} at {freq_mhz} MHz ...")
@@ -120,13 +113,13 @@ def synthesize(config, target, freq_mhz, out_dir, *, progress=print, blocks=True
     if router == "router1":
         try:
             result = run_nextpnr([*command, "--router", "router1"], work, progress,
-                                 timeout=router1_seconds)
+                                 timeout=router1_seconds, part=target)
         except subprocess.TimeoutExpired:
             router = "router2"
             progress(f"  nextpnr: router1 not done after {router1_seconds:g} s; place and "
                      "route again with router2 ...")
     if router == "router2":
-        result = run_nextpnr([*command, "--router", "router2"], work, progress)
+        result = run_nextpnr([*command, "--router", "router2"], work, progress, part=target)
     report_path = os.path.join(work, "report.json")
     if result.returncode != 0 or not os.path.exists(report_path):
         log = open(os.path.join(work, "nextpnr.log")).read() if os.path.exists(
@@ -198,6 +191,30 @@ def synthesize(config, target, freq_mhz, out_dir, *, progress=print, blocks=True
     return report
 
 
+def fit_failure(cells, target, config, block=None):
+    """Why the synthesised ``cells`` (:func:`rtl_gen.yosys.cell_counts`) cannot fit ``target``,
+    or None: its DSPs, block RAMs, or logic cells (LUTs and, where a carry cell takes LUT sites
+    of its own, those). Too many DSPs in the PE array come with the ``--pe-lut-products`` that
+    fits."""
+    part = TARGETS[target]
+    available, family = part.resources, part.family
+    needed = dict(cells, luts=sum(cells[kind] * n for kind, n in family.logic_cells.items()))
+    over = [key for key in ("dsps", "brams", "luts") if needed[key] > available[key]]
+    if not over:
+        return None
+    key = over[0]
+    what = _CELL_NAMES[key] if needed[key] == cells[key] else (
+        f"logic cells ({cells['luts']} LUTs, {cells['carry']} carry cells)")
+    message = (f"the design does not fit {target}: {needed[key]} {what} after synthesis, "
+               f"the part has {available[key]}")
+    if key == "dsps" and block in (None, "pe_array"):
+        products = config.pe_rows * config.pe_cols
+        spare = available["dsps"] - (cells["dsps"] - products + config.pe_lut_products)
+        message += (f" (--pe-lut-products {products - spare} builds that many PE products "
+                    "from LUTs)" if spare > 0 else "")
+    return message
+
+
 #: nextpnr's log lines that start each phase, and the phase's name.
 NEXTPNR_PHASES = (("Info: Packing", "packing"), ("Info: Running main analytical placer", "placing"),
                   ("Info: Running simulated annealing placer", "refining the placement"),
@@ -209,10 +226,25 @@ def nextpnr_phase(line):
     return next((phase for start, phase in NEXTPNR_PHASES if line.startswith(start)), None)
 
 
-def run_nextpnr(command, work, progress, *, timeout=None, poll_seconds=1.0):
+#: A line of nextpnr's utilisation table: ``Info:   TRELLIS_COMB:  87443/ 83640   104%``.
+_UTILISATION = re.compile(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%")
+
+
+def overused(line):
+    """``(cell, used, available)`` if the line is one of nextpnr's utilisation table with more
+    cells used than the part has, else None."""
+    match = _UTILISATION.match(line)
+    if match is None or int(match[2]) <= int(match[3]):
+        return None
+    return match[1], int(match[2]), int(match[3])
+
+
+def run_nextpnr(command, work, progress, *, timeout=None, poll_seconds=1.0, part="the part"):
     """Run nextpnr (logging to ``nextpnr.log`` in ``work``), reporting each phase it enters
     with the elapsed time; ``subprocess.CompletedProcess`` with its output. Raises
-    ``subprocess.TimeoutExpired`` (the process killed) after ``timeout`` seconds."""
+    ``subprocess.TimeoutExpired`` (the process killed) after ``timeout`` seconds, and
+    :class:`SynthFlowFailed` (the process killed) as soon as the packed design uses more of a
+    cell than ``part`` has: nextpnr would go on placing it for hours."""
     log_path = os.path.join(work, "nextpnr.log")
     if os.path.exists(log_path):
         os.remove(log_path)  # a previous run's phases are not this run's
@@ -240,6 +272,13 @@ def run_nextpnr(command, work, progress, *, timeout=None, poll_seconds=1.0):
             data = data[:data.rfind(b"\n") + 1]
             offset += len(data)
             for line in data.decode(errors="replace").splitlines():
+                over = overused(line)
+                if over is not None:
+                    process.kill()
+                    process.communicate()
+                    cell, used, available = over
+                    raise SynthFlowFailed(f"the design does not fit {part}: nextpnr packs it "
+                                          f"into {used} {cell} of {available}")
                 phase = nextpnr_phase(line)
                 if phase is not None and phase not in seen:
                     seen.add(phase)

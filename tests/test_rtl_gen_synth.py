@@ -169,3 +169,53 @@ def test_nextpnr_phases_are_reported_with_elapsed_time(tmp_path):
     with pytest.raises(subprocess.TimeoutExpired):
         run_nextpnr([sys.executable, "-c", _FAKE_NEXTPNR, "5"], str(tmp_path), lines.append,
                     timeout=0.5, poll_seconds=0.1)
+
+
+_FULL_NEXTPNR = """
+import time
+with open("nextpnr.log", "w") as log:
+    log.write("Info: Packing IOLOGIC...\\nInfo: Device utilisation:\\n"
+              "Info: \\t          TRELLIS_IO:       4/    365     1%\\n"
+              "Info: \\t        TRELLIS_COMB:   87443/  83640   104%\\n")
+    log.flush()
+    time.sleep(60)
+"""
+
+
+def test_a_packed_design_over_the_part_stops_nextpnr(tmp_path):
+    """nextpnr-ecp5 goes on placing a design that packs into more logic cells than the part
+    has; the flow stops it at the utilisation table and says why."""
+    import sys
+    import time
+
+    from rtl_gen.synth import SynthFlowFailed, overused, run_nextpnr
+
+    assert overused("Info: \t        TRELLIS_COMB:   83640/  83640   100%") is None
+    assert overused("Info: Packing IOLOGIC...") is None
+    start = time.monotonic()
+    with pytest.raises(SynthFlowFailed) as failure:
+        run_nextpnr([sys.executable, "-c", _FULL_NEXTPNR], str(tmp_path), lambda line: None,
+                    poll_seconds=0.1, part="ecp5-85f")
+    assert time.monotonic() - start < 30
+    assert str(failure.value) == ("the design does not fit ecp5-85f: nextpnr packs it into "
+                                  "87443 TRELLIS_COMB of 83640")
+
+
+def test_carry_cells_count_against_the_logic_cells():
+    """An ECP5 CCU2C takes two LUT sites: the 16x16 preset's synthesis (60173 LUT4s, 10518
+    CCU2Cs) packs into more logic cells than the ECP5-85F has; an iCE40 SB_CARRY sits beside
+    its LUT."""
+    from golden.config import AccelConfig
+    from rtl_gen.synth import fit_failure
+
+    config = AccelConfig()
+    cells = {"luts": 60173, "carry": 10518, "ffs": 57401, "dsps": 156, "brams": 196}
+    assert fit_failure(dict(cells, carry=12000), "ecp5-85f", config) == (
+        "the design does not fit ecp5-85f: 84173 logic cells (60173 LUTs, 12000 carry cells) "
+        "after synthesis, the part has 83640")
+    assert fit_failure(cells, "ecp5-85f", config) is None  # 81209: nextpnr's packing decides
+    assert fit_failure(dict(cells, luts=5000, carry=400, dsps=0, brams=30), "ice40-up5k",
+                       config) is None
+    assert fit_failure(dict(cells, luts=5281, carry=400, dsps=0, brams=30), "ice40-up5k",
+                       config) == ("the design does not fit ice40-up5k: 5281 LUTs after "
+                               "synthesis, the part has 5280")

