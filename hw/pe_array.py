@@ -223,7 +223,9 @@ class SparsePEArray(wiring.Component):
         R, C = self.rows, self.cols
         c = self.cmd.payload
         accept = Signal()   # a command is taken this cycle
-        promote = Signal()  # the waiting job becomes the computing one this cycle
+        # The waiting job becomes the computing one this cycle: a register, set a cycle ahead
+        # from the state the front job's machine enters, since it starts every PE row.
+        promote = Signal()
         release = Signal()  # the computing job's done is taken: its bank half empties
         computing = Signal()  # the PE rows compute the front job
         dense_on = Signal()   # the front job takes dense beats
@@ -337,10 +339,9 @@ class SparsePEArray(wiring.Component):
                          f_loaded.eq(b_loaded | sparse.load_end)]
 
         # -- the front job
-        with m.FSM():
+        with m.FSM() as front:
             with m.State("IDLE"):
-                with m.If(b_valid):
-                    m.d.comb += promote.eq(1)
+                with m.If(promote):  # (``b_valid``, from a register of its own)
                     with m.If(b_error.command):
                         m.next = "DONE"
                     with m.Else():
@@ -363,6 +364,12 @@ class SparsePEArray(wiring.Component):
                 with m.If(self.done.ready):
                     m.d.comb += release.eq(~f_error.command)
                     m.next = "IDLE"
+
+        # Next cycle is IDLE with a back job: the machine stays in or returns to IDLE, and the
+        # back place is not emptied now and is full or filled now. (From any state, so the
+        # register always equals ``IDLE & b_valid`` one cycle on.)
+        m.d.sync += promote.eq(~promote & (b_valid | accept) & (
+            front.ongoing("IDLE") | (front.ongoing("DONE") & self.done.ready)))
 
         for r, pe in enumerate(pe_rows):
             m.submodules[f"pe_row{r}"] = instantiate(pe, pe.params, inputs=shared)

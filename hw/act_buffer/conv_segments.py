@@ -142,6 +142,17 @@ class SegmentWalk(wiring.Component):
         hi_x = Signal.like(lo_x)
         first_ox = Signal(3)
         x0 = Signal(signed(5))      # kx - padding
+        # A feature's columns from registers set once per read, so each of its set-up
+        # registers is one adder or one comparison: the last column an output column reaches
+        # is ``x0 + reach_off``, inside the map while ``x0 <= x0_max``.
+        # (W can reach 2 * max_cols + 6 on a map the walk takes: wider than lo_x.)
+        map_x = signed(Shape.cast(range(2 * g.max_cols + 8)).width + 1)
+        reach_off = Signal(map_x)  # (out_w - 1) * stride
+        x0_max = Signal(map_x)     # W - 1 - reach_off
+        w_less_1 = Signal(map_x)   # W - 1
+        # Whether kx, ky and the channel are the last, a register each (set with what it
+        # compares), so that a feature's end decides its successor from flags.
+        kx_last, ky_last, c_last = Signal(), Signal(), Signal()
         # The rows loop's constants, so that the next row and the one after it come from
         # registers through one adder or comparison each: set once per read (from the
         # geometry) or per feature row ky.
@@ -232,15 +243,19 @@ class SegmentWalk(wiring.Component):
         def next_feature():
             """Move to the feature after this one, or end."""
             m.d.sync += f.eq(f + 1)
-            with m.If(kx + 1 != conv.kernel):
-                m.d.sync += kx.eq(kx + 1)
+            with m.If(~kx_last):
+                m.d.sync += [kx.eq(kx + 1), kx_last.eq(kx + 2 == conv.kernel)]
                 row_setup(chan_base)
                 m.next = "FEATURE"
-            with m.Elif(ky + 1 != conv.kernel):
-                m.d.sync += [kx.eq(0), ky.eq(ky + 1), ky_off.eq(ky_off + conv.width)]
+            with m.Elif(~ky_last):
+                m.d.sync += [kx.eq(0), kx_last.eq(conv.kernel == 1),
+                             ky.eq(ky + 1), ky_last.eq(ky + 2 == conv.kernel),
+                             ky_off.eq(ky_off + conv.width)]
                 m.next = "NEXT_KY"
-            with m.Elif(c_left != 1):
-                m.d.sync += [kx.eq(0), ky.eq(0), c_left.eq(c_left - 1),
+            with m.Elif(~c_last):
+                m.d.sync += [kx.eq(0), kx_last.eq(conv.kernel == 1),
+                             ky.eq(0), ky_last.eq(conv.kernel == 1),
+                             c_left.eq(c_left - 1), c_last.eq(c_left == 2),
                              chan_base.eq(chan_base + plane_set),
                              ky_off.eq(-Mux(conv.padding[1], conv.width << 1, 0)
                                        - Mux(conv.padding[0], conv.width, 0))]
@@ -282,7 +297,9 @@ class SegmentWalk(wiring.Component):
                     columns > g.max_cols,
                 ]
                 m.d.sync += [bad[i].eq(check) for i, check in enumerate(checks)]
-                m.d.sync += [rem.eq(conv.first_out_row), n0.eq(0), img_off0.eq(0)]
+                m.d.sync += [rem.eq(conv.first_out_row), n0.eq(0), img_off0.eq(0),
+                             reach_off.eq(Mux(sh, (conv.out_w - 1) << 1, conv.out_w - 1)),
+                             w_less_1.eq(conv.width - 1)]
                 m.next = "VERDICT"
 
             with m.State("VERDICT"):
@@ -304,6 +321,8 @@ class SegmentWalk(wiring.Component):
 
             with m.State("FIRST"):
                 m.d.sync += [chan_base.eq(base), c_left.eq(conv.channels), ky.eq(0), kx.eq(0),
+                             c_last.eq(conv.channels == 1), ky_last.eq(conv.kernel == 1),
+                             kx_last.eq(conv.kernel == 1), x0_max.eq(w_less_1 - reach_off),
                              f.eq(0), hw_less_w.eq(hw_bits - conv.width),
                              oy_last.eq(conv.out_h - 1), oy_penult.eq(conv.out_h - 2),
                              one_row.eq(conv.out_h == 1),
@@ -324,23 +343,22 @@ class SegmentWalk(wiring.Component):
             with m.State("FEATURE"):
                 # The columns of this kx: from the first inside the map (on the stride's
                 # phase) to the last an output column reaches inside it.
-                reach = Signal.like(lo_x)
-                m.d.comb += reach.eq(x0 + Mux(sh, (conv.out_w - 1) << 1, conv.out_w - 1))
                 with m.If(x0 >= 0):
                     m.d.sync += [lo_x.eq(x0), first_ox.eq(0)]
                 with m.Elif(sh):
                     m.d.sync += [lo_x.eq(x0[0]), first_ox.eq((x0[0] - x0) >> 1)]
                 with m.Else():
                     m.d.sync += [lo_x.eq(0), first_ox.eq(-x0)]
-                m.d.sync += hi_x.eq(Mux(reach > conv.width - 1, conv.width - 1, reach))
+                m.d.sync += hi_x.eq(Mux(x0 > x0_max, w_less_1, x0 + reach_off))
                 m.next = "PHASE"
 
             with m.State("PHASE"):
-                # At stride 2 the last column keeps the first's phase.
-                last = Signal.like(hi_x)
-                m.d.comb += last.eq(hi_x - (sh & (hi_x - x0)[0]))
-                m.d.sync += hi_x.eq(last)
-                with m.If(last < lo_x):
+                # At stride 2 the last column keeps the first's phase: one less where the
+                # parities differ. Whether any column is left compares hi_x itself.
+                back = Signal()
+                m.d.comb += back.eq(sh & (hi_x[0] ^ x0[0]))
+                m.d.sync += hi_x.eq(hi_x - back)
+                with m.If(Mux(back, hi_x <= lo_x, hi_x < lo_x)):
                     next_feature()  # no column of this feature lies in the map
                 with m.Elif(same):
                     # (At stride 1, hi_x is already the last column.) A row above the map
