@@ -384,7 +384,8 @@ class RowMAC(wiring.Component):
         # The result FIFO: a small memory with an asynchronous read (LUT RAM where the part
         # has it, rather than a row of sums per place and a multiplexer in front of each),
         # written at ``w_ptr`` by a finished row, its head at ``r_ptr`` seen by the result
-        # lane. Four places for the credit's three: the pointers wrap by themselves.
+        # lane. Four places for the credit's three: the pointers wrap by themselves. (An
+        # Amaranth memory, not :mod:`hw.memory`'s module: four words cost nothing to convert.)
         depth = RESULT_FIFO_DEPTH
         places = 1 << (depth - 1).bit_length()
         fifo_layout = data.StructLayout({"row": s2_row.shape(), "tile": s2_tile.shape(),
