@@ -4,7 +4,6 @@ the row's copy of the dense tiles (:class:`RowMAC`); :class:`PERow` joins them."
 
 from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from golden.perf_model import RESULT_FIFO_DEPTH
@@ -381,34 +380,35 @@ class RowMAC(wiring.Component):
                 m.d.sync += first.eq(0)
                 m.d.sync += [accs[c].eq(sums[c]) for c in range(self._cols)]
 
-        # The result FIFO: a small memory with an asynchronous read (LUT RAM where the part
-        # has it, rather than a row of sums per place and a multiplexer in front of each),
-        # written at ``w_ptr`` by a finished row, its head at ``r_ptr`` seen by the result
-        # lane. Four places for the credit's three: the pointers wrap by themselves. (An
-        # Amaranth memory, not :mod:`hw.memory`'s module: four words cost nothing to convert.)
+        # The result FIFO: entry 0 is what the result lane sees. A taken result shifts the
+        # rest down; a finished row goes to the first place left free.
         depth = RESULT_FIFO_DEPTH
-        places = 1 << (depth - 1).bit_length()
         fifo_layout = data.StructLayout({"row": s2_row.shape(), "tile": s2_tile.shape(),
                                          "values": out.values.shape()})
-        m.submodules.results = results = Memory(shape=fifo_layout, depth=places, init=[])
-        fifo_w, fifo_r = results.write_port(), results.read_port(domain="comb")
-        w_ptr, r_ptr = Signal(range(places)), Signal(range(places))
+        entries = [Signal(fifo_layout, name=f"result{i}") for i in range(depth)]
         filled = Signal(range(depth + 1))
         taken = Signal()
-        finish = Signal()  # a row's sums are complete this cycle
         m.d.comb += [taken.eq(self.result.ready & (filled != 0)),
-                     finish.eq(s2_valid & s2_last & ~kill),
                      self.result.valid.eq(filled != 0),
-                     fifo_r.addr.eq(r_ptr), out.row.eq(fifo_r.data.row),
-                     out.tile.eq(fifo_r.data.tile), out.values.eq(fifo_r.data.values),
-                     fifo_w.en.eq(finish), fifo_w.addr.eq(w_ptr),
-                     fifo_w.data.row.eq(s2_row), fifo_w.data.tile.eq(s2_tile),
-                     fifo_w.data.values.eq(Cat(*sums))]
+                     out.row.eq(entries[0].row), out.tile.eq(entries[0].tile),
+                     out.values.eq(entries[0].values)]
+        finish = Signal()  # a row's sums are complete this cycle
+        m.d.comb += finish.eq(s2_valid & s2_last & ~kill)
+        kept = Signal(range(depth + 1))  # entries left after this cycle's take
+        m.d.comb += kept.eq(filled - taken)
+        new_entry = Signal(fifo_layout)
+        m.d.comb += [new_entry.row.eq(s2_row), new_entry.tile.eq(s2_tile),
+                     new_entry.values.eq(Cat(*sums))]
+        for i in range(depth):
+            with m.If(finish & (kept == i)):
+                m.d.sync += entries[i].eq(new_entry)
+            with m.Elif(taken):
+                if i + 1 < depth:
+                    m.d.sync += entries[i].eq(entries[i + 1])
         with m.If(kill):
-            m.d.sync += [filled.eq(0), w_ptr.eq(0), r_ptr.eq(0)]
+            m.d.sync += filled.eq(0)
         with m.Else():
-            m.d.sync += [filled.eq(filled - taken + finish), w_ptr.eq(w_ptr + finish),
-                         r_ptr.eq(r_ptr + taken)]
+            m.d.sync += filled.eq(kept + finish)
         return m
 
 
