@@ -35,6 +35,10 @@ SIMULATORS = ("icarus", "verilator")
 #: Cached builds and test folders unused this long are removed (a new build prunes them).
 UNUSED_DAYS = 2
 TIMESCALE = ("1ns", "1ps")
+#: Verilog longer than this (in characters) is compiled by Verilator without C++ optimisation:
+#: such a model (the accelerator's top) takes about a minute to compile at Verilator's default
+#: ``-Os`` and half that at ``-O0``, while its testbenches run for seconds.
+UNOPTIMIZED_ABOVE = 800_000
 PARAMS_ENV = "SWAT_TB_PARAMS"
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -137,8 +141,9 @@ def _failures(results_xml):
     return total, failed
 
 
-def _only_top_public(runner):
-    """Make only the top module's signals visible to cocotb.
+def _configure_verilator(runner, optimize):
+    """Make only the top module's signals visible to cocotb; compile without C++ optimisation
+    unless ``optimize``.
 
     cocotb builds Verilator models with ``--public-flat-rw``, which keeps every internal signal
     public and stops Verilator from optimising them away; testbenches here touch top-level ports
@@ -152,6 +157,8 @@ def _only_top_public(runner):
                        for arg in commands[0]]
         index = commands[0].index("--public-depth")
         commands[0].insert(index + 1, "1")
+        if not optimize:
+            commands[1] += ["OPT_FAST=-O0", "OPT_GLOBAL=-O0"]
         return commands
 
     runner._build_command = patched
@@ -210,8 +217,9 @@ def run_cocotb(component, *, toplevel, test_module, simulator, params=None, wave
         build_args, build_waves = ["-g2005"], False
         if waves:
             build_args += ["-s", "swat_iverilog_dump"]
+    optimize = simulator != "verilator" or len(source) <= UNOPTIMIZED_ABOVE
     recipe = "\0".join([simulator, str(waves), toplevel, str(build_args), "public-depth 1",
-                         *_toolchain(simulator), source])
+                         *([] if optimize else ["O0"]), *_toolchain(simulator), source])
     key = hashlib.sha256(recipe.encode()).hexdigest()[:16]
     build_dir = cache_dir("sim", f"{toplevel}-{simulator}-{key}")
     verilog_path = build_dir / f"{toplevel}.v"
@@ -224,7 +232,7 @@ def run_cocotb(component, *, toplevel, test_module, simulator, params=None, wave
 
     runner = get_runner(simulator)
     if simulator == "verilator":
-        _only_top_public(runner)
+        _configure_verilator(runner, optimize)
     with _locked(build_dir / ".lock"):
         if not (stamp.exists() and stamp.read_text() == key):
             verilog_path.write_text(source)

@@ -88,7 +88,10 @@ TOP_CONFIGS = {
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(TOP_CONFIGS))
+@pytest.mark.parametrize("name", [
+    "2x4_w16", "4x4_w8",
+    pytest.param("4x4_w8_lanes16", marks=pytest.mark.long),
+    pytest.param("4x4_w8_rows4", marks=pytest.mark.long)])
 def test_top_model_agrees_with_the_rtl(run_cocotb, simulator, tmp_path, name):
     """Every command (threshold, save, GEMM sparse (rows in order and longest first) and dense,
     weight-gradient GEMM) within 2 %

@@ -5,10 +5,15 @@ import json
 import pytest
 
 from cli_run import run_module
-from configs import TINY as TINY_FIELDS, config_flags
+from configs import ONE_PE, TINY as TINY_FIELDS, config_flags
 
 #: The tiny configuration with a 2x2 array, as rtl_gen flags.
 TINY = config_flags(dict(TINY_FIELDS, pe_rows=2, pe_cols=2))
+#: The one-PE configuration (no conv read): the smallest whole top, placed and routed in
+#: minutes, where the tiny one takes ten.
+ONE_PE_FLAGS = config_flags(ONE_PE)
+#: The smallest 2x2 array (four products).
+SMALL_2X2 = config_flags(dict(ONE_PE, pe_rows=2, pe_cols=2))
 
 
 @pytest.mark.parametrize("args, message", [
@@ -32,8 +37,8 @@ def test_bad_synth_flags(tmp_path, args, message):
 def test_tiny_configuration_report_is_complete_and_plausible(tmp_path):
     # router2 from the start: router1 can run past its 20-minute budget on this design on a
     # loaded 2-core machine.
-    result = run_module("rtl_gen", *TINY, "--out", "gen", "--synth", "ecp5-25f", "--freq", "50",
-                        "--router1-seconds", "0", cwd=tmp_path)
+    result = run_module("rtl_gen", *ONE_PE_FLAGS, "--out", "gen", "--synth", "ecp5-25f",
+                        "--freq", "50", "--router1-seconds", "0", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads((tmp_path / "gen" / "synth_ecp5-25f.json").read_text())
     assert report["target"] == "ecp5-25f" and report["freq_target_mhz"] == 50
@@ -59,7 +64,7 @@ def test_tiny_configuration_places_and_routes_on_gowin(tmp_path):
     """The Gowin GW2A-18C: its nextpnr gets the harness's pins in a CST file, and the report
     adds its LUT4s and ALU bits into LUTs. The PE array alone (products in DSPs, banks in block
     RAM) checks the flow in a fraction of the whole top's place and route time."""
-    result = run_module("rtl_gen", *TINY, "--out", "gen", "--synth", "gowin-gw2a18",
+    result = run_module("rtl_gen", *SMALL_2X2, "--out", "gen", "--synth", "gowin-gw2a18",
                         "--synth-block", "pe_array", "--freq", "50", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads((tmp_path / "gen" / "synth_gowin-gw2a18_pe_array.json").read_text())
@@ -85,7 +90,7 @@ def test_router2_takes_over_when_router1_runs_out_of_time(tmp_path):
     from rtl_gen.cli import build_parser, config_from_args
     from rtl_gen.synth import format_report, synthesize
 
-    config = config_from_args(build_parser().parse_args(TINY))
+    config = config_from_args(build_parser().parse_args(ONE_PE_FLAGS))
     messages = []
     report = synthesize(config, "ecp5-25f", 50, str(tmp_path), progress=messages.append,
                         block="pe_array", router1_seconds=0.5)
@@ -99,7 +104,7 @@ def test_router2_takes_over_when_router1_runs_out_of_time(tmp_path):
 def test_too_many_multipliers_are_reported_with_the_fix(tmp_path):
     """6x5 PEs need 30 multipliers (plus the controller's), the ECP5-25F has 28: refused
     after synthesis, before place and route, with the --pe-lut-products that fits."""
-    tiny = list(TINY)
+    tiny = list(TINY) + ["--act-conv-read", "0"]  # (the conv read only lengthens synthesis)
     tiny[tiny.index("--pe") + 1] = "6x5"
     result = run_module("rtl_gen", *tiny, "--out", "gen", "--synth", "ecp5-25f", cwd=tmp_path)
     assert result.returncode == 1
@@ -114,7 +119,8 @@ def test_too_many_multipliers_are_reported_with_the_fix(tmp_path):
 
 @pytest.mark.slow
 def test_a_design_that_does_not_fit_is_reported(tmp_path):
-    result = run_module("rtl_gen", *TINY, "--out", "gen", "--synth", "ice40-up5k", cwd=tmp_path)
+    result = run_module("rtl_gen", *TINY, "--act-conv-read", "0", "--out", "gen", "--synth",
+                        "ice40-up5k", cwd=tmp_path)
     assert result.returncode == 1
     message = result.stderr.strip().splitlines()[-1]
     assert message.startswith("error: the design does not fit ice40-up5k"), result.stderr

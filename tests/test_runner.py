@@ -1,8 +1,10 @@
 """sim.runner's cache: folders unused for the given days go, recent and locked ones stay; a
-build keeps no precompiled headers."""
+build keeps no precompiled headers; large Verilator models compile unoptimised."""
 
 import fcntl
 import os
+
+import pytest
 
 from sim.runner import prune_cache
 
@@ -50,3 +52,23 @@ def test_a_build_keeps_no_precompiled_headers(run_cocotb, simulator):
             if (b / "built.stamp").exists() and (b / "built.stamp").stat().st_mtime >= start]
     assert used
     assert not [path for build in used for path in build.glob("*.gch")]
+
+
+def test_a_large_model_is_compiled_without_optimisation(monkeypatch):
+    """Verilator models over ``UNOPTIMIZED_ABOVE`` characters of Verilog compile at ``-O0`` (the
+    top's C++ takes longer to optimise than its testbenches run), in their own cache entry."""
+    from hw.skid_buffer import SkidBuffer
+    from sim import runner
+
+    reason = runner.simulator_missing("verilator")
+    if reason:
+        pytest.skip(reason)
+    monkeypatch.setattr(runner, "UNOPTIMIZED_ABOVE", 100)
+    run_dir = runner.run_cocotb(SkidBuffer(5), toplevel="skid_buffer", simulator="verilator",
+                                test_module="sim.testbenches.skid_buffer",
+                                params={"width": 5, "count": 20})
+    build = run_dir.parent.parent.parent / "sim" / run_dir.parent.name
+    compiles = [line for line in (build / "build.log").read_text().splitlines()
+                if line.startswith("c++ ") and " -c " in line]
+    assert any(" -O0 " in line for line in compiles)
+    assert not any(" -Os " in line for line in compiles)

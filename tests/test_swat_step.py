@@ -64,7 +64,8 @@ def test_compare_names_what_differs():
     pytest.param("linear:6x10", 0.3, [], marks=pytest.mark.long),
     ("conv:2x4x3x4", 0.25, []),
     # A tile depth shorter than the forward reduction (40): the driver splits it in three.
-    ("linear:5x40", 0.2, ["--tile-depth", "16"]),
+    pytest.param("linear:5x40", 0.2, ["--tile-depth", "16"],
+                 marks=pytest.mark.long(simulator="verilator")),
 ])
 def test_step_matches_golden_on_the_rtl(tmp_path, simulator, layer, density, extra):
     result = run_step("--pe", "2x3", "--layer", layer, "--batch", "3", "--density",
@@ -109,7 +110,9 @@ def test_conv_step_without_the_conv_read(tmp_path):
 # The large arrays at their derived lanes (16 top-K lanes into a 4-lane activation buffer): a
 # small layer's step bit-exact, every phase within the model's tolerance (Verilator only).
 @pytest.mark.slow
-@pytest.mark.parametrize("pe, layer", [("16x16", "conv:4x16x3x6"), ("32x32", "conv:4x32x3x6")])
+@pytest.mark.parametrize("pe, layer", [("16x16", "conv:4x16x3x6"),
+                                       pytest.param("32x32", "conv:4x32x3x6",
+                                                    marks=pytest.mark.long)])
 def test_large_array_steps_match_golden(tmp_path, pe, layer):
     from sim.runner import simulator_missing
 
@@ -131,8 +134,8 @@ def test_large_array_steps_match_golden(tmp_path, pe, layer):
 @pytest.mark.slow
 @pytest.mark.parametrize("layer, stride, padding, density", [
     ("conv:2x3x3x5", 2, 1, 0.3),
-    ("conv:1x2x3x4", 2, 0, 1.0),
-    ("conv:3x2x1x5", 1, 0, 0.0),
+    pytest.param("conv:1x2x3x4", 2, 0, 1.0, marks=pytest.mark.long(simulator="verilator")),
+    pytest.param("conv:3x2x1x5", 1, 0, 0.0, marks=pytest.mark.long(simulator="verilator")),
 ])
 def test_strided_conv_steps_match_golden_and_write_json(tmp_path, simulator, layer, stride,
                                                          padding, density):

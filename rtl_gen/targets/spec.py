@@ -63,9 +63,10 @@ class Family:
     bitstream_suffix : str or None
         The suffix of the bitstream amaranth-boards writes.
     pin_constraint : str or None
-        Where nextpnr needs a site for every I/O: one line of its constraints file, placing
-        the harness's port ``{port}`` on the package pin ``{site}`` (each
-        :attr:`Target.pins`); None where :attr:`pnr_options` let I/O go without sites.
+        Where the harness's I/O get sites (nextpnr needs one for every I/O, or the clock needs
+        a dedicated clock input): one line of its constraints file, placing the harness's port
+        ``{port}`` on the package pin ``{site}`` (each :attr:`Target.pins`); None where
+        nextpnr places I/O itself.
     constraints_file : str or None
         The name of that file, written next to the netlist.
     constraints_args : tuple of str
@@ -116,7 +117,7 @@ class Target:
         The timing target when ``--freq`` is not given.
     pins : mapping
         Harness port (``clk``, ``rst``, ``si``, ``so``) -> package pin, for a family whose
-        nextpnr needs a site for every I/O (:attr:`Family.pin_constraint`); empty otherwise.
+        harness I/O get sites (:attr:`Family.pin_constraint`); empty otherwise.
     """
 
     name: str
