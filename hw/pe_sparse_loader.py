@@ -188,7 +188,13 @@ class SparseLoader(wiring.Component):
         m = Module()
         R, L, cmd, beat = self._rows, self._lanes, self.cmd, self.sparse.payload
         loads = [Signal(range(self._bank_words * L + 1), name=f"load{r}") for r in range(R)]
-        _, least = _argmin(m, loads)
+        # The least loaded PE row is a register, found from the loads as they will be next
+        # cycle: the comparison tree ends in a register, not in the bank writes.
+        loads_next = [Signal.like(load, name=f"load{r}_next") for r, load in enumerate(loads)]
+        _, least_next = _argmin(m, loads_next)
+        least = Signal(index_shape(R))
+        m.d.sync += least.eq(least_next)
+        m.d.sync += [load.eq(load_next) for load, load_next in zip(loads, loads_next)]
         row_start = Signal(init=1)
         bank = Signal(index_shape(R))
         rows_seen = Signal(range(self._max_rows + 1))
@@ -243,14 +249,12 @@ class SparseLoader(wiring.Component):
         for r in range(R):
             m.d.comb += self.bank_we[r].eq(fire & (target == r))
 
+        for r in range(R):
+            m.d.comb += loads_next[r].eq(Mux(fire & (target == r), loads[r] + beat_cost,
+                                             Mux(self.start, 0, loads[r])))
         with m.If(self.start):
             m.d.sync += [row_start.eq(1), rows_seen.eq(0), pos.eq(0)]
-            m.d.sync += [load.eq(0) for load in loads]
         with m.If(fire):
-            with m.Switch(target):
-                for r in range(R):
-                    with m.Case(r):
-                        m.d.sync += loads[r].eq(loads[r] + beat_cost)
             m.d.sync += [bank.eq(target), row_start.eq(beat.row_last)]
             with m.If(beat.row_last):
                 m.d.sync += pos.eq(0)
