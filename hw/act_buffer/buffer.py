@@ -460,17 +460,14 @@ class ActivationBuffer(wiring.Component):
                     m.next = "SCAN"
 
             with m.State("SCAN"):
-                # A column read walks once its first pass has found where each row starts.
-                with m.If(scan.done & (cmd.op == ActOp.READ_COLS)):
-                    m.next = "WALK_START"
-                with m.Elif(scan.done):
+                # From the cycle after the scan's end, its state register alone (the end of
+                # the scan's loop reaches neither this state nor the walk's registers). A
+                # column read walks once its first pass has found where each row starts.
+                with m.If(~scan.busy & (cmd.op == ActOp.READ_COLS)):
+                    m.d.comb += walk.start.eq(1)
+                    m.next = "WALK"
+                with m.Elif(~scan.busy):
                     m.next = "RESULT"
-
-            with m.State("WALK_START"):
-                # A cycle after the first pass, so that the end of the scan's loop does not
-                # reach the walk's registers.
-                m.d.comb += walk.start.eq(1)
-                m.next = "WALK"
 
             with m.State("WALK"):
                 with m.If(walk.done):
