@@ -117,14 +117,15 @@ def cache_point(key, result):
 
 
 def _client(workers, scheduler):
-    from distributed import Client, LocalCluster
+    from distributed import Client
     from distributed.comm import parse_address
 
     if scheduler is None:
-        # The dashboard on a free port: the default port may be taken by another cluster.
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=":0", silence_logs=logging.CRITICAL)
-        return Client(cluster)
+        # A local cluster the client starts itself, so closing the client stops its worker
+        # processes (a cluster made apart outlives its client). The dashboard on a free port:
+        # the default port may be taken by another cluster.
+        return Client(n_workers=workers, threads_per_worker=1, processes=True,
+                      dashboard_address=":0", silence_logs=logging.CRITICAL)
     try:
         protocol, location = parse_address(scheduler if "://" in scheduler
                                            else f"tcp://{scheduler}")

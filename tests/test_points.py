@@ -98,3 +98,24 @@ def test_generation_works_inside_a_dask_worker(tmp_path):
     generate(tiny(), tmp_path / "here")
     results, _ = _run([("a", (str(tmp_path / "there"),))], workers=1, function=_generate_tiny)
     assert results[0][1] == {"verilog": (tmp_path / "here" / "swat_accel.v").read_text()}
+
+
+def test_the_local_cluster_stops_with_the_run():
+    """The local cluster's worker processes end with the run (in a long-lived process such as
+    a test session, a cluster left behind would keep its workers running)."""
+    import time
+
+    import psutil
+
+    def workers():
+        return [p for p in psutil.Process().children(recursive=True)
+                if "resource_tracker" not in " ".join(p.cmdline())
+                and p.status() != psutil.STATUS_ZOMBIE]
+
+    before = {p.pid for p in workers()}
+    results, _ = _run([("a", (2,))], workers=2, function=_square)
+    assert results == [("a", {"value": 4})]
+    deadline = time.monotonic() + 20
+    while [p for p in workers() if p.pid not in before] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert [p.pid for p in workers() if p.pid not in before] == []
