@@ -40,13 +40,22 @@ def test_cocotb_against_golden(run_cocotb, width, lanes, word_bits, max_tensors,
 # Two words a cycle: the default words and lanes of 16 x 16 arrays (16-lane writes), 16-bit
 # words over maps wider and narrower than a word, 2-bit words (a segment of many words) with
 # one lane, and 8-bit words with 2 lanes.
-@pytest.mark.parametrize("width, lanes, word_bits, max_cols, write_lanes, conv_words",
-                         [(8, 4, 16, 64, 4, 1), (8, 2, 8, 64, 2, 1), (16, 1, 2, 64, 1, 1),
-                          (8, 4, 32, 256, 16, 1), (8, 4, 4, 64, 4, 1),
-                          pytest.param(8, 16, 32, 64, 16, 1,
-                                       marks=pytest.mark.long(simulator="icarus")),
-                          (8, 4, 32, 256, 16, 2), (8, 4, 16, 64, 4, 2), (16, 1, 2, 64, 1, 2),
-                          (8, 2, 8, 64, 2, 2)])
+# Each takes about two minutes a simulator: by default each runs on one of the two, in turn.
+_ICARUS = pytest.mark.long(simulator="verilator")
+_VERILATOR = pytest.mark.long(simulator="icarus")
+
+
+@pytest.mark.parametrize("width, lanes, word_bits, max_cols, write_lanes, conv_words", [
+    pytest.param(8, 4, 16, 64, 4, 1, marks=_ICARUS),
+    pytest.param(8, 2, 8, 64, 2, 1, marks=_VERILATOR),
+    pytest.param(16, 1, 2, 64, 1, 1, marks=_ICARUS),
+    pytest.param(8, 4, 32, 256, 16, 1, marks=_VERILATOR),
+    pytest.param(8, 4, 4, 64, 4, 1, marks=_ICARUS),
+    pytest.param(8, 16, 32, 64, 16, 1, marks=_VERILATOR),
+    pytest.param(8, 4, 32, 256, 16, 2, marks=_ICARUS),
+    pytest.param(8, 4, 16, 64, 4, 2, marks=_VERILATOR),
+    pytest.param(16, 1, 2, 64, 1, 2, marks=_ICARUS),
+    pytest.param(8, 2, 8, 64, 2, 2, marks=_VERILATOR)])
 def test_cocotb_conv_reads_against_golden(run_cocotb, width, lanes, word_bits, max_cols,
                                           write_lanes, conv_words):
     params = buffer_params(width=width, lanes=lanes, word_bits=word_bits, bitmap_capacity=1024,
