@@ -56,7 +56,7 @@ def test_a_build_keeps_no_precompiled_headers(run_cocotb, simulator):
 
 def test_a_large_model_is_compiled_without_optimisation(monkeypatch):
     """Verilator models over ``UNOPTIMIZED_ABOVE`` characters of Verilog compile at ``-O0`` (the
-    top's C++ takes longer to optimise than its testbenches run), in their own cache entry."""
+    top's C++ takes longer to optimise than its testbenches run)."""
     from hw.skid_buffer import SkidBuffer
     from sim import runner
 
