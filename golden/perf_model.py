@@ -258,6 +258,12 @@ SELECTOR_SLICE = 1
 #: The register slice between the rows adapters and the PE array's sparse input: a row beat
 #: reaches the PE array this many cycles after the adapter offers it.
 SPARSE_SLICE = 1
+#: The register slice in front of :class:`hw.row_adapters.EntriesToRows`: the selector's (or
+#: the host's) beats reach it this many cycles after the router offers them.
+ENTRIES_SLICE = 1
+#: The register slice in front of the row packer: the adapters' beats reach it this many
+#: cycles after they leave.
+ROWS_SLICE = 1
 #: GEMM_SAVED: register slices (two entries each) between the activation buffer's beat stage
 #: and ElementsToRows: the buffer's own on ``rdata``, and the one in front of the adapter.
 ELEMENTS_SLICES = 2
@@ -294,8 +300,10 @@ class _RowPacker:
         return cycle == self.busy_at
 
     def arrival(self, row):
-        """:func:`row_arrival` of ``row``'s words, after the sparse register slice."""
-        return row_arrival([(cycle + SPARSE_SLICE, n) for cycle, n in self.words[row]])
+        """:func:`row_arrival` of ``row``'s words, after the register slices in front of the
+        packer and behind it."""
+        return row_arrival([(cycle + ROWS_SLICE + SPARSE_SLICE, n)
+                            for cycle, n in self.words[row]])
 
 
 def _packed_arrivals(lanes, rows_beats):
@@ -411,8 +419,9 @@ def _selector_rows(mask, lanes, word_lanes, first_cmd):
         pending = pending_of[r]  # entries left for the last beat(s)
         last_out = cmd + per_row + 3
         # The packer's beats with entries, or the row's end: (cycle, entries, row_end).
-        beats = [(cmd + j + 4 + SELECTOR_SLICE, lanes, False) for j in crossings[r]]
-        out_end = last_out + SELECTOR_SLICE
+        beats = [(cmd + j + 4 + SELECTOR_SLICE + ENTRIES_SLICE, lanes, False)
+                 for j in crossings[r]]
+        out_end = last_out + SELECTOR_SLICE + ENTRIES_SLICE
         if pending > lanes:
             beats += [(out_end, lanes, False), (out_end + 1, pending - lanes, True)]
             last_out += 1
@@ -454,7 +463,7 @@ def _gemm_rows(config, mask, dense):
         # Row r's beats leave the adapter one a cycle from ``first``, a cycle between rows.
         rows_beats = []
         for r in range(rows):
-            first = DENSE_FIRST_BEAT + 1 + r * (per_row + 1)
+            first = DENSE_FIRST_BEAT + ENTRIES_SLICE + 1 + r * (per_row + 1)
             rows_beats.append([(first + b, min(lanes, depth - b * lanes))
                                for b in range(per_row)])
         arrivals = _packed_arrivals(config.sparse_port_lanes, rows_beats)

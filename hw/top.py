@@ -181,6 +181,12 @@ class SwatAccel(wiring.Component):
         # joins it to (through the router, EntriesToRows and the row packer), one path across
         # three blocks. It costs each beat a cycle (golden.perf_model.SELECTOR_SLICE).
         m.submodules.selector_slice = selector_slice = SkidBuffer(sel.out_layout)
+        # Every stream the router hands to the row adapters and to the row packer passes a
+        # register slice, so that the routes (decoded from the sequencer's state), the
+        # adapters' row logic and the packer's fill are three paths, not one across three
+        # blocks. Each costs a row beat a cycle (golden.perf_model.ENTRIES_SLICE, ROWS_SLICE).
+        m.submodules.entries_slice = entries_slice = SkidBuffer(e2r.in_layout)
+        m.submodules.rows_slice = rows_slice = SkidBuffer(pe.sparse_layout)
         # The adapters' beats carry at most the selector's or the buffer's read lanes of entries
         # (a column walk's one); the packer fills each bank word, so a job takes as many words
         # in either read order.
@@ -252,11 +258,13 @@ class SwatAccel(wiring.Component):
         wiring.connect(m, el2r.o, router.sources.element_rows)
         wiring.connect(m, router.sinks.selector, sel.data)
         wiring.connect(m, router.sinks.buffer, act.wdata)
-        wiring.connect(m, router.sinks.entries, e2r.i)
+        wiring.connect(m, router.sinks.entries, entries_slice.i)
+        wiring.connect(m, entries_slice.o, e2r.i)
         wiring.connect(m, router.sinks.elements, elements_slice.i)
         wiring.connect(m, elements_slice.o, el2r.i)
         wiring.connect(m, router.sinks.act_out, wiring.flipped(self.act_out))
-        wiring.connect(m, router.sinks.rows, row_packer.i)
+        wiring.connect(m, router.sinks.rows, rows_slice.i)
+        wiring.connect(m, rows_slice.o, row_packer.i)
         wiring.connect(m, row_packer.o, sparse_slice.i)
         wiring.connect(m, sparse_slice.o, pe.sparse)
         return m

@@ -56,8 +56,8 @@ def test_timing_example(run_cocotb, tmp_path):
     stamps = report["stamps"]
     # The cycles of the table in docs/architecture.md.
     assert stamps == {"cmd": [0], "tensor": [3, 4, 5, 6], "dense": [3, 4, 5, 6],
-                      "result": [19, 25], "reply": [27]}
-    assert report["reply_cycles"] == 27
+                      "result": [21, 27], "reply": [29]}
+    assert report["reply_cycles"] == 29
 
 
 def test_cocotb_tiny_network_trains_bit_exact(run_cocotb):

@@ -254,6 +254,11 @@ class ActivationBuffer(wiring.Component):
                                         "directory": 1, "conv": g.conv_layout}))
         # A conv read runs: its addresses drive the read ports.
         conv_active = Signal() if conv else Const(0)
+        # The conv scan's set-up (from the command's geometry alone) starts in the lookup
+        # cycle, from a register set as the command is taken: the tensor's descriptor and the
+        # read checks do not reach the set-up's registers.
+        conv_prep = Signal()
+        m.d.sync += conv_prep.eq(0)
         result = Signal(self.result_layout)
         desc, desc_n = table.desc, table.desc_n
         # The table registers the descriptor of the command's slot a cycle after the command is
@@ -311,7 +316,7 @@ class ActivationBuffer(wiring.Component):
                 segments.conv.eq(cmd.conv), segments.n.eq(desc_n),
                 conv_scan.desc.eq(desc), conv_scan.stride2.eq(cmd.conv.stride == 2),
                 conv_scan.width.eq(cmd.conv.width),
-                conv_scan.start.eq(segments.start),
+                conv_scan.start.eq(conv_prep),
                 conv_scan.bitmap_data[0].eq(bitmap_mem.r_data),
                 conv_scan.value_data[0].eq(value_mem.r_data),
                 conv_scan.directory_data[0].eq(directory_mem.r_data),
@@ -393,6 +398,7 @@ class ActivationBuffer(wiring.Component):
                         result.op.eq(c.op), result.slot.eq(c.slot),
                         result.stored_bits.eq(0), result.error.eq(0),
                     ]
+                    m.d.sync += conv_prep.eq(c.op == ActOp.READ_CONV)
                     m.next = "LOOKUP"
 
             with m.State("LOOKUP"):
