@@ -62,8 +62,9 @@ def test_tiny_configuration_report_is_complete_and_plausible(tmp_path):
 @pytest.mark.slow
 def test_tiny_configuration_places_and_routes_on_gowin(tmp_path):
     """The Gowin GW2A-18C: its nextpnr gets the harness's pins in a CST file, and the report
-    adds its LUT4s and ALU bits into LUTs. The PE array alone (products in DSPs, banks in block
-    RAM) checks the flow in a fraction of the whole top's place and route time."""
+    adds its LUT4s and ALU bits into LUTs. A 2x2 PE array alone (products in DSPs; its banks
+    small enough for LUTs) checks the flow in a fraction of the whole top's place and route
+    time."""
     result = run_module("rtl_gen", *SMALL_2X2, "--out", "gen", "--synth", "gowin-gw2a18",
                         "--synth-block", "pe_array", "--freq", "50", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
