@@ -4,6 +4,8 @@ Tests change a field or two with :func:`tiny_config`; the command-line tests pas
 configuration to ``python -m rtl_gen`` with :func:`config_flags`.
 """
 
+import pytest
+
 from golden.config import AccelConfig
 
 #: The tiny accelerator: a 3x2 array, 8-bit, every memory just large enough for the jobs of
@@ -34,3 +36,10 @@ def config_flags(fields):
     for name, value in fields.items():
         flags += ["--" + name.replace("_", "-"), str(value)]
     return flags
+
+
+def by_default_on(simulator):
+    """A mark: the test runs by default on ``simulator`` only, and its instance on the other
+    simulator is ``long`` (it runs with ``--long``)."""
+    other = {"icarus": "verilator", "verilator": "icarus"}[simulator]
+    return pytest.mark.long(simulator=other)

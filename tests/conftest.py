@@ -12,7 +12,8 @@ Tests marked ``slow`` (synthesis, place and route, long proofs and simulations) 
 * ``--long`` (or ``SWAT_LONG=1``): also run the tests marked ``long``, left out otherwise: the
   rest of the end-to-end matrix (more layers and both simulators for whole training steps, the
   bitstreams of every board). ``@pytest.mark.long(simulator="icarus")`` marks only that
-  simulator's instance of a test.
+  simulator's instance of a test; ``configs.by_default_on("verilator")`` is that mark, read
+  the other way round.
 """
 
 import os

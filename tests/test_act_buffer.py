@@ -2,6 +2,8 @@ import pytest
 
 from sim.drivers.act_buffer import build, buffer_params
 
+from configs import by_default_on
+
 
 def test_parameters_are_validated():
     with pytest.raises(ValueError, match="^lanes must be a power of two, not 3$"):
@@ -24,7 +26,7 @@ def test_word_bits_are_validated():
 # 4 into 1).
 @pytest.mark.parametrize("width, lanes, word_bits, max_tensors, write_lanes", [
     (8, 4, 16, 4, 4), (8, 2, 2, 4, 2), (16, 1, 8, 3, 1), (8, 4, 32, 4, 16), (8, 1, 4, 4, 4),
-    pytest.param(8, 16, 32, 4, 16, marks=pytest.mark.long(simulator="icarus"))])
+    pytest.param(8, 16, 32, 4, 16, marks=by_default_on("verilator"))])
 def test_cocotb_against_golden(run_cocotb, width, lanes, word_bits, max_tensors, write_lanes):
     params = buffer_params(width=width, lanes=lanes, word_bits=word_bits, bitmap_capacity=512,
                            value_capacity=160, max_tensors=max_tensors, max_rows=9, max_cols=13,
@@ -41,8 +43,8 @@ def test_cocotb_against_golden(run_cocotb, width, lanes, word_bits, max_tensors,
 # words over maps wider and narrower than a word, 2-bit words (a segment of many words) with
 # one lane, and 8-bit words with 2 lanes.
 # Each takes about two minutes a simulator: by default each runs on one of the two, in turn.
-_ICARUS = pytest.mark.long(simulator="verilator")
-_VERILATOR = pytest.mark.long(simulator="icarus")
+_ICARUS = by_default_on("icarus")
+_VERILATOR = by_default_on("verilator")
 
 
 @pytest.mark.parametrize("width, lanes, word_bits, max_cols, write_lanes, conv_words", [

@@ -4,7 +4,7 @@ import pytest
 from golden.config import AccelConfig
 from hw.bist import SwatBist, bist_vectors
 
-from configs import ONE_PE, tiny_config
+from configs import ONE_PE, by_default_on, tiny_config
 
 # 2x2 and 3x4 arrays, 8- and 16-bit, with the tiny configuration's memories; and the 1x1 board
 # configuration of tests/test_rtl_gen_board.py.
@@ -26,12 +26,11 @@ def test_vectors_cover_edges():
 
 # Each case is its own design; on Verilator (a minute's compile each) three of five run by
 # default.
-_ON_ICARUS_BY_DEFAULT = pytest.mark.long(simulator="verilator")
 
 
 @pytest.mark.parametrize("name, corrupt", [
-    pytest.param("1x1_w8", False, marks=_ON_ICARUS_BY_DEFAULT), ("2x2_w8", False),
-    pytest.param("2x2_w8", True, marks=_ON_ICARUS_BY_DEFAULT), ("3x4_w16", False),
+    pytest.param("1x1_w8", False, marks=by_default_on("icarus")), ("2x2_w8", False),
+    pytest.param("2x2_w8", True, marks=by_default_on("icarus")), ("3x4_w16", False),
     ("3x4_w16", True)])
 def test_self_test_on_the_rtl(run_cocotb, name, corrupt):
     run_cocotb(SwatBist(CONFIGS[name], corrupt=corrupt), toplevel="swat_bist",

@@ -3,6 +3,8 @@ import pytest
 from golden.config import AccelConfig
 from hw.pe_array import SparsePEArray
 
+from configs import by_default_on
+
 SMALL = dict(pe_rows=3, pe_cols=4, width=8, tile_depth=12, pe_sparse_lanes=2,
              pe_dense_lanes=2, pe_result_lanes=2, pe_bank_entries=64, pe_max_rows=64,
              pe_max_tiles=8, nm_max_m=4)
@@ -48,7 +50,7 @@ ROWS4 = dict(SMALL, pe_dense_lanes=16, tile_depth=6)
 
 @pytest.mark.parametrize("config", [
     SMALL, WIDE, LUT, ROWS2,
-    pytest.param(ROWS4, marks=pytest.mark.long(simulator="icarus"))],
+    pytest.param(ROWS4, marks=by_default_on("verilator"))],
     ids=["w8", "w16", "w8_lut", "dense_rows2", "dense_rows4"])
 def test_cocotb_against_golden(run_cocotb, config):
     cfg = AccelConfig(**config)

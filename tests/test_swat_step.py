@@ -8,6 +8,8 @@ from cli_run import run_module
 
 from sim import swat_step
 
+from configs import by_default_on
+
 
 def run_step(*args, cwd):
     return run_module("sim.swat_step", *args, cwd=cwd)
@@ -65,7 +67,7 @@ def test_compare_names_what_differs():
     ("conv:2x4x3x4", 0.25, []),
     # A tile depth shorter than the forward reduction (40): the driver splits it in three.
     pytest.param("linear:5x40", 0.2, ["--tile-depth", "16"],
-                 marks=pytest.mark.long(simulator="verilator")),
+                 marks=by_default_on("icarus")),
 ])
 def test_step_matches_golden_on_the_rtl(tmp_path, simulator, layer, density, extra):
     result = run_step("--pe", "2x3", "--layer", layer, "--batch", "3", "--density",
@@ -134,8 +136,8 @@ def test_large_array_steps_match_golden(tmp_path, pe, layer):
 @pytest.mark.slow
 @pytest.mark.parametrize("layer, stride, padding, density", [
     ("conv:2x3x3x5", 2, 1, 0.3),
-    pytest.param("conv:1x2x3x4", 2, 0, 1.0, marks=pytest.mark.long(simulator="verilator")),
-    pytest.param("conv:3x2x1x5", 1, 0, 0.0, marks=pytest.mark.long(simulator="verilator")),
+    pytest.param("conv:1x2x3x4", 2, 0, 1.0, marks=by_default_on("icarus")),
+    pytest.param("conv:3x2x1x5", 1, 0, 0.0, marks=by_default_on("icarus")),
 ])
 def test_strided_conv_steps_match_golden_and_write_json(tmp_path, simulator, layer, stride,
                                                          padding, density):

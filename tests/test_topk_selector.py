@@ -2,6 +2,8 @@ import pytest
 
 from hw.topk_selector import TopKSelector
 
+from configs import by_default_on
+
 
 def test_passes_follow_width():
     assert TopKSelector(width=8, lanes=1, max_len=100).passes == 1
@@ -40,9 +42,9 @@ def test_parameters_are_validated(kwargs, error, message):
 @pytest.mark.parametrize("width, lanes", [
     (8, 1), (8, 4),
     # wider than the group window: N:M and kernel slices through the beat splitter
-    pytest.param(8, 16, marks=pytest.mark.long(simulator="icarus")),
-    pytest.param(16, 1, marks=[pytest.mark.slow, pytest.mark.long(simulator="icarus")]),
-    pytest.param(16, 4, marks=[pytest.mark.slow, pytest.mark.long(simulator="icarus")])])
+    pytest.param(8, 16, marks=by_default_on("verilator")),
+    pytest.param(16, 1, marks=[pytest.mark.slow, by_default_on("verilator")]),
+    pytest.param(16, 4, marks=[pytest.mark.slow, by_default_on("verilator")])])
 def test_cocotb_against_golden(run_cocotb, width, lanes):
     params = {"width": width, "lanes": lanes, "max_len": 1 << 20}
     run_cocotb(TopKSelector(**params), toplevel="topk_selector",

@@ -10,6 +10,8 @@ from golden import train as golden_train
 from golden.scaling import NUMERICS
 from sim import train_rtl
 
+from configs import by_default_on
+
 
 def run_train(*args, cwd):
     return run_module("sim.train_rtl", *args, cwd=cwd)
@@ -133,7 +135,7 @@ def test_network_config_fits_every_layer_and_every_saved_activation():
 
 
 @pytest.mark.slow
-@pytest.mark.long(simulator="icarus")
+@by_default_on("verilator")
 def test_training_on_the_rtl_matches_golden_bit_for_bit(tmp_path, simulator):
     """Two iterations of golden.train's own network (16x32 channels, batch 4) with every top-K
     and product on the simulated accelerator (about 40 s on Verilator with its build, 80 s
