@@ -2,7 +2,7 @@
 the PE row with the least work so far (:class:`SparseLoader`), with each entry's index into the
 dense tile worked out for the job's mode (:class:`LaneIndex`)."""
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -11,21 +11,60 @@ from .pe_job import ERROR_LAYOUT, PEMode, index_shape
 __all__ = ["LaneIndex", "SparseLoader"]
 
 
-def _argmin(m, values):
-    """``(value, index)`` of the smallest of ``values``, lowest index on ties (a tree)."""
-    nodes = [(v, Const(i, index_shape(len(values)))) for i, v in enumerate(values)]
+#: Up to this many PE rows the least-loaded row is found from the loads' pairwise differences
+#: (``R * (R - 1) / 2`` registers, each updated by one adder whose sign says which of its two
+#: rows has more work: one carry chain, then the rows' verdicts, before the register); above
+#: it from a comparison tree over the loads (``R`` registers, ``log2(R)`` comparisons deep).
+PAIRWISE_MAX_ROWS = 8
+
+
+def _least_by_tree(m, adds, start, load_shape):
+    """The least-loaded row after this cycle (lowest index on ties), from each row's load:
+    a register per row, ``adds[r]`` added to it this cycle, all cleared on ``start``; a
+    comparison tree over the loads as they will be."""
+    loads_next = []
+    for r, add in enumerate(adds):
+        load = Signal(load_shape, name=f"load{r}")
+        load_next = Signal(load_shape, name=f"load{r}_next")
+        m.d.comb += load_next.eq(Mux(start, 0, load + add))
+        m.d.sync += load.eq(load_next)
+        loads_next.append(load_next)
+    nodes = [(v, Const(i, index_shape(len(adds)))) for i, v in enumerate(loads_next)]
     while len(nodes) > 1:
         merged = []
         for a, b in zip(nodes[0::2], nodes[1::2]):
             take_b = Signal()
             m.d.comb += take_b.eq(b[0] < a[0])
-            value, index = Signal.like(a[0]), Signal(index_shape(len(values)))
+            value, index = Signal.like(a[0]), Signal(index_shape(len(adds)))
             m.d.comb += [value.eq(Mux(take_b, b[0], a[0])), index.eq(Mux(take_b, b[1], a[1]))]
             merged.append((value, index))
         if len(nodes) % 2:
             merged.append(nodes[-1])
         nodes = merged
-    return nodes[0]
+    return nodes[0][1]
+
+
+def _least_by_pairs(m, adds, start, load_shape):
+    """As :func:`_least_by_tree`, from a register per pair of rows ``i < j``: the load of
+    ``j`` less the load of ``i``. Row ``i`` is least once no later row has less work (no
+    difference below zero) and every earlier row has more (every difference below zero)."""
+    R = len(adds)
+    below_zero = {}  # (i, j): row j will have less work than row i
+    for i in range(R):
+        for j in range(i + 1, R):
+            diff = Signal(signed(load_shape.width + 1), name=f"diff{i}_{j}")
+            diff_next = Signal.like(diff, name=f"diff{i}_{j}_next")
+            m.d.comb += diff_next.eq(Mux(start, 0, diff + adds[j] - adds[i]))
+            m.d.sync += diff.eq(diff_next)
+            below_zero[i, j] = diff_next[-1]
+    wins = Signal(R)  # one-hot: exactly one row is least
+    for i in range(R):
+        m.d.comb += wins[i].eq(Cat(*[~below_zero[i, j] for j in range(i + 1, R)],
+                                   *[below_zero[j, i] for j in range(i)]).all())
+    least = Signal(index_shape(R))
+    for bit in range(len(least)):
+        m.d.comb += least[bit].eq(Cat(*[wins[i] for i in range(R) if i >> bit & 1]).any())
+    return least
 
 
 class LaneIndex(wiring.Component):
@@ -187,14 +226,15 @@ class SparseLoader(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         R, L, cmd, beat = self._rows, self._lanes, self.cmd, self.sparse.payload
-        loads = [Signal(range(self._bank_words * L + 1), name=f"load{r}") for r in range(R)]
-        # The least loaded PE row is a register, found from the loads as they will be next
-        # cycle: the comparison tree ends in a register, not in the bank writes.
-        loads_next = [Signal.like(load, name=f"load{r}_next") for r, load in enumerate(loads)]
-        _, least_next = _argmin(m, loads_next)
+        # Each PE row's load: the bank entries dealt to it in the job (an empty row counts
+        # one). The least loaded PE row is a register, found from the loads as they will be
+        # next cycle: the comparisons end in a register, not in the bank writes.
+        beat_cost = Signal(range(L + 1))
+        adds = [Signal(range(L + 1), name=f"add{r}") for r in range(R)]
+        load_shape = unsigned(Shape.cast(range(self._bank_words * L + 1)).width)
+        find = _least_by_pairs if R <= PAIRWISE_MAX_ROWS else _least_by_tree
         least = Signal(index_shape(R))
-        m.d.sync += least.eq(least_next)
-        m.d.sync += [load.eq(load_next) for load, load_next in zip(loads, loads_next)]
+        m.d.sync += least.eq(find(m, adds, self.start, load_shape))
         row_start = Signal(init=1)
         bank = Signal(index_shape(R))
         rows_seen = Signal(range(self._max_rows + 1))
@@ -238,7 +278,6 @@ class SparseLoader(wiring.Component):
         rows_bad = Signal()  # a row beyond the declared count, or the job ends short of it
         m.d.comb += rows_bad.eq(dense_row_bad | (rows_seen >= cmd.rows) | (beat.last & (
             ~beat.row_last | (rows_seen + 1 != cmd.rows))))
-        beat_cost = Signal(range(L + 1))
         m.d.comb += beat_cost.eq(Mux(beat.count == 0, 1, beat.count))
         m.d.comb += [
             self.error.index.eq(fire & index_bad),
@@ -249,9 +288,9 @@ class SparseLoader(wiring.Component):
         for r in range(R):
             m.d.comb += self.bank_we[r].eq(fire & (target == r))
 
+        # (A command is taken only between sparse loads: ``start`` never meets a beat.)
         for r in range(R):
-            m.d.comb += loads_next[r].eq(Mux(fire & (target == r), loads[r] + beat_cost,
-                                             Mux(self.start, 0, loads[r])))
+            m.d.comb += adds[r].eq(Mux(fire & (target == r), beat_cost, 0))
         with m.If(self.start):
             m.d.sync += [row_start.eq(1), rows_seen.eq(0), pos.eq(0)]
         with m.If(fire):
