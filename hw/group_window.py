@@ -168,6 +168,23 @@ class GroupWindow(wiring.Component):
         # (N:M) and partial sums of the members' magnitudes (slice norms); registered with the
         # beat in a skid buffer. Stage 2 (from that register): the counts, the norms and the
         # decisions.
+        # Whether slot t holds a member of the group of the middle beat's lane is a register
+        # (``grouped``), worked out as the window shifts from the tags the slots will hold, so
+        # no tag comparison lies in front of the comparisons and sums.
+        def tag_after_shift(slot):
+            return tag[slot + lanes] if slot + lanes < slots else lane_tag[slot + lanes - slots]
+
+        grouped = {}
+        for lane in range(lanes):
+            s = middle + lane
+            for t in range(max(0, s - self.max_group + 1), min(slots, s + self.max_group)):
+                if t != s:
+                    grouped[lane, t] = Signal(name=f"grouped{lane}_{t}")
+        shift = Signal()
+        with mod.If(shift):
+            for (lane, t), flag in grouped.items():
+                mod.d.sync += flag.eq(tag_after_shift(t) == tag_after_shift(middle + lane))
+
         larger_terms, member_terms = [], []
         for lane in range(lanes):
             s = middle + lane
@@ -175,7 +192,7 @@ class GroupWindow(wiring.Component):
             for t in range(max(0, s - self.max_group + 1), min(slots, s + self.max_group)):
                 if t == s:
                     continue
-                same = valid[t] & (tag[t] == tag[s])
+                same = valid[t] & grouped[lane, t]
                 if abs(t - s) < self.max_nm_m:
                     beats_it = (mags[t] > mags[s]) | ((mags[t] == mags[s]) if t < s else 0)
                     larger.append(same & beats_it)
@@ -243,7 +260,6 @@ class GroupWindow(wiring.Component):
         # The window shifts when a beat enters (or, flushing, an empty beat); the middle beat
         # leaves with that shift, so it is offered only when the shift can happen.
         can_shift = Signal()
-        shift = Signal()
         mod.d.comb += [
             can_shift.eq(flushing | self.i.valid),
             stage.i.valid.eq(mid_offer & can_shift),

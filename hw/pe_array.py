@@ -270,10 +270,13 @@ class SparsePEArray(wiring.Component):
         # (:func:`instantiate`), not copied per row. Each row holds its own copy of the dense
         # tiles: Yosys would replicate one memory with a read port per row the same way, but
         # its memory mapping dies (WebAssembly build, 16 read ports) on a 16x16 array.
-        run = Signal()
-        m.d.comb += run.eq(computing & ~f_failed)
+        # Whether the rows compute (the front job's machine in COMPUTE, the job not failed)
+        # goes to every row's issue logic: each row keeps it in a register of its own, set
+        # from the state the machine enters and the faults seen this cycle.
+        run_next = Signal()
         shared = {"start": promote, "start_half": b_half, "release": release,
-                  "tiles": f_cmd.tiles, "run": run, "loaded": f_loaded, "failed": f_failed,
+                  "tiles": f_cmd.tiles, "run_next": run_next, "loaded": f_loaded,
+                  "failed": f_failed,
                   "load_half": l_half, "bank_wdata": sparse.word, "tile_loaded": dense.tile_loaded,
                   "dense_we": dense.tile_we, "dense_waddr": dense.tile_waddr,
                   "dense_wdata": dense.tile_wdata}
@@ -345,6 +348,7 @@ class SparsePEArray(wiring.Component):
                     with m.If(b_error.command):
                         m.next = "DONE"
                     with m.Else():
+                        m.d.comb += run_next.eq(~b_failed & ~load_raised.as_value().any())
                         m.next = "COMPUTE"
             with m.State("COMPUTE"):
                 m.d.comb += [dense_on.eq(1), computing.eq(1), counters.elapse.eq(1)]
@@ -353,6 +357,8 @@ class SparsePEArray(wiring.Component):
                     m.next = "SKIP"
                 with m.Elif(lanes.all_sent & f_loaded):
                     m.next = "DONE"
+                with m.Else():
+                    m.d.comb += run_next.eq(~front_raised.as_value().any())
             with m.State("SKIP"):
                 # The job failed: take its remaining sparse and dense beats and let the output
                 # drain.

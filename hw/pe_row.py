@@ -443,9 +443,11 @@ class PERow(wiring.Component):
         same for every row).
     start, start_half, release : In(1)
         The job in that half of the bank starts computing; the job is over (its half empties).
-    run, loaded, failed : In(1)
-        The job computes; its sparse load is complete (its half is final); it failed (drop
-        the results).
+    run_next : In(1)
+        The job computes from the next cycle on. Every row keeps it in a register of its own,
+        so no logic of the array lies in front of each row's issue decision.
+    loaded, failed : In(1)
+        The job's sparse load is complete (its half is final); it failed (drop the results).
     tiles : In
         Dense tiles of the job.
     tile_loaded : In(1)
@@ -483,7 +485,7 @@ class PERow(wiring.Component):
             "dense_we": In(1), "dense_waddr": In(dense_word_bits(depth_bits, dense_rows) + 1),
             "dense_wdata": In(data.ArrayLayout(signed(width), cols * dense_rows)),
             "start": In(1), "start_half": In(1), "release": In(1),
-            "run": In(1), "loaded": In(1), "failed": In(1),
+            "run_next": In(1), "loaded": In(1), "failed": In(1),
             "tiles": In(range(max_tiles + 1)), "tile_loaded": In(1),
             "full": Out(1),
             "tile_done": Out(1), "tile_done_half": Out(1),
@@ -501,11 +503,13 @@ class PERow(wiring.Component):
                                         result_layout=self._result_layout, **self._mac)
         kill = Signal()  # a new job, or this one failed: nothing in flight may surface
         m.d.comb += kill.eq(self.start | self.failed)
+        run = Signal()
+        m.d.sync += run.eq(self.run_next)
         m.d.comb += [
             seq.load_half.eq(self.load_half), seq.release.eq(self.release),
             seq.bank_we.eq(self.bank_we), seq.bank_wdata.eq(self.bank_wdata),
             seq.start.eq(self.start), seq.start_half.eq(self.start_half), seq.kill.eq(kill),
-            seq.run.eq(self.run),
+            seq.run.eq(run),
             seq.loaded.eq(self.loaded), seq.tiles.eq(self.tiles),
             seq.tile_loaded.eq(self.tile_loaded), seq.taken.eq(self.result.ready),
             self.full.eq(seq.full),
